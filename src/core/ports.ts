@@ -1,0 +1,112 @@
+/**
+ * Ports: the interfaces the core needs from the outside world. Adapters (store/, providers/,
+ * daemon/) implement them; the core imports nothing but these.
+ */
+import type { ProviderName, Vm, VmEvent, VmSpec, VmState, VmError } from './vm.js';
+
+/** Persistent VM records. Implementations must make each call atomic. */
+export interface VmStore {
+  insert(vm: Vm): void;
+  /** Replaces the record with the same id; returns the stored value. */
+  update(vm: Vm): Vm;
+  get(id: string): Vm | undefined;
+  findByName(name: string): Vm | undefined;
+  /** All VMs whose id starts with `prefix`. */
+  findByIdPrefix(prefix: string): Vm[];
+  list(): Vm[];
+  delete(id: string): void;
+}
+
+/** What a provider can do, so planners ask instead of testing provider names. */
+export interface ProviderCapabilities {
+  pause: boolean;
+  snapshot: boolean;
+  agentChannels: readonly ('virtio-serial' | 'vsock')[];
+  diskFormats: readonly ('raw' | 'qcow2')[];
+  hotplug: boolean;
+  /** Whether the VMM can boot a compressed bzImage (`vmlinuz`) directly. */
+  bootsCompressedKernel: boolean;
+}
+
+/** Where a VM's files live: `stateDir` survives reboots (root dir), `runDir` is runtime (sockets, pidfile). */
+export interface VmPaths {
+  stateDir: string;
+  runDir: string;
+  consoleLog: string;
+}
+
+export interface LaunchRequest {
+  vmId: string;
+  spec: VmSpec;
+  paths: VmPaths;
+}
+
+/** A VMM process that runs detached from the daemon. */
+export interface VmmProcess {
+  pid: number;
+}
+
+export type VmmStatus = 'running' | 'paused' | 'shutdown' | 'gone';
+
+/** Why a VMM went away, as far as the provider can tell. */
+export interface VmmExit {
+  /** `stopped` for a clean guest power-off, `failed` for anything else. */
+  outcome: 'stopped' | 'failed';
+  reason: string;
+}
+
+export interface Provider {
+  readonly name: ProviderName;
+  readonly capabilities: ProviderCapabilities;
+  /** Resolves when the provider's binary can be used; rejects with ProviderUnavailableError otherwise. */
+  checkAvailable(spec: VmSpec): Promise<void>;
+  /** Starts the VMM detached (it must outlive the daemon). Rejects with the VMM's stderr tail on failure. */
+  launch(req: LaunchRequest): Promise<VmmProcess>;
+  /** Live status of a VMM launched earlier, e.g. after a daemon restart. Must not hang. */
+  status(vmId: string, paths: VmPaths, pid: number): Promise<VmmStatus>;
+  /**
+   * Watches a running VMM and calls `onExit` once when it goes away. Returns a function that
+   * stops watching without touching the VMM.
+   */
+  watch(vmId: string, paths: VmPaths, pid: number, onExit: (exit: VmmExit) => void): () => void;
+  /** Asks the guest to power off; resolves when the VMM has exited or `timeoutMs` passed (returns whether it exited). */
+  shutdown(vmId: string, paths: VmPaths, pid: number, timeoutMs: number): Promise<boolean>;
+  /** Ends the VMM at once. Idempotent: a VMM that is already gone is fine. */
+  kill(vmId: string, paths: VmPaths, pid: number): Promise<void>;
+  /** Removes runtime files (sockets, pidfiles) the provider created for this VM. Idempotent. */
+  cleanup(vmId: string, paths: VmPaths): Promise<void>;
+}
+
+export interface ProviderRegistry {
+  get(name: ProviderName): Provider | undefined;
+  /** Providers in order of preference, for `provider = "auto"`. */
+  all(): readonly Provider[];
+}
+
+/** Creates and removes a VM's directories. */
+export interface VmFiles {
+  paths(vmId: string): VmPaths;
+  create(vmId: string): Promise<VmPaths>;
+  remove(vmId: string): Promise<void>;
+}
+
+export interface Clock {
+  now(): Date;
+}
+
+export interface IdGenerator {
+  newVmId(): string;
+}
+
+/** Minimal structured logger the core may use (pino satisfies it). */
+export interface Logger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+  debug(obj: object, msg?: string): void;
+  child(bindings: Record<string, unknown>): Logger;
+}
+
+export type VmEventListener = (event: VmEvent) => void;
+
+export type { ProviderName, Vm, VmEvent, VmSpec, VmState, VmError };
