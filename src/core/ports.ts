@@ -62,8 +62,11 @@ export interface Provider {
   checkAvailable(spec: VmSpec): Promise<void>;
   /** Starts the VMM detached (it must outlive the daemon). Rejects with the VMM's stderr tail on failure. */
   launch(req: LaunchRequest): Promise<VmmProcess>;
-  /** Live status of a VMM launched earlier, e.g. after a daemon restart. Must not hang. */
-  status(vmId: string, paths: VmPaths, pid: number): Promise<VmmStatus>;
+  /**
+   * Live status of a VMM launched earlier, e.g. after a daemon restart. Must not hang. Without a
+   * pid, the provider looks for its own record (pidfile) of a VMM for this VM.
+   */
+  status(vmId: string, paths: VmPaths, pid: number | undefined): Promise<VmmStatus>;
   /**
    * Watches a running VMM and calls `onExit` once when it goes away. Returns a function that
    * stops watching without touching the VMM.
@@ -71,8 +74,8 @@ export interface Provider {
   watch(vmId: string, paths: VmPaths, pid: number, onExit: (exit: VmmExit) => void): () => void;
   /** Asks the guest to power off; resolves when the VMM has exited or `timeoutMs` passed (returns whether it exited). */
   shutdown(vmId: string, paths: VmPaths, pid: number, timeoutMs: number): Promise<boolean>;
-  /** Ends the VMM at once. Idempotent: a VMM that is already gone is fine. */
-  kill(vmId: string, paths: VmPaths, pid: number): Promise<void>;
+  /** Ends the VMM at once (pidfile when `pid` is unknown). Idempotent: a VMM that is already gone is fine. */
+  kill(vmId: string, paths: VmPaths, pid: number | undefined): Promise<void>;
   /** Removes runtime files (sockets, pidfiles) the provider created for this VM. Idempotent. */
   cleanup(vmId: string, paths: VmPaths): Promise<void>;
 }

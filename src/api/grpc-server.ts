@@ -1,0 +1,66 @@
+/** The gRPC transport: serves `hypercore.v1.VmService` (proto/hypercore/v1/vm.proto) on a unix socket. */
+import * as grpc from '@grpc/grpc-js';
+import { asHypercoreError } from '../core/errors.js';
+import type { VmEvent } from '../core/vm.js';
+import { statusFor } from './error-status.js';
+import type { VmOperations } from './operations.js';
+import { loadVmServiceDefinition } from './proto.js';
+
+type Unary = grpc.handleUnaryCall<Record<string, unknown>, unknown>;
+
+function toServiceError(err: unknown): grpc.ServiceError {
+  const e = asHypercoreError(err);
+  const metadata = new grpc.Metadata();
+  metadata.set('hc-error-code', e.code);
+  if (e.details.length > 0) metadata.set('hc-error-details', JSON.stringify(e.details));
+  return Object.assign(new Error(e.message), { code: statusFor(e).grpc, details: e.message, metadata }) as grpc.ServiceError;
+}
+
+function unary<Req, Res>(op: (req: Req) => Res | Promise<Res>): Unary {
+  return (call, callback) => {
+    Promise.resolve()
+      .then(() => op(call.request as Req))
+      .then((res) => callback(null, res), (err: unknown) => callback(toServiceError(err)));
+  };
+}
+
+export function grpcHandlers(ops: VmOperations): grpc.UntypedServiceImplementation {
+  return {
+    CreateVm: unary((req: { spec?: unknown }) => ops.createVm(req)),
+    GetVm: unary((req: { id?: string }) => ops.getVm(req)),
+    ListVms: unary(() => ops.listVms()),
+    StartVm: unary((req: { id?: string }) => ops.startVm(req)),
+    StopVm: unary((req: { id?: string; timeoutSeconds?: number; force?: boolean }) => ops.stopVm(req)),
+    DeleteVm: unary((req: { id?: string; force?: boolean }) => ops.deleteVm(req)),
+    WatchEvents: ((call: grpc.ServerWritableStream<unknown, VmEvent>) => {
+      const unsubscribe = ops.watchEvents((event) => call.write(event));
+      call.on('cancelled', unsubscribe);
+      call.on('close', unsubscribe);
+    }) as grpc.handleServerStreamingCall<unknown, VmEvent>,
+    StreamLogs: ((call: grpc.ServerWritableStream<{ id?: string; follow?: boolean }, { data: Buffer }>) => {
+      const abort = new AbortController();
+      call.on('cancelled', () => abort.abort());
+      call.on('close', () => abort.abort());
+      void (async () => {
+        try {
+          for await (const data of ops.streamLogs(call.request, abort.signal)) {
+            if (!call.write({ data })) await new Promise((r) => call.once('drain', r));
+          }
+          call.end();
+        } catch (err) {
+          call.destroy(toServiceError(err));
+        }
+      })();
+    }) as grpc.handleServerStreamingCall<{ id?: string; follow?: boolean }, { data: Buffer }>,
+  };
+}
+
+/** Starts a gRPC server bound to `unix:<socketPath>`. */
+export async function startGrpcServer(ops: VmOperations, socketPath: string): Promise<grpc.Server> {
+  const server = new grpc.Server();
+  server.addService(loadVmServiceDefinition().service, grpcHandlers(ops));
+  await new Promise<void>((resolve, reject) => {
+    server.bindAsync(`unix:${socketPath}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve()));
+  });
+  return server;
+}

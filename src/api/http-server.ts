@@ -1,0 +1,60 @@
+/** The HTTP/JSON transport (fastify): the same operations as gRPC under /v1, plus /openapi.json. */
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import { PassThrough, Readable } from 'node:stream';
+import { asHypercoreError, HypercoreError, InvalidArgumentError } from '../core/errors.js';
+import { errorBody, statusFor } from './error-status.js';
+import { openApiDocument } from './openapi.js';
+import type { VmOperations } from './operations.js';
+
+interface IdParams {
+  id: string;
+}
+
+function flag(value: unknown): boolean {
+  return value === true || value === 'true' || value === '1' || value === '';
+}
+
+/** Fastify's own 4xx errors (malformed JSON, body too large) are the client's fault: HC_INVALID_ARGUMENT. */
+function isClientError(err: unknown): err is Error & { statusCode: number } {
+  const status: unknown = err instanceof Error ? (err as Error & { statusCode?: unknown }).statusCode : undefined;
+  return typeof status === 'number' && status < 500;
+}
+
+function sendError(reply: FastifyReply, err: unknown): FastifyReply {
+  const e = err instanceof HypercoreError ? err : isClientError(err) ? new InvalidArgumentError(err.message) : asHypercoreError(err);
+  return reply.code(statusFor(e).http).send(errorBody(e));
+}
+
+export function buildHttpApi(ops: VmOperations): FastifyInstance {
+  const app = Fastify({ logger: false, bodyLimit: 1024 * 1024 });
+  app.setErrorHandler((err, _req, reply) => sendError(reply, err));
+  app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: { code: 'HC_NOT_FOUND', message: `no route ${req.method} ${req.url}`, details: [] } }));
+
+  app.get('/openapi.json', async () => openApiDocument());
+  app.get('/v1/vms', async () => ops.listVms());
+  app.post<{ Body: { spec?: unknown } }>('/v1/vms', async (req, reply) => reply.code(201).send(await ops.createVm(req.body ?? {})));
+  app.get<{ Params: IdParams }>('/v1/vms/:id', async (req) => ops.getVm(req.params));
+  app.post<{ Params: IdParams }>('/v1/vms/:id/start', async (req) => ops.startVm(req.params));
+  app.post<{ Params: IdParams; Body: { timeoutSeconds?: number; force?: boolean } | undefined }>('/v1/vms/:id/stop', async (req) =>
+    ops.stopVm({ ...(req.body ?? {}), id: req.params.id }),
+  );
+  app.delete<{ Params: IdParams; Querystring: { force?: string } }>('/v1/vms/:id', async (req) => ops.deleteVm({ id: req.params.id, force: flag(req.query.force) }));
+
+  app.get<{ Params: IdParams; Querystring: { follow?: string } }>('/v1/vms/:id/logs', async (req, reply) => {
+    const abort = new AbortController();
+    const chunks = ops.streamLogs({ id: req.params.id, follow: flag(req.query.follow) }, abort.signal);
+    req.raw.on('close', () => abort.abort());
+    return reply.type('text/plain; charset=utf-8').send(Readable.from(chunks));
+  });
+
+  app.get('/v1/events', async (req, reply) => {
+    const out = new PassThrough();
+    const unsubscribe = ops.watchEvents((event) => out.write(`${JSON.stringify(event)}\n`));
+    req.raw.on('close', () => {
+      unsubscribe();
+      out.end();
+    });
+    return reply.type('application/x-ndjson').send(out);
+  });
+  return app;
+}

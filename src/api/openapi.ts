@@ -1,0 +1,95 @@
+/**
+ * The OpenAPI 3 document served at GET /openapi.json. Component schemas are generated from the same
+ * vm.proto the gRPC server serves (proto3 JSON names), so the two transports are documented from one source.
+ */
+import protobuf from 'protobufjs';
+import { join } from 'node:path';
+import { PROTO_DIR, VM_PROTO_FILE } from './proto.js';
+
+type JsonSchema = Record<string, unknown>;
+
+const scalarSchemas: Record<string, JsonSchema> = {
+  string: { type: 'string' },
+  bool: { type: 'boolean' },
+  uint32: { type: 'integer', minimum: 0 },
+  int32: { type: 'integer' },
+  uint64: { type: 'integer', minimum: 0 },
+  int64: { type: 'integer' },
+  double: { type: 'number' },
+  float: { type: 'number' },
+  bytes: { type: 'string', format: 'byte' },
+};
+
+function messageSchema(type: protobuf.Type): JsonSchema {
+  const properties: Record<string, JsonSchema> = {};
+  for (const field of type.fieldsArray) {
+    field.resolve();
+    let schema: JsonSchema = field.resolvedType ? { $ref: `#/components/schemas/${field.resolvedType.name}` } : { ...(scalarSchemas[field.type] ?? {}) };
+    if (field.repeated) schema = { type: 'array', items: schema };
+    if (field.comment) schema = { ...schema, description: field.comment };
+    properties[protobuf.util.camelCase(field.name)] = schema;
+  }
+  return { type: 'object', properties, additionalProperties: false, ...(type.comment ? { description: type.comment } : {}) };
+}
+
+const errorSchema: JsonSchema = {
+  type: 'object',
+  properties: {
+    error: {
+      type: 'object',
+      properties: {
+        code: { type: 'string', description: 'stable error code, e.g. HC_VM_NOT_FOUND' },
+        message: { type: 'string' },
+        details: { type: 'array', items: { type: 'object', properties: { path: { type: 'string' }, message: { type: 'string' }, location: { type: 'string' }, value: {} } } },
+      },
+    },
+  },
+};
+
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+const json = (name: string, description = 'OK') => ({ description, content: { 'application/json': { schema: ref(name) } } });
+const errors = {
+  '400': { description: 'invalid input', content: { 'application/json': { schema: ref('Error') } } },
+  '404': { description: 'no such VM', content: { 'application/json': { schema: ref('Error') } } },
+  '409': { description: 'conflicting state or name', content: { 'application/json': { schema: ref('Error') } } },
+  '500': { description: 'hypervisor or internal failure', content: { 'application/json': { schema: ref('Error') } } },
+};
+const idParam = { name: 'id', in: 'path', required: true, description: 'VM id, unique id prefix, or name', schema: { type: 'string' } };
+
+let cached: JsonSchema | undefined;
+
+export function openApiDocument(): JsonSchema {
+  if (cached) return cached;
+  const root = new protobuf.Root();
+  root.resolvePath = (_origin, target) => join(PROTO_DIR, target);
+  root.loadSync(VM_PROTO_FILE, { alternateCommentMode: true }).resolveAll();
+  const pkg = root.lookup('hypercore.v1') as protobuf.Namespace;
+  const schemas: Record<string, JsonSchema> = { Error: errorSchema };
+  for (const nested of pkg.nestedArray) if (nested instanceof protobuf.Type) schemas[nested.name] = messageSchema(nested);
+  cached = {
+    openapi: '3.0.3',
+    info: { title: 'Hypercore VM API', version: '1.0.0', description: 'HTTP/JSON form of hypercore.v1.VmService (same names and fields as the gRPC service).' },
+    paths: {
+      '/v1/vms': {
+        get: { operationId: 'ListVms', responses: { '200': json('ListVmsResponse') } },
+        post: { operationId: 'CreateVm', requestBody: { required: true, content: { 'application/json': { schema: ref('CreateVmRequest') } } }, responses: { '201': json('Vm', 'created and running'), ...errors } },
+      },
+      '/v1/vms/{id}': {
+        get: { operationId: 'GetVm', parameters: [idParam], responses: { '200': json('Vm'), ...errors } },
+        delete: { operationId: 'DeleteVm', parameters: [idParam, { name: 'force', in: 'query', schema: { type: 'boolean' } }], responses: { '200': json('DeleteVmResponse'), ...errors } },
+      },
+      '/v1/vms/{id}/start': { post: { operationId: 'StartVm', parameters: [idParam], responses: { '200': json('Vm'), ...errors } } },
+      '/v1/vms/{id}/stop': {
+        post: { operationId: 'StopVm', parameters: [idParam], requestBody: { required: false, content: { 'application/json': { schema: { type: 'object', properties: { timeoutSeconds: { type: 'integer' }, force: { type: 'boolean' } } } } } }, responses: { '200': json('Vm'), ...errors } },
+      },
+      '/v1/vms/{id}/logs': {
+        get: { operationId: 'StreamLogs', parameters: [idParam, { name: 'follow', in: 'query', schema: { type: 'boolean' } }], responses: { '200': { description: 'the serial console output (chunked while following)', content: { 'text/plain': { schema: { type: 'string' } } } }, ...errors } },
+      },
+      '/v1/events': {
+        get: { operationId: 'WatchEvents', responses: { '200': { description: 'one VmEvent JSON object per line, as they happen', content: { 'application/x-ndjson': { schema: ref('VmEvent') } } } } },
+      },
+    },
+    components: { schemas },
+  };
+  return cached;
+}

@@ -1,0 +1,79 @@
+/**
+ * The API's operations, written once and called by both transports (gRPC and HTTP/JSON), so the two
+ * cannot drift apart: same names, same fields, same validation, same errors.
+ */
+import { InvalidArgumentError } from '../core/errors.js';
+import type { Logger } from '../core/ports.js';
+import type { Vm, VmEvent } from '../core/vm.js';
+import { DEFAULT_STOP_TIMEOUT_MS, type VmService } from '../core/vm-service.js';
+import { readConsoleLog } from '../providers/console-log.js';
+import { validateVmSpec } from './spec-validation.js';
+
+export interface ApiContext {
+  service: VmService;
+  hostCpus: number;
+  logger: Logger;
+}
+
+export interface StopVmRequest {
+  id: string;
+  timeoutSeconds?: number;
+  force?: boolean;
+}
+
+const MAX_STOP_TIMEOUT_S = 3600;
+
+function requireId(id: unknown): string {
+  if (typeof id !== 'string' || id.length === 0) throw new InvalidArgumentError('id is required (a VM id, unique id prefix, or name)', [{ path: 'id', message: 'required' }]);
+  return id;
+}
+
+export class VmOperations {
+  constructor(private readonly ctx: ApiContext) {}
+
+  createVm(req: { spec?: unknown }): Promise<Vm> {
+    const spec = validateVmSpec(req.spec, this.ctx.hostCpus);
+    return this.ctx.service.create(spec);
+  }
+
+  getVm(req: { id?: string }): Vm {
+    return this.ctx.service.get(requireId(req.id));
+  }
+
+  listVms(): { vms: Vm[] } {
+    return { vms: this.ctx.service.list() };
+  }
+
+  startVm(req: { id?: string }): Promise<Vm> {
+    return this.ctx.service.start(requireId(req.id));
+  }
+
+  stopVm(req: Partial<StopVmRequest>): Promise<Vm> {
+    const timeout = req.timeoutSeconds;
+    if (timeout !== undefined && (!Number.isInteger(timeout) || timeout < 0 || timeout > MAX_STOP_TIMEOUT_S)) {
+      throw new InvalidArgumentError(`timeoutSeconds = ${String(timeout)}: must be an integer from 0 to ${MAX_STOP_TIMEOUT_S}`, [
+        { path: 'timeoutSeconds', message: `an integer from 0 to ${MAX_STOP_TIMEOUT_S}`, value: timeout },
+      ]);
+    }
+    return this.ctx.service.stop(requireId(req.id), {
+      timeoutMs: timeout === undefined ? DEFAULT_STOP_TIMEOUT_MS : timeout * 1000,
+      force: req.force === true,
+    });
+  }
+
+  async deleteVm(req: { id?: string; force?: boolean }): Promise<Record<string, never>> {
+    await this.ctx.service.delete(requireId(req.id), { force: req.force === true });
+    return {};
+  }
+
+  watchEvents(listener: (event: VmEvent) => void): () => void {
+    return this.ctx.service.events.subscribe(listener);
+  }
+
+  /** Resolves the VM first, so an unknown id fails before any stream starts. */
+  streamLogs(req: { id?: string; follow?: boolean }, signal: AbortSignal): AsyncGenerator<Buffer> {
+    const vm = this.ctx.service.get(requireId(req.id));
+    const path = this.ctx.service.paths(vm).consoleLog;
+    return readConsoleLog(path, { follow: req.follow === true, signal });
+  }
+}

@@ -1,0 +1,59 @@
+/**
+ * Validation of a VmSpec arriving over the API (gRPC or HTTP), once, at the edge. The hac.toml
+ * parser applies the same rules (core/spec-rules.ts) with file positions; this checks wire input.
+ */
+import { existsSync } from 'node:fs';
+import { isAbsolute } from 'node:path';
+import { z } from 'zod';
+import { InvalidArgumentError, type ValidationIssue } from '../core/errors.js';
+import { specRules } from '../core/spec-rules.js';
+import type { VmSpec } from '../core/vm.js';
+
+const absoluteFile = (what: string) =>
+  z
+    .string()
+    .refine((p) => isAbsolute(p), { message: `${what} must be an absolute path on the daemon's host` })
+    .refine((p) => !isAbsolute(p) || existsSync(p), { message: `${what} not found on the daemon's host` });
+
+const optionalString = z.string().min(1).optional();
+
+function specSchema(hostCpus: number) {
+  return z
+    .object({
+      name: z.string().regex(specRules.namePattern, { message: `name must be ${specRules.nameHint}` }),
+      description: z.string().default(''),
+      cores: z.number().int().min(specRules.minCores).max(hostCpus, { message: `must be at most ${hostCpus} (this host's CPUs)` }).default(specRules.defaultCores),
+      memoryMib: z.number().int().min(specRules.minMemoryMib).max(specRules.maxMemoryMib).default(specRules.defaultMemoryMib),
+      kernel: absoluteFile('kernel').optional(),
+      initrd: absoluteFile('initrd').optional(),
+      kernelArgs: z.string().default(''),
+      drive: absoluteFile('drive'),
+      driveReadOnly: z.boolean().default(false),
+      image: optionalString,
+      hostInterface: z.string().regex(specRules.interfaceNamePattern).optional(),
+      provider: z.enum(['qemu', 'firecracker', 'cloud-hypervisor', 'auto']).default('auto'),
+      hypervisor: z
+        .object({
+          qemu: z.object({ binary: optionalString, accel: z.enum(['auto', 'kvm', 'tcg']).default('auto') }).strict().default({ accel: 'auto' }),
+          firecracker: z.object({ binary: optionalString }).strict().default({}),
+          cloudHypervisor: z.object({ binary: optionalString }).strict().default({}),
+        })
+        .strict()
+        .default({ qemu: { accel: 'auto' }, firecracker: {}, cloudHypervisor: {} }),
+    })
+    .strict();
+}
+
+/** Returns a normalised VmSpec or throws InvalidArgumentError listing every problem. */
+export function validateVmSpec(input: unknown, hostCpus: number): VmSpec {
+  const result = specSchema(hostCpus).safeParse(input ?? {});
+  if (result.success) return result.data as VmSpec;
+  const details: ValidationIssue[] = result.error.issues.map((issue) => {
+    const path = ['spec', ...issue.path.map(String)].join('.');
+    let value: unknown = input;
+    for (const key of issue.path) value = value && typeof value === 'object' ? (value as Record<string, unknown>)[String(key)] : undefined;
+    return { path, message: issue.message, value };
+  });
+  const lines = details.map((d) => `${d.path}${d.value === undefined ? '' : ` = ${JSON.stringify(d.value)}`}: ${d.message}`);
+  throw new InvalidArgumentError(`invalid VM spec: ${lines.join('; ')}`, details);
+}

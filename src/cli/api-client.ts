@@ -1,0 +1,94 @@
+/** The CLI's client of the daemon's HTTP/JSON API over the unix socket (undici). */
+import { Agent, request } from 'undici';
+import { ErrorCodes, HypercoreError, type ErrorCode, type ValidationIssue } from '../core/errors.js';
+import type { Vm } from '../core/vm.js';
+import type { VmSpec } from '../core/vm.js';
+
+/** An error the daemon returned: its code, message and details, as the daemon put them. */
+export class ApiError extends HypercoreError {
+  constructor(
+    readonly httpStatus: number,
+    code: ErrorCode,
+    message: string,
+    details: readonly ValidationIssue[],
+  ) {
+    super(code, message, { details });
+  }
+}
+
+interface ErrorPayload {
+  error?: { code?: string; message?: string; details?: ValidationIssue[] };
+}
+
+export class ApiClient {
+  private readonly agent: Agent;
+
+  constructor(readonly socketPath: string) {
+    this.agent = new Agent({ connect: { socketPath }, bodyTimeout: 0, headersTimeout: 0 });
+  }
+
+  private async call<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<T> {
+    const res = await this.send(method, path, body);
+    const text = await res.body.text();
+    const payload: unknown = text ? JSON.parse(text) : {};
+    if (res.statusCode >= 400) throw this.toError(res.statusCode, payload as ErrorPayload);
+    return payload as T;
+  }
+
+  private async send(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown) {
+    try {
+      return await request(`http://localhost${path}`, {
+        method,
+        dispatcher: this.agent,
+        ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+      });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ECONNREFUSED') {
+        throw new HypercoreError(
+          ErrorCodes.daemonUnavailable,
+          `hypercored is not running (nothing listens on ${this.socketPath}); start it with \`hypercored &\` (as root), or point --socket / HYPERCORE_SOCKET at a running one`,
+          { cause: err },
+        );
+      }
+      throw err;
+    }
+  }
+
+  private toError(status: number, payload: ErrorPayload): ApiError {
+    const e = payload.error ?? {};
+    return new ApiError(status, (e.code ?? ErrorCodes.internal) as ErrorCode, e.message ?? `HTTP ${status}`, e.details ?? []);
+  }
+
+  createVm(spec: VmSpec): Promise<Vm> {
+    return this.call('POST', '/v1/vms', { spec });
+  }
+  async listVms(): Promise<Vm[]> {
+    return (await this.call<{ vms: Vm[] }>('GET', '/v1/vms')).vms;
+  }
+  getVm(id: string): Promise<Vm> {
+    return this.call('GET', `/v1/vms/${encodeURIComponent(id)}`);
+  }
+  startVm(id: string): Promise<Vm> {
+    return this.call('POST', `/v1/vms/${encodeURIComponent(id)}/start`);
+  }
+  stopVm(id: string, options: { timeoutSeconds?: number; force?: boolean }): Promise<Vm> {
+    return this.call('POST', `/v1/vms/${encodeURIComponent(id)}/stop`, options);
+  }
+  async deleteVm(id: string, force: boolean): Promise<void> {
+    await this.call('DELETE', `/v1/vms/${encodeURIComponent(id)}${force ? '?force=true' : ''}`);
+  }
+
+  /** Streams the console log to `out`; resolves when the daemon ends the stream. */
+  async streamLogs(id: string, follow: boolean, out: NodeJS.WritableStream): Promise<void> {
+    const res = await this.send('GET', `/v1/vms/${encodeURIComponent(id)}/logs${follow ? '?follow=true' : ''}`);
+    if (res.statusCode >= 400) throw this.toError(res.statusCode, JSON.parse(await res.body.text()) as ErrorPayload);
+    for await (const chunk of res.body) {
+      if (!out.write(chunk as Buffer)) await new Promise((r) => out.once('drain', r));
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.agent.close();
+  }
+}

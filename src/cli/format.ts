@@ -1,0 +1,44 @@
+/** Human-readable output of the CLI: tables and durations. */
+import Table from 'cli-table3';
+import type { Vm } from '../core/vm.js';
+
+export function shortId(id: string): string {
+  return id.slice(0, 12);
+}
+
+export function age(iso: string, now = Date.now()): string {
+  const s = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
+  if (s < 60) return `${s}s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h ago`;
+  return `${Math.floor(s / 86400)}d ago`;
+}
+
+export function vmTable(vms: readonly Vm[]): string {
+  const table = new Table({
+    head: ['ID', 'NAME', 'STATE', 'PROVIDER', 'PID', 'CPUS', 'MEMORY', 'CREATED'],
+    style: { head: [], border: [], compact: true },
+    chars: { top: '', 'top-mid': '', 'top-left': '', 'top-right': '', bottom: '', 'bottom-mid': '', 'bottom-left': '', 'bottom-right': '', left: '', 'left-mid': '', mid: '', 'mid-mid': '', right: '', 'right-mid': '', middle: '  ' },
+  });
+  for (const vm of vms) {
+    table.push([shortId(vm.id), vm.name, vm.state, vm.provider, vm.pid ?? '-', vm.spec.cores, `${vm.spec.memoryMib} MiB`, age(vm.createdAt)]);
+  }
+  return table.toString().split('\n').map((l) => l.trimEnd().replace(/^ /, '')).join('\n');
+}
+
+export function vmSummary(vm: Vm): string {
+  const lines = [
+    `ID:        ${vm.id}`,
+    `Name:      ${vm.name}`,
+    `State:     ${vm.state}${vm.error ? ` (${vm.error.code}: ${vm.error.message})` : ''}`,
+    `Provider:  ${vm.provider}${vm.pid ? ` (pid ${vm.pid})` : ''}`,
+    `Created:   ${vm.createdAt}`,
+    `Started:   ${vm.startedAt ?? '-'}`,
+    `CPUs:      ${vm.spec.cores}`,
+    `Memory:    ${vm.spec.memoryMib} MiB`,
+    `Kernel:    ${vm.spec.kernel ?? '(default)'}`,
+    `Drive:     ${vm.spec.drive}${vm.spec.driveReadOnly ? ' (read-only)' : ''}`,
+  ];
+  if (vm.spec.image) lines.push(`Image:     ${vm.spec.image}`);
+  return lines.join('\n');
+}

@@ -1,0 +1,142 @@
+/** `hypercore`: the command line, a thin client of hypercored's API. */
+import { Command, InvalidArgumentError as CommanderArgError } from 'commander';
+import { resolve } from 'node:path';
+import { HypercoreError, asHypercoreError } from '../core/errors.js';
+import { hacJsonSchema, loadHacFile, type HacOverrides } from '../config/index.js';
+import { hostCpuCount } from '../system/host.js';
+import { resolveSettings } from '../daemon/settings.js';
+import { ApiClient } from './api-client.js';
+import { shortId, vmSummary, vmTable } from './format.js';
+
+function integer(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n)) throw new CommanderArgError(`"${value}" is not an integer`);
+  return n;
+}
+
+let client: ApiClient | undefined;
+function api(program: Command): ApiClient {
+  const socket = (program.opts() as { socket?: string }).socket;
+  client ??= new ApiClient(resolveSettings({ ...(socket ? { socket } : {}) }, process.env).socket);
+  return client;
+}
+
+function printError(err: unknown): void {
+  const e = asHypercoreError(err);
+  process.stderr.write(`hypercore: ${e.message} [${e.code}]\n`);
+  // Config errors already list each problem in the message; API validation details add them here.
+  if (e.details.length > 0 && !e.message.includes('\n')) {
+    for (const d of e.details) process.stderr.write(`  ${d.location ? `${d.location}: ` : ''}${d.path}: ${d.message}\n`);
+  }
+}
+
+const program = new Command('hypercore')
+  .description('Hypercore: microVMs from a hac.toml, on QEMU, Firecracker or Cloud Hypervisor')
+  .option('--socket <path>', "hypercored's API socket (env HYPERCORE_SOCKET; default /run/hypercore/hypercore.sock)")
+  .showHelpAfterError();
+
+program
+  .command('spawn')
+  .description('create and boot a VM from a hac.toml; prints the VM id last')
+  .option('--hac <file>', 'hac.toml to use', 'hac.toml')
+  .option('--name <name>', 'VM name (overrides [spacecore] name)')
+  .option('--provider <provider>', 'qemu, firecracker, cloud-hypervisor or auto')
+  .option('--cores <n>', 'vCPUs', integer)
+  .option('--memory <mib>', 'memory in MiB', integer)
+  .option('--kernel <file>', 'kernel image')
+  .option('--initrd <file>', 'initramfs')
+  .option('--drive <file>', 'root disk image')
+  .option('--kernel-args <args>', 'extra kernel command-line arguments')
+  .option('--accel <mode>', 'QEMU accelerator: auto, kvm or tcg')
+  .action(async (opts: { hac: string; memory?: number } & Omit<HacOverrides, 'memoryMib'>) => {
+    const { hac, memory, ...rest } = opts;
+    const overrides: HacOverrides = { ...rest, ...(memory === undefined ? {} : { memoryMib: memory }) };
+    const spec = await loadHacFile(resolve(hac), { hostCpus: hostCpuCount(), overrides, cwd: process.cwd() });
+    const vm = await api(program).createVm(spec);
+    process.stderr.write(`spawned ${vm.name} (${vm.provider}, pid ${vm.pid ?? '-'}); follow its console with: hypercore logs -f ${shortId(vm.id)}\n`);
+    process.stdout.write(`${vm.id}\n`);
+  });
+
+program
+  .command('ls')
+  .alias('list')
+  .description('list VMs')
+  .option('--json', 'print a JSON array of VM objects (the API fields)')
+  .action(async (opts: { json?: boolean }) => {
+    const vms = await api(program).listVms();
+    process.stdout.write(opts.json ? `${JSON.stringify(vms, null, 2)}\n` : `${vmTable(vms)}\n`);
+  });
+
+program
+  .command('inspect <id>')
+  .description('show one VM (id, unique id prefix, or name)')
+  .option('--json', 'print the VM object as JSON')
+  .action(async (id: string, opts: { json?: boolean }) => {
+    const vm = await api(program).getVm(id);
+    process.stdout.write(opts.json ? `${JSON.stringify(vm, null, 2)}\n` : `${vmSummary(vm)}\n`);
+  });
+
+program
+  .command('logs <id>')
+  .description("print a VM's serial console output")
+  .option('-f, --follow', 'keep printing new output')
+  .action(async (id: string, opts: { follow?: boolean }) => {
+    await api(program).streamLogs(id, opts.follow === true, process.stdout);
+  });
+
+program
+  .command('start <id>')
+  .description('boot a stopped VM again')
+  .action(async (id: string) => {
+    const vm = await api(program).startVm(id);
+    process.stdout.write(`${vm.id}\n`);
+  });
+
+program
+  .command('stop <ids...>')
+  .description('power a VM off: ACPI shutdown, then killed after the timeout')
+  .option('-t, --time <seconds>', 'seconds to wait for the guest to power off before killing it', integer, 10)
+  .option('--force', 'kill at once')
+  .action(async (ids: string[], opts: { time: number; force?: boolean }) => {
+    for (const id of ids) {
+      const vm = await api(program).stopVm(id, { timeoutSeconds: opts.time, force: opts.force === true });
+      process.stdout.write(`${vm.id}\n`);
+    }
+  });
+
+program
+  .command('rm <ids...>')
+  .description('remove VMs and their files')
+  .option('-f, --force', 'stop running VMs first')
+  .action(async (ids: string[], opts: { force?: boolean }) => {
+    for (const id of ids) {
+      const vm = await api(program).getVm(id);
+      await api(program).deleteVm(vm.id, opts.force === true);
+      process.stdout.write(`${vm.id}\n`);
+    }
+  });
+
+const config = program.command('config').description('hac.toml tools (no daemon needed)');
+config
+  .command('validate [file]')
+  .description('check a hac.toml; exits non-zero with every problem listed')
+  .action(async (file: string | undefined) => {
+    const path = resolve(file ?? 'hac.toml');
+    await loadHacFile(path, { hostCpus: hostCpuCount(), cwd: process.cwd() });
+    process.stdout.write(`${file ?? 'hac.toml'}: valid\n`);
+  });
+config
+  .command('schema')
+  .description('print the JSON Schema of hac.toml (for editors)')
+  .action(() => {
+    process.stdout.write(`${JSON.stringify(hacJsonSchema(), null, 2)}\n`);
+  });
+
+try {
+  await program.parseAsync(process.argv);
+  await client?.close();
+} catch (err) {
+  printError(err);
+  await client?.close().catch(() => undefined);
+  process.exitCode = err instanceof HypercoreError ? 1 : 2;
+}

@@ -1,0 +1,211 @@
+import { test, beforeEach, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { VmService } from './vm-service.js';
+import { ErrorCodes, HypercoreError, ProviderFailedError } from './errors.js';
+import type { LaunchRequest, Provider, ProviderCapabilities, VmmExit, VmmStatus, VmPaths } from './ports.js';
+import type { VmEvent, VmSpec } from './vm.js';
+import { SqliteVmStore } from '../store/sqlite-vm-store.js';
+import { VmDirectories } from '../store/vm-directories.js';
+
+/** A provider double that records calls; VMMs are entries in a set instead of processes. */
+class FakeProvider implements Provider {
+  readonly name = 'qemu' as const;
+  readonly capabilities: ProviderCapabilities = { pause: false, snapshot: false, agentChannels: [], diskFormats: ['raw'], hotplug: false, bootsCompressedKernel: true };
+  readonly alive = new Set<string>();
+  readonly calls: string[] = [];
+  failLaunch: Error | undefined;
+  unavailable: Error | undefined;
+  shutdownWorks = true;
+  private nextPid = 1000;
+  private exitHandlers = new Map<string, (exit: VmmExit) => void>();
+
+  async checkAvailable(): Promise<void> {
+    if (this.unavailable) throw this.unavailable;
+  }
+  async launch(req: LaunchRequest) {
+    this.calls.push(`launch ${req.vmId}`);
+    assert.ok(existsSync(req.paths.stateDir), 'directories exist before the VMM launches');
+    this.alive.add(req.vmId);
+    if (this.failLaunch) throw this.failLaunch;
+    return { pid: this.nextPid++ };
+  }
+  async status(vmId: string): Promise<VmmStatus> {
+    return this.alive.has(vmId) ? 'running' : 'gone';
+  }
+  watch(vmId: string, _p: VmPaths, _pid: number, onExit: (exit: VmmExit) => void) {
+    this.exitHandlers.set(vmId, onExit);
+    return () => this.exitHandlers.delete(vmId);
+  }
+  async shutdown(vmId: string): Promise<boolean> {
+    this.calls.push(`shutdown ${vmId}`);
+    if (this.shutdownWorks) this.alive.delete(vmId);
+    return this.shutdownWorks;
+  }
+  async kill(vmId: string): Promise<void> {
+    this.calls.push(`kill ${vmId}`);
+    this.alive.delete(vmId);
+  }
+  async cleanup(vmId: string): Promise<void> {
+    this.calls.push(`cleanup ${vmId}`);
+  }
+  /** Simulates the VMM exiting on its own. */
+  exit(vmId: string, exit: VmmExit): void {
+    this.alive.delete(vmId);
+    this.exitHandlers.get(vmId)?.(exit);
+  }
+}
+
+let dir: string;
+let store: SqliteVmStore;
+let provider: FakeProvider;
+let service: VmService;
+let events: VmEvent[];
+let ids = 0;
+
+const silent = { info() {}, warn() {}, error() {}, debug() {}, child() { return silent; } };
+
+function makeService(): VmService {
+  const s = new VmService({
+    store,
+    providers: { get: (n) => (n === 'qemu' ? provider : undefined), all: () => [provider] },
+    files: new VmDirectories(join(dir, 'root'), join(dir, 'run')),
+    clock: { now: () => new Date() },
+    ids: { newVmId: () => `${String(++ids).padStart(4, '0')}${'f'.repeat(12)}` },
+    logger: silent,
+  });
+  s.events.subscribe((e) => events.push(e));
+  return s;
+}
+
+function spec(name: string): VmSpec {
+  return { name, description: '', cores: 1, memoryMib: 128, kernelArgs: '', drive: '/dev/null', driveReadOnly: false, provider: 'auto', hypervisor: { qemu: { accel: 'tcg' }, firecracker: {}, cloudHypervisor: {} } };
+}
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'hc-svc-'));
+  store = new SqliteVmStore(join(dir, 'state.db'));
+  provider = new FakeProvider();
+  events = [];
+  service = makeService();
+});
+afterEach(() => {
+  store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('create records a running VM with its pid and publishes created then running', async () => {
+  const vm = await service.create(spec('a'));
+  assert.equal(vm.state, 'running');
+  assert.equal(vm.provider, 'qemu');
+  assert.equal(typeof vm.pid, 'number');
+  assert.deepEqual(store.get(vm.id)?.state, 'running');
+  assert.deepEqual(events.map((e) => `${e.type}:${e.state}`), ['created:creating', 'state-changed:running']);
+});
+
+test('a failed launch rolls back: error returned, no record, no directories, VMM killed', async () => {
+  provider.failLaunch = new ProviderFailedError('qemu exited: bad drive');
+  await assert.rejects(service.create(spec('b')), (err: HypercoreError) => err.code === ErrorCodes.providerFailed && /bad drive/.test(err.message));
+  assert.equal(store.list().length, 0);
+  assert.equal(provider.alive.size, 0, 'the half-started VMM was killed');
+  const vmId = provider.calls[0]!.split(' ')[1]!;
+  assert.ok(provider.calls.includes(`kill ${vmId}`) && provider.calls.includes(`cleanup ${vmId}`));
+  assert.equal(existsSync(join(dir, 'root', 'vms', vmId)), false);
+  assert.equal(existsSync(join(dir, 'run', 'vms', vmId)), false);
+  assert.deepEqual(events.map((e) => e.type), ['created', 'deleted']);
+});
+
+test('an unavailable provider fails before anything is recorded', async () => {
+  provider.unavailable = new Error('qemu-system-x86_64: not found');
+  await assert.rejects(service.create(spec('c')), (err: HypercoreError) => err.code === ErrorCodes.providerUnavailable && /not found/.test(err.message));
+  assert.equal(store.list().length, 0);
+  assert.equal(provider.calls.length, 0);
+});
+
+test('a taken name is a conflict and changes nothing', async () => {
+  const first = await service.create(spec('dup'));
+  await assert.rejects(service.create(spec('dup')), (err: HypercoreError) => err.code === ErrorCodes.vmNameTaken && err.message.includes(first.id));
+  assert.equal(store.list().length, 1);
+  assert.equal(provider.alive.size, 1);
+});
+
+test('VMs are found by id, unique id prefix and name; an ambiguous prefix is an error', async () => {
+  const a = await service.create(spec('alpha'));
+  await service.create(spec('beta'));
+  assert.equal(service.get(a.id).name, 'alpha');
+  assert.equal(service.get('alpha').id, a.id);
+  assert.equal(service.get(a.id.slice(0, 4)).id, a.id);
+  assert.throws(() => service.get('00'), (err: HypercoreError) => err.code === ErrorCodes.vmAmbiguous);
+  assert.throws(() => service.get('nope'), (err: HypercoreError) => err.code === ErrorCodes.vmNotFound);
+});
+
+test('stop powers off gracefully, stop again is a no-op, start boots it again', async () => {
+  const vm = await service.create(spec('s'));
+  const stopped = await service.stop(vm.id, { timeoutMs: 100, force: false });
+  assert.equal(stopped.state, 'stopped');
+  assert.equal(stopped.pid, undefined);
+  assert.ok(provider.calls.includes(`shutdown ${vm.id}`));
+  assert.ok(!provider.calls.includes(`kill ${vm.id}`), 'no kill when the guest powered off in time');
+  assert.equal((await service.stop(vm.id, { timeoutMs: 100, force: false })).state, 'stopped');
+  const started = await service.start(vm.id);
+  assert.equal(started.state, 'running');
+  assert.ok(provider.alive.has(vm.id));
+});
+
+test('stop kills the VMM when the guest ignores the power button', async () => {
+  provider.shutdownWorks = false;
+  const vm = await service.create(spec('k'));
+  await service.stop(vm.id, { timeoutMs: 10, force: false });
+  assert.ok(provider.calls.includes(`kill ${vm.id}`));
+  assert.equal(provider.alive.has(vm.id), false);
+});
+
+test('rm of a running VM needs force; rm -f removes VMM, files and record', async () => {
+  const vm = await service.create(spec('r'));
+  await assert.rejects(service.delete(vm.id, { force: false }), (err: HypercoreError) => err.code === ErrorCodes.vmStateConflict);
+  assert.equal(store.get(vm.id)?.state, 'running');
+  await service.delete(vm.id, { force: true });
+  assert.equal(store.get(vm.id), undefined);
+  assert.equal(provider.alive.size, 0);
+  assert.equal(existsSync(join(dir, 'root', 'vms', vm.id)), false);
+});
+
+test('stop and rm -f racing on the same VM leave it removed and nothing running', async () => {
+  const vm = await service.create(spec('race'));
+  const results = await Promise.allSettled([service.stop(vm.id, { timeoutMs: 50, force: false }), service.delete(vm.id, { force: true })]);
+  assert.equal(results[1].status, 'fulfilled');
+  if (results[0].status === 'rejected') assert.equal((results[0].reason as HypercoreError).code, ErrorCodes.vmNotFound);
+  assert.equal(store.list().length, 0);
+  assert.equal(provider.alive.size, 0);
+});
+
+test('a VMM that exits by itself marks the VM stopped or failed with the reason', async () => {
+  const a = await service.create(spec('poweroff'));
+  const b = await service.create(spec('crash'));
+  provider.exit(a.id, { outcome: 'stopped', reason: 'the guest powered off' });
+  provider.exit(b.id, { outcome: 'failed', reason: 'killed from outside' });
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(store.get(a.id)?.state, 'stopped');
+  assert.equal(store.get(a.id)?.error, undefined);
+  assert.equal(store.get(b.id)?.state, 'failed');
+  assert.match(store.get(b.id)?.error?.message ?? '', /killed from outside/);
+});
+
+test('reconcile adopts live VMMs, marks dead ones stopped, rolls back interrupted creates', async () => {
+  const live = await service.create(spec('live'));
+  const dead = await service.create(spec('dead'));
+  const now = new Date().toISOString();
+  store.insert({ id: 'half000000000000', name: 'half', state: 'creating', provider: 'qemu', createdAt: now, updatedAt: now, spec: spec('half') });
+  provider.alive.delete(dead.id);
+  service.detachAll();
+
+  const restarted = makeService();
+  await restarted.reconcile();
+  assert.equal(store.get(live.id)?.state, 'running');
+  assert.equal(store.get(dead.id)?.state, 'stopped');
+  assert.equal(store.get(dead.id)?.error?.code, 'HC_VMM_EXITED');
+  assert.equal(store.get('half000000000000'), undefined);
+  assert.ok(provider.calls.includes('kill half000000000000'));
+});

@@ -1,0 +1,320 @@
+/**
+ * The VM service: every use case (create, start, stop, delete, reconcile) lives here, written
+ * against ports only. The API transports call it; the daemon wires real adapters into it.
+ */
+import { EventHub } from './event-hub.js';
+import { asHypercoreError, ProviderUnavailableError, VmAmbiguousError, VmNameTakenError, VmNotFoundError, VmStateConflictError } from './errors.js';
+import { KeyedLock } from './keyed-lock.js';
+import { assertTransition, hasVmm } from './lifecycle.js';
+import { runPlan, type PlanStep } from './plan.js';
+import type { Clock, IdGenerator, Logger, Provider, ProviderRegistry, VmFiles, VmmExit, VmPaths, VmStore } from './ports.js';
+import type { ProviderName, Vm, VmError, VmEvent, VmSpec, VmState } from './vm.js';
+
+export interface VmServiceDeps {
+  store: VmStore;
+  providers: ProviderRegistry;
+  files: VmFiles;
+  clock: Clock;
+  ids: IdGenerator;
+  logger: Logger;
+}
+
+export interface StopOptions {
+  /** How long the guest gets to power off before the VMM is killed. */
+  timeoutMs: number;
+  /** Skip the graceful phase. */
+  force: boolean;
+}
+
+export const DEFAULT_STOP_TIMEOUT_MS = 10_000;
+
+export class VmService {
+  readonly events = new EventHub();
+  private readonly lock = new KeyedLock();
+  private readonly watchers = new Map<string, () => void>();
+
+  constructor(private readonly deps: VmServiceDeps) {}
+
+  list(): Vm[] {
+    return this.deps.store.list();
+  }
+
+  /** Finds a VM by exact id, exact name, or unique id prefix. */
+  get(ref: string): Vm {
+    const { store } = this.deps;
+    const exact = store.get(ref) ?? store.findByName(ref);
+    if (exact) return exact;
+    const matches = ref.length > 0 ? store.findByIdPrefix(ref) : [];
+    if (matches.length === 1) return matches[0]!;
+    if (matches.length > 1) throw new VmAmbiguousError(ref, matches.map((m) => m.id));
+    throw new VmNotFoundError(ref);
+  }
+
+  paths(vm: Vm): VmPaths {
+    return this.deps.files.paths(vm.id);
+  }
+
+  /** Creates and boots a VM. On failure, everything the plan made is undone and no record remains. */
+  async create(spec: VmSpec): Promise<Vm> {
+    const { store, files, clock, ids } = this.deps;
+    const taken = store.findByName(spec.name);
+    if (taken) throw new VmNameTakenError(spec.name, taken.id);
+    const provider = await this.chooseProvider(spec);
+    const now = clock.now().toISOString();
+    const vm: Vm = { id: ids.newVmId(), name: spec.name, state: 'creating', provider: provider.name, createdAt: now, updatedAt: now, spec };
+    const log = this.deps.logger.child({ vmId: vm.id, vmName: vm.name });
+
+    return this.lock.run(vm.id, async () => {
+      let paths: VmPaths | undefined;
+      let recorded = false;
+      const steps: PlanStep[] = [
+        {
+          name: 'record',
+          run: async () => {
+            store.insert(vm);
+            recorded = true;
+            this.publish({ type: 'created', vm });
+          },
+          undo: async () => {
+            if (recorded) this.forget(vm);
+          },
+        },
+        {
+          name: 'files',
+          run: async () => {
+            paths = await files.create(vm.id);
+          },
+          undo: async () => files.remove(vm.id),
+        },
+        {
+          name: 'vmm',
+          run: async () => {
+            const vmm = await provider.launch({ vmId: vm.id, spec, paths: paths! });
+            this.save(vm, { pid: vmm.pid, startedAt: clock.now().toISOString() });
+          },
+          undo: async () => {
+            await provider.kill(vm.id, files.paths(vm.id), vm.pid);
+            await provider.cleanup(vm.id, files.paths(vm.id));
+          },
+        },
+        {
+          name: 'running',
+          run: async () => {
+            this.transition(vm, 'running');
+            this.watch(vm, provider);
+          },
+        },
+      ];
+      try {
+        await runPlan(steps, (step, err) => log.warn({ step, err: String(err) }, 'rollback step failed'));
+      } catch (err) {
+        log.error({ err: asHypercoreError(err).message }, 'create failed; rolled back');
+        throw err;
+      }
+      log.info({ pid: vm.pid, provider: provider.name }, 'VM running');
+      return vm;
+    });
+  }
+
+  async start(ref: string): Promise<Vm> {
+    const id = this.get(ref).id;
+    return this.lock.run(id, async () => {
+      const vm = this.current(id);
+      if (vm.state === 'running') return vm;
+      assertTransition(vm.name, vm.state, 'starting');
+      const provider = this.providerOf(vm);
+      this.transition(vm, 'starting', { error: undefined });
+      try {
+        await provider.checkAvailable(vm.spec);
+        const vmm = await provider.launch({ vmId: vm.id, spec: vm.spec, paths: this.paths(vm) });
+        this.save(vm, { pid: vmm.pid, startedAt: this.deps.clock.now().toISOString() });
+      } catch (err) {
+        const e = asHypercoreError(err);
+        await provider.kill(vm.id, this.paths(vm), vm.pid).catch(() => undefined);
+        await provider.cleanup(vm.id, this.paths(vm)).catch(() => undefined);
+        this.transition(vm, 'failed', { pid: undefined, error: { code: e.code, message: e.message } });
+        throw e;
+      }
+      this.transition(vm, 'running');
+      this.watch(vm, provider);
+      return vm;
+    });
+  }
+
+  /** Stops a VM: ACPI power-off, then a kill after `timeoutMs`. Stopping a stopped VM is a no-op. */
+  async stop(ref: string, options: StopOptions): Promise<Vm> {
+    const id = this.get(ref).id;
+    return this.lock.run(id, async () => {
+      const vm = this.current(id);
+      if (vm.state === 'stopped' || vm.state === 'failed') return vm;
+      assertTransition(vm.name, vm.state, 'stopping');
+      this.transition(vm, 'stopping');
+      await this.haltVmm(vm, options);
+      return this.transition(vm, 'stopped', { pid: undefined, error: undefined });
+    });
+  }
+
+  /** Deletes a VM and every file it owns. A VM with a VMM needs `force`. */
+  async delete(ref: string, options: { force: boolean }): Promise<void> {
+    const id = this.get(ref).id;
+    await this.lock.run(id, async () => {
+      const vm = this.current(id);
+      if (hasVmm(vm.state) && !options.force) {
+        throw new VmStateConflictError(`VM ${vm.name} is ${vm.state}; stop it first or remove it with force (rm -f)`);
+      }
+      this.transition(vm, 'deleting');
+      await this.destroy(vm);
+    });
+  }
+
+  /**
+   * Brings records in line with reality after a daemon (re)start: adopts VMMs that still run,
+   * marks dead ones stopped with the reason, and rolls back creates and deletes that a crash interrupted.
+   */
+  async reconcile(): Promise<void> {
+    for (const stale of this.deps.store.list()) {
+      await this.lock.run(stale.id, async () => {
+        const vm = this.current(stale.id);
+        const log = this.deps.logger.child({ vmId: vm.id, vmName: vm.name });
+        if (vm.state === 'creating' || vm.state === 'deleting') {
+          log.warn({ state: vm.state }, 'finishing an interrupted create/delete: removing the VM');
+          if (vm.state === 'creating') vm.error = { code: 'HC_DAEMON_INTERRUPTED', message: 'hypercored stopped while the VM was being created' };
+          await this.destroy(vm);
+          return;
+        }
+        if (!hasVmm(vm.state)) return;
+        const provider = this.providerOf(vm);
+        const status = await provider.status(vm.id, this.paths(vm), vm.pid).catch(() => 'gone' as const);
+        if (status === 'running' || status === 'paused') {
+          if (vm.state !== 'running') this.transition(vm, 'running');
+          this.watch(vm, provider);
+          log.info({ pid: vm.pid }, 'adopted running VM');
+          return;
+        }
+        await provider.kill(vm.id, this.paths(vm), vm.pid).catch(() => undefined);
+        await provider.cleanup(vm.id, this.paths(vm)).catch(() => undefined);
+        const error = { code: 'HC_VMM_EXITED', message: `the VMM (pid ${vm.pid ?? 'unknown'}) exited while hypercored was not running` };
+        this.forceState(vm, 'stopped', { pid: undefined, error });
+        log.warn(error, 'VM marked stopped');
+      });
+    }
+  }
+
+  /** Stops watching VMMs (they keep running) so the daemon can exit. */
+  detachAll(): void {
+    for (const unwatch of this.watchers.values()) unwatch();
+    this.watchers.clear();
+  }
+
+  // --- internals -------------------------------------------------------------------------
+
+  private async chooseProvider(spec: VmSpec): Promise<Provider> {
+    const { providers } = this.deps;
+    if (spec.provider !== 'auto') {
+      const provider = providers.get(spec.provider);
+      if (!provider) throw new ProviderUnavailableError(`provider "${spec.provider}" is not built into this hypercored`);
+      await provider.checkAvailable(spec);
+      return provider;
+    }
+    const reasons: string[] = [];
+    for (const provider of providers.all()) {
+      try {
+        await provider.checkAvailable(spec);
+        return provider;
+      } catch (err) {
+        reasons.push(`${provider.name}: ${asHypercoreError(err).message}`);
+      }
+    }
+    throw new ProviderUnavailableError(`no hypervisor is usable on this host (${reasons.join('; ')})`);
+  }
+
+  private providerOf(vm: Vm): Provider {
+    const provider = this.deps.providers.get(vm.provider);
+    if (!provider) throw new ProviderUnavailableError(`VM ${vm.name} uses provider "${vm.provider}", which this hypercored lacks`);
+    return provider;
+  }
+
+  private current(id: string): Vm {
+    const vm = this.deps.store.get(id);
+    if (!vm) throw new VmNotFoundError(id);
+    return vm;
+  }
+
+  private watch(vm: Vm, provider: Provider): void {
+    this.watchers.get(vm.id)?.();
+    const unwatch = provider.watch(vm.id, this.paths(vm), vm.pid!, (exit) => void this.onVmmExit(vm.id, exit));
+    this.watchers.set(vm.id, unwatch);
+  }
+
+  private unwatch(vmId: string): void {
+    this.watchers.get(vmId)?.();
+    this.watchers.delete(vmId);
+  }
+
+  /** The VMM went away without being asked to (guest power-off, crash, kill from outside). */
+  private async onVmmExit(id: string, exit: VmmExit): Promise<void> {
+    this.watchers.delete(id);
+    await this.lock.run(id, async () => {
+      const vm = this.deps.store.get(id);
+      if (!vm || vm.state !== 'running') return;
+      const provider = this.providerOf(vm);
+      await provider.cleanup(vm.id, this.paths(vm)).catch(() => undefined);
+      const error = exit.outcome === 'failed' ? { code: 'HC_VMM_EXITED', message: exit.reason } : undefined;
+      this.transition(vm, exit.outcome, { pid: undefined, error });
+      this.deps.logger.child({ vmId: id }).info({ reason: exit.reason, outcome: exit.outcome }, 'VMM exited');
+    }).catch((err) => this.deps.logger.error({ vmId: id, err: String(err) }, 'handling VMM exit failed'));
+  }
+
+  private async haltVmm(vm: Vm, options: StopOptions): Promise<void> {
+    const provider = this.providerOf(vm);
+    const paths = this.paths(vm);
+    this.unwatch(vm.id);
+    const exited = !options.force && vm.pid !== undefined && (await provider.shutdown(vm.id, paths, vm.pid, options.timeoutMs));
+    if (!exited) await provider.kill(vm.id, paths, vm.pid);
+    await provider.cleanup(vm.id, paths);
+  }
+
+  private async destroy(vm: Vm): Promise<void> {
+    const provider = this.deps.providers.get(vm.provider);
+    this.unwatch(vm.id);
+    if (provider) {
+      await provider.kill(vm.id, this.paths(vm), vm.pid);
+      await provider.cleanup(vm.id, this.paths(vm));
+    }
+    await this.deps.files.remove(vm.id);
+    this.forget(vm);
+  }
+
+  private forget(vm: Vm): void {
+    this.deps.store.delete(vm.id);
+    this.publish({ type: 'deleted', vm });
+  }
+
+  private save(vm: Vm, patch: Partial<Pick<Vm, 'pid' | 'startedAt' | 'error'>>): Vm {
+    Object.assign(vm, patch, { updatedAt: this.deps.clock.now().toISOString() });
+    for (const key of Object.keys(patch) as (keyof typeof patch)[]) if (patch[key] === undefined) delete vm[key];
+    return this.deps.store.update(vm);
+  }
+
+  private transition(vm: Vm, to: VmState, patch: { pid?: number | undefined; error?: VmError | undefined } = {}): Vm {
+    assertTransition(vm.name, vm.state, to);
+    return this.forceState(vm, to, patch);
+  }
+
+  private forceState(vm: Vm, to: VmState, patch: { pid?: number | undefined; error?: VmError | undefined }): Vm {
+    const previousState = vm.state;
+    vm.state = to;
+    this.save(vm, patch);
+    this.publish({ type: 'state-changed', vm, previousState });
+    return vm;
+  }
+
+  private publish(e: { type: VmEvent['type']; vm: Vm; previousState?: VmState }): void {
+    const event: VmEvent = { type: e.type, vmId: e.vm.id, name: e.vm.name, state: e.vm.state, at: this.deps.clock.now().toISOString() };
+    if (e.previousState) event.previousState = e.previousState;
+    if (e.vm.error) event.error = e.vm.error;
+    this.events.publish(event);
+  }
+}
+
+export type { ProviderName };

@@ -1,0 +1,128 @@
+/**
+ * Wiring: builds the adapters (SQLite store, VM directories, providers), injects them into the
+ * core VmService, reconciles with what is running, then serves the API on the unix socket.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import type { Server as NetServer } from 'node:net';
+import { join } from 'node:path';
+import type * as grpc from '@grpc/grpc-js';
+import type { FastifyInstance } from 'fastify';
+import pino from 'pino';
+import { HypercoreError, ErrorCodes } from '../core/errors.js';
+import type { Logger, Provider, ProviderRegistry } from '../core/ports.js';
+import type { ProviderName } from '../core/vm.js';
+import { VmService } from '../core/vm-service.js';
+import { startGrpcServer } from '../api/grpc-server.js';
+import { buildHttpApi } from '../api/http-server.js';
+import { VmOperations } from '../api/operations.js';
+import { listenMultiplexed } from '../api/socket-mux.js';
+import { rotateIfNeeded } from '../providers/console-log.js';
+import { QemuProvider } from '../providers/qemu/qemu-provider.js';
+import { SqliteVmStore } from '../store/sqlite-vm-store.js';
+import { VmDirectories } from '../store/vm-directories.js';
+import { hostCpuCount } from '../system/host.js';
+import { isAlive, readPidFile } from '../system/process.js';
+import type { DaemonSettings } from './settings.js';
+
+class StaticProviderRegistry implements ProviderRegistry {
+  constructor(private readonly providers: readonly Provider[]) {}
+  get(name: ProviderName): Provider | undefined {
+    return this.providers.find((p) => p.name === name);
+  }
+  all(): readonly Provider[] {
+    return this.providers;
+  }
+}
+
+const CONSOLE_ROTATE_INTERVAL_MS = 5000;
+
+export class Daemon {
+  readonly logger: pino.Logger;
+  private store?: SqliteVmStore;
+  private service?: VmService;
+  private http?: FastifyInstance;
+  private grpc?: grpc.Server;
+  private socketServer?: NetServer;
+  private rotateTimer?: NodeJS.Timeout;
+
+  constructor(private readonly settings: DaemonSettings, logger?: pino.Logger) {
+    this.logger = logger ?? pino({ level: settings.logLevel, base: { pid: process.pid } }, pino.destination(2));
+  }
+
+  get pidFile(): string {
+    return join(this.settings.runDir, 'hypercored.pid');
+  }
+
+  get grpcSocket(): string {
+    return join(this.settings.runDir, 'hypercore-grpc.sock');
+  }
+
+  async start(): Promise<void> {
+    const { rootDir, runDir, socket, bootDir } = this.settings;
+    await mkdir(rootDir, { recursive: true, mode: 0o700 });
+    await mkdir(runDir, { recursive: true, mode: 0o700 });
+    await this.claimPidFile();
+
+    const log = this.logger as unknown as Logger;
+    this.store = new SqliteVmStore(join(rootDir, 'state.db'));
+    const providers = new StaticProviderRegistry([
+      new QemuProvider({ boot: { kernel: join(bootDir, 'vmlinuz'), initrd: join(bootDir, 'initrd.img') }, logger: log, workDir: join(runDir, 'probe') }),
+    ]);
+    this.service = new VmService({
+      store: this.store,
+      providers,
+      files: new VmDirectories(rootDir, runDir),
+      clock: { now: () => new Date() },
+      ids: { newVmId: () => randomBytes(8).toString('hex') },
+      logger: log,
+    });
+    await this.service.reconcile();
+
+    const ops = new VmOperations({ service: this.service, hostCpus: hostCpuCount(), logger: log });
+    await rm(this.grpcSocket, { force: true });
+    this.grpc = await startGrpcServer(ops, this.grpcSocket);
+    this.http = buildHttpApi(ops);
+    await this.http.ready();
+    this.socketServer = await listenMultiplexed(socket, this.http.server, this.grpcSocket);
+    this.rotateTimer = setInterval(() => void this.rotateConsoleLogs(), CONSOLE_ROTATE_INTERVAL_MS);
+    this.rotateTimer.unref();
+    this.logger.info({ socket, rootDir, runDir, bootDir, vms: this.store.list().length }, 'hypercored ready');
+  }
+
+  /** Stops serving; VMs keep running and are adopted by the next hypercored. */
+  async stop(): Promise<void> {
+    if (this.rotateTimer) clearInterval(this.rotateTimer);
+    this.service?.detachAll();
+    await new Promise<void>((resolve) => (this.socketServer ? this.socketServer.close(() => resolve()) : resolve()));
+    await this.http?.close();
+    this.grpc?.forceShutdown();
+    this.store?.close();
+    await rm(this.settings.socket, { force: true });
+    await rm(this.grpcSocket, { force: true });
+    await rm(this.pidFile, { force: true });
+    this.logger.info('hypercored stopped; VMs left running');
+  }
+
+  /** One daemon per run dir: a second one would fight the first over the same VMs. */
+  private async claimPidFile(): Promise<void> {
+    const other = await readPidFile(this.pidFile);
+    if (other !== undefined && other !== process.pid && (await isAlive(other))) {
+      const cmdline = await readFile(`/proc/${other}/cmdline`, 'utf8').catch(() => '');
+      if (cmdline.includes('hypercored')) {
+        throw new HypercoreError(ErrorCodes.internal, `another hypercored (pid ${other}) already uses ${this.settings.runDir}; stop it first or pass --run-dir`);
+      }
+    }
+    await writeFile(this.pidFile, `${process.pid}\n`, { mode: 0o600 });
+  }
+
+  private async rotateConsoleLogs(): Promise<void> {
+    if (!this.service) return;
+    for (const vm of this.service.list()) {
+      if (vm.state !== 'running') continue;
+      await rotateIfNeeded(this.service.paths(vm).consoleLog, this.settings.consoleLogCapBytes).catch((err: unknown) =>
+        this.logger.warn({ vmId: vm.id, err: String(err) }, 'console log rotation failed'),
+      );
+    }
+  }
+}

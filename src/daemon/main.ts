@@ -1,0 +1,33 @@
+/** `hypercored`: the daemon's command line. */
+import { Command } from 'commander';
+import { Daemon } from './daemon.js';
+import { resolveSettings } from './settings.js';
+
+const program = new Command('hypercored')
+  .description('Hypercore daemon: owns VM state, supervises VMMs, serves the gRPC and HTTP/JSON API on a unix socket')
+  .option('--root <dir>', 'state directory (env HYPERCORE_ROOT; default /var/lib/hypercore)')
+  .option('--run-dir <dir>', 'runtime directory for sockets and pidfiles (env HYPERCORE_RUN_DIR; default /run/hypercore)')
+  .option('--socket <path>', 'API socket (env HYPERCORE_SOCKET; default <run-dir>/hypercore.sock)')
+  .option('--boot-dir <dir>', 'default guest kernel and initramfs (env HYPERCORE_BOOT_DIR; default /var/lib/hypercore/boot)')
+  .option('--log-level <level>', 'trace, debug, info, warn or error (env HYPERCORE_LOG_LEVEL; default info)')
+  .action(async (flags: { root?: string; runDir?: string; socket?: string; bootDir?: string; logLevel?: string }) => {
+    const daemon = new Daemon(resolveSettings(flags, process.env));
+    try {
+      await daemon.start();
+    } catch (err) {
+      daemon.logger.fatal({ err: err instanceof Error ? err.message : String(err) }, 'hypercored failed to start');
+      process.stderr.write(`hypercored: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exit(1);
+    }
+    let stopping = false;
+    const shutdown = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      daemon.logger.info({ signal }, 'shutting down');
+      void daemon.stop().then(() => process.exit(0), () => process.exit(1));
+    };
+    process.on('SIGTERM', () => shutdown('SIGTERM'));
+    process.on('SIGINT', () => shutdown('SIGINT'));
+  });
+
+await program.parseAsync(process.argv);

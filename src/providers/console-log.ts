@@ -1,0 +1,81 @@
+/**
+ * Serial console logs. Every VMM appends the guest's serial output to one file per VM. The daemon
+ * caps it the way logrotate's copytruncate does (copy to `.1`, truncate the live file), which works
+ * while the VMM keeps the file open in append mode; `read` streams `.1` then the live file.
+ */
+import { copyFile, open, stat, truncate } from 'node:fs/promises';
+
+export const DEFAULT_CONSOLE_LOG_CAP_BYTES = 1024 * 1024;
+
+export function rotatedPath(path: string): string {
+  return `${path}.1`;
+}
+
+/** Rotates when the live file passes `capBytes`; disk use stays under about twice the cap. */
+export async function rotateIfNeeded(path: string, capBytes: number): Promise<boolean> {
+  const size = await fileSize(path);
+  if (size === undefined || size <= capBytes) return false;
+  await copyFile(path, rotatedPath(path));
+  await truncate(path, 0);
+  return true;
+}
+
+async function fileSize(path: string): Promise<number | undefined> {
+  try {
+    return (await stat(path)).size;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface ReadOptions {
+  follow: boolean;
+  signal?: AbortSignal;
+  /** How often a follower looks for new output. */
+  pollMs?: number;
+}
+
+/** Streams the console log (rotated part first); with `follow`, keeps yielding new output until aborted. */
+export async function* readConsoleLog(path: string, options: ReadOptions): AsyncGenerator<Buffer> {
+  const pollMs = options.pollMs ?? 200;
+  yield* readRange(rotatedPath(path), 0, Infinity);
+  let offset = 0;
+  for (;;) {
+    const size = (await fileSize(path)) ?? 0;
+    // A size below our offset means the file was truncated by a rotation: continue from its start.
+    if (size < offset) offset = 0;
+    if (size > offset) {
+      for await (const chunk of readRange(path, offset, size)) {
+        offset += chunk.length;
+        yield chunk;
+      }
+    }
+    if (!options.follow || options.signal?.aborted) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, pollMs);
+      options.signal?.addEventListener('abort', () => { clearTimeout(timer); resolve(); }, { once: true });
+    });
+    if (options.signal?.aborted) return;
+  }
+}
+
+async function* readRange(path: string, start: number, end: number): AsyncGenerator<Buffer> {
+  let handle;
+  try {
+    handle = await open(path, 'r');
+  } catch {
+    return;
+  }
+  try {
+    const buffer = Buffer.alloc(64 * 1024);
+    let position = start;
+    while (position < end) {
+      const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, end - position), position);
+      if (bytesRead === 0) break;
+      position += bytesRead;
+      yield Buffer.from(buffer.subarray(0, bytesRead));
+    }
+  } finally {
+    await handle.close();
+  }
+}

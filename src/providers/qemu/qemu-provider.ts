@@ -1,0 +1,209 @@
+/**
+ * The QEMU provider: `qemu-system-x86_64 -M microvm`, KVM when it is usable, TCG otherwise.
+ * QEMU daemonizes itself (own session, pidfile), so VMs outlive hypercored; the daemon talks to
+ * it over QMP only.
+ */
+import { access, rm } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { join } from 'node:path';
+import { ProviderFailedError, ProviderUnavailableError, asHypercoreError } from '../../core/errors.js';
+import type { LaunchRequest, Logger, Provider, ProviderCapabilities, VmmExit, VmmProcess, VmmStatus, VmPaths } from '../../core/ports.js';
+import type { VmSpec } from '../../core/vm.js';
+import { runCommand } from '../../system/command.js';
+import { hostTscKhz } from '../../system/host.js';
+import { isOurProcess, killAndWait, readPidFile, waitForExit } from '../../system/process.js';
+import { resolveAccel } from './accel-probe.js';
+import { qemuArguments, type BootAssets } from './command-line.js';
+import { QmpClient } from './qmp-client.js';
+
+export const DEFAULT_QEMU_BINARY = 'qemu-system-x86_64';
+
+export interface QemuProviderOptions {
+  boot: BootAssets;
+  logger: Logger;
+  /** Where the accel probe may write its scratch files. */
+  workDir: string;
+}
+
+interface RuntimeFiles {
+  qmpSocket: string;
+  controlSocket: string;
+  pidFile: string;
+}
+
+const QMP_TIMEOUT_MS = 3000;
+const LAUNCH_TIMEOUT_MS = 60_000;
+
+export class QemuProvider implements Provider {
+  readonly name = 'qemu' as const;
+  readonly capabilities: ProviderCapabilities = {
+    pause: true,
+    snapshot: true,
+    agentChannels: ['virtio-serial'],
+    diskFormats: ['raw', 'qcow2'],
+    hotplug: false,
+    bootsCompressedKernel: true,
+  };
+
+  constructor(private readonly options: QemuProviderOptions) {}
+
+  private binary(spec: VmSpec): string {
+    return spec.hypervisor.qemu.binary ?? DEFAULT_QEMU_BINARY;
+  }
+
+  async checkAvailable(spec: VmSpec): Promise<void> {
+    const binary = this.binary(spec);
+    try {
+      await runCommand(binary, ['--version'], { timeoutMs: 10_000 });
+    } catch (err) {
+      throw new ProviderUnavailableError(`QEMU is not usable: ${asHypercoreError(err).message}`, err);
+    }
+    if (spec.kernel === undefined) {
+      for (const file of [this.options.boot.kernel, this.options.boot.initrd]) {
+        try {
+          await access(file, constants.R_OK);
+        } catch {
+          throw new ProviderUnavailableError(
+            `the default guest kernel is not installed (${file} is missing); run the set-up step (scripts/setup.sh) or set [hardware] kernel in hac.toml`,
+          );
+        }
+      }
+    }
+  }
+
+  private files(paths: VmPaths): RuntimeFiles {
+    return {
+      qmpSocket: join(paths.runDir, 'qmp.sock'),
+      controlSocket: join(paths.runDir, 'qmp-control.sock'),
+      pidFile: join(paths.runDir, 'qemu.pid'),
+    };
+  }
+
+  async launch(req: LaunchRequest): Promise<VmmProcess> {
+    const { spec, paths, vmId } = req;
+    const binary = this.binary(spec);
+    const accel = await resolveAccel(spec.hypervisor.qemu.accel, { qemuBinary: binary, workDir: this.options.workDir });
+    const files = this.files(paths);
+    const tscKhz = hostTscKhz();
+    const args = qemuArguments({ vmId, spec, accel: accel.accel, boot: this.options.boot, consoleLog: paths.consoleLog, ...files, ...(tscKhz ? { tscKhz } : {}) });
+    this.options.logger.child({ vmId }).info({ accel: accel.accel, accelReason: accel.reason, args }, 'launching QEMU');
+    try {
+      // -daemonize: QEMU returns only once the VM is set up (or failed, with the reason on stderr).
+      await runCommand(binary, args, { timeoutMs: LAUNCH_TIMEOUT_MS, detached: true });
+    } catch (err) {
+      throw new ProviderFailedError(`QEMU failed to start VM ${spec.name}: ${asHypercoreError(err).message}`, err);
+    }
+    const pid = await readPidFile(files.pidFile);
+    if (pid === undefined || !(await isOurProcess(pid, vmId))) {
+      throw new ProviderFailedError(`QEMU reported success but no running process was found for VM ${spec.name} (pidfile ${files.pidFile})`);
+    }
+    return { pid };
+  }
+
+  async status(vmId: string, paths: VmPaths, pid: number | undefined): Promise<VmmStatus> {
+    const files = this.files(paths);
+    const actualPid = pid ?? (await readPidFile(files.pidFile));
+    if (actualPid === undefined || !(await isOurProcess(actualPid, vmId))) return 'gone';
+    try {
+      const qmp = await QmpClient.connect(files.controlSocket, { timeoutMs: QMP_TIMEOUT_MS });
+      try {
+        const status = await qmp.queryStatus();
+        if (status.status === 'paused') return 'paused';
+        if (status.status === 'shutdown') return 'shutdown';
+        return 'running';
+      } finally {
+        qmp.close();
+      }
+    } catch {
+      // The process is ours and alive; a busy or wedged QMP does not make the VM gone.
+      return 'running';
+    }
+  }
+
+  watch(vmId: string, paths: VmPaths, pid: number, onExit: (exit: VmmExit) => void): () => void {
+    let stopped = false;
+    let qmp: QmpClient | undefined;
+    let shutdownReason: string | undefined;
+    let poll: NodeJS.Timeout | undefined;
+    const finish = (exit: VmmExit) => {
+      if (stopped) return;
+      stopped = true;
+      if (poll) clearInterval(poll);
+      qmp?.close();
+      onExit(exit);
+    };
+    const exitFromReason = (): VmmExit => describeShutdown(shutdownReason);
+    // Polling the pid is the fallback when QMP cannot be reached; the QMP connection closing is the fast path.
+    poll = setInterval(() => {
+      void isOurProcess(pid, vmId).then((alive) => {
+        if (!alive) finish(exitFromReason());
+      });
+    }, 2000);
+    poll.unref();
+    void QmpClient.connect(this.files(paths).qmpSocket, { timeoutMs: QMP_TIMEOUT_MS })
+      .then((client) => {
+        if (stopped) return client.close();
+        qmp = client;
+        client.on('event', (ev) => {
+          if (ev.event === 'SHUTDOWN') shutdownReason = typeof ev.data?.['reason'] === 'string' ? ev.data['reason'] : 'unknown';
+        });
+        client.onClose(() => {
+          if (stopped) return;
+          void waitForExit(pid, 2000).then(() => finish(exitFromReason()));
+        });
+      })
+      .catch((err) => this.options.logger.warn({ vmId, err: String(err) }, 'QMP watch unavailable; polling the pid'));
+    return () => {
+      stopped = true;
+      if (poll) clearInterval(poll);
+      qmp?.close();
+    };
+  }
+
+  async shutdown(vmId: string, paths: VmPaths, pid: number, timeoutMs: number): Promise<boolean> {
+    if (!(await isOurProcess(pid, vmId))) return true;
+    try {
+      const qmp = await QmpClient.connect(this.files(paths).controlSocket, { timeoutMs: QMP_TIMEOUT_MS });
+      try {
+        // ACPI power button: microvm keeps ACPI on, so the guest sees a power-off request.
+        await qmp.execute('system_powerdown', {}, { timeoutMs: QMP_TIMEOUT_MS });
+      } finally {
+        qmp.close();
+      }
+    } catch (err) {
+      this.options.logger.warn({ vmId, err: String(err) }, 'graceful power-off request failed');
+      return false;
+    }
+    return waitForExit(pid, timeoutMs);
+  }
+
+  async kill(vmId: string, paths: VmPaths, pid: number | undefined): Promise<void> {
+    const target = pid ?? (await readPidFile(this.files(paths).pidFile));
+    if (target !== undefined) await killAndWait(target, vmId);
+  }
+
+  async cleanup(_vmId: string, paths: VmPaths): Promise<void> {
+    const files = this.files(paths);
+    await Promise.all(Object.values(files).map((f) => rm(f, { force: true })));
+  }
+}
+
+/** Turns QEMU's SHUTDOWN reason into the VM's outcome (QEMU runs with -no-reboot, so a reset ends it too). */
+export function describeShutdown(reason: string | undefined): VmmExit {
+  switch (reason) {
+    case 'guest-shutdown':
+      return { outcome: 'stopped', reason: 'the guest powered off' };
+    case 'host-qmp-quit':
+    case 'host-qmp-system-reset':
+    case 'host-signal':
+      return { outcome: 'stopped', reason: `QEMU was stopped from the host (${reason})` };
+    case 'guest-reset':
+      return { outcome: 'failed', reason: 'the guest rebooted or its kernel panicked (QEMU runs with -no-reboot); see the console log' };
+    case 'guest-panic':
+      return { outcome: 'failed', reason: 'the guest kernel panicked; see the console log' };
+    case undefined:
+      return { outcome: 'failed', reason: 'the QEMU process exited unexpectedly (killed from outside or crashed)' };
+    default:
+      return { outcome: 'failed', reason: `QEMU shut down (${reason})` };
+  }
+}

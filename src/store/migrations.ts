@@ -1,0 +1,33 @@
+import type Database from 'better-sqlite3';
+
+/**
+ * Schema migrations, applied in order inside one transaction each. The applied count lives in
+ * SQLite's `user_version`, so opening an older database upgrades it and a newer one is refused.
+ */
+export const migrations: readonly string[] = [
+  `CREATE TABLE vms (
+     id          TEXT PRIMARY KEY,
+     name        TEXT NOT NULL UNIQUE,
+     state       TEXT NOT NULL,
+     provider    TEXT NOT NULL,
+     pid         INTEGER,
+     created_at  TEXT NOT NULL,
+     updated_at  TEXT NOT NULL,
+     started_at  TEXT,
+     spec_json   TEXT NOT NULL,
+     error_json  TEXT
+   ) STRICT;`,
+];
+
+export function migrate(db: Database.Database): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > migrations.length) {
+    throw new Error(`the state database has schema version ${current}, newer than this hypercored knows (${migrations.length}); use a newer hypercored`);
+  }
+  for (let version = current; version < migrations.length; version++) {
+    db.transaction(() => {
+      db.exec(migrations[version]!);
+      db.pragma(`user_version = ${version + 1}`);
+    })();
+  }
+}
