@@ -111,7 +111,7 @@ export class VmService {
         log.error({ err: asHypercoreError(err).message }, 'create failed; rolled back');
         throw err;
       }
-      log.info({ pid: vm.pid, provider: provider.name }, 'VM running');
+      log.info({ vmmPid: vm.pid, provider: provider.name }, "VM running");
       return vm;
     });
   }
@@ -188,7 +188,7 @@ export class VmService {
         if (status === 'running' || status === 'paused') {
           if (vm.state !== 'running') this.transition(vm, 'running');
           this.watch(vm, provider);
-          log.info({ pid: vm.pid }, 'adopted running VM');
+          log.info({ vmmPid: vm.pid }, "adopted running VM");
           return;
         }
         await provider.kill(vm.id, this.paths(vm), vm.pid).catch(() => undefined);

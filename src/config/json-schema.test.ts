@@ -1,0 +1,47 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { hacJsonSchema } from './index.js';
+import { knownKeyPaths } from './json-schema.js';
+
+type Json = { [key: string]: Json } & Record<string, unknown>;
+const schema = hacJsonSchema() as Json;
+const props = (node: Json): Json => node.properties as Json;
+
+test('hacJsonSchema: draft 2020-12, closed tables, title', () => {
+  assert.equal(schema.$schema, 'https://json-schema.org/draft/2020-12/schema');
+  assert.equal(schema.title, 'hac.toml');
+  assert.equal(schema.additionalProperties, false);
+  assert.deepEqual(Object.keys(props(schema)), ['spacecore', 'hardware', 'hypervisor']);
+  assert.equal(props(schema).hardware.additionalProperties, false);
+});
+
+test('hacJsonSchema: keys carry types, bounds, defaults and descriptions', () => {
+  const hw = props(props(schema).hardware);
+  assert.deepEqual(hw.cores.type, 'integer');
+  assert.equal(hw.cores.default, 1);
+  assert.equal(hw.cores.minimum, 1);
+  assert.equal(hw.memory.default, 256);
+  assert.equal(hw.memory.minimum, 64);
+  assert.equal(hw.memory.maximum, 1048576);
+  assert.equal(hw.drive_readonly.default, false);
+  assert.match(String(hw.drive.description), /root disk/);
+  assert.deepEqual(props(schema).hardware.required, ['drive']);
+  const hv = props(props(schema).hypervisor);
+  assert.deepEqual(hv.provider.enum, ['qemu', 'firecracker', 'cloud-hypervisor', 'auto']);
+  assert.equal(hv.provider.default, 'auto');
+  assert.deepEqual(props(hv.qemu).accel.enum, ['auto', 'kvm', 'tcg']);
+  assert.ok(props(hv.cloud_hypervisor).binary);
+});
+
+test('hacJsonSchema: every key has a description', () => {
+  const node = (path: readonly string[]): Json => path.reduce((n, key) => props(n)[key] as Json, schema);
+  for (const path of knownKeyPaths()) assert.equal(typeof node(path).description, 'string', path.join('.'));
+});
+
+test('knownKeyPaths: tables and keys, nested', () => {
+  const paths = knownKeyPaths().map((p) => p.join('.'));
+  assert.ok(paths.includes('hardware'));
+  assert.ok(paths.includes('hardware.kernel_args'));
+  assert.ok(paths.includes('hypervisor.cloud_hypervisor.binary'));
+  assert.equal(paths.length, 22);
+});

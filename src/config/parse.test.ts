@@ -1,0 +1,159 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseHac } from './index.js';
+
+/** A VM folder with a disk, kernel and initrd, and a working directory with other files. */
+const dir = mkdtempSync(join(tmpdir(), 'hac-parse-'));
+const vmDir = join(dir, 'vm');
+const cwd = join(dir, 'cwd');
+mkdirSync(vmDir);
+mkdirSync(cwd);
+for (const f of ['root.ext4', 'vmlinux', 'initrd.img']) writeFileSync(join(vmDir, f), '');
+for (const f of ['other.ext4', 'other-vmlinux', 'other-initrd']) writeFileSync(join(cwd, f), '');
+const file = join(vmDir, 'hac.toml');
+const opts = { file, hostCpus: 4, cwd };
+
+const minimal = `[spacecore]\nname = "demo"\n[hardware]\ndrive = "root.ext4"\n`;
+
+test('parseHac: a minimal file gets every default', () => {
+  assert.deepEqual(parseHac(minimal, opts), {
+    name: 'demo',
+    description: '',
+    cores: 1,
+    memoryMib: 256,
+    kernelArgs: '',
+    drive: join(vmDir, 'root.ext4'),
+    driveReadOnly: false,
+    provider: 'auto',
+    hypervisor: { qemu: { accel: 'auto' }, firecracker: {}, cloudHypervisor: {} },
+  });
+});
+
+test('parseHac: every key maps to VmSpec, relative paths resolve against the file folder', () => {
+  const text = `
+[spacecore]
+name = "web-1.test_x"
+description = "a # in a string"   # a comment
+
+[hardware]
+cores = 4
+memory = 1024
+kernel = "vmlinux"
+initrd = "./initrd.img"
+kernel_args = "quiet loglevel=3"
+drive = "${join(vmDir, 'root.ext4')}"
+drive_readonly = true
+ref = "docker.io/library/alpine:latest"
+interface = "eth0"
+
+[hypervisor]
+provider = "cloud-hypervisor"
+
+[hypervisor.qemu]
+binary = "qemu-system-x86_64"
+accel = "tcg"
+
+[hypervisor.firecracker]
+binary = "bin/firecracker"
+
+[hypervisor.cloud_hypervisor]
+binary = "/opt/ch/cloud-hypervisor"
+`;
+  assert.deepEqual(parseHac(text, opts), {
+    name: 'web-1.test_x',
+    description: 'a # in a string',
+    cores: 4,
+    memoryMib: 1024,
+    kernel: join(vmDir, 'vmlinux'),
+    initrd: join(vmDir, 'initrd.img'),
+    kernelArgs: 'quiet loglevel=3',
+    drive: join(vmDir, 'root.ext4'),
+    driveReadOnly: true,
+    image: 'docker.io/library/alpine:latest',
+    hostInterface: 'eth0',
+    provider: 'cloud-hypervisor',
+    hypervisor: {
+      qemu: { accel: 'tcg', binary: 'qemu-system-x86_64' },
+      firecracker: { binary: join(vmDir, 'bin/firecracker') },
+      cloudHypervisor: { binary: '/opt/ch/cloud-hypervisor' },
+    },
+  });
+});
+
+test('parseHac: inline tables, dotted keys and CRLF line ends are fine', () => {
+  const text = 'spacecore = { name = "x" }\r\nhardware.drive = "root.ext4"\r\nhardware.cores = 2\r\nhypervisor = { qemu = { accel = "kvm" } }\r\n';
+  const spec = parseHac(text, opts);
+  assert.equal(spec.name, 'x');
+  assert.equal(spec.cores, 2);
+  assert.equal(spec.hypervisor.qemu.accel, 'kvm');
+});
+
+test('parseHac: a relative file name resolves against cwd', () => {
+  const spec = parseHac(minimal, { file: 'vm/hac.toml', hostCpus: 1, cwd: dir });
+  assert.equal(spec.drive, join(vmDir, 'root.ext4'));
+});
+
+test('parseHac: overrides replace file values; their paths resolve against cwd', () => {
+  const text = `${minimal}cores = 1\nkernel = "vmlinux"\n[hypervisor]\nprovider = "qemu"\n`;
+  const spec = parseHac(text, {
+    ...opts,
+    overrides: {
+      name: 'other',
+      cores: 3,
+      memoryMib: 512,
+      provider: 'firecracker',
+      kernel: 'other-vmlinux',
+      initrd: 'other-initrd',
+      drive: 'other.ext4',
+      kernelArgs: 'console=ttyS0',
+      accel: 'kvm',
+    },
+  });
+  assert.equal(spec.name, 'other');
+  assert.equal(spec.cores, 3);
+  assert.equal(spec.memoryMib, 512);
+  assert.equal(spec.provider, 'firecracker');
+  assert.equal(spec.kernel, join(cwd, 'other-vmlinux'));
+  assert.equal(spec.initrd, join(cwd, 'other-initrd'));
+  assert.equal(spec.drive, join(cwd, 'other.ext4'));
+  assert.equal(spec.kernelArgs, 'console=ttyS0');
+  assert.equal(spec.hypervisor.qemu.accel, 'kvm');
+});
+
+test('parseHac: overrides can supply required keys the file leaves out', () => {
+  const spec = parseHac('', { ...opts, overrides: { name: 'flags-only', drive: 'other.ext4' } });
+  assert.equal(spec.name, 'flags-only');
+  assert.equal(spec.drive, join(cwd, 'other.ext4'));
+});
+
+test('parseHac: an override hides the invalid file value it replaces', () => {
+  const spec = parseHac(`${minimal}cores = 0\n`, { ...opts, overrides: { cores: 2 } });
+  assert.equal(spec.cores, 2);
+});
+
+test('parseHac: undefined overrides change nothing', () => {
+  assert.equal(parseHac(minimal, { ...opts, overrides: { cores: undefined } }).cores, 1);
+});
+
+test('parseHac: fileExists replaces the filesystem check', () => {
+  const asked: string[] = [];
+  const spec = parseHac(`[spacecore]\nname = "x"\n[hardware]\ndrive = "/nowhere/disk.ext4"\nkernel = "k"\n`, {
+    file: '/virtual/hac.toml',
+    hostCpus: 1,
+    fileExists: (p) => {
+      asked.push(p);
+      return true;
+    },
+  });
+  assert.equal(spec.drive, '/nowhere/disk.ext4');
+  assert.equal(spec.kernel, '/virtual/k');
+  assert.deepEqual(asked.sort(), ['/nowhere/disk.ext4', '/virtual/k']);
+});
+
+test('parseHac: cores up to the host CPU count and the memory bounds are accepted', () => {
+  assert.equal(parseHac(`${minimal}cores = 4\nmemory = 64\n`, opts).cores, 4);
+  assert.equal(parseHac(`${minimal}memory = 1048576\n`, opts).memoryMib, 1048576);
+});

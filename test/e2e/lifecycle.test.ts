@@ -1,0 +1,96 @@
+/**
+ * The whole life of a real microVM (QEMU, TCG on hosts without usable KVM): spawn, list through the
+ * CLI, HTTP and gRPC, read the console, survive a daemon SIGKILL, stop, remove, leave nothing behind.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { loadVmServiceDefinition } from '../../src/api/proto.js';
+import { buildDemoRootfs, DEMO_MARKER } from '../../src/guest/demo-rootfs.js';
+import type { Vm } from '../../src/core/vm.js';
+import { isAlive, lastLine, TestDaemon, waitFor } from './harness.js';
+
+const daemon = new TestDaemon('hc-e2e-life-');
+let hacFile: string;
+
+before(async () => {
+  const drive = join(daemon.dir, 'rootfs.ext4');
+  await buildDemoRootfs({ output: drive });
+  hacFile = join(daemon.dir, 'hac.toml');
+  writeFileSync(hacFile, `[spacecore]\nname = "life"\n[hardware]\ncores = 1\nmemory = 192\ndrive = "rootfs.ext4"\n[hypervisor]\nprovider = "qemu"\n`);
+  await daemon.start();
+});
+
+after(async () => {
+  await daemon.cleanup();
+});
+
+function listJson(): Vm[] {
+  const r = daemon.cli(['ls', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout) as Vm[];
+}
+
+function grpcCall<T>(method: string, request: object): Promise<T> {
+  const Client = loadVmServiceDefinition();
+  const client = new Client(`unix:${daemon.socket}`, grpc.credentials.createInsecure());
+  return new Promise<T>((resolve, reject) => {
+    const fn = (client as unknown as Record<string, (req: object, cb: (err: Error | null, res: T) => void) => void>)[method]!;
+    fn.call(client, request, (err, res) => {
+      client.close();
+      if (err) reject(err);
+      else resolve(res);
+    });
+  });
+}
+
+test('a VM lives from spawn to rm and leaves nothing behind', async (t) => {
+  const spawnedAt = Date.now();
+  const spawn = daemon.cli(['spawn', '--hac', hacFile]);
+  assert.equal(spawn.code, 0, `spawn failed: ${spawn.stderr}\n${daemon.log()}`);
+  const id = lastLine(spawn.stdout);
+  assert.match(id, /^[0-9a-f]{16}$/);
+
+  const [listed] = listJson();
+  assert.equal(listed?.id, id);
+  assert.equal(listed?.state, 'running');
+  assert.equal(listed?.provider, 'qemu');
+  const pid = listed!.pid!;
+  assert.ok(isAlive(pid), 'the QEMU process runs');
+
+  // The same VM over HTTP (curl on the unix socket) and over gRPC (same socket).
+  const http = JSON.parse(execFileSync('curl', ['-sf', '--unix-socket', daemon.socket, 'http://localhost/v1/vms'], { encoding: 'utf8' })) as { vms: Vm[] };
+  assert.deepEqual(http.vms.map((v) => [v.id, v.state, v.pid]), [[id, 'running', pid]]);
+  const viaGrpc = await grpcCall<{ vms: Vm[] }>('ListVms', {});
+  assert.deepEqual(viaGrpc.vms.map((v) => [v.id, v.name, v.state, v.pid]), [[id, 'life', 'running', pid]]);
+  const one = await grpcCall<Vm>('GetVm', { id: 'life' });
+  assert.equal(one.spec.memoryMib, 192);
+
+  // The guest's marker line reaches `hypercore logs`.
+  await waitFor('the guest marker in `hypercore logs`', 90_000, () => (daemon.cli(['logs', id]).stdout.includes(DEMO_MARKER) ? true : undefined));
+  const bootMs = Date.now() - spawnedAt;
+  t.diagnostic(`spawn to marker: ${bootMs} ms`);
+  console.log(`# measured: spawn to guest marker ${bootMs} ms`);
+
+  // A daemon crash does not take the VM with it; a new daemon adopts it.
+  await daemon.kill9();
+  assert.ok(isAlive(pid), 'the VM survives SIGKILL of hypercored');
+  await daemon.start();
+  const [adopted] = listJson();
+  assert.deepEqual([adopted?.id, adopted?.state, adopted?.pid], [id, 'running', pid]);
+
+  const stop = daemon.cli(['stop', '-t', '3', id.slice(0, 6)]);
+  assert.equal(stop.code, 0, stop.stderr);
+  assert.equal(listJson()[0]?.state, 'stopped');
+  assert.equal(isAlive(pid), false, 'stop ends the QEMU process');
+
+  const rm = daemon.cli(['rm', 'life']);
+  assert.equal(rm.code, 0, rm.stderr);
+  assert.deepEqual(listJson(), []);
+  assert.deepEqual(daemon.vmDirs(), [], 'no VM directory remains');
+  assert.equal(existsSync(join(daemon.runDir, 'vms', id)), false);
+  assert.deepEqual(daemon.strayProcesses(), [], 'no process of the test remains');
+});
