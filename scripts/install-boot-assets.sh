@@ -11,7 +11,7 @@ if [ ! -f "$entry" ]; then
   echo "install-boot-assets.sh: $entry is missing; run \`npm run build\` first" >&2
   exit 1
 fi
-if ! LC_ALL=C apt-cache policy linux-image-cloud-amd64 2>/dev/null | grep -Eq '^ +Candidate: [0-9]'; then
+if ! LC_ALL=C apt-cache policy linux-image-cloud-amd64 2>/dev/null | grep -E '^ +Candidate: [0-9]' >/dev/null; then
   echo "install-boot-assets.sh: apt does not know linux-image-cloud-amd64 yet; running apt-get update" >&2
   apt-get update -qq
 fi
