@@ -10,6 +10,7 @@ interface StatusPair {
 const table: Record<ErrorCode, StatusPair> = {
   [ErrorCodes.configInvalid]: { grpc: GrpcStatus.INVALID_ARGUMENT, http: 400 },
   [ErrorCodes.invalidArgument]: { grpc: GrpcStatus.INVALID_ARGUMENT, http: 400 },
+  [ErrorCodes.notFound]: { grpc: GrpcStatus.NOT_FOUND, http: 404 },
   [ErrorCodes.vmNotFound]: { grpc: GrpcStatus.NOT_FOUND, http: 404 },
   [ErrorCodes.vmAmbiguous]: { grpc: GrpcStatus.INVALID_ARGUMENT, http: 400 },
   [ErrorCodes.vmNameTaken]: { grpc: GrpcStatus.ALREADY_EXISTS, http: 409 },
@@ -19,6 +20,14 @@ const table: Record<ErrorCode, StatusPair> = {
   [ErrorCodes.commandFailed]: { grpc: GrpcStatus.INTERNAL, http: 500 },
   [ErrorCodes.daemonUnavailable]: { grpc: GrpcStatus.UNAVAILABLE, http: 503 },
   [ErrorCodes.internal]: { grpc: GrpcStatus.INTERNAL, http: 500 },
+  [ErrorCodes.imageNotFound]: { grpc: GrpcStatus.NOT_FOUND, http: 404 },
+  [ErrorCodes.imageInUse]: { grpc: GrpcStatus.FAILED_PRECONDITION, http: 409 },
+  [ErrorCodes.imageDigestMismatch]: { grpc: GrpcStatus.DATA_LOSS, http: 502 },
+  [ErrorCodes.imageUnsupported]: { grpc: GrpcStatus.INVALID_ARGUMENT, http: 422 },
+  [ErrorCodes.imageUnsafeLayer]: { grpc: GrpcStatus.INVALID_ARGUMENT, http: 422 },
+  [ErrorCodes.imageLimitExceeded]: { grpc: GrpcStatus.RESOURCE_EXHAUSTED, http: 413 },
+  [ErrorCodes.registryAuth]: { grpc: GrpcStatus.UNAUTHENTICATED, http: 401 },
+  [ErrorCodes.registryUnavailable]: { grpc: GrpcStatus.UNAVAILABLE, http: 502 },
 };
 
 export function statusFor(err: HypercoreError): StatusPair {

@@ -1,7 +1,7 @@
 /** The HTTP/JSON transport (fastify): the same operations as gRPC under /v1, plus /openapi.json. */
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { PassThrough, Readable } from 'node:stream';
-import { asHypercoreError, HypercoreError, InvalidArgumentError } from '../core/errors.js';
+import { asHypercoreError, ErrorCodes, HypercoreError, InvalidArgumentError } from '../core/errors.js';
 import { errorBody, statusFor } from './error-status.js';
 import { openApiDocument } from './openapi.js';
 import type { VmOperations } from './operations.js';
@@ -28,7 +28,7 @@ function sendError(reply: FastifyReply, err: unknown): FastifyReply {
 export function buildHttpApi(ops: VmOperations): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: 1024 * 1024 });
   app.setErrorHandler((err, _req, reply) => sendError(reply, err));
-  app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: { code: 'HC_NOT_FOUND', message: `no route ${req.method} ${req.url}`, details: [] } }));
+  app.setNotFoundHandler((req, reply) => sendError(reply, new HypercoreError(ErrorCodes.notFound, `no route ${req.method} ${req.url}; see GET /openapi.json`)));
 
   app.get('/openapi.json', async () => openApiDocument());
   app.get('/v1/vms', async () => ops.listVms());

@@ -23,11 +23,8 @@ function api(program: Command): ApiClient {
 
 function printError(err: unknown): void {
   const e = asHypercoreError(err);
+  // Validation errors already name every problem in their message; `details` is for programs.
   process.stderr.write(`hypercore: ${e.message} [${e.code}]\n`);
-  // Config errors already list each problem in the message; API validation details add them here.
-  if (e.details.length > 0 && !e.message.includes('\n')) {
-    for (const d of e.details) process.stderr.write(`  ${d.location ? `${d.location}: ` : ''}${d.path}: ${d.message}\n`);
-  }
 }
 
 const program = new Command('hypercore')

@@ -6,6 +6,7 @@
 export const ErrorCodes = {
   configInvalid: 'HC_CONFIG_INVALID',
   invalidArgument: 'HC_INVALID_ARGUMENT',
+  notFound: 'HC_NOT_FOUND',
   vmNotFound: 'HC_VM_NOT_FOUND',
   vmAmbiguous: 'HC_VM_AMBIGUOUS',
   vmNameTaken: 'HC_VM_NAME_TAKEN',
@@ -14,6 +15,14 @@ export const ErrorCodes = {
   providerFailed: 'HC_PROVIDER_FAILED',
   commandFailed: 'HC_COMMAND_FAILED',
   daemonUnavailable: 'HC_DAEMON_UNAVAILABLE',
+  imageNotFound: 'HC_IMAGE_NOT_FOUND',
+  imageInUse: 'HC_IMAGE_IN_USE',
+  imageDigestMismatch: 'HC_IMAGE_DIGEST_MISMATCH',
+  imageUnsupported: 'HC_IMAGE_UNSUPPORTED',
+  imageUnsafeLayer: 'HC_IMAGE_UNSAFE_LAYER',
+  imageLimitExceeded: 'HC_IMAGE_LIMIT_EXCEEDED',
+  registryAuth: 'HC_REGISTRY_AUTH',
+  registryUnavailable: 'HC_REGISTRY_UNAVAILABLE',
   internal: 'HC_INTERNAL',
 } as const;
 
@@ -103,6 +112,18 @@ export class CommandFailedError extends HypercoreError {
     this.exitCode = init.exitCode;
     this.signal = init.signal;
     this.stderrTail = init.stderrTail;
+  }
+}
+
+export class ImageNotFoundError extends HypercoreError {
+  constructor(ref: string, where = 'in the local image store') {
+    super(ErrorCodes.imageNotFound, `image "${ref}" not found ${where}`);
+  }
+}
+
+export class ImageInUseError extends HypercoreError {
+  constructor(ref: string, vmNames: readonly string[]) {
+    super(ErrorCodes.imageInUse, `image "${ref}" is used by VM(s) ${vmNames.join(', ')}; remove them first or use force`);
   }
 }
 

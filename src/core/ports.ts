@@ -3,6 +3,7 @@
  * daemon/) implement them; the core imports nothing but these.
  */
 import type { ProviderName, Vm, VmEvent, VmSpec, VmState, VmError } from './vm.js';
+import type { Image, PullProgress, VmDisk } from './image.js';
 
 /** Persistent VM records. Implementations must make each call atomic. */
 export interface VmStore {
@@ -39,6 +40,8 @@ export interface LaunchRequest {
   vmId: string;
   spec: VmSpec;
   paths: VmPaths;
+  /** Extra disks after the root drive, in the order the guest should see them. */
+  disks: readonly VmDisk[];
 }
 
 /** A VMM process that runs detached from the daemon. */
@@ -93,6 +96,24 @@ export interface VmFiles {
   remove(vmId: string): Promise<void>;
 }
 
+/** Local image records. */
+export interface ImageStore {
+  put(image: Image): void;
+  get(reference: string): Image | undefined;
+  /** Images whose manifest digest is `digest` (several tags may share one). */
+  findByDigest(digest: string): Image[];
+  list(): Image[];
+  delete(reference: string): void;
+}
+
+/** Turns an image reference into disks for one VM: pulls and builds what is missing (cached by digest). */
+export interface ImageProvisioner {
+  /** Pulls (if needed) and builds the block image; resolves to the stored image. */
+  ensure(reference: string, onProgress?: (p: PullProgress) => void): Promise<Image>;
+  /** Creates the VM's copy-on-write disk over the image's shared read-only block image. */
+  createVmDisk(image: Image, stateDir: string, formats: readonly ('raw' | 'qcow2')[]): Promise<VmDisk[]>;
+}
+
 export interface Clock {
   now(): Date;
 }
@@ -112,4 +133,4 @@ export interface Logger {
 
 export type VmEventListener = (event: VmEvent) => void;
 
-export type { ProviderName, Vm, VmEvent, VmSpec, VmState, VmError };
+export type { ProviderName, Vm, VmEvent, VmSpec, VmState, VmError, Image, PullProgress, VmDisk };

@@ -198,6 +198,8 @@ test('reconcile adopts live VMMs, marks dead ones stopped, rolls back interrupte
   const dead = await service.create(spec('dead'));
   const now = new Date().toISOString();
   store.insert({ id: 'half000000000000', name: 'half', state: 'creating', provider: 'qemu', createdAt: now, updatedAt: now, spec: spec('half') });
+  const midStop = await service.create(spec('midstop'));
+  store.update({ ...store.get(midStop.id)!, state: 'stopping' });
   provider.alive.delete(dead.id);
   service.detachAll();
 
@@ -206,6 +208,7 @@ test('reconcile adopts live VMMs, marks dead ones stopped, rolls back interrupte
   assert.equal(store.get(live.id)?.state, 'running');
   assert.equal(store.get(dead.id)?.state, 'stopped');
   assert.equal(store.get(dead.id)?.error?.code, 'HC_VMM_EXITED');
+  assert.equal(store.get(midStop.id)?.state, 'running', 'a VMM still alive after a crash mid-stop is adopted');
   assert.equal(store.get('half000000000000'), undefined);
   assert.ok(provider.calls.includes('kill half000000000000'));
 });

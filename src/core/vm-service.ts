@@ -7,7 +7,8 @@ import { asHypercoreError, ProviderUnavailableError, VmAmbiguousError, VmNameTak
 import { KeyedLock } from './keyed-lock.js';
 import { assertTransition, hasVmm } from './lifecycle.js';
 import { runPlan, type PlanStep } from './plan.js';
-import type { Clock, IdGenerator, Logger, Provider, ProviderRegistry, VmFiles, VmmExit, VmPaths, VmStore } from './ports.js';
+import type { Clock, IdGenerator, ImageProvisioner, Logger, Provider, ProviderRegistry, VmFiles, VmmExit, VmPaths, VmStore } from './ports.js';
+import type { PullProgress } from './image.js';
 import type { ProviderName, Vm, VmError, VmEvent, VmSpec, VmState } from './vm.js';
 
 export interface VmServiceDeps {
@@ -17,6 +18,8 @@ export interface VmServiceDeps {
   clock: Clock;
   ids: IdGenerator;
   logger: Logger;
+  /** Needed for specs with an `image`; without it such specs are refused. */
+  images?: ImageProvisioner;
 }
 
 export interface StopOptions {
@@ -55,7 +58,7 @@ export class VmService {
   }
 
   /** Creates and boots a VM. On failure, everything the plan made is undone and no record remains. */
-  async create(spec: VmSpec): Promise<Vm> {
+  async create(spec: VmSpec, onProgress?: (p: PullProgress) => void): Promise<Vm> {
     const { store, files, clock, ids } = this.deps;
     const taken = store.findByName(spec.name);
     if (taken) throw new VmNameTakenError(spec.name, taken.id);
@@ -87,9 +90,21 @@ export class VmService {
           undo: async () => files.remove(vm.id),
         },
         {
+          // The image's disk lives in the VM's state dir, so the 'files' undo removes it.
+          name: 'image-disk',
+          run: async () => {
+            if (spec.image === undefined) return;
+            const images = this.requireImages();
+            const image = await images.ensure(spec.image, onProgress);
+            const disks = await images.createVmDisk(image, paths!.stateDir, provider.capabilities.diskFormats);
+            Object.assign(vm, { disks, imageDigest: image.digest });
+            store.update(vm);
+          },
+        },
+        {
           name: 'vmm',
           run: async () => {
-            const vmm = await provider.launch({ vmId: vm.id, spec, paths: paths! });
+            const vmm = await provider.launch({ vmId: vm.id, spec, paths: paths!, disks: vm.disks ?? [] });
             this.save(vm, { pid: vmm.pid, startedAt: clock.now().toISOString() });
           },
           undo: async () => {
@@ -126,7 +141,7 @@ export class VmService {
       this.transition(vm, 'starting', { error: undefined });
       try {
         await provider.checkAvailable(vm.spec);
-        const vmm = await provider.launch({ vmId: vm.id, spec: vm.spec, paths: this.paths(vm) });
+        const vmm = await provider.launch({ vmId: vm.id, spec: vm.spec, paths: this.paths(vm), disks: vm.disks ?? [] });
         this.save(vm, { pid: vmm.pid, startedAt: this.deps.clock.now().toISOString() });
       } catch (err) {
         const e = asHypercoreError(err);
@@ -186,7 +201,8 @@ export class VmService {
         const provider = this.providerOf(vm);
         const status = await provider.status(vm.id, this.paths(vm), vm.pid).catch(() => 'gone' as const);
         if (status === 'running' || status === 'paused') {
-          if (vm.state !== 'running') this.transition(vm, 'running');
+          // A crash mid-start or mid-stop leaves 'starting'/'stopping'; the VMM is alive, so it is running.
+          if (vm.state !== 'running') this.forceState(vm, 'running', {});
           this.watch(vm, provider);
           log.info({ vmmPid: vm.pid }, "adopted running VM");
           return;
@@ -226,6 +242,11 @@ export class VmService {
       }
     }
     throw new ProviderUnavailableError(`no hypervisor is usable on this host (${reasons.join('; ')})`);
+  }
+
+  private requireImages(): ImageProvisioner {
+    if (!this.deps.images) throw new ProviderUnavailableError('this hypercored has no image support configured');
+    return this.deps.images;
   }
 
   private providerOf(vm: Vm): Provider {

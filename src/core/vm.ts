@@ -1,4 +1,5 @@
 /** The domain model: what a VM is, what it was asked to be, and the states it moves through. */
+import type { VmDisk } from './image.js';
 
 export const providerNames = ['qemu', 'firecracker', 'cloud-hypervisor'] as const;
 export type ProviderName = (typeof providerNames)[number];
@@ -56,6 +57,10 @@ export interface Vm {
   spec: VmSpec;
   /** Why the VM last stopped or failed, when that was not a user's request. */
   error?: VmError;
+  /** Disks besides the root drive (the image's copy-on-write disk), kept for restarts. */
+  disks?: VmDisk[];
+  /** Manifest digest of `spec.image` when the VM was created. */
+  imageDigest?: string;
 }
 
 /** Event published on every state change (WatchEvents). */

@@ -17,6 +17,13 @@ export const migrations: readonly string[] = [
      spec_json   TEXT NOT NULL,
      error_json  TEXT
    ) STRICT;`,
+  `CREATE TABLE images (
+     reference   TEXT PRIMARY KEY,
+     digest      TEXT NOT NULL,
+     created_at  TEXT NOT NULL,
+     image_json  TEXT NOT NULL
+   ) STRICT;
+   CREATE INDEX images_by_digest ON images (digest);`,
 ];
 
 export function migrate(db: Database.Database): void {

@@ -2,7 +2,7 @@ import Database from 'better-sqlite3';
 import type { VmStore } from '../core/ports.js';
 import type { ProviderName, Vm, VmError, VmSpec, VmState } from '../core/vm.js';
 import { VmNameTakenError } from '../core/errors.js';
-import { migrate } from './migrations.js';
+import { openDatabase } from './database.js';
 
 interface VmRow {
   id: string;
@@ -53,12 +53,9 @@ export class SqliteVmStore implements VmStore {
   private readonly db: Database.Database;
   private readonly stmts;
 
-  constructor(file: string) {
-    this.db = new Database(file);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = NORMAL');
-    this.db.pragma('busy_timeout = 5000');
-    migrate(this.db);
+  /** Takes a database path, or an open database shared with the other stores. */
+  constructor(file: string | Database.Database) {
+    this.db = typeof file === 'string' ? openDatabase(file) : file;
     this.stmts = {
       insert: this.db.prepare<VmRow>(
         `INSERT INTO vms (id, name, state, provider, pid, created_at, updated_at, started_at, spec_json, error_json)

@@ -3,6 +3,7 @@
  * in as data, so the exact command line is unit-tested without starting QEMU.
  */
 import type { VmSpec } from '../../core/vm.js';
+import type { VmDisk } from '../../core/image.js';
 
 export interface BootAssets {
   /** Default kernel (Debian's cloud kernel) installed by set-up. */
@@ -14,6 +15,8 @@ export interface BootAssets {
 export interface QemuLaunchPlan {
   vmId: string;
   spec: VmSpec;
+  /** Disks after the root drive; the guest sees them as vdb, vdc, ... in this order. */
+  disks?: readonly VmDisk[];
   accel: 'kvm' | 'tcg';
   boot: BootAssets;
   /** Host TSC frequency in kHz; needed by the guest kernel on microvm under TCG. */
@@ -62,6 +65,11 @@ export function qemuArguments(plan: QemuLaunchPlan): string[] {
     '-append', kernelCommandLine(plan),
     '-drive', drive.join(','),
     '-device', 'virtio-blk-device,drive=root',
+    ...(plan.disks ?? []).flatMap((disk, i) => {
+      const id = `disk${i + 1}`;
+      const opts = [`id=${id}`, `file=${escapeOption(disk.path)}`, `format=${disk.format}`, 'if=none', ...(disk.readOnly ? ['readonly=on'] : [])];
+      return ['-drive', opts.join(','), '-device', `virtio-blk-device,drive=${id},serial=${escapeOption(disk.name)}`];
+    }),
     // Entropy: without it node and other programs block in getrandom() for seconds at boot.
     '-object', 'rng-random,id=rng0,filename=/dev/urandom',
     '-device', 'virtio-rng-device,rng=rng0',
