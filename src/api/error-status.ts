@@ -25,6 +25,7 @@ const table: Record<ErrorCode, StatusPair> = {
   [ErrorCodes.imageDigestMismatch]: { grpc: GrpcStatus.DATA_LOSS, http: 502 },
   [ErrorCodes.imageUnsupported]: { grpc: GrpcStatus.INVALID_ARGUMENT, http: 422 },
   [ErrorCodes.imageUnsafeLayer]: { grpc: GrpcStatus.INVALID_ARGUMENT, http: 422 },
+  [ErrorCodes.imageCorruptLayer]: { grpc: GrpcStatus.DATA_LOSS, http: 422 },
   [ErrorCodes.imageLimitExceeded]: { grpc: GrpcStatus.RESOURCE_EXHAUSTED, http: 413 },
   [ErrorCodes.registryAuth]: { grpc: GrpcStatus.UNAUTHENTICATED, http: 401 },
   [ErrorCodes.registryUnavailable]: { grpc: GrpcStatus.UNAVAILABLE, http: 502 },

@@ -4,7 +4,8 @@ import { asHypercoreError } from '../core/errors.js';
 import type { VmEvent } from '../core/vm.js';
 import { statusFor } from './error-status.js';
 import type { VmOperations } from './operations.js';
-import { loadVmServiceDefinition } from './proto.js';
+import { loadImageServiceDefinition, loadVmServiceDefinition } from './proto.js';
+import type { ImageOperations, ProgressMessage } from './image-operations.js';
 
 type Unary = grpc.handleUnaryCall<Record<string, unknown>, unknown>;
 
@@ -48,17 +49,40 @@ export function grpcHandlers(ops: VmOperations): grpc.UntypedServiceImplementati
           }
           call.end();
         } catch (err) {
-          call.destroy(toServiceError(err));
+          // grpc-js turns an 'error' event into the call's status; destroy() would end it with none.
+          call.emit('error', toServiceError(err));
         }
       })();
     }) as grpc.handleServerStreamingCall<{ id?: string; follow?: boolean }, { data: Buffer }>,
   };
 }
 
+/** A server stream of progress messages that ends when `run` settles (an error ends it with a status). */
+function progressStream<Req>(run: (req: Req, onProgress: (p: ProgressMessage) => void) => Promise<unknown>): grpc.handleServerStreamingCall<Req, ProgressMessage> {
+  return (call) => {
+    run(call.request, (p) => call.write(p)).then(
+      () => call.end(),
+      (err: unknown) => call.emit('error', toServiceError(err)),
+    );
+  };
+}
+
+export function imageGrpcHandlers(ops: ImageOperations): grpc.UntypedServiceImplementation {
+  return {
+    PullImage: progressStream((req: { reference?: string; platform?: string }, onProgress) => ops.pullImage(req, onProgress)),
+    ImportImage: progressStream((req: { path?: string; reference?: string }, onProgress) => ops.importImage(req, onProgress)),
+    ListImages: unary(() => ops.listImages()),
+    GetImage: unary((req: { reference?: string }) => ops.getImage(req)),
+    DeleteImage: unary((req: { reference?: string; force?: boolean }) => ops.deleteImage(req)),
+    PruneImages: unary((req: { all?: boolean }) => ops.pruneImages(req)),
+  };
+}
+
 /** Starts a gRPC server bound to `unix:<socketPath>`. */
-export async function startGrpcServer(ops: VmOperations, socketPath: string): Promise<grpc.Server> {
+export async function startGrpcServer(ops: VmOperations, imageOps: ImageOperations | undefined, socketPath: string): Promise<grpc.Server> {
   const server = new grpc.Server();
   server.addService(loadVmServiceDefinition().service, grpcHandlers(ops));
+  if (imageOps) server.addService(loadImageServiceDefinition().service, imageGrpcHandlers(imageOps));
   await new Promise<void>((resolve, reject) => {
     server.bindAsync(`unix:${socketPath}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve()));
   });

@@ -5,6 +5,7 @@ import { asHypercoreError, ErrorCodes, HypercoreError, InvalidArgumentError } fr
 import { errorBody, statusFor } from './error-status.js';
 import { openApiDocument } from './openapi.js';
 import type { VmOperations } from './operations.js';
+import type { ImageOperations, ProgressMessage } from './image-operations.js';
 
 interface IdParams {
   id: string;
@@ -25,7 +26,33 @@ function sendError(reply: FastifyReply, err: unknown): FastifyReply {
   return reply.code(statusFor(e).http).send(errorBody(e));
 }
 
-export function buildHttpApi(ops: VmOperations): FastifyInstance {
+/**
+ * Streams progress as NDJSON. The status line is sent before the work can fail, so a failure
+ * arrives as a last line `{"error": {...}}` (the same body as an HTTP error).
+ */
+function ndjsonProgress(reply: FastifyReply, run: (onProgress: (p: ProgressMessage) => void) => Promise<unknown>): FastifyReply {
+  const out = new PassThrough();
+  run((p) => out.write(`${JSON.stringify(p)}\n`)).then(
+    () => out.end(),
+    (err: unknown) => {
+      const e = err instanceof HypercoreError ? err : asHypercoreError(err);
+      out.end(`${JSON.stringify(errorBody(e))}\n`);
+    },
+  );
+  return reply.type('application/x-ndjson').send(out);
+}
+
+function registerImageRoutes(app: FastifyInstance, ops: ImageOperations): void {
+  app.post<{ Body: { reference?: string; platform?: string } }>('/v1/images/pull', async (req, reply) => ndjsonProgress(reply, (p) => ops.pullImage(req.body ?? {}, p)));
+  app.post<{ Body: { path?: string; reference?: string } }>('/v1/images/import', async (req, reply) => ndjsonProgress(reply, (p) => ops.importImage(req.body ?? {}, p)));
+  app.post<{ Body: { all?: boolean } | undefined }>('/v1/images/prune', async (req) => ops.pruneImages(req.body ?? {}));
+  app.get('/v1/images', async () => ops.listImages());
+  // References contain '/' and ':', so the rest of the path is the reference.
+  app.get<{ Params: { '*': string } }>('/v1/images/*', async (req) => ops.getImage({ reference: req.params['*'] }));
+  app.delete<{ Params: { '*': string }; Querystring: { force?: string } }>('/v1/images/*', async (req) => ops.deleteImage({ reference: req.params['*'], force: flag(req.query.force) }));
+}
+
+export function buildHttpApi(ops: VmOperations, imageOps?: ImageOperations): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: 1024 * 1024 });
   app.setErrorHandler((err, _req, reply) => sendError(reply, err));
   app.setNotFoundHandler((req, reply) => sendError(reply, new HypercoreError(ErrorCodes.notFound, `no route ${req.method} ${req.url}; see GET /openapi.json`)));
@@ -44,8 +71,11 @@ export function buildHttpApi(ops: VmOperations): FastifyInstance {
     const abort = new AbortController();
     const chunks = ops.streamLogs({ id: req.params.id, follow: flag(req.query.follow) }, abort.signal);
     req.raw.on('close', () => abort.abort());
-    return reply.type('text/plain; charset=utf-8').send(Readable.from(chunks));
+    reply.type('text/plain; charset=utf-8').send(Readable.from(chunks));
+    return reply;
   });
+
+  if (imageOps) registerImageRoutes(app, imageOps);
 
   app.get('/v1/events', async (req, reply) => {
     const out = new PassThrough();
@@ -54,7 +84,10 @@ export function buildHttpApi(ops: VmOperations): FastifyInstance {
       unsubscribe();
       out.end();
     });
-    return reply.type('application/x-ndjson').send(out);
+    reply.type('application/x-ndjson').send(out);
+    // A quiet stream must still tell the client it is subscribed: send the head now.
+    reply.raw.flushHeaders();
+    return reply;
   });
   return app;
 }

@@ -4,7 +4,7 @@
  */
 import protobuf from 'protobufjs';
 import { join } from 'node:path';
-import { PROTO_DIR, VM_PROTO_FILE } from './proto.js';
+import { PROTO_DIR, PROTO_FILES } from './proto.js';
 
 type JsonSchema = Record<string, unknown>;
 
@@ -62,7 +62,7 @@ export function openApiDocument(): JsonSchema {
   if (cached) return cached;
   const root = new protobuf.Root();
   root.resolvePath = (_origin, target) => join(PROTO_DIR, target);
-  root.loadSync(VM_PROTO_FILE, { alternateCommentMode: true }).resolveAll();
+  root.loadSync(PROTO_FILES, { alternateCommentMode: true }).resolveAll();
   const pkg = root.lookup('hypercore.v1') as protobuf.Namespace;
   const schemas: Record<string, JsonSchema> = { Error: errorSchema };
   for (const nested of pkg.nestedArray) if (nested instanceof protobuf.Type) schemas[nested.name] = messageSchema(nested);

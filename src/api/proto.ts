@@ -1,25 +1,36 @@
-/** Loads the protobuf definition of the API at run time (the .proto file is the single source). */
+/** Loads the protobuf definitions of the API at run time (the .proto files are the single source). */
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const PROTO_DIR = join(dirname(fileURLToPath(import.meta.url)), 'proto');
-export const VM_PROTO_FILE = 'hypercore/v1/vm.proto';
+export const PROTO_FILES = ['hypercore/v1/vm.proto', 'hypercore/v1/image.proto'];
 
-/** The proto3 JSON conventions: lowerCamelCase fields, absent optionals left out, bytes as Buffers. */
-const loaderOptions: protoLoader.Options = { keepCase: false, longs: Number, enums: String, defaults: false, oneofs: true, includeDirs: [PROTO_DIR] };
+/**
+ * The proto3 JSON conventions: lowerCamelCase fields, absent optionals left out, bytes as Buffers,
+ * empty repeated fields as []. No synthetic oneof markers: proto3 `optional` would otherwise add `_pid`-style keys.
+ */
+const loaderOptions: protoLoader.Options = { keepCase: false, longs: Number, enums: String, defaults: false, oneofs: false, arrays: true, includeDirs: [PROTO_DIR] };
 
-interface VmServicePackage {
-  hypercore: { v1: { VmService: grpc.ServiceClientConstructor } };
+interface HypercorePackage {
+  hypercore: { v1: { VmService: grpc.ServiceClientConstructor; ImageService: grpc.ServiceClientConstructor } };
 }
 
-let cached: grpc.ServiceClientConstructor | undefined;
+let cached: HypercorePackage['hypercore']['v1'] | undefined;
 
-export function loadVmServiceDefinition(): grpc.ServiceClientConstructor {
+function services(): HypercorePackage['hypercore']['v1'] {
   if (!cached) {
-    const definition = protoLoader.loadSync(VM_PROTO_FILE, loaderOptions);
-    cached = (grpc.loadPackageDefinition(definition) as unknown as VmServicePackage).hypercore.v1.VmService;
+    const definition = protoLoader.loadSync(PROTO_FILES, loaderOptions);
+    cached = (grpc.loadPackageDefinition(definition) as unknown as HypercorePackage).hypercore.v1;
   }
   return cached;
+}
+
+export function loadVmServiceDefinition(): grpc.ServiceClientConstructor {
+  return services().VmService;
+}
+
+export function loadImageServiceDefinition(): grpc.ServiceClientConstructor {
+  return services().ImageService;
 }

@@ -3,6 +3,7 @@ import { Agent, request } from 'undici';
 import { ErrorCodes, HypercoreError, type ErrorCode, type ValidationIssue } from '../core/errors.js';
 import type { Vm } from '../core/vm.js';
 import type { VmSpec } from '../core/vm.js';
+import type { Image, PullProgress } from '../core/image.js';
 
 /** An error the daemon returned: its code, message and details, as the daemon put them. */
 export class ApiError extends HypercoreError {
@@ -86,6 +87,48 @@ export class ApiClient {
     for await (const chunk of res.body) {
       if (!out.write(chunk as Buffer)) await new Promise((r) => out.once('drain', r));
     }
+  }
+
+  /** Reads an NDJSON progress stream; a line with `error` ends it with that error. */
+  private async progressCall(path: string, body: unknown, onProgress: (p: PullProgress) => void): Promise<Image> {
+    const res = await this.send('POST', path, body);
+    if (res.statusCode >= 400) throw this.toError(res.statusCode, JSON.parse(await res.body.text()) as ErrorPayload);
+    let buffered = '';
+    let image: Image | undefined;
+    for await (const chunk of res.body) {
+      buffered += (chunk as Buffer).toString('utf8');
+      let nl: number;
+      while ((nl = buffered.indexOf('\n')) >= 0) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        if (!line.trim()) continue;
+        const message = JSON.parse(line) as PullProgress & { image?: Image } & ErrorPayload;
+        if (message.error) throw this.toError(500, message);
+        if (message.image) image = message.image;
+        onProgress(message);
+      }
+    }
+    if (!image) throw new HypercoreError(ErrorCodes.internal, 'the daemon ended the stream without a result');
+    return image;
+  }
+
+  pullImage(reference: string, platform: string | undefined, onProgress: (p: PullProgress) => void): Promise<Image> {
+    return this.progressCall('/v1/images/pull', { reference, ...(platform ? { platform } : {}) }, onProgress);
+  }
+  importImage(path: string, reference: string | undefined, onProgress: (p: PullProgress) => void): Promise<Image> {
+    return this.progressCall('/v1/images/import', { path, ...(reference ? { reference } : {}) }, onProgress);
+  }
+  async listImages(): Promise<Image[]> {
+    return (await this.call<{ images: Image[] }>('GET', '/v1/images')).images;
+  }
+  getImage(reference: string): Promise<Image> {
+    return this.call('GET', `/v1/images/${reference}`);
+  }
+  async deleteImage(reference: string, force: boolean): Promise<void> {
+    await this.call('DELETE', `/v1/images/${reference}${force ? '?force=true' : ''}`);
+  }
+  pruneImages(all: boolean): Promise<{ deleted: string[]; reclaimedBytes: number }> {
+    return this.call('POST', '/v1/images/prune', { all });
   }
 
   async close(): Promise<void> {

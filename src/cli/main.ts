@@ -7,6 +7,8 @@ import { hostCpuCount } from '../system/host.js';
 import { resolveSettings } from '../daemon/settings.js';
 import { ApiClient } from './api-client.js';
 import { shortId, vmSummary, vmTable } from './format.js';
+import { pullWithProgress, registerImageCommands } from './image-commands.js';
+import { ErrorCodes } from '../core/errors.js';
 
 function integer(value: string): number {
   const n = Number(value);
@@ -49,6 +51,7 @@ program
     const { hac, memory, ...rest } = opts;
     const overrides: HacOverrides = { ...rest, ...(memory === undefined ? {} : { memoryMib: memory }) };
     const spec = await loadHacFile(resolve(hac), { hostCpus: hostCpuCount(), overrides, cwd: process.cwd() });
+    if (spec.image) await pullIfMissing(spec.image);
     const vm = await api(program).createVm(spec);
     process.stderr.write(`spawned ${vm.name} (${vm.provider}, pid ${vm.pid ?? '-'}); follow its console with: hypercore logs -f ${shortId(vm.id)}\n`);
     process.stdout.write(`${vm.id}\n`);
@@ -112,6 +115,18 @@ program
       process.stdout.write(`${vm.id}\n`);
     }
   });
+
+/** Pulls an image the daemon does not have yet, showing progress (the daemon would pull it silently). */
+async function pullIfMissing(reference: string): Promise<void> {
+  try {
+    await api(program).getImage(reference);
+  } catch (err) {
+    if (!(err instanceof HypercoreError) || err.code !== ErrorCodes.imageNotFound) throw err;
+    await pullWithProgress(api(program), reference);
+  }
+}
+
+registerImageCommands(program, () => api(program));
 
 const config = program.command('config').description('hac.toml tools (no daemon needed)');
 config

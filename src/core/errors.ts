@@ -20,6 +20,7 @@ export const ErrorCodes = {
   imageDigestMismatch: 'HC_IMAGE_DIGEST_MISMATCH',
   imageUnsupported: 'HC_IMAGE_UNSUPPORTED',
   imageUnsafeLayer: 'HC_IMAGE_UNSAFE_LAYER',
+  imageCorruptLayer: 'HC_IMAGE_CORRUPT_LAYER',
   imageLimitExceeded: 'HC_IMAGE_LIMIT_EXCEEDED',
   registryAuth: 'HC_REGISTRY_AUTH',
   registryUnavailable: 'HC_REGISTRY_UNAVAILABLE',

@@ -5,58 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { VmService } from './vm-service.js';
 import { ErrorCodes, HypercoreError, ProviderFailedError } from './errors.js';
-import type { LaunchRequest, Provider, ProviderCapabilities, VmmExit, VmmStatus, VmPaths } from './ports.js';
+import { FakeProvider } from './testing/fake-provider.js';
 import type { VmEvent, VmSpec } from './vm.js';
 import { SqliteVmStore } from '../store/sqlite-vm-store.js';
 import { VmDirectories } from '../store/vm-directories.js';
-
-/** A provider double that records calls; VMMs are entries in a set instead of processes. */
-class FakeProvider implements Provider {
-  readonly name = 'qemu' as const;
-  readonly capabilities: ProviderCapabilities = { pause: false, snapshot: false, agentChannels: [], diskFormats: ['raw'], hotplug: false, bootsCompressedKernel: true };
-  readonly alive = new Set<string>();
-  readonly calls: string[] = [];
-  failLaunch: Error | undefined;
-  unavailable: Error | undefined;
-  shutdownWorks = true;
-  private nextPid = 1000;
-  private exitHandlers = new Map<string, (exit: VmmExit) => void>();
-
-  async checkAvailable(): Promise<void> {
-    if (this.unavailable) throw this.unavailable;
-  }
-  async launch(req: LaunchRequest) {
-    this.calls.push(`launch ${req.vmId}`);
-    assert.ok(existsSync(req.paths.stateDir), 'directories exist before the VMM launches');
-    this.alive.add(req.vmId);
-    if (this.failLaunch) throw this.failLaunch;
-    return { pid: this.nextPid++ };
-  }
-  async status(vmId: string): Promise<VmmStatus> {
-    return this.alive.has(vmId) ? 'running' : 'gone';
-  }
-  watch(vmId: string, _p: VmPaths, _pid: number, onExit: (exit: VmmExit) => void) {
-    this.exitHandlers.set(vmId, onExit);
-    return () => this.exitHandlers.delete(vmId);
-  }
-  async shutdown(vmId: string): Promise<boolean> {
-    this.calls.push(`shutdown ${vmId}`);
-    if (this.shutdownWorks) this.alive.delete(vmId);
-    return this.shutdownWorks;
-  }
-  async kill(vmId: string): Promise<void> {
-    this.calls.push(`kill ${vmId}`);
-    this.alive.delete(vmId);
-  }
-  async cleanup(vmId: string): Promise<void> {
-    this.calls.push(`cleanup ${vmId}`);
-  }
-  /** Simulates the VMM exiting on its own. */
-  exit(vmId: string, exit: VmmExit): void {
-    this.alive.delete(vmId);
-    this.exitHandlers.get(vmId)?.(exit);
-  }
-}
 
 let dir: string;
 let store: SqliteVmStore;

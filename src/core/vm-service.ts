@@ -64,7 +64,7 @@ export class VmService {
     if (taken) throw new VmNameTakenError(spec.name, taken.id);
     const provider = await this.chooseProvider(spec);
     const now = clock.now().toISOString();
-    const vm: Vm = { id: ids.newVmId(), name: spec.name, state: 'creating', provider: provider.name, createdAt: now, updatedAt: now, spec };
+    const vm: Vm = { id: ids.newVmId(), name: spec.name, state: 'creating', provider: provider.name, createdAt: now, updatedAt: now, spec, disks: [] };
     const log = this.deps.logger.child({ vmId: vm.id, vmName: vm.name });
 
     return this.lock.run(vm.id, async () => {

@@ -20,6 +20,12 @@ import { listenMultiplexed } from '../api/socket-mux.js';
 import { rotateIfNeeded } from '../providers/console-log.js';
 import { QemuProvider } from '../providers/qemu/qemu-provider.js';
 import { SqliteVmStore } from '../store/sqlite-vm-store.js';
+import { SqliteImageStore } from '../store/sqlite-image-store.js';
+import { openDatabase } from '../store/database.js';
+import { ImageOperations } from '../api/image-operations.js';
+import { ImageService } from '../images/image-service.js';
+import { ImageImporter } from '../images/import/index.js';
+import { createRegistrySource, normalizeReference } from '../images/registry-source.js';
 import { VmDirectories } from '../store/vm-directories.js';
 import { hostCpuCount } from '../system/host.js';
 import { isAlive, readPidFile } from '../system/process.js';
@@ -65,7 +71,19 @@ export class Daemon {
     await this.claimPidFile();
 
     const log = this.logger as unknown as Logger;
-    this.store = new SqliteVmStore(join(rootDir, 'state.db'));
+    const db = openDatabase(join(rootDir, 'state.db'));
+    const vmStore = new SqliteVmStore(db);
+    this.store = vmStore;
+    const imagesDir = join(rootDir, 'images');
+    const images = new ImageService({
+      dir: imagesDir,
+      store: new SqliteImageStore(db),
+      registry: createRegistrySource({ insecureRegistries: this.settings.insecureRegistries }),
+      normalize: normalizeReference,
+      usersOf: (digest) => vmStore.list().filter((vm) => vm.imageDigest === digest).map((vm) => vm.name),
+      logger: log,
+    });
+    await images.init();
     const providers = new StaticProviderRegistry([
       new QemuProvider({ boot: { kernel: join(bootDir, 'vmlinuz'), initrd: join(bootDir, 'initrd.img') }, logger: log, workDir: join(runDir, 'probe') }),
     ]);
@@ -76,13 +94,15 @@ export class Daemon {
       clock: { now: () => new Date() },
       ids: { newVmId: () => randomBytes(8).toString('hex') },
       logger: log,
+      images,
     });
     await this.service.reconcile();
 
     const ops = new VmOperations({ service: this.service, hostCpus: hostCpuCount(), logger: log });
+    const imageOps = new ImageOperations(images, new ImageImporter(images, normalizeReference, join(imagesDir, 'tmp')));
     await rm(this.grpcSocket, { force: true });
-    this.grpc = await startGrpcServer(ops, this.grpcSocket);
-    this.http = buildHttpApi(ops);
+    this.grpc = await startGrpcServer(ops, imageOps, this.grpcSocket);
+    this.http = buildHttpApi(ops, imageOps);
     await this.http.ready();
     this.socketServer = await listenMultiplexed(socket, this.http.server, this.grpcSocket);
     this.rotateTimer = setInterval(() => void this.rotateConsoleLogs(), CONSOLE_ROTATE_INTERVAL_MS);

@@ -10,7 +10,8 @@ const program = new Command('hypercored')
   .option('--socket <path>', 'API socket (env HYPERCORE_SOCKET; default <run-dir>/hypercore.sock)')
   .option('--boot-dir <dir>', 'default guest kernel and initramfs (env HYPERCORE_BOOT_DIR; default /var/lib/hypercore/boot)')
   .option('--log-level <level>', 'trace, debug, info, warn or error (env HYPERCORE_LOG_LEVEL; default info)')
-  .action(async (flags: { root?: string; runDir?: string; socket?: string; bootDir?: string; logLevel?: string }) => {
+  .option('--insecure-registry <host[:port]>', 'reach this registry over plain HTTP (repeatable; env HYPERCORE_INSECURE_REGISTRIES, comma-separated); localhost always is', (v: string, prev: string[] = []) => [...prev, v])
+  .action(async (flags: { root?: string; runDir?: string; socket?: string; bootDir?: string; logLevel?: string; insecureRegistry?: string[] }) => {
     const daemon = new Daemon(resolveSettings(flags, process.env));
     try {
       await daemon.start();

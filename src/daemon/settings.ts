@@ -8,6 +8,8 @@ export interface DaemonSettings {
   bootDir: string;
   logLevel: string;
   consoleLogCapBytes: number;
+  /** Registries reached over plain HTTP besides localhost (which always is, as in Docker). */
+  insecureRegistries: string[];
 }
 
 export const DEFAULT_ROOT = '/var/lib/hypercore';
@@ -21,6 +23,7 @@ export interface SettingsInput {
   bootDir?: string;
   logLevel?: string;
   consoleLogCapBytes?: number;
+  insecureRegistry?: string[];
 }
 
 export function resolveSettings(flags: SettingsInput, env: NodeJS.ProcessEnv): DaemonSettings {
@@ -33,5 +36,9 @@ export function resolveSettings(flags: SettingsInput, env: NodeJS.ProcessEnv): D
     bootDir: resolve(flags.bootDir ?? env['HYPERCORE_BOOT_DIR'] ?? DEFAULT_BOOT_DIR),
     logLevel: flags.logLevel ?? env['HYPERCORE_LOG_LEVEL'] ?? 'info',
     consoleLogCapBytes: flags.consoleLogCapBytes ?? 1024 * 1024,
+    insecureRegistries: [
+      ...(flags.insecureRegistry ?? []),
+      ...(env['HYPERCORE_INSECURE_REGISTRIES'] ?? '').split(',').map((s) => s.trim()).filter(Boolean),
+    ],
   };
 }

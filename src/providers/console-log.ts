@@ -52,8 +52,16 @@ export async function* readConsoleLog(path: string, options: ReadOptions): Async
     }
     if (!options.follow || options.signal?.aborted) return;
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, pollMs);
-      options.signal?.addEventListener('abort', () => { clearTimeout(timer); resolve(); }, { once: true });
+      const onAbort = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      // The listener is removed on every poll, or a long follow would pile one up every 200 ms.
+      const timer = setTimeout(() => {
+        options.signal?.removeEventListener('abort', onAbort);
+        resolve();
+      }, pollMs);
+      options.signal?.addEventListener('abort', onAbort, { once: true });
     });
     if (options.signal?.aborted) return;
   }

@@ -24,6 +24,8 @@ export const migrations: readonly string[] = [
      image_json  TEXT NOT NULL
    ) STRICT;
    CREATE INDEX images_by_digest ON images (digest);`,
+  // Disks and image digest of a VM, kept as JSON: read and written whole with the VM.
+  `ALTER TABLE vms ADD COLUMN extra_json TEXT;`,
 ];
 
 export function migrate(db: Database.Database): void {

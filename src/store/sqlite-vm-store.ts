@@ -15,6 +15,13 @@ interface VmRow {
   started_at: string | null;
   spec_json: string;
   error_json: string | null;
+  extra_json: string | null;
+}
+
+/** Fields of Vm stored together in extra_json. */
+interface VmExtra {
+  disks?: Vm['disks'];
+  imageDigest?: string;
 }
 
 function toVm(row: VmRow): Vm {
@@ -30,6 +37,10 @@ function toVm(row: VmRow): Vm {
   if (row.pid !== null) vm.pid = row.pid;
   if (row.started_at !== null) vm.startedAt = row.started_at;
   if (row.error_json !== null) vm.error = JSON.parse(row.error_json) as VmError;
+  const extra: VmExtra = row.extra_json === null ? {} : (JSON.parse(row.extra_json) as VmExtra);
+  // Always an array, as the API's repeated field is on both transports.
+  vm.disks = extra.disks ?? [];
+  if (extra.imageDigest) vm.imageDigest = extra.imageDigest;
   return vm;
 }
 
@@ -45,6 +56,7 @@ function toRow(vm: Vm): VmRow {
     started_at: vm.startedAt ?? null,
     spec_json: JSON.stringify(vm.spec),
     error_json: vm.error ? JSON.stringify(vm.error) : null,
+    extra_json: vm.disks?.length || vm.imageDigest ? JSON.stringify({ disks: vm.disks, imageDigest: vm.imageDigest } satisfies VmExtra) : null,
   };
 }
 
@@ -58,12 +70,12 @@ export class SqliteVmStore implements VmStore {
     this.db = typeof file === 'string' ? openDatabase(file) : file;
     this.stmts = {
       insert: this.db.prepare<VmRow>(
-        `INSERT INTO vms (id, name, state, provider, pid, created_at, updated_at, started_at, spec_json, error_json)
-         VALUES (@id, @name, @state, @provider, @pid, @created_at, @updated_at, @started_at, @spec_json, @error_json)`,
+        `INSERT INTO vms (id, name, state, provider, pid, created_at, updated_at, started_at, spec_json, error_json, extra_json)
+         VALUES (@id, @name, @state, @provider, @pid, @created_at, @updated_at, @started_at, @spec_json, @error_json, @extra_json)`,
       ),
       update: this.db.prepare<VmRow>(
         `UPDATE vms SET name=@name, state=@state, provider=@provider, pid=@pid, updated_at=@updated_at,
-           started_at=@started_at, spec_json=@spec_json, error_json=@error_json WHERE id=@id`,
+           started_at=@started_at, spec_json=@spec_json, error_json=@error_json, extra_json=@extra_json WHERE id=@id`,
       ),
       get: this.db.prepare<[string], VmRow>('SELECT * FROM vms WHERE id = ?'),
       byName: this.db.prepare<[string], VmRow>('SELECT * FROM vms WHERE name = ?'),

@@ -1,0 +1,53 @@
+/** Test double of a Provider: VMMs are entries in a set instead of processes; every call is recorded. */
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import type { LaunchRequest, Provider, ProviderCapabilities, VmmExit, VmmStatus, VmPaths } from '../ports.js';
+
+/** A provider double that records calls; VMMs are entries in a set instead of processes. */
+export class FakeProvider implements Provider {
+  readonly name = 'qemu' as const;
+  readonly capabilities: ProviderCapabilities = { pause: false, snapshot: false, agentChannels: [], diskFormats: ['raw'], hotplug: false, bootsCompressedKernel: true };
+  readonly alive = new Set<string>();
+  readonly calls: string[] = [];
+  failLaunch: Error | undefined;
+  unavailable: Error | undefined;
+  shutdownWorks = true;
+  private nextPid = 1000;
+  private exitHandlers = new Map<string, (exit: VmmExit) => void>();
+
+  async checkAvailable(): Promise<void> {
+    if (this.unavailable) throw this.unavailable;
+  }
+  async launch(req: LaunchRequest) {
+    this.calls.push(`launch ${req.vmId}`);
+    assert.ok(existsSync(req.paths.stateDir), 'directories exist before the VMM launches');
+    this.alive.add(req.vmId);
+    if (this.failLaunch) throw this.failLaunch;
+    return { pid: this.nextPid++ };
+  }
+  async status(vmId: string): Promise<VmmStatus> {
+    return this.alive.has(vmId) ? 'running' : 'gone';
+  }
+  watch(vmId: string, _p: VmPaths, _pid: number, onExit: (exit: VmmExit) => void) {
+    this.exitHandlers.set(vmId, onExit);
+    return () => this.exitHandlers.delete(vmId);
+  }
+  async shutdown(vmId: string): Promise<boolean> {
+    this.calls.push(`shutdown ${vmId}`);
+    if (this.shutdownWorks) this.alive.delete(vmId);
+    return this.shutdownWorks;
+  }
+  async kill(vmId: string): Promise<void> {
+    this.calls.push(`kill ${vmId}`);
+    this.alive.delete(vmId);
+  }
+  async cleanup(vmId: string): Promise<void> {
+    this.calls.push(`cleanup ${vmId}`);
+  }
+  /** Simulates the VMM exiting on its own. */
+  exit(vmId: string, exit: VmmExit): void {
+    this.alive.delete(vmId);
+    this.exitHandlers.get(vmId)?.(exit);
+  }
+}
+

@@ -1,0 +1,209 @@
+/**
+ * Images against real parts: a real docker-registry on 127.0.0.1, images built in code and pushed,
+ * pulled by a real hypercored, turned into ext4, booted as a VM disk and read from the guest.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Image } from '../../src/core/image.js';
+import { buildDemoRootfs, DEMO_MARKER } from '../../src/guest/demo-rootfs.js';
+import { RegistryClient } from '../../src/images/registry/client.js';
+import { parseReference } from '../../src/images/registry/reference.js';
+import { startRegistry, type RegistryProcess } from '../../src/images/registry/testing/registry-process.js';
+import { buildImage, buildIndex, buildLayer, writeDockerSaveTar, writeOciLayoutTar, type BuiltBlob, type BuiltImage, type LayerEntry } from '../../src/images/testing/oci-builder.js';
+import { lastLine, TestDaemon, waitFor } from './harness.js';
+
+const daemon = new TestDaemon('hc-e2e-img-');
+let registry: RegistryProcess;
+let client: RegistryClient;
+let image: BuiltImage;
+
+const baseLayer: LayerEntry[] = [
+  { type: 'dir', path: 'bin' },
+  { type: 'file', path: 'bin/busybox', content: readFileSync('/bin/busybox'), mode: 0o755 },
+  { type: 'symlink', path: 'bin/sh', target: 'busybox' },
+  { type: 'dir', path: 'etc' },
+  { type: 'file', path: 'etc/os-release', content: 'NAME="Hypercore test image"\nID=hctest\n' },
+  { type: 'file', path: 'etc/removeme', content: 'lower layer\n' },
+  { type: 'dir', path: 'opq' },
+  { type: 'file', path: 'opq/old', content: 'hidden by an opaque marker\n' },
+  { type: 'file', path: 'usr/bin/setuid-tool', content: '#!/bin/sh\n', mode: 0o4755 },
+  { type: 'hardlink', path: 'etc/os-release.link', target: 'etc/os-release' },
+];
+const topLayer: LayerEntry[] = [
+  { type: 'whiteout', path: 'etc/removeme' },
+  { type: 'opaque', path: 'opq' },
+  { type: 'file', path: 'opq/new', content: 'added above the opaque marker\n' },
+  { type: 'file', path: 'etc/hc-layer2', content: 'from layer two\n' },
+];
+
+async function push(repo: string, tag: string, built: BuiltImage, index?: BuiltBlob): Promise<void> {
+  const ref = parseReference(`${registry.host}/${repo}:${tag}`);
+  for (const b of [...built.layers, built.config, built.manifest]) {
+    if (b === built.manifest) continue;
+    await client.pushBlob(ref, b.digest, b.bytes);
+  }
+  await client.pushManifest(index ? parseReference(`${registry.host}/${repo}@${built.manifest.digest}`) : ref, built.manifest.mediaType, built.manifest.bytes);
+  if (index) await client.pushManifest(ref, index.mediaType, index.bytes);
+}
+
+function cli(args: string[]): { code: number; stdout: string; stderr: string } {
+  return daemon.cli(args);
+}
+
+function images(): Image[] {
+  const r = cli(['image', 'ls', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout) as Image[];
+}
+
+function blockImage(digest: string): string {
+  return join(daemon.root, 'images', 'blocks', `${digest.slice(7)}.ext4`);
+}
+
+function debugfs(imagePath: string, request: string): string {
+  return execFileSync('debugfs', ['-R', request, imagePath], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+before(async () => {
+  registry = await startRegistry();
+  client = new RegistryClient({});
+  image = buildImage([await buildLayer(baseLayer), await buildLayer(topLayer)]);
+  await push('hc/test', 'v1', image);
+  await daemon.start();
+});
+
+after(async () => {
+  await daemon.cleanup();
+  await client?.close();
+  await registry?.stop();
+});
+
+test('pull verifies and stores an image and builds an ext4 with OCI layer semantics applied', () => {
+  const ref = `${registry.host}/hc/test:v1`;
+  const r = cli(['image', 'pull', ref]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(lastLine(r.stdout), `${ref}@${image.manifest.digest}`);
+  assert.match(r.stderr, /downloading/, 'progress is shown');
+  const [stored] = images();
+  assert.equal(stored?.digest, image.manifest.digest);
+  assert.equal(stored?.layers.length, 2);
+  const ext4 = blockImage(image.manifest.digest);
+  assert.ok(existsSync(ext4));
+  assert.equal(debugfs(ext4, 'cat /etc/hc-layer2'), 'from layer two\n');
+  assert.equal(debugfs(ext4, 'cat /opq/new'), 'added above the opaque marker\n');
+  assert.match(debugfs(ext4, 'ls -l /opq'), /new/);
+  assert.doesNotMatch(debugfs(ext4, 'ls -l /opq'), /\bold\b/, 'the opaque marker hid the lower directory');
+  assert.doesNotMatch(debugfs(ext4, 'ls -l /etc'), /removeme/, 'the whiteout removed the lower file');
+  assert.match(debugfs(ext4, 'stat /usr/bin/setuid-tool'), /Mode:\s+04755/);
+  const links = debugfs(ext4, 'stat /etc/os-release');
+  assert.match(links, /Links: 2/, 'the hardlink is a hardlink');
+});
+
+test('a multi-platform index: the host platform by default, another with --platform', async () => {
+  const arm = buildImage([await buildLayer([{ type: 'file', path: 'arch', content: 'arm64\n' }])], { architecture: 'arm64' });
+  const amd = buildImage([await buildLayer([{ type: 'file', path: 'arch', content: 'amd64\n' }])]);
+  const index = buildIndex([{ image: amd, os: 'linux', architecture: 'amd64' }, { image: arm, os: 'linux', architecture: 'arm64', variant: 'v8' }]);
+  await push('hc/multi', 'x', arm);
+  await push('hc/multi', 'x', amd, index);
+  const ref = `${registry.host}/hc/multi:x`;
+  const amdPull = cli(['image', 'pull', ref]);
+  assert.equal(amdPull.code, 0, amdPull.stderr);
+  assert.equal(lastLine(amdPull.stdout), `${ref}@${amd.manifest.digest}`);
+  const armPull = cli(['image', 'pull', '--platform', 'linux/arm64', ref]);
+  assert.equal(armPull.code, 0, armPull.stderr);
+  assert.equal(lastLine(armPull.stdout), `${ref}@${arm.manifest.digest}`);
+  const missing = cli(['image', 'pull', '--platform', 'linux/s390x', ref]);
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /no image for linux\/s390x; available: linux\/amd64, linux\/arm64\/v8/);
+});
+
+test('a VM boots with the image as a copy-on-write disk and the guest reads the image', async () => {
+  const drive = join(daemon.dir, 'rootfs.ext4');
+  await buildDemoRootfs({
+    output: drive,
+    files: { '/etc/rc.local': '#!/bin/sh\nmkdir -p /mnt/img && mount -t ext4 /dev/vdb /mnt/img && echo "image says: $(cat /mnt/img/etc/hc-layer2)" && echo scratch > /mnt/img/written-by-guest && echo "image has: $(ls /mnt/img/opq)"\n' },
+  });
+  const hac = join(daemon.dir, 'img-vm.toml');
+  writeFileSync(hac, `[spacecore]\nname = "imgvm"\n[hardware]\nmemory = 192\ndrive = "rootfs.ext4"\nref = "${registry.host}/hc/test:v1"\n[hypervisor]\nprovider = "qemu"\n`);
+  const spawn = cli(['spawn', '--hac', hac]);
+  assert.equal(spawn.code, 0, `${spawn.stderr}\n${daemon.log()}`);
+  const id = lastLine(spawn.stdout);
+  const vm = JSON.parse(cli(['inspect', '--json', id]).stdout) as { disks: { path: string; format: string }[]; imageDigest: string };
+  assert.equal(vm.imageDigest, image.manifest.digest);
+  assert.equal(vm.disks[0]?.format, 'qcow2');
+  const logs = await waitFor('the guest to read the image disk', 90_000, () => {
+    const out = cli(['logs', id]).stdout;
+    return out.includes('image has:') ? out : undefined;
+  });
+  assert.ok(logs.includes(DEMO_MARKER));
+  assert.match(logs, /image says: from layer two/);
+  assert.match(logs, /image has: new/);
+  // The guest wrote through its overlay: the shared block image is unchanged.
+  assert.doesNotMatch(debugfs(blockImage(image.manifest.digest), 'ls /'), /written-by-guest/);
+
+  const busy = cli(['image', 'rm', `${registry.host}/hc/test:v1`]);
+  assert.equal(busy.code, 1);
+  assert.match(busy.stderr, /is used by VM\(s\) imgvm.*HC_IMAGE_IN_USE/);
+  assert.equal(cli(['rm', '-f', id]).code, 0);
+  assert.equal(existsSync(vm.disks[0]!.path), false, "the VM's overlay is removed with it");
+  assert.deepEqual(daemon.vmDirs(), []);
+});
+
+test('image rm and prune remove the image, its blobs and its block image', () => {
+  const ref = `${registry.host}/hc/test:v1`;
+  assert.equal(cli(['image', 'rm', ref]).code, 0);
+  assert.ok(!images().some((i) => i.reference === ref));
+  const prune = cli(['image', 'prune', '--all']);
+  assert.equal(prune.code, 0, prune.stderr);
+  assert.equal(existsSync(blockImage(image.manifest.digest)), false);
+  assert.equal(existsSync(join(daemon.root, 'images', 'blobs', 'sha256', image.layers[0]!.digest.slice(7))), false);
+  assert.deepEqual(images(), []);
+});
+
+test('import reads an OCI layout tar and a docker save tar', async () => {
+  const ociTar = join(daemon.dir, 'oci.tar');
+  await writeOciLayoutTar(image, ociTar, 'example.com/team/app:1.0');
+  const oci = cli(['image', 'import', ociTar]);
+  assert.equal(oci.code, 0, oci.stderr);
+  assert.equal(lastLine(oci.stdout), `example.com/team/app:1.0@${image.manifest.digest}`);
+
+  const plain = [await buildLayer(baseLayer, { gzip: false }), await buildLayer(topLayer, { gzip: false })];
+  const saved = buildImage(plain);
+  const dockerTar = join(daemon.dir, 'docker.tar');
+  await writeDockerSaveTar(plain, saved, dockerTar, 'saved/app:latest');
+  const docker = cli(['image', 'import', dockerTar]);
+  assert.equal(docker.code, 0, docker.stderr);
+  assert.match(lastLine(docker.stdout), /^docker\.io\/saved\/app:latest@sha256:[0-9a-f]{64}$/);
+  const stored = images().find((i) => i.reference === 'docker.io/saved/app:latest');
+  assert.equal(stored?.layers.length, 2);
+  assert.equal(debugfs(blockImage(stored!.digest), 'cat /etc/hc-layer2'), 'from layer two\n');
+});
+
+test('a hostile layer is refused with a clear error and leaves nothing in the store or outside', async () => {
+  const evil = buildImage([await buildLayer([{ type: 'file', path: '../../../../tmp/hc-escape-test', content: 'escaped\n' }])]);
+  await push('hc/evil', 'v1', evil);
+  const r = cli(['image', 'pull', `${registry.host}/hc/evil:v1`]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /HC_IMAGE_UNSAFE_LAYER/);
+  assert.equal(existsSync('/tmp/hc-escape-test'), false);
+  assert.ok(!images().some((i) => i.reference.includes('hc/evil')));
+  assert.equal(existsSync(blockImage(evil.manifest.digest)), false);
+  assert.equal(existsSync(join(daemon.root, 'images', 'blobs', 'sha256', evil.layers[0]!.digest.slice(7))), false, 'the hostile blobs are dropped');
+  assert.deepEqual(readdirSync(join(daemon.root, 'images', 'tmp')).filter((n) => !n.startsWith('.')), [], 'no scratch tree is left');
+});
+
+test('a blob that does not match its digest is an error and nothing is kept', async () => {
+  const victim = buildImage([await buildLayer([{ type: 'file', path: 'victim', content: 'original bytes\n' }])]);
+  await push('hc/corrupt', 'v1', victim);
+  // Same length, other bytes: the registry serves it whole, only the digest can tell.
+  const original = readFileSync(registry.blobPath(victim.layers[0]!.digest));
+  writeFileSync(registry.blobPath(victim.layers[0]!.digest), Buffer.from(original.map((b) => b ^ 0xff)));
+  const r = cli(['image', 'pull', `${registry.host}/hc/corrupt:v1`]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /HC_IMAGE_DIGEST_MISMATCH/);
+  assert.equal(existsSync(join(daemon.root, 'images', 'blobs', 'sha256', victim.layers[0]!.digest.slice(7))), false);
+  assert.ok(!images().some((i) => i.reference.includes('hc/corrupt')));
+});
