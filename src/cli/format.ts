@@ -14,16 +14,22 @@ export function age(iso: string, now = Date.now()): string {
   return `${Math.floor(s / 86400)}d ago`;
 }
 
-export function vmTable(vms: readonly Vm[]): string {
+/** A borderless, left-aligned table like `docker ps` prints. */
+export function plainTable(head: string[], rows: (string | number)[][]): string {
   const table = new Table({
-    head: ['ID', 'NAME', 'STATE', 'PROVIDER', 'PID', 'CPUS', 'MEMORY', 'CREATED'],
+    head,
     style: { head: [], border: [], compact: true },
     chars: { top: '', 'top-mid': '', 'top-left': '', 'top-right': '', bottom: '', 'bottom-mid': '', 'bottom-left': '', 'bottom-right': '', left: '', 'left-mid': '', mid: '', 'mid-mid': '', right: '', 'right-mid': '', middle: '  ' },
   });
-  for (const vm of vms) {
-    table.push([shortId(vm.id), vm.name, vm.state, vm.provider, vm.pid ?? '-', vm.spec.cores, `${vm.spec.memoryMib} MiB`, age(vm.createdAt)]);
-  }
+  table.push(...rows);
   return table.toString().split('\n').map((l) => l.trimEnd().replace(/^ /, '')).join('\n');
+}
+
+export function vmTable(vms: readonly Vm[]): string {
+  return plainTable(
+    ['ID', 'NAME', 'STATE', 'PROVIDER', 'PID', 'CPUS', 'MEMORY', 'CREATED'],
+    vms.map((vm) => [shortId(vm.id), vm.name, vm.state, vm.provider, vm.pid ?? '-', vm.spec.cores, `${vm.spec.memoryMib} MiB`, age(vm.createdAt)]),
+  );
 }
 
 export function vmSummary(vm: Vm): string {

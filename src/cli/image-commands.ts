@@ -1,22 +1,19 @@
 /** `hypercore image ...`, `login` and `logout`. */
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
-import Table from 'cli-table3';
 import type { Image } from '../core/image.js';
 import { ErrorCodes, HypercoreError } from '../core/errors.js';
 import { CredentialStore } from '../images/registry/credentials.js';
 import { RegistryClient } from '../images/registry/client.js';
 import type { ApiClient } from './api-client.js';
 import { progressRenderer } from './pull-progress.js';
+import { plainTable } from './format.js';
 
 function imageTable(images: readonly Image[]): string {
-  const table = new Table({
-    head: ['REFERENCE', 'DIGEST', 'PLATFORM', 'LAYERS', 'SIZE', 'CREATED'],
-    style: { head: [], border: [], compact: true },
-    chars: { top: '', 'top-mid': '', 'top-left': '', 'top-right': '', bottom: '', 'bottom-mid': '', 'bottom-left': '', 'bottom-right': '', left: '', 'left-mid': '', mid: '', 'mid-mid': '', right: '', 'right-mid': '', middle: '  ' },
-  });
-  for (const i of images) table.push([i.reference, i.digest.slice(7, 19), i.platform, i.layers.length, `${(i.size / 1e6).toFixed(1)} MB`, i.createdAt]);
-  return table.toString().split('\n').map((l) => l.trimEnd().replace(/^ /, '')).join('\n');
+  return plainTable(
+    ['REFERENCE', 'DIGEST', 'PLATFORM', 'LAYERS', 'SIZE', 'CREATED'],
+    images.map((i) => [i.reference, i.digest.slice(7, 19), i.platform, i.layers.length, `${(i.size / 1e6).toFixed(1)} MB`, i.createdAt]),
+  );
 }
 
 /** Pulls with progress on stderr (stdout stays clean for scripts). */
