@@ -1,0 +1,82 @@
+/**
+ * Typed encoders/decoders for the agent protocol's messages (protobufjs reflection over AGENT_PROTO).
+ * Field names are the protobuf names in lowerCamelCase, as everywhere in Hypercore's APIs.
+ */
+import protobuf from 'protobufjs';
+import { AGENT_PROTO } from './schema.js';
+
+export interface ProcessSpec {
+  args: string[];
+  env?: string[];
+  cwd?: string;
+  user?: string;
+  terminal?: boolean;
+  rows?: number;
+  cols?: number;
+}
+export interface HelloRequest { hostVersion?: string }
+export interface HelloResponse { agentVersion: string; nodeVersion: string; kernel: string; uptimeMs: number; bootId: string; workloadStarted: boolean }
+export interface WorkloadLimits { memoryBytes?: number; pids?: number }
+export interface StartWorkloadRequest { process: ProcessSpec; imageDiskSerial: string; scratchDiskSerial?: string; limits?: WorkloadLimits; hostname?: string }
+export interface ProcessStarted { processId: string; pid: number }
+export interface CreateProcessRequest { process: ProcessSpec; inWorkload?: boolean }
+export interface IoInput { processId?: string; fromOffset?: number; stdin?: Uint8Array; closeStdin?: boolean }
+export interface IoOutput { fd?: number; data?: Uint8Array; offset?: number; exited?: boolean; exitCode?: number; signal?: string; droppedBytes?: number }
+export interface WaitRequest { processId: string }
+export interface ExitStatus { exitCode: number; signal?: string }
+export interface SignalRequest { processId: string; signal: string }
+export interface ResizeRequest { processId: string; rows: number; cols: number }
+export interface ProcessInfo { processId: string; pid: number; args: string[]; terminal: boolean; running: boolean; exitCode?: number; signal?: string; inWorkload: boolean }
+export interface ProcessList { processes: ProcessInfo[] }
+export interface Stats { uptimeMs: number; load1: number; memTotalBytes: number; memAvailableBytes: number; processes: number }
+export interface ShutdownRequest { reboot?: boolean }
+export type Empty = Record<string, never>;
+
+const root = protobuf.parse(AGENT_PROTO, { keepCase: false }).root;
+
+export interface Codec<T> {
+  encode(message: T): Uint8Array;
+  decode(bytes: Uint8Array): T;
+}
+
+function codec<T>(name: string): Codec<T> {
+  const type = root.lookupType(`hypercore.agent.v1.${name}`);
+  return {
+    encode: (message) => type.encode(type.fromObject(message as Record<string, unknown>)).finish(),
+    // longs as numbers, bytes as Buffers, unset scalars as their defaults, arrays always present.
+    decode: (bytes) => type.toObject(type.decode(bytes), { longs: Number, bytes: Buffer, defaults: true, arrays: true }) as T,
+  };
+}
+
+export const codecs = {
+  Empty: codec<Empty>('Empty'),
+  HelloRequest: codec<HelloRequest>('HelloRequest'),
+  HelloResponse: codec<HelloResponse>('HelloResponse'),
+  StartWorkloadRequest: codec<StartWorkloadRequest>('StartWorkloadRequest'),
+  ProcessStarted: codec<ProcessStarted>('ProcessStarted'),
+  CreateProcessRequest: codec<CreateProcessRequest>('CreateProcessRequest'),
+  IoInput: codec<IoInput>('IoInput'),
+  IoOutput: codec<IoOutput>('IoOutput'),
+  WaitRequest: codec<WaitRequest>('WaitRequest'),
+  ExitStatus: codec<ExitStatus>('ExitStatus'),
+  SignalRequest: codec<SignalRequest>('SignalRequest'),
+  ResizeRequest: codec<ResizeRequest>('ResizeRequest'),
+  ProcessList: codec<ProcessList>('ProcessList'),
+  Stats: codec<Stats>('Stats'),
+  ShutdownRequest: codec<ShutdownRequest>('ShutdownRequest'),
+};
+
+/** Method names and their request/response codecs; both sides use this table. */
+export const methods = {
+  Hello: { request: codecs.HelloRequest, response: codecs.HelloResponse },
+  StartWorkload: { request: codecs.StartWorkloadRequest, response: codecs.ProcessStarted },
+  CreateProcess: { request: codecs.CreateProcessRequest, response: codecs.ProcessStarted },
+  Wait: { request: codecs.WaitRequest, response: codecs.ExitStatus },
+  Signal: { request: codecs.SignalRequest, response: codecs.Empty },
+  Resize: { request: codecs.ResizeRequest, response: codecs.Empty },
+  ListProcesses: { request: codecs.Empty, response: codecs.ProcessList },
+  GetStats: { request: codecs.Empty, response: codecs.Stats },
+  Shutdown: { request: codecs.ShutdownRequest, response: codecs.Empty },
+} as const;
+
+export type UnaryMethod = keyof typeof methods;

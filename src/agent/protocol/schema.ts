@@ -1,0 +1,131 @@
+/**
+ * The agent protocol, `hypercore.agent.v1`, spoken over TTRPC between hypercored (client) and the
+ * agent in the guest (server). Kept as protobuf text in code, so the agent bundle (esbuild, one
+ * file) and the daemon (tsc) load the very same definition without shipping a .proto file.
+ */
+export const AGENT_SERVICE = 'hypercore.agent.v1.Agent';
+
+/** The channel's name: QEMU's virtserialport name, and the guest's /sys/class/virtio-ports/<p>/name. */
+export const AGENT_PORT_NAME = 'hypercore.agent';
+
+export const AGENT_PROTO = `
+syntax = "proto3";
+package hypercore.agent.v1;
+
+// A process to run: in the VM itself, or inside the workload's container.
+message ProcessSpec {
+  repeated string args = 1;      // argv; args[0] is looked up in PATH
+  repeated string env = 2;       // KEY=VALUE
+  string cwd = 3;
+  string user = 4;               // uid[:gid] (numeric), empty = root
+  bool terminal = 5;             // allocate a pseudo-terminal (stdout and stderr merged)
+  uint32 rows = 6;
+  uint32 cols = 7;
+}
+
+message Empty {}
+
+message HelloRequest { string host_version = 1; }
+message HelloResponse {
+  string agent_version = 1;
+  string node_version = 2;
+  string kernel = 3;
+  uint64 uptime_ms = 4;
+  string boot_id = 5;            // changes when the guest reboots
+  bool workload_started = 6;
+}
+
+message WorkloadLimits {
+  uint64 memory_bytes = 1;       // 0 = no limit
+  uint32 pids = 2;               // 0 = no limit
+}
+
+message StartWorkloadRequest {
+  ProcessSpec process = 1;
+  string image_disk_serial = 2;  // the virtio-blk serial of the image disk (e.g. "image")
+  string scratch_disk_serial = 3; // optional: a raw scratch disk to join with overlayfs
+  WorkloadLimits limits = 4;
+  string hostname = 5;
+}
+
+message ProcessStarted {
+  string process_id = 1;         // "main" for the workload
+  uint32 pid = 2;
+}
+
+message CreateProcessRequest {
+  ProcessSpec process = 1;
+  bool in_workload = 2;          // run inside the workload's container (crun exec)
+}
+
+// Client side of the Io stream. The first message names the process; later ones carry stdin.
+message IoInput {
+  string process_id = 1;
+  uint64 from_offset = 2;        // resume output from this offset (0 = everything still buffered)
+  bytes stdin = 3;
+  bool close_stdin = 4;
+}
+
+// Server side of the Io stream: output in order, then one last message with the exit status.
+message IoOutput {
+  uint32 fd = 1;                 // 1 stdout, 2 stderr
+  bytes data = 2;
+  uint64 offset = 3;             // offset of the first byte of data in the process's output
+  bool exited = 4;
+  int32 exit_code = 5;
+  string signal = 6;             // e.g. SIGKILL when killed by a signal
+  uint64 dropped_bytes = 7;      // output lost because the buffer overflowed before anyone read it
+}
+
+message WaitRequest { string process_id = 1; }
+message ExitStatus {
+  int32 exit_code = 1;
+  string signal = 2;
+}
+
+message SignalRequest {
+  string process_id = 1;
+  string signal = 2;             // e.g. SIGTERM
+}
+
+message ResizeRequest {
+  string process_id = 1;
+  uint32 rows = 2;
+  uint32 cols = 3;
+}
+
+message ProcessInfo {
+  string process_id = 1;
+  uint32 pid = 2;
+  repeated string args = 3;
+  bool terminal = 4;
+  bool running = 5;
+  int32 exit_code = 6;
+  string signal = 7;
+  bool in_workload = 8;
+}
+message ProcessList { repeated ProcessInfo processes = 1; }
+
+message Stats {
+  uint64 uptime_ms = 1;
+  double load1 = 2;
+  uint64 mem_total_bytes = 3;
+  uint64 mem_available_bytes = 4;
+  uint32 processes = 5;
+}
+
+message ShutdownRequest { bool reboot = 1; }
+
+service Agent {
+  rpc Hello(HelloRequest) returns (HelloResponse);
+  rpc StartWorkload(StartWorkloadRequest) returns (ProcessStarted);
+  rpc CreateProcess(CreateProcessRequest) returns (ProcessStarted);
+  rpc Io(stream IoInput) returns (stream IoOutput);
+  rpc Wait(WaitRequest) returns (ExitStatus);
+  rpc Signal(SignalRequest) returns (Empty);
+  rpc Resize(ResizeRequest) returns (Empty);
+  rpc ListProcesses(Empty) returns (ProcessList);
+  rpc GetStats(Empty) returns (Stats);
+  rpc Shutdown(ShutdownRequest) returns (Empty);
+}
+`;
