@@ -109,6 +109,7 @@ function rawQemuArguments(spec: VmSpec, vmId: string): string[] {
   const full = qemuArguments({
     vmId,
     spec,
+    rootDisk: { path: spec.drive!, readOnly: spec.driveReadOnly },
     accel: 'tcg',
     boot: { kernel: join(bootDir, 'vmlinuz'), initrd: join(bootDir, 'initrd.img') },
     consoleLog: '/dev/null',

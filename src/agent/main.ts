@@ -1,27 +1,83 @@
 /**
- * PLACEHOLDER guest agent (the real one replaces this file). Bundled by src/guest/system-image-bundle.ts
- * to /agent/agent.js of the system image and run by /sbin/init (src/guest/agent-init.sh) as
- * `node /agent/agent.js`. It proves the guest userland works: prints a ready line with node's version,
- * runs `crun --version`, then idles so init does not restart it.
+ * The guest agent's entry point. Bundled (scripts/bundle-agent.mjs) into one CommonJS file,
+ * /agent/agent.js of the system image, run as root by /sbin/init (src/guest/agent-init.sh), which
+ * restarts it when it exits.
+ *
+ *   node /agent/agent.js                      serve on the virtio-serial port AGENT_PORT_NAME (the VM)
+ *   node dist/agent/agent.js --listen <sock>  serve on a unix socket (development, tests)
+ *
+ * Prints `[hypercore-agent] ready` once the channel is open and waiting for the host.
  */
-import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { TtrpcServer } from '../ttrpc/index.js';
+import { listenUnix, openVirtioPort, servePort } from './channel.js';
+import { consoleLog, errorText, READY_LINE } from './log.js';
+import { AGENT_PORT_NAME } from './protocol/schema.js';
+import { registerAgentService, type PowerOff } from './service.js';
+import { AGENT_VERSION } from './stats.js';
 
-/** The line the system-image checks wait for on the serial console. */
-export const PLACEHOLDER_READY = 'hypercore-agent: placeholder ready';
+interface Args {
+  listen?: string;
+  portName: string;
+}
 
-function uptime(): string {
-  try {
-    return readFileSync('/proc/uptime', 'utf8').split(' ')[0] ?? '?';
-  } catch {
-    return '?';
+function parseArgs(argv: readonly string[]): Args {
+  const args: Args = { portName: AGENT_PORT_NAME };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const value = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      return v;
+    };
+    if (a === '--listen') args.listen = value();
+    else if (a === '--port-name') args.portName = value();
+    else throw new Error(`unknown argument ${a} (usage: agent.js [--listen <unix socket>] [--port-name <name>])`);
+  }
+  return args;
+}
+
+/** In the VM: flush the disks, then ask init to power off (busybox poweroff/reboot signal PID 1). */
+const guestPowerOff: PowerOff = (reboot) =>
+  new Promise<void>((resolve) => {
+    const sync = spawn('sync', [], { stdio: 'ignore' });
+    const next = (): void => {
+      spawn(reboot ? '/bin/reboot' : '/bin/poweroff', [], { stdio: 'ignore' }).on('error', (err) => consoleLog(`power-off failed: ${err.message}`));
+      resolve();
+    };
+    sync.on('error', next);
+    sync.on('close', next);
+  });
+
+/** Outside a VM a Shutdown must never power off the machine: the agent just exits. */
+const devPowerOff: PowerOff = () => {
+  consoleLog('shutdown: exiting (dev mode, not powering off)');
+  setTimeout(() => process.exit(0), 50);
+};
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  consoleLog(`starting: agent ${AGENT_VERSION}, node ${process.version}, pid ${process.pid}`);
+  const server = new TtrpcServer();
+  const agent = registerAgentService(server, { log: consoleLog, powerOff: args.listen ? devPowerOff : guestPowerOff });
+  if (args.listen) {
+    await listenUnix(server, args.listen, consoleLog);
+    consoleLog(`listening on ${args.listen}`);
+    console.log(READY_LINE);
+  } else {
+    const port = await openVirtioPort(args.portName, undefined, consoleLog);
+    console.log(READY_LINE);
+    // After "ready": adopting a container left by a previous agent must not delay the boot.
+    void agent.workload.adopt();
+    await servePort(server, port, { log: consoleLog });
   }
 }
 
-console.log(`${PLACEHOLDER_READY} node=${process.version} pid=${process.pid} uptime=${uptime()}`);
-execFile('crun', ['--version'], { timeout: 10_000 }, (err, stdout) => {
-  if (err) console.log(`hypercore-agent: crun failed: ${err.message}`);
-  else console.log(`hypercore-agent: crun ${stdout.split('\n')[0] ?? ''} uptime=${uptime()}`);
+// A stray error in a handler must not take the agent (and every process's output buffer) down.
+process.on('uncaughtException', (err) => consoleLog(`uncaught exception: ${err.stack ?? err.message}`));
+process.on('unhandledRejection', (err) => consoleLog(`unhandled rejection: ${errorText(err)}`));
+
+main().catch((err: unknown) => {
+  consoleLog(`fatal: ${errorText(err)}`);
+  process.exit(1);
 });
-// Idle: an interval keeps the event loop (and the process) alive.
-setInterval(() => undefined, 1 << 30);

@@ -4,6 +4,7 @@ import { asHypercoreError } from '../core/errors.js';
 import type { VmEvent } from '../core/vm.js';
 import { statusFor } from './error-status.js';
 import type { VmOperations } from './operations.js';
+import { serveProcessSession, type ProcessInput, type ProcessOutput } from './process-session.js';
 import { loadImageServiceDefinition, loadVmServiceDefinition } from './proto.js';
 import type { ImageOperations, ProgressMessage } from './image-operations.js';
 
@@ -25,9 +26,23 @@ function unary<Req, Res>(op: (req: Req) => Res | Promise<Res>): Unary {
   };
 }
 
+/** Exec/Attach: a bidi stream relayed by serveProcessSession; errors end the call with a status. */
+function processStream(ops: VmOperations, mode: 'exec' | 'attach'): grpc.handleBidiStreamingCall<ProcessInput, ProcessOutput> {
+  return (call) => {
+    serveProcessSession(ops.service, mode, call as AsyncIterable<ProcessInput>, (out) => {
+      if (!call.write(out)) return new Promise<void>((r) => call.once('drain', () => r()));
+    }).then(
+      () => call.end(),
+      (err: unknown) => call.emit('error', toServiceError(err)),
+    );
+  };
+}
+
 export function grpcHandlers(ops: VmOperations): grpc.UntypedServiceImplementation {
   return {
-    CreateVm: unary((req: { spec?: unknown }) => ops.createVm(req)),
+    Exec: processStream(ops, 'exec'),
+    Attach: processStream(ops, 'attach'),
+    CreateVm: unary((req: { spec?: unknown; detach?: boolean }) => ops.createVm(req)),
     GetVm: unary((req: { id?: string }) => ops.getVm(req)),
     ListVms: unary(() => ops.listVms()),
     StartVm: unary((req: { id?: string }) => ops.startVm(req)),

@@ -59,7 +59,7 @@ export function buildHttpApi(ops: VmOperations, imageOps?: ImageOperations): Fas
 
   app.get('/openapi.json', async () => openApiDocument());
   app.get('/v1/vms', async () => ops.listVms());
-  app.post<{ Body: { spec?: unknown } }>('/v1/vms', async (req, reply) => reply.code(201).send(await ops.createVm(req.body ?? {})));
+  app.post<{ Body: { spec?: unknown; detach?: boolean } }>('/v1/vms', async (req, reply) => reply.code(201).send(await ops.createVm(req.body ?? {})));
   app.get<{ Params: IdParams }>('/v1/vms/:id', async (req) => ops.getVm(req.params));
   app.post<{ Params: IdParams }>('/v1/vms/:id/start', async (req) => ops.startVm(req.params));
   app.post<{ Params: IdParams; Body: { timeoutSeconds?: number; force?: boolean } | undefined }>('/v1/vms/:id/stop', async (req) =>

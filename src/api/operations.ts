@@ -31,9 +31,14 @@ function requireId(id: unknown): string {
 export class VmOperations {
   constructor(private readonly ctx: ApiContext) {}
 
-  createVm(req: { spec?: unknown }): Promise<Vm> {
+  /** The service, for the streaming operations (exec, attach) that relay IO. */
+  get service(): VmService {
+    return this.ctx.service;
+  }
+
+  createVm(req: { spec?: unknown; detach?: boolean }): Promise<Vm> {
     const spec = validateVmSpec(req.spec, this.ctx.hostCpus);
-    return this.ctx.service.create(spec);
+    return this.ctx.service.create(spec, { detach: req.detach === true });
   }
 
   getVm(req: { id?: string }): Vm {

@@ -27,10 +27,23 @@ function specSchema(hostCpus: number) {
       kernel: absoluteFile('kernel').optional(),
       initrd: absoluteFile('initrd').optional(),
       kernelArgs: z.string().default(''),
-      drive: absoluteFile('drive'),
+      drive: absoluteFile('drive').optional(),
       driveReadOnly: z.boolean().default(false),
       image: optionalString,
       hostInterface: z.string().regex(specRules.interfaceNamePattern).optional(),
+      workload: z
+        .object({
+          entrypoint: z.array(z.string()).optional(),
+          cmd: z.array(z.string()).optional(),
+          env: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*=/, { message: 'must be KEY=VALUE' })).optional(),
+          workdir: z.string().startsWith('/').optional(),
+          user: z.string().regex(/^\d+(:\d+)?$/, { message: 'must be uid or uid:gid (numbers)' }).optional(),
+          tty: z.boolean().default(false),
+          pidsLimit: z.number().int().min(1).optional(),
+          memoryLimitMib: z.number().int().min(4).optional(),
+        })
+        .strict()
+        .optional(),
       provider: z.enum(['qemu', 'firecracker', 'cloud-hypervisor', 'auto']).default('auto'),
       hypervisor: z
         .object({
@@ -41,7 +54,9 @@ function specSchema(hostCpus: number) {
         .strict()
         .default({ qemu: { accel: 'auto' }, firecracker: {}, cloudHypervisor: {} }),
     })
-    .strict();
+    .strict()
+    .refine((spec) => spec.drive !== undefined || spec.image !== undefined, { message: 'set drive (a root disk to boot), image (an OCI image to run), or both', path: ['drive'] })
+    .refine((spec) => spec.workload === undefined || (spec.image !== undefined && spec.drive === undefined), { message: 'workload needs image and no drive (it runs under the guest agent)', path: ['workload'] });
 }
 
 /** Returns a normalised VmSpec or throws InvalidArgumentError listing every problem. */

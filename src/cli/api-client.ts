@@ -61,8 +61,8 @@ export class ApiClient {
     return new ApiError(status, (e.code ?? ErrorCodes.internal) as ErrorCode, e.message ?? `HTTP ${status}`, e.details ?? []);
   }
 
-  createVm(spec: VmSpec): Promise<Vm> {
-    return this.call('POST', '/v1/vms', { spec });
+  createVm(spec: VmSpec, options: { detach?: boolean } = {}): Promise<Vm> {
+    return this.call('POST', '/v1/vms', { spec, ...(options.detach ? { detach: true } : {}) });
   }
   async listVms(): Promise<Vm[]> {
     return (await this.call<{ vms: Vm[] }>('GET', '/v1/vms')).vms;

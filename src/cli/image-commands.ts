@@ -26,6 +26,16 @@ export async function pullWithProgress(api: ApiClient, reference: string, platfo
   }
 }
 
+/** Pulls an image the daemon does not have yet, showing progress (the daemon would pull it silently). */
+export async function pullIfMissing(api: ApiClient, reference: string): Promise<void> {
+  try {
+    await api.getImage(reference);
+  } catch (err) {
+    if (!(err instanceof HypercoreError) || err.code !== ErrorCodes.imageNotFound) throw err;
+    await pullWithProgress(api, reference);
+  }
+}
+
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);

@@ -7,8 +7,8 @@ import { hostCpuCount } from '../system/host.js';
 import { resolveSettings } from '../daemon/settings.js';
 import { ApiClient } from './api-client.js';
 import { shortId, vmSummary, vmTable } from './format.js';
-import { pullWithProgress, registerImageCommands } from './image-commands.js';
-import { ErrorCodes } from '../core/errors.js';
+import { pullIfMissing, registerImageCommands } from './image-commands.js';
+import { registerProcessCommands } from './process-commands.js';
 
 function integer(value: string): number {
   const n = Number(value);
@@ -47,12 +47,14 @@ program
   .option('--drive <file>', 'root disk image')
   .option('--kernel-args <args>', 'extra kernel command-line arguments')
   .option('--accel <mode>', 'QEMU accelerator: auto, kvm or tcg')
-  .action(async (opts: { hac: string; memory?: number } & Omit<HacOverrides, 'memoryMib'>) => {
-    const { hac, memory, ...rest } = opts;
+  .option('--image <ref>', 'OCI image to run (overrides [hardware] ref)')
+  .option('-d, --detach', 'return once the VMM runs, without waiting for the agent and the workload')
+  .action(async (opts: { hac: string; memory?: number; detach?: boolean } & Omit<HacOverrides, 'memoryMib'>) => {
+    const { hac, memory, detach, ...rest } = opts;
     const overrides: HacOverrides = { ...rest, ...(memory === undefined ? {} : { memoryMib: memory }) };
     const spec = await loadHacFile(resolve(hac), { hostCpus: hostCpuCount(), overrides, cwd: process.cwd() });
-    if (spec.image) await pullIfMissing(spec.image);
-    const vm = await api(program).createVm(spec);
+    if (spec.image) await pullIfMissing(api(program), spec.image);
+    const vm = await api(program).createVm(spec, { detach: detach === true });
     process.stderr.write(`spawned ${vm.name} (${vm.provider}, pid ${vm.pid ?? '-'}); follow its console with: hypercore logs -f ${shortId(vm.id)}\n`);
     process.stdout.write(`${vm.id}\n`);
   });
@@ -116,17 +118,8 @@ program
     }
   });
 
-/** Pulls an image the daemon does not have yet, showing progress (the daemon would pull it silently). */
-async function pullIfMissing(reference: string): Promise<void> {
-  try {
-    await api(program).getImage(reference);
-  } catch (err) {
-    if (!(err instanceof HypercoreError) || err.code !== ErrorCodes.imageNotFound) throw err;
-    await pullWithProgress(api(program), reference);
-  }
-}
-
 registerImageCommands(program, () => api(program));
+registerProcessCommands(program, () => api(program));
 
 const config = program.command('config').description('hac.toml tools (no daemon needed)');
 config

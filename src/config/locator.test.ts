@@ -88,3 +88,15 @@ test('locator: escaped quotes in strings and keys', () => {
   assert.deepEqual(esc.value('b'), at(2, 5));
   assert.deepEqual(esc.key('"k\\"q"'), at(3, 1));
 });
+
+test('locator: array items are located as path[i], across lines, and keys of inline tables in them', () => {
+  const t = locateKeys('[workload]\nenv = ["A=1", "B=2",\n  # comment\n  "C=3"]\nnested = [[1, 2], [3]]\ntables = [{ a = 1 }, { b = "]" }]\n');
+  assert.deepEqual(t.value('workload.env'), at(2, 7));
+  assert.deepEqual(t.value('workload.env[0]'), at(2, 8));
+  assert.deepEqual(t.key('workload.env[1]'), at(2, 15));
+  assert.deepEqual(t.value('workload.env[2]'), at(4, 3));
+  assert.equal(t.value('workload.env[3]'), undefined);
+  assert.deepEqual(t.value('workload.nested[1]'), at(5, 19));
+  assert.deepEqual(t.value('workload.nested[0][1]'), at(5, 15));
+  assert.deepEqual(t.value('workload.tables[1].b'), at(6, 28));
+});

@@ -3,7 +3,7 @@
  * no positions, and good errors need `file:line:column`. This is a scanner, not a parser: it runs
  * only on text that smol-toml already accepted, so it can skip anything it does not understand.
  */
-import { formatKeyPath } from './key-path.js';
+import { formatKeyPath, type KeySegment } from './key-path.js';
 
 /** 1-based line and column (UTF-16 code units, like smol-toml's own errors). */
 export interface Position {
@@ -13,7 +13,7 @@ export interface Position {
 
 /** Positions of the keys and tables of one TOML text, looked up by `formatKeyPath` paths. */
 export interface KeyLocations {
-  /** Where the key is written; for a `[table]` header, the column of its `[`. */
+  /** Where the key is written; for a `[table]` header, the column of its `[`; for an array item (`a[1]`), where it starts. */
   key(path: string): Position | undefined;
   /** Where the value starts; for a table, its header's `[` (or the `{` of an inline table). */
   value(path: string): Position | undefined;
@@ -81,8 +81,8 @@ class Scanner {
     }
   }
 
-  /** `a.b = value`; records the key under `prefix`, or nothing when `prefix` is null (inside arrays). */
-  private keyValue(prefix: string[] | null): void {
+  /** `a.b = value`; records the key under `prefix`, or nothing when `prefix` is null. */
+  private keyValue(prefix: KeySegment[] | null): void {
     const keyStart = this.pos;
     const keys = this.key();
     this.skipSpaces();
@@ -115,14 +115,15 @@ class Scanner {
     return segments;
   }
 
-  private value(path: string[] | null): void {
+  /** Skips a value; under a known `path`, array items are recorded as `path[i]` (and keys of inline tables in them). */
+  private value(path: KeySegment[] | null): void {
     const c = this.s[this.pos];
     if (c === '"' || c === "'") {
       this.string();
     } else if (c === '{' || c === '[') {
       const close = c === '{' ? '}' : ']';
       this.pos++;
-      for (;;) {
+      for (let index = 0; ; ) {
         this.skipTrivia();
         if (this.pos >= this.s.length) return;
         if (this.s[this.pos] === close) {
@@ -130,8 +131,13 @@ class Scanner {
           return;
         }
         const before = this.pos;
-        if (c === '{') this.keyValue(path);
-        else this.value(null);
+        if (c === '{') {
+          this.keyValue(path);
+        } else {
+          const item = path && [...path, index++];
+          if (item) this.record(item, before, before);
+          this.value(item);
+        }
         this.skipTrivia();
         if (this.s[this.pos] === ',') this.pos++;
         else if (this.pos === before) this.pos++; // never loop on something unexpected
@@ -168,7 +174,7 @@ class Scanner {
   }
 
   /** First occurrence wins; parents of dotted keys and headers are implicitly defined there too. */
-  private record(path: string[], key: number, value: number): void {
+  private record(path: KeySegment[], key: number, value: number): void {
     for (let i = 1; i <= path.length; i++) {
       const name = formatKeyPath(path.slice(0, i));
       if (!this.entries.has(name)) this.entries.set(name, i === path.length ? { key, value } : { key, value: key });

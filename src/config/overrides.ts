@@ -5,7 +5,10 @@
  */
 import { formatKeyPath, isTable, type TomlTree } from './key-path.js';
 
-/** CLI flags that override file values; paths are relative to the current working directory. */
+/**
+ * CLI flags that override file values; paths are relative to the current working directory.
+ * An array value replaces the file's whole array (it is not appended to it).
+ */
 export interface HacOverrides {
   name?: string;
   cores?: number;
@@ -16,6 +19,18 @@ export interface HacOverrides {
   drive?: string;
   kernelArgs?: string;
   accel?: string;
+  /** OCI image reference (`hardware.ref`). */
+  image?: string;
+  /** The arguments after `--`: the workload's command (`workload.command`, replaces the image's Cmd). */
+  command?: string[];
+  /** `KEY=VALUE` entries (`workload.env`), one per `--env`. */
+  env?: string[];
+  /** Absolute working directory of the workload (`workload.workdir`). */
+  workdir?: string;
+  /** Numeric `uid` or `uid:gid` (`workload.user`). */
+  user?: string;
+  /** Give the workload a terminal (`workload.tty`). */
+  tty?: boolean;
 }
 
 /** For each override: the hac.toml key it replaces and the CLI flag that sets it. */
@@ -29,6 +44,12 @@ export const overrideTargets: Readonly<Record<keyof HacOverrides, { path: readon
   drive: { path: ['hardware', 'drive'], flag: '--drive' },
   kernelArgs: { path: ['hardware', 'kernel_args'], flag: '--kernel-args' },
   accel: { path: ['hypervisor', 'qemu', 'accel'], flag: '--accel' },
+  image: { path: ['hardware', 'ref'], flag: '--image' },
+  command: { path: ['workload', 'command'], flag: '-- COMMAND' },
+  env: { path: ['workload', 'env'], flag: '--env' },
+  workdir: { path: ['workload', 'workdir'], flag: '--workdir' },
+  user: { path: ['workload', 'user'], flag: '--user' },
+  tty: { path: ['workload', 'tty'], flag: '-t' },
 };
 
 /**
@@ -52,7 +73,8 @@ export function applyOverrides(tree: TomlTree, overrides: HacOverrides = {}): Ma
       node = next;
     }
     if (!reachable) continue;
-    node[target.path[target.path.length - 1] ?? ''] = value;
+    // Arrays are copied: the tree is validated and mapped, and must not share the caller's array.
+    node[target.path[target.path.length - 1] ?? ''] = Array.isArray(value) ? [...value] : value;
     flags.set(formatKeyPath(target.path), target.flag);
   }
   return flags;

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseHac } from './index.js';
+import { parseHac, specFromImageReference } from './index.js';
 
 /** A VM folder with a disk, kernel and initrd, and a working directory with other files. */
 const dir = mkdtempSync(join(tmpdir(), 'hac-parse-'));
@@ -156,4 +156,109 @@ test('parseHac: fileExists replaces the filesystem check', () => {
 test('parseHac: cores up to the host CPU count and the memory bounds are accepted', () => {
   assert.equal(parseHac(`${minimal}cores = 4\nmemory = 64\n`, opts).cores, 4);
   assert.equal(parseHac(`${minimal}memory = 1048576\n`, opts).memoryMib, 1048576);
+});
+
+const refOnly = `[spacecore]\nname = "app"\n[hardware]\nref = "docker.io/library/alpine:3.20"\n`;
+const defaults = { description: '', cores: 1, memoryMib: 256, kernelArgs: '', driveReadOnly: false, provider: 'auto', hypervisor: { qemu: { accel: 'auto' }, firecracker: {}, cloudHypervisor: {} } };
+
+test('parseHac: ref without drive is valid; no [workload] means no workload settings', () => {
+  assert.deepEqual(parseHac(refOnly, opts), { name: 'app', ...defaults, image: 'docker.io/library/alpine:3.20' });
+});
+
+test('parseHac: drive and ref together keep both', () => {
+  const spec = parseHac(`${minimal}ref = "alpine"\n`, opts);
+  assert.equal(spec.drive, join(vmDir, 'root.ext4'));
+  assert.equal(spec.image, 'alpine');
+  assert.equal(spec.workload, undefined);
+});
+
+test('parseHac: every [workload] key maps to VmSpec.workload', () => {
+  const text = `${refOnly}memory = 512
+[workload]
+entrypoint = ["/bin/sh", "-c"]
+command = ["echo \\"$GREETING\\"", ""]
+env = ["GREETING=hello world", "EMPTY=", "_X1=a=b"]
+workdir = "/srv/app"
+user = "1000:100"
+tty = true
+pids_limit = 64
+memory_limit = 512
+`;
+  assert.deepEqual(parseHac(text, opts).workload, {
+    entrypoint: ['/bin/sh', '-c'],
+    cmd: ['echo "$GREETING"', ''],
+    env: ['GREETING=hello world', 'EMPTY=', '_X1=a=b'],
+    workdir: '/srv/app',
+    user: '1000:100',
+    tty: true,
+    pidsLimit: 64,
+    memoryLimitMib: 512,
+  });
+});
+
+test('parseHac: an empty [workload] gets tty = false; empty arrays clear, a bare uid is fine', () => {
+  assert.deepEqual(parseHac(`${refOnly}[workload]\n`, opts).workload, { tty: false });
+  assert.deepEqual(parseHac(`${refOnly}[workload]\nentrypoint = []\ncommand = []\nuser = "0"\n`, opts).workload, { entrypoint: [], cmd: [], user: '0', tty: false });
+  assert.deepEqual(parseHac(`workload = { tty = true, memory_limit = 4 }\n${refOnly}`, opts).workload, { tty: true, memoryLimitMib: 4 });
+});
+
+test('parseHac: memory_limit may equal hardware.memory, also its default and an overridden value', () => {
+  assert.equal(parseHac(`${refOnly}[workload]\nmemory_limit = 256\n`, opts).workload?.memoryLimitMib, 256);
+  const spec = parseHac(`${refOnly}memory = 128\n[workload]\nmemory_limit = 1024\n`, { ...opts, overrides: { memoryMib: 1024 } });
+  assert.equal(spec.workload?.memoryLimitMib, 1024);
+});
+
+test('parseHac: overrides of the workload keys replace file values; arrays are replaced, not merged', () => {
+  const text = `${refOnly}[workload]\ncommand = ["a", "b"]\nenv = ["A=1", "B=2"]\nworkdir = "/file"\nuser = "1"\npids_limit = 10\n`;
+  const command = ['ls', '-l'];
+  const spec = parseHac(text, {
+    ...opts,
+    overrides: { image: 'quay.io/x/y:1', command, env: ['C=3'], workdir: '/flag', user: '2:2', tty: true },
+  });
+  assert.equal(spec.image, 'quay.io/x/y:1');
+  assert.deepEqual(spec.workload, { cmd: ['ls', '-l'], env: ['C=3'], workdir: '/flag', user: '2:2', tty: true, pidsLimit: 10 });
+  command.push('changed');
+  assert.deepEqual(spec.workload?.cmd, ['ls', '-l'], 'the spec does not share the caller\'s array');
+  // An empty override array clears the file's.
+  assert.deepEqual(parseHac(text, { ...opts, overrides: { env: [] } }).workload?.env, []);
+});
+
+test('parseHac: overrides create [workload] and supply ref', () => {
+  const spec = parseHac('[spacecore]\nname = "x"\n', { ...opts, overrides: { image: 'alpine', env: ['A=1'], tty: false } });
+  assert.equal(spec.image, 'alpine');
+  assert.equal(spec.drive, undefined);
+  assert.deepEqual(spec.workload, { env: ['A=1'], tty: false });
+  assert.equal(parseHac(minimal, { ...opts, overrides: { image: 'alpine' } }).image, 'alpine');
+});
+
+test('specFromImageReference: defaults, the ref and a generated name', () => {
+  const spec = specFromImageReference('alpine:3.20', { hostCpus: 2 });
+  const { name, ...rest } = spec;
+  assert.match(name, /^run-[0-9a-f]{6}$/);
+  assert.deepEqual(rest, { ...defaults, image: 'alpine:3.20' });
+  assert.notEqual(specFromImageReference('alpine', { hostCpus: 2 }).name, name);
+});
+
+test('specFromImageReference: name and overrides, paths against cwd', () => {
+  const spec = specFromImageReference('alpine', {
+    hostCpus: 4,
+    name: 'web',
+    cwd,
+    overrides: { cores: 2, memoryMib: 512, command: ['sh', '-c', 'echo hi'], env: ['A=1'], workdir: '/tmp', user: '0:0', tty: true, kernel: 'other-vmlinux' },
+  });
+  assert.equal(spec.name, 'web');
+  assert.equal(spec.cores, 2);
+  assert.equal(spec.memoryMib, 512);
+  assert.equal(spec.image, 'alpine');
+  assert.equal(spec.kernel, join(cwd, 'other-vmlinux'));
+  assert.equal(spec.drive, undefined);
+  assert.deepEqual(spec.workload, { cmd: ['sh', '-c', 'echo hi'], env: ['A=1'], workdir: '/tmp', user: '0:0', tty: true });
+});
+
+test('specFromImageReference: overrides.name and overrides.image win; a drive boots with the image attached', () => {
+  const spec = specFromImageReference('alpine', { hostCpus: 1, name: 'a', cwd, overrides: { name: 'b', image: 'busybox', drive: 'other.ext4' } });
+  assert.equal(spec.name, 'b');
+  assert.equal(spec.image, 'busybox');
+  assert.equal(spec.drive, join(cwd, 'other.ext4'));
+  assert.equal(spec.workload, undefined);
 });

@@ -5,11 +5,17 @@
  */
 import * as z from 'zod';
 import { providerNames } from '../core/vm.js';
+import { tableIssueParam } from './issues.js';
+import { getAt, isTable } from './key-path.js';
 
 export const providerChoices = [...providerNames, 'auto'] as const;
 export const accelModes = ['auto', 'kvm', 'tcg'] as const;
 export const maxMemoryMib = 1_048_576;
 export const minMemoryMib = 64;
+/** Smallest `workload.memory_limit` (MiB): below this a process cannot even start. */
+export const minWorkloadMemoryMib = 4;
+/** Largest uid or gid (2^32 - 2; 2^32 - 1 means "no id" to the kernel). */
+export const maxId = 4_294_967_294;
 
 /** Options that make the schema host-specific; without them it describes the file format only. */
 export interface HacSchemaOptions {
@@ -54,6 +60,25 @@ function table<T extends z.ZodObject>(schema: T) {
 const vmName = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 const nameError = "must be 1-63 characters of letters, digits, '_', '.' and '-', starting with a letter or digit";
 const interfaceError = "must be a host interface name: 1-15 characters, no '/' or whitespace";
+const envError = "must be a \"KEY=VALUE\" string, KEY of letters, digits and '_', not starting with a digit";
+const nulError = 'must be a string without NUL characters';
+const userError = `must be a numeric "uid" or "uid:gid" (each from 0 to ${maxId})`;
+const memoryLimitError = `must be an integer from ${minWorkloadMemoryMib} to hardware.memory (MiB)`;
+
+/** An array of strings that can become process arguments: exec cannot pass NUL characters. */
+function argv(description: string) {
+  return z
+    .array(z.string({ error: 'must be a string' }).regex(/^[^\0]*$/, { error: nulError }), {
+      error: 'must be an array of strings',
+    })
+    .optional()
+    .describe(description);
+}
+
+/** `uid` / `uid:gid` with each id in range (the shape is checked by a regex, which editors see too). */
+function idsInRange(value: string): boolean {
+  return value.split(':').every((id) => Number(id) <= maxId);
+}
 
 /** Builds the schema of a whole hac.toml file (parsed TOML, keys as written in the file). */
 export function hacSchema(options: HacSchemaOptions = {}) {
@@ -72,16 +97,54 @@ export function hacSchema(options: HacSchemaOptions = {}) {
       kernel: path('kernel image to boot (default: the kernel installed by set-up)'),
       initrd: path('initial ramdisk (default: the one installed by set-up)'),
       kernel_args: z.string({ error: 'must be a string' }).default('').describe('extra kernel command-line arguments'),
-      drive: text('must be a non-empty string (a path)').describe(
-        "guest root disk image (raw ext4); relative paths are resolved against the hac.toml's folder",
-      ),
+      drive: text('must be a non-empty string (a path)')
+        .optional()
+        .describe(
+          "guest root disk image (raw ext4) to boot; relative paths are resolved against the hac.toml's folder. " +
+            'Set drive, ref or both: with drive the VM boots this disk as its root, and ref, if also set, is attached as an extra disk',
+        ),
       drive_readonly: z.boolean({ error: 'must be true or false' }).default(false).describe('attach the root disk read-only'),
-      ref: text('must be a non-empty string (an OCI image reference)').optional().describe('OCI image reference, e.g. "docker.io/library/alpine:latest"'),
+      ref: text('must be a non-empty string (an OCI image reference)')
+        .optional()
+        .describe(
+          'OCI image reference, e.g. "docker.io/library/alpine:latest". Without drive, the VM boots ' +
+            "Hypercore's guest system image and runs this image as its workload under the in-guest agent (see [workload]); " +
+            'with drive, the image is attached as an extra disk',
+        ),
       interface: z
         .string({ error: interfaceError })
         .regex(/^[^\s/]{1,15}$/, { error: interfaceError })
         .optional()
         .describe('host network interface for outbound traffic'),
+    },
+    tableError,
+  );
+  const workload = z.strictObject(
+    {
+      entrypoint: argv("replaces the image's Entrypoint; [] clears it"),
+      command: argv("replaces the image's Cmd (the arguments after the entrypoint); [] clears it"),
+      env: z
+        .array(z.string({ error: envError }).regex(/^[A-Za-z_][A-Za-z0-9_]*=/, { error: envError }).regex(/^[^\0]*$/, { error: nulError }), { error: 'must be an array of "KEY=VALUE" strings' })
+        .optional()
+        .describe('"KEY=VALUE" environment entries added to the image\'s Env (a KEY given here wins)'),
+      workdir: z
+        .string({ error: "must be an absolute path (starting with '/')" })
+        .regex(/^\//, { error: "must be an absolute path (starting with '/')" })
+        .regex(/^[^\0]*$/, { error: nulError })
+        .optional()
+        .describe("working directory in the image's filesystem; replaces the image's WorkingDir"),
+      user: z
+        .string({ error: userError })
+        .regex(/^\d{1,10}(:\d{1,10})?$/, { error: userError })
+        .refine(idsInRange, { error: userError })
+        .optional().describe('numeric "uid" or "uid:gid" to run as; replaces the image\'s User'),
+      tty: z.boolean({ error: 'must be true or false' }).default(false).describe('give the process a terminal (a pty) instead of pipes'),
+      pids_limit: integer(1, undefined, '').optional().describe('most processes and threads the workload may have (its pids.max)'),
+      memory_limit: z
+        .int({ error: memoryLimitError })
+        .min(minWorkloadMemoryMib, { error: memoryLimitError })
+        .optional()
+        .describe(`memory limit of the workload in MiB, from ${minWorkloadMemoryMib} to hardware.memory (unset: limited only by the VM's memory)`),
     },
     tableError,
   );
@@ -111,12 +174,63 @@ export function hacSchema(options: HacSchemaOptions = {}) {
     .strictObject(
       {
         spacecore: table(spacecore).describe('identity of the VM'),
-        hardware: table(hardware).describe('virtual hardware of the VM'),
+        hardware: table(hardware.meta({ anyOf: [{ required: ['drive'] }, { required: ['ref'] }] })).describe(
+          'virtual hardware of the VM; it needs drive (a disk to boot), ref (an OCI image to run) or both',
+        ),
+        workload: workload
+          .optional()
+          .describe("how ref's image runs as the VM's workload (only with hardware.ref): its process, environment and limits"),
         hypervisor: table(hypervisor).describe('hypervisor choice and per-hypervisor settings'),
       },
       tableError,
     )
-    .meta({ title: 'hac.toml', description: 'Hypercore "hardware as code": one microVM per file' });
+    // Rules across keys; they run even when other keys are invalid, so one report lists everything.
+    .superRefine(crossKeyRules, { when: () => true })
+    .meta({
+      title: 'hac.toml',
+      description: 'Hypercore "hardware as code": one microVM per file',
+      dependentSchemas: { workload: { required: ['hardware'], properties: { hardware: { required: ['ref'] } } } },
+    });
+}
+
+/**
+ * The rules zod's per-key checks cannot express. `value` is whatever parsing produced, valid or
+ * not (defaults applied to valid tables), so every step checks what it relies on.
+ */
+function crossKeyRules(value: unknown, ctx: z.RefinementCtx): void {
+  const hardware = getAt(value, ['hardware']);
+  if (!isTable(hardware)) return;
+  const table = { [tableIssueParam]: true };
+  const has = (key: string): boolean => hardware[key] !== undefined;
+  if (!has('drive') && !has('ref')) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['hardware'],
+      params: table,
+      message: 'missing required key "hardware.drive" or "hardware.ref": a disk to boot, an OCI image to run, or both',
+    });
+  }
+  const workload = getAt(value, ['workload']);
+  if (!isTable(workload)) return;
+  if (!has('ref')) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['workload'],
+      params: table,
+      message: "workload needs hardware.ref: [workload] says how ref's image runs",
+    });
+  }
+  const memory = hardware.memory;
+  const limit = workload.memory_limit;
+  const valid = (n: unknown, min: number, max: number): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= min && n <= max;
+  // Only when both are valid on their own; otherwise their own errors say what is wrong.
+  if (valid(memory, minMemoryMib, maxMemoryMib) && valid(limit, minWorkloadMemoryMib, Number.MAX_SAFE_INTEGER) && limit > memory) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['workload', 'memory_limit'],
+      message: `must be an integer from ${minWorkloadMemoryMib} to ${memory} (MiB; hardware.memory)`,
+    });
+  }
 }
 
 /** A validated hac.toml, keys as written in the file, defaults applied. */

@@ -1,5 +1,5 @@
 /** Maps a validated hac.toml (file key names) to the domain's VmSpec (camelCase, absolute paths). */
-import type { VmSpec } from '../core/vm.js';
+import type { VmSpec, WorkloadSpec } from '../core/vm.js';
 import { resolveBinary } from './files.js';
 import type { HacFile } from './schema.js';
 
@@ -16,7 +16,6 @@ export function toVmSpec(hac: HacFile, resolveFile: (key: 'kernel' | 'initrd' | 
     cores: hw.cores,
     memoryMib: hw.memory,
     kernelArgs: hw.kernel_args,
-    drive: resolveFile('drive', hw.drive),
     driveReadOnly: hw.drive_readonly,
     provider: hv.provider,
     hypervisor: {
@@ -28,8 +27,22 @@ export function toVmSpec(hac: HacFile, resolveFile: (key: 'kernel' | 'initrd' | 
   // Optional keys are left out rather than set to undefined, so specs compare and serialise cleanly.
   if (hw.kernel !== undefined) spec.kernel = resolveFile('kernel', hw.kernel);
   if (hw.initrd !== undefined) spec.initrd = resolveFile('initrd', hw.initrd);
+  if (hw.drive !== undefined) spec.drive = resolveFile('drive', hw.drive);
   if (hw.ref !== undefined) spec.image = hw.ref;
+  if (hac.workload !== undefined) spec.workload = toWorkloadSpec(hac.workload);
   if (hw.interface !== undefined) spec.hostInterface = hw.interface;
+  return spec;
+}
+
+function toWorkloadSpec(w: NonNullable<HacFile['workload']>): WorkloadSpec {
+  const spec: WorkloadSpec = { tty: w.tty };
+  if (w.entrypoint !== undefined) spec.entrypoint = [...w.entrypoint];
+  if (w.command !== undefined) spec.cmd = [...w.command];
+  if (w.env !== undefined) spec.env = [...w.env];
+  if (w.workdir !== undefined) spec.workdir = w.workdir;
+  if (w.user !== undefined) spec.user = w.user;
+  if (w.pids_limit !== undefined) spec.pidsLimit = w.pids_limit;
+  if (w.memory_limit !== undefined) spec.memoryLimitMib = w.memory_limit;
   return spec;
 }
 

@@ -15,6 +15,10 @@ const known = [
   ['hypervisor', 'cloud_hypervisor'],
   ['hypervisor', 'qemu', 'binary'],
   ['hypervisor', 'firecracker', 'binary'],
+  ['hardware', 'ref'],
+  ['workload'],
+  ['workload', 'command'],
+  ['workload', 'workdir'],
 ];
 
 test('editDistance: insertions, substitutions and neighbour swaps count one each', () => {
@@ -54,4 +58,13 @@ test('suggestKeys: the same name in another table when no sibling is close', () 
 test('suggestKeys: nothing for names far from every key', () => {
   assert.deepEqual(suggestKeys(['hardware', 'gpu'], known), []);
   assert.deepEqual(suggestKeys(['network'], known), []);
+});
+
+test("suggestKeys: other tools' names for our keys, in the same table or another", () => {
+  assert.deepEqual(suggestKeys(['workload', 'cmd'], known), [['workload', 'command']]);
+  assert.deepEqual(suggestKeys(['workload', 'working_dir'], known), [['workload', 'workdir']]);
+  assert.deepEqual(suggestKeys(['workload', 'image'], known), [['hardware', 'ref']]);
+  assert.deepEqual(suggestKeys(['hardware', 'image'], known), [['hardware', 'ref']]);
+  assert.deepEqual(suggestKeys(['cmd'], known), [['workload', 'command']]);
+  assert.deepEqual(suggestKeys(['workload', 'toString'], known), []);
 });

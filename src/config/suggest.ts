@@ -39,8 +39,24 @@ function isClose(typed: string, known: string): boolean {
 }
 
 /**
+ * Names other tools use for our keys (normalised, see `normalize`): `cmd` is Docker's and OCI's
+ * word for `command`, `image` is what `--image` sets. No edit distance would find these.
+ */
+const aliases: Readonly<Record<string, string>> = {
+  cmd: 'command',
+  args: 'command',
+  workingdir: 'workdir',
+  cwd: 'workdir',
+  environment: 'env',
+  uid: 'user',
+  terminal: 'tty',
+  image: 'ref',
+};
+
+/**
  * Known keys (dotted paths) that `unknown` may have meant: first its close siblings in the same
- * table, else keys with the same name in another table (`[hardware] provider` → `hypervisor.provider`).
+ * table, else keys with the same name in another table (`[hardware] provider` → `hypervisor.provider`);
+ * a known alias (`cmd` → `command`) counts as the same name.
  * `known` lists every known path as segments; at most three suggestions, all equally close.
  */
 export function suggestKeys(unknown: readonly string[], known: readonly (readonly string[])[]): string[][] {
@@ -54,6 +70,10 @@ export function suggestKeys(unknown: readonly string[], known: readonly (readonl
   // Only the closest: `kernel_arg` means `kernel_args`, even though `kernel` is a prefix of it.
   const best = Math.min(...close.map(distance));
   const siblings = close.filter((k) => distance(k) === best);
-  const pick = siblings.length > 0 ? siblings : known.filter((k) => !sameParent(k) && normalize(lastOf(k)) === normalize(name));
+  if (siblings.length > 0) return siblings.slice(0, 3).map((k) => [...k]);
+  const alias = Object.hasOwn(aliases, normalize(name)) ? aliases[normalize(name)] : undefined;
+  const named = (k: readonly string[]): boolean => normalize(lastOf(k)) === normalize(name) || lastOf(k) === alias;
+  const aliased = known.filter((k) => sameParent(k) && lastOf(k) === alias);
+  const pick = aliased.length > 0 ? aliased : known.filter((k) => !sameParent(k) && named(k));
   return pick.slice(0, 3).map((k) => [...k]);
 }

@@ -23,6 +23,8 @@ export const ErrorCodes = {
   imageCorruptLayer: 'HC_IMAGE_CORRUPT_LAYER',
   imageLimitExceeded: 'HC_IMAGE_LIMIT_EXCEEDED',
   registryAuth: 'HC_REGISTRY_AUTH',
+  agentUnavailable: 'HC_AGENT_UNAVAILABLE',
+  noWorkload: 'HC_NO_WORKLOAD',
   registryUnavailable: 'HC_REGISTRY_UNAVAILABLE',
   internal: 'HC_INTERNAL',
 } as const;

@@ -7,8 +7,8 @@ import type { VmState } from './vm.js';
  * instead of leaving a VM in a state no path leads out of.
  */
 const transitions: Readonly<Record<VmState, readonly VmState[]>> = {
-  creating: ['running', 'deleting'],
-  starting: ['running', 'failed', 'stopped', 'deleting'],
+  creating: ['starting', 'running', 'deleting'],
+  starting: ['running', 'stopping', 'failed', 'stopped', 'deleting'],
   running: ['stopping', 'stopped', 'failed', 'deleting'],
   stopping: ['stopped', 'failed', 'deleting'],
   stopped: ['starting', 'deleting'],

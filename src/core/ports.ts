@@ -4,6 +4,7 @@
  */
 import type { ProviderName, Vm, VmEvent, VmSpec, VmState, VmError } from './vm.js';
 import type { Image, PullProgress, VmDisk } from './image.js';
+import type { AgentEndpoint } from './agent.js';
 
 /** Persistent VM records. Implementations must make each call atomic. */
 export interface VmStore {
@@ -40,8 +41,12 @@ export interface LaunchRequest {
   vmId: string;
   spec: VmSpec;
   paths: VmPaths;
+  /** The disk the guest boots from: the spec's drive, or the guest system image. */
+  rootDisk: { path: string; readOnly: boolean };
   /** Extra disks after the root drive, in the order the guest should see them. */
   disks: readonly VmDisk[];
+  /** Give the guest an agent channel (see Provider.agentEndpoint). */
+  agent: boolean;
 }
 
 /** A VMM process that runs detached from the daemon. */
@@ -79,6 +84,8 @@ export interface Provider {
   shutdown(vmId: string, paths: VmPaths, pid: number, timeoutMs: number): Promise<boolean>;
   /** Ends the VMM at once (pidfile when `pid` is unknown). Idempotent: a VMM that is already gone is fine. */
   kill(vmId: string, paths: VmPaths, pid: number | undefined): Promise<void>;
+  /** Where the host reaches the agent of a VM launched with `agent: true`. */
+  agentEndpoint(vmId: string, paths: VmPaths): AgentEndpoint;
   /** Removes runtime files (sockets, pidfiles) the provider created for this VM. Idempotent. */
   cleanup(vmId: string, paths: VmPaths): Promise<void>;
 }
@@ -108,10 +115,18 @@ export interface ImageStore {
 
 /** Turns an image reference into disks for one VM: pulls and builds what is missing (cached by digest). */
 export interface ImageProvisioner {
+  /** The stored image for a reference, if any (no pull). */
+  find(reference: string): Image | undefined;
   /** Pulls (if needed) and builds the block image; resolves to the stored image. */
   ensure(reference: string, onProgress?: (p: PullProgress) => void): Promise<Image>;
   /** Creates the VM's copy-on-write disk over the image's shared read-only block image. */
   createVmDisk(image: Image, stateDir: string, formats: readonly ('raw' | 'qcow2')[]): Promise<VmDisk[]>;
+}
+
+/** The guest system image (Node, crun, the agent): the root disk of VMs whose workload is an OCI image. */
+export interface GuestSystem {
+  /** Builds it if its inputs changed; resolves to the image's path. */
+  rootDisk(): Promise<string>;
 }
 
 export interface Clock {

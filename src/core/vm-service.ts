@@ -3,12 +3,14 @@
  * against ports only. The API transports call it; the daemon wires real adapters into it.
  */
 import { EventHub } from './event-hub.js';
-import { asHypercoreError, ProviderUnavailableError, VmAmbiguousError, VmNameTakenError, VmNotFoundError, VmStateConflictError } from './errors.js';
+import { asHypercoreError, ErrorCodes, HypercoreError, ProviderUnavailableError, VmAmbiguousError, VmNameTakenError, VmNotFoundError, VmStateConflictError } from './errors.js';
 import { KeyedLock } from './keyed-lock.js';
 import { assertTransition, hasVmm } from './lifecycle.js';
 import { runPlan, type PlanStep } from './plan.js';
-import type { Clock, IdGenerator, ImageProvisioner, Logger, Provider, ProviderRegistry, VmFiles, VmmExit, VmPaths, VmStore } from './ports.js';
-import type { PullProgress } from './image.js';
+import type { Clock, GuestSystem, IdGenerator, ImageProvisioner, Logger, Provider, ProviderRegistry, VmFiles, VmmExit, VmPaths, VmStore } from './ports.js';
+import type { Image, PullProgress } from './image.js';
+import type { AgentConnector, ExitStatus, ProcessIo, ProcessSpec } from './agent.js';
+import { AgentSupervisor, MAIN_PROCESS, type WorkloadLog } from './agent-supervisor.js';
 import type { ProviderName, Vm, VmError, VmEvent, VmSpec, VmState } from './vm.js';
 
 export interface VmServiceDeps {
@@ -20,6 +22,18 @@ export interface VmServiceDeps {
   logger: Logger;
   /** Needed for specs with an `image`; without it such specs are refused. */
   images?: ImageProvisioner;
+  /** Needed for VMs whose workload is an image (no `drive`): the guest system image and its agent. */
+  guest?: GuestSystem;
+  agents?: AgentConnector;
+  workloadLog?: WorkloadLog;
+  /** How long a booting guest's agent may take to answer. */
+  agentBootTimeoutMs?: number;
+}
+
+export interface CreateOptions {
+  onProgress?: (p: PullProgress) => void;
+  /** Return once the VMM runs, without waiting for the agent and the workload. */
+  detach?: boolean;
 }
 
 export interface StopOptions {
@@ -35,8 +49,22 @@ export class VmService {
   readonly events = new EventHub();
   private readonly lock = new KeyedLock();
   private readonly watchers = new Map<string, () => void>();
+  private readonly supervisor?: AgentSupervisor;
 
-  constructor(private readonly deps: VmServiceDeps) {}
+  constructor(private readonly deps: VmServiceDeps) {
+    if (deps.agents && deps.workloadLog) {
+      this.supervisor = new AgentSupervisor(deps.agents, deps.workloadLog, deps.logger, (vmId, status) => {
+        // The workload ended: record how, and power the VM off, as a container stops with its main process.
+        void this.lock
+          .run(vmId, async () => {
+            const vm = deps.store.get(vmId);
+            if (vm) deps.store.update({ ...vm, workloadExit: status, updatedAt: deps.clock.now().toISOString() });
+          })
+          .then(() => this.stop(vmId, { timeoutMs: DEFAULT_STOP_TIMEOUT_MS, force: false }))
+          .catch(() => undefined);
+      }, deps.agentBootTimeoutMs);
+    }
+  }
 
   list(): Vm[] {
     return this.deps.store.list();
@@ -58,7 +86,10 @@ export class VmService {
   }
 
   /** Creates and boots a VM. On failure, everything the plan made is undone and no record remains. */
-  async create(spec: VmSpec, onProgress?: (p: PullProgress) => void): Promise<Vm> {
+  async create(spec: VmSpec, options: CreateOptions = {}): Promise<Vm> {
+    const { onProgress } = options;
+    const agent = usesAgent(spec);
+    if (agent) this.requireAgentSupport();
     const { store, files, clock, ids } = this.deps;
     const taken = store.findByName(spec.name);
     if (taken) throw new VmNameTakenError(spec.name, taken.id);
@@ -66,6 +97,7 @@ export class VmService {
     const now = clock.now().toISOString();
     const vm: Vm = { id: ids.newVmId(), name: spec.name, state: 'creating', provider: provider.name, createdAt: now, updatedAt: now, spec, disks: [] };
     const log = this.deps.logger.child({ vmId: vm.id, vmName: vm.name });
+    let image: Image | undefined;
 
     return this.lock.run(vm.id, async () => {
       let paths: VmPaths | undefined;
@@ -95,7 +127,7 @@ export class VmService {
           run: async () => {
             if (spec.image === undefined) return;
             const images = this.requireImages();
-            const image = await images.ensure(spec.image, onProgress);
+            image = await images.ensure(spec.image, onProgress);
             const disks = await images.createVmDisk(image, paths!.stateDir, provider.capabilities.diskFormats);
             Object.assign(vm, { disks, imageDigest: image.digest });
             store.update(vm);
@@ -104,7 +136,7 @@ export class VmService {
         {
           name: 'vmm',
           run: async () => {
-            const vmm = await provider.launch({ vmId: vm.id, spec, paths: paths!, disks: vm.disks ?? [] });
+            const vmm = await provider.launch({ vmId: vm.id, spec, paths: paths!, rootDisk: await this.rootDisk(spec), disks: vm.disks ?? [], agent });
             this.save(vm, { pid: vmm.pid, startedAt: clock.now().toISOString() });
           },
           undo: async () => {
@@ -115,7 +147,8 @@ export class VmService {
         {
           name: 'running',
           run: async () => {
-            this.transition(vm, 'running');
+            // An agent VM is 'starting' until its agent answered and the workload runs.
+            this.transition(vm, agent ? 'starting' : 'running');
             this.watch(vm, provider);
           },
         },
@@ -126,7 +159,11 @@ export class VmService {
         log.error({ err: asHypercoreError(err).message }, 'create failed; rolled back');
         throw err;
       }
-      log.info({ vmmPid: vm.pid, provider: provider.name }, "VM running");
+      log.info({ vmmPid: vm.pid, provider: provider.name, agent }, 'VMM running');
+      if (agent && !options.detach) await this.bootWorkload(vm, provider, image);
+      return vm;
+    }).then((vm) => {
+      if (agent && options.detach) void this.lock.run(vm.id, () => this.bootWorkload(this.current(vm.id), provider, image)).catch(() => undefined);
       return vm;
     });
   }
@@ -141,7 +178,7 @@ export class VmService {
       this.transition(vm, 'starting', { error: undefined });
       try {
         await provider.checkAvailable(vm.spec);
-        const vmm = await provider.launch({ vmId: vm.id, spec: vm.spec, paths: this.paths(vm), disks: vm.disks ?? [] });
+        const vmm = await provider.launch({ vmId: vm.id, spec: vm.spec, paths: this.paths(vm), rootDisk: await this.rootDisk(vm.spec), disks: vm.disks ?? [], agent: usesAgent(vm.spec) });
         this.save(vm, { pid: vmm.pid, startedAt: this.deps.clock.now().toISOString() });
       } catch (err) {
         const e = asHypercoreError(err);
@@ -150,8 +187,9 @@ export class VmService {
         this.transition(vm, 'failed', { pid: undefined, error: { code: e.code, message: e.message } });
         throw e;
       }
-      this.transition(vm, 'running');
       this.watch(vm, provider);
+      if (!usesAgent(vm.spec)) return this.transition(vm, 'running');
+      await this.bootWorkload(vm, provider, vm.spec.image ? this.deps.images?.find(vm.spec.image) : undefined);
       return vm;
     });
   }
@@ -204,6 +242,10 @@ export class VmService {
           // A crash mid-start or mid-stop leaves 'starting'/'stopping'; the VMM is alive, so it is running.
           if (vm.state !== 'running') this.forceState(vm, 'running', {});
           this.watch(vm, provider);
+          if (usesAgent(vm.spec) && this.supervisor) {
+            const supervisor = this.supervisor;
+            void supervisor.reattach(vm, provider.agentEndpoint(vm.id, this.paths(vm))).catch((err: unknown) => log.warn({ err: String(err) }, 'agent did not answer after the restart'));
+          }
           log.info({ vmmPid: vm.pid }, "adopted running VM");
           return;
         }
@@ -220,6 +262,36 @@ export class VmService {
   detachAll(): void {
     for (const unwatch of this.watchers.values()) unwatch();
     this.watchers.clear();
+    this.supervisor?.forgetAll();
+  }
+
+  /** Starts a process in a running agent VM (inside its workload's container); returns its IO. */
+  async exec(ref: string, spec: ProcessSpec): Promise<{ processId: string; io: ProcessIo }> {
+    const vm = this.get(ref);
+    const session = this.agentSession(vm);
+    const { processId } = await session.createProcess(spec, vm.spec.image !== undefined);
+    return { processId, io: session.io(processId, 0) };
+  }
+
+  /**
+   * The workload's main process IO: new output only, or everything from its start (`fromStart`).
+   * A workload that already ended is replayed from its recorded output and exit status.
+   */
+  attach(ref: string, options: { fromStart: boolean }): { processId: string; io: ProcessIo } {
+    const vm = this.get(ref);
+    if (vm.workloadExit && vm.state !== 'running' && options.fromStart && this.deps.workloadLog) {
+      return { processId: MAIN_PROCESS, io: recordedWorkload(this.deps.workloadLog.read(vm), vm.workloadExit) };
+    }
+    const session = this.agentSession(vm);
+    return { processId: MAIN_PROCESS, io: session.io(MAIN_PROCESS, options.fromStart ? 0 : this.supervisor!.loggedOffset(vm.id)) };
+  }
+
+  async resizeProcess(ref: string, processId: string, rows: number, cols: number): Promise<void> {
+    await this.agentSession(this.get(ref)).resize(processId, rows, cols);
+  }
+
+  async signalProcess(ref: string, processId: string, signal: string): Promise<void> {
+    await this.agentSession(this.get(ref)).signal(processId, signal);
   }
 
   // --- internals -------------------------------------------------------------------------
@@ -242,6 +314,45 @@ export class VmService {
       }
     }
     throw new ProviderUnavailableError(`no hypervisor is usable on this host (${reasons.join('; ')})`);
+  }
+
+  private agentSession(vm: Vm) {
+    if (!usesAgent(vm.spec)) throw new HypercoreError(ErrorCodes.agentUnavailable, `VM ${vm.name} boots its own drive and runs no Hypercore agent; exec and attach need a VM created from an image (ref without drive)`);
+    if (vm.state !== 'running') throw new VmStateConflictError(`VM ${vm.name} is ${vm.state}; it must be running`);
+    return this.supervisor!.session(vm);
+  }
+
+  private requireAgentSupport(): void {
+    if (!this.supervisor || !this.deps.guest || !this.deps.images) throw new ProviderUnavailableError('this hypercored cannot run image workloads (no guest system image or agent support configured)');
+  }
+
+  private async rootDisk(spec: VmSpec): Promise<{ path: string; readOnly: boolean }> {
+    if (spec.drive !== undefined) return { path: spec.drive, readOnly: spec.driveReadOnly };
+    this.requireAgentSupport();
+    // The system image is shared by all agent VMs, so it is always attached read-only.
+    return { path: await this.deps.guest!.rootDisk(), readOnly: true };
+  }
+
+  /** Waits for the agent and starts the workload; on failure the VM is marked failed with the console's tail. */
+  private async bootWorkload(vm: Vm, provider: Provider, image: Image | undefined): Promise<void> {
+    const supervisor = this.supervisor!;
+    try {
+      await supervisor.startWorkload(vm, provider.agentEndpoint(vm.id, this.paths(vm)), image);
+    } catch (err) {
+      const e = asHypercoreError(err);
+      const current = this.current(vm.id);
+      Object.assign(vm, current);
+      const tail = await supervisor.consoleTail(vm);
+      const message = `${e.message}${tail ? `; last console output:\n${tail}` : ''}`;
+      if (vm.state === 'starting') {
+        supervisor.forget(vm.id);
+        await this.haltVmm(vm, { force: true, timeoutMs: 0 });
+        this.transition(vm, 'failed', { pid: undefined, error: { code: e.code, message } });
+      }
+      throw new HypercoreError(e.code, message, { cause: e });
+    }
+    this.transition(vm, 'running');
+    this.deps.logger.child({ vmId: vm.id }).info({}, 'workload running');
   }
 
   private requireImages(): ImageProvisioner {
@@ -277,7 +388,8 @@ export class VmService {
     this.watchers.delete(id);
     await this.lock.run(id, async () => {
       const vm = this.deps.store.get(id);
-      if (!vm || vm.state !== 'running') return;
+      if (!vm || (vm.state !== 'running' && vm.state !== 'starting')) return;
+      this.supervisor?.forget(id);
       const provider = this.providerOf(vm);
       await provider.cleanup(vm.id, this.paths(vm)).catch(() => undefined);
       const error = exit.outcome === 'failed' ? { code: 'HC_VMM_EXITED', message: exit.reason } : undefined;
@@ -290,6 +402,11 @@ export class VmService {
     const provider = this.providerOf(vm);
     const paths = this.paths(vm);
     this.unwatch(vm.id);
+    if (!options.force && usesAgent(vm.spec)) {
+      // The agent powers the guest off cleanly (sync, poweroff); the power button is the fallback.
+      await this.supervisor?.session(vm).shutdown().catch(() => undefined);
+    }
+    this.supervisor?.forget(vm.id);
     const exited = !options.force && vm.pid !== undefined && (await provider.shutdown(vm.id, paths, vm.pid, options.timeoutMs));
     if (!exited) await provider.kill(vm.id, paths, vm.pid);
     await provider.cleanup(vm.id, paths);
@@ -298,6 +415,7 @@ export class VmService {
   private async destroy(vm: Vm): Promise<void> {
     const provider = this.deps.providers.get(vm.provider);
     this.unwatch(vm.id);
+    this.supervisor?.forget(vm.id);
     if (provider) {
       await provider.kill(vm.id, this.paths(vm), vm.pid);
       await provider.cleanup(vm.id, this.paths(vm));
@@ -336,6 +454,30 @@ export class VmService {
     if (e.vm.error) event.error = e.vm.error;
     this.events.publish(event);
   }
+}
+
+/** A finished workload's IO, replayed from its recorded output. */
+function recordedWorkload(output: AsyncIterable<Uint8Array>, exit: ExitStatus): ProcessIo {
+  let offset = 0;
+  return {
+    write: async () => {
+      throw new VmStateConflictError('the workload has exited; it reads no more input');
+    },
+    closeStdin: async () => undefined,
+    close: () => undefined,
+    async *[Symbol.asyncIterator]() {
+      for await (const data of output) {
+        yield { kind: 'output' as const, fd: 1 as const, data, offset };
+        offset += data.length;
+      }
+      yield { kind: 'exit' as const, status: exit };
+    },
+  };
+}
+
+/** A VM without its own drive boots the guest system image and runs its image under the agent. */
+export function usesAgent(spec: VmSpec): boolean {
+  return spec.drive === undefined;
 }
 
 export type { ProviderName };

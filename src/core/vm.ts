@@ -14,8 +14,35 @@ export interface HypervisorSettings {
 }
 
 /**
+ * How the VM runs its image's process (`[workload]` in hac.toml), when it boots Hypercore's guest
+ * system image and runs `VmSpec.image` under the in-guest agent. Unset fields keep the image
+ * config's value (Entrypoint, Cmd, Env, WorkingDir, User).
+ */
+export interface WorkloadSpec {
+  /** Replaces the image's Entrypoint; `[]` clears it. */
+  entrypoint?: string[];
+  /** Replaces the image's Cmd (the arguments after the entrypoint); `[]` clears it. */
+  cmd?: string[];
+  /** `KEY=VALUE` entries added to the image's Env; a KEY given here wins over the image's. */
+  env?: string[];
+  /** Absolute working directory in the image's filesystem; replaces the image's WorkingDir. */
+  workdir?: string;
+  /** Numeric `uid` or `uid:gid` to run as; replaces the image's User. */
+  user?: string;
+  /** Give the process a terminal (a pty) instead of pipes. */
+  tty: boolean;
+  /** Most processes (and threads) the workload may have (its cgroup's pids.max). */
+  pidsLimit?: number;
+  /** Memory limit of the workload's cgroup in MiB; at most the VM's `memoryMib`. */
+  memoryLimitMib?: number;
+}
+
+/**
  * A validated request for a VM. Paths are absolute (resolved against the hac.toml's folder);
  * an unset `kernel` / `initrd` means "the boot kernel that set-up installed".
+ * At least one of `drive` and `image` is set: with `drive`, the VM boots that disk as its root
+ * (and `image`, if also set, is attached as an extra disk); without `drive`, the VM boots
+ * Hypercore's guest system image and runs `image` as its workload under the in-guest agent.
  */
 export interface VmSpec {
   name: string;
@@ -25,10 +52,13 @@ export interface VmSpec {
   kernel?: string;
   initrd?: string;
   kernelArgs: string;
-  drive: string;
+  /** Root disk to boot (`drive` in hac.toml); unset: boot the guest system image and run `image`. */
+  drive?: string;
   driveReadOnly: boolean;
-  /** OCI image reference (`ref` in hac.toml), used once images land. */
+  /** OCI image reference (`ref` in hac.toml): the workload without `drive`, an extra disk with it. */
   image?: string;
+  /** How `image`'s process runs when it is the workload (`[workload]` in hac.toml). */
+  workload?: WorkloadSpec;
   /** Host interface for outbound traffic (`interface` in hac.toml), used once networking lands. */
   hostInterface?: string;
   provider: ProviderChoice;
@@ -61,6 +91,8 @@ export interface Vm {
   disks?: VmDisk[];
   /** Manifest digest of `spec.image` when the VM was created. */
   imageDigest?: string;
+  /** How the workload's main process ended, once it has (agent VMs). */
+  workloadExit?: { exitCode: number; signal?: string };
 }
 
 /** Event published on every state change (WatchEvents). */

@@ -17,7 +17,9 @@ import { startGrpcServer } from '../api/grpc-server.js';
 import { buildHttpApi } from '../api/http-server.js';
 import { VmOperations } from '../api/operations.js';
 import { listenMultiplexed } from '../api/socket-mux.js';
-import { rotateIfNeeded } from '../providers/console-log.js';
+import { appendConsoleLog, readConsoleLog, rotateIfNeeded, tailConsoleLog } from '../providers/console-log.js';
+import { TtrpcAgentConnector } from '../agent-client/agent-session.js';
+import { ensureSystemImage } from '../guest/system-image.js';
 import { QemuProvider } from '../providers/qemu/qemu-provider.js';
 import { SqliteVmStore } from '../store/sqlite-vm-store.js';
 import { SqliteImageStore } from '../store/sqlite-image-store.js';
@@ -87,14 +89,27 @@ export class Daemon {
     const providers = new StaticProviderRegistry([
       new QemuProvider({ boot: { kernel: join(bootDir, 'vmlinuz'), initrd: join(bootDir, 'initrd.img') }, logger: log, workDir: join(runDir, 'probe') }),
     ]);
+    const files = new VmDirectories(rootDir, runDir);
     this.service = new VmService({
       store: this.store,
       providers,
-      files: new VmDirectories(rootDir, runDir),
+      files,
       clock: { now: () => new Date() },
       ids: { newVmId: () => randomBytes(8).toString('hex') },
       logger: log,
       images,
+      guest: { rootDisk: async () => (await ensureSystemImage({ cacheDir: join(rootDir, 'guest') })).path },
+      agents: new TtrpcAgentConnector(),
+      agentBootTimeoutMs: this.settings.agentTimeoutMs,
+      workloadLog: {
+        append: async (vm, data) => {
+          await appendConsoleLog(files.paths(vm.id).consoleLog, data);
+          await appendConsoleLog(join(files.paths(vm.id).stateDir, 'workload.log'), data);
+        },
+        note: (vm, line) => appendConsoleLog(files.paths(vm.id).consoleLog, Buffer.from(line)),
+        read: (vm) => readConsoleLog(join(files.paths(vm.id).stateDir, 'workload.log'), { follow: false }),
+        tail: (vm, bytes) => tailConsoleLog(files.paths(vm.id).consoleLog, bytes),
+      },
     });
     await this.service.reconcile();
 

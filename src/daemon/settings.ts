@@ -10,6 +10,8 @@ export interface DaemonSettings {
   consoleLogCapBytes: number;
   /** Registries reached over plain HTTP besides localhost (which always is, as in Docker). */
   insecureRegistries: string[];
+  /** How long a booting guest's agent may take to answer (env HYPERCORE_AGENT_TIMEOUT, seconds). */
+  agentTimeoutMs: number;
 }
 
 export const DEFAULT_ROOT = '/var/lib/hypercore';
@@ -36,6 +38,7 @@ export function resolveSettings(flags: SettingsInput, env: NodeJS.ProcessEnv): D
     bootDir: resolve(flags.bootDir ?? env['HYPERCORE_BOOT_DIR'] ?? DEFAULT_BOOT_DIR),
     logLevel: flags.logLevel ?? env['HYPERCORE_LOG_LEVEL'] ?? 'info',
     consoleLogCapBytes: flags.consoleLogCapBytes ?? 1024 * 1024,
+    agentTimeoutMs: Number(env['HYPERCORE_AGENT_TIMEOUT'] ?? 120) * 1000,
     insecureRegistries: [
       ...(flags.insecureRegistry ?? []),
       ...(env['HYPERCORE_INSECURE_REGISTRIES'] ?? '').split(',').map((s) => s.trim()).filter(Boolean),

@@ -31,7 +31,7 @@ test('inputs list every file with its guest path, mode and sha256; the key is st
     const b = await systemImageInputs(fake);
     assert.equal(a.format, SYSTEM_IMAGE_FORMAT);
     assert.deepEqual(
-      a.files.map((f) => [f.role, f.guestPath, f.mode.toString(8)]),
+      a.files.filter((f) => f.role !== 'agent-module').map((f) => [f.role, f.guestPath, f.mode.toString(8)]),
       [
         ['agent', '/agent/agent.js', '644'],
         ['busybox', '/bin/busybox', '755'],
@@ -40,6 +40,12 @@ test('inputs list every file with its guest path, mode and sha256; the key is st
         ['node', '/usr/bin/node', '755'],
       ],
     );
+    // node-pty (the agent's terminals) beside the bundle: its package.json, lib and native addon.
+    const modules = new Map(a.files.filter((f) => f.role === 'agent-module').map((f) => [f.guestPath, f.mode.toString(8)]));
+    assert.equal(modules.get('/agent/node_modules/node-pty/package.json'), '644');
+    assert.equal(modules.get('/agent/node_modules/node-pty/lib/index.js'), '644');
+    assert.equal(modules.get('/agent/node_modules/node-pty/build/Release/pty.node'), '755');
+    assert.ok(![...modules.keys()].some((p) => p.endsWith('.test.js') || p.endsWith('.map')));
     const agent = a.files.find((f) => f.role === 'agent')!;
     assert.equal(agent.sha256, createHash('sha256').update('console.log("agent v1");\n').digest('hex'));
     assert.equal(agent.sizeBytes, 'console.log("agent v1");\n'.length);

@@ -6,7 +6,9 @@
  */
 import { createHash } from 'node:crypto';
 import { constants, createReadStream } from 'node:fs';
-import { access, open, realpath, stat } from 'node:fs/promises';
+import { access, open, readdir, realpath, stat } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ProviderUnavailableError } from '../core/errors.js';
 import { runCommand } from '../system/command.js';
@@ -16,7 +18,7 @@ import { isStaticElf, loadStaticBusybox } from './busybox.js';
  * Version of the image layout this code writes (directories, /etc files, modes). Part of the key:
  * bump it whenever system-image.ts changes what it puts into the tree besides the input files.
  */
-export const SYSTEM_IMAGE_FORMAT = 1;
+export const SYSTEM_IMAGE_FORMAT = 2;
 
 /** Where the guest finds things; the agent may rely on these paths. */
 export const GUEST_PATHS = {
@@ -24,13 +26,15 @@ export const GUEST_PATHS = {
   crun: '/usr/bin/crun',
   busybox: '/bin/busybox',
   agent: '/agent/agent.js',
+  /** node-pty for the agent's terminals (a native addon, so not in the bundle); found by require from /agent/agent.js. */
+  agentNodePty: '/agent/node_modules/node-pty',
   init: '/sbin/init',
 } as const;
 
 /** Where crun usually is; Debian's package installs /usr/bin/crun. */
 export const CRUN_CANDIDATES: readonly string[] = ['/usr/bin/crun', '/usr/local/bin/crun'];
 
-export type SystemImageInputRole = 'node' | 'crun' | 'lib' | 'busybox' | 'agent' | 'init';
+export type SystemImageInputRole = 'node' | 'crun' | 'lib' | 'busybox' | 'agent' | 'agent-module' | 'init';
 
 /** One file copied into the image. */
 export interface SystemImageInput {
@@ -62,6 +66,8 @@ export interface SystemImageInputOptions {
   busyboxPath?: string;
   /** Override of /sbin/init (tests). Default: agent-init.sh next to this module. */
   initScript?: string;
+  /** node-pty's package directory. Default: the one this checkout's node_modules resolves to. */
+  nodePtyDir?: string;
 }
 
 /** The init script shipped next to this module (copied to dist/ by scripts/copy-assets.mjs). */
@@ -72,6 +78,39 @@ export function agentInitScriptPath(): string {
 /** `dist/agent/agent.js` of this checkout (this module runs as dist/src/guest/*.js). */
 export function defaultAgentBundlePath(): string {
   return fileURLToPath(new URL('../../agent/agent.js', import.meta.url));
+}
+
+/** The node-pty package directory that `require('node-pty')` finds from this module. */
+export function defaultNodePtyDir(): string {
+  try {
+    return dirname(createRequire(import.meta.url).resolve('node-pty/package.json'));
+  } catch {
+    throw new ProviderUnavailableError('node-pty is not installed (the agent needs it for terminals); run npm install');
+  }
+}
+
+async function listJs(root: string, dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of await readdir(join(root, dir), { withFileTypes: true })) {
+    const rel = join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...(await listJs(root, rel)));
+    else if (entry.name.endsWith('.js') && !entry.name.endsWith('.test.js')) out.push(rel);
+  }
+  return out;
+}
+
+/**
+ * node-pty's run-time files: package.json, lib/**\/*.js (its own tests left out) and the native
+ * addon. The guest's node is the host's node, so the addon's ABI matches.
+ */
+export async function nodePtyFiles(dir: string): Promise<Omit<SystemImageInput, 'sha256' | 'sizeBytes'>[]> {
+  const hint = 'reinstall it with npm install (its native addon is built at install time)';
+  const root = await readableFile(dir, 'node-pty', hint);
+  const addon = await readableFile(join(root, 'build/Release/pty.node'), "node-pty's native addon build/Release/pty.node", hint);
+  const files = ['package.json', ...(await listJs(root, 'lib'))];
+  const wanted = files.map((rel) => ({ role: 'agent-module' as const, guestPath: `${GUEST_PATHS.agentNodePty}/${rel}`, hostPath: join(root, rel), mode: 0o644 }));
+  wanted.push({ role: 'agent-module', guestPath: `${GUEST_PATHS.agentNodePty}/build/Release/pty.node`, hostPath: addon, mode: 0o755 });
+  return wanted;
 }
 
 /** Hashes are memoized by file identity, so a cache hit does not re-read ~100 MB of node each time. */
@@ -186,6 +225,7 @@ export async function systemImageInputs(options: SystemImageInputOptions = {}): 
     { role: 'busybox', guestPath: GUEST_PATHS.busybox, hostPath: await realpath(busybox), mode: 0o755 },
     { role: 'agent', guestPath: GUEST_PATHS.agent, hostPath: agent, mode: 0o644 },
     { role: 'init', guestPath: GUEST_PATHS.init, hostPath: init, mode: 0o755 },
+    ...(await nodePtyFiles(options.nodePtyDir ?? defaultNodePtyDir())),
   ];
   // Libraries go to the path ldd printed (what the loader searches in the guest), with the bytes of
   // the file it resolves to; node and crun share libc and the loader, so dedupe by guest path.

@@ -53,6 +53,14 @@ export class ImageService implements ImageProvisioner {
     return this.options.store.list();
   }
 
+  find(reference: string): Image | undefined {
+    try {
+      return this.options.store.get(this.options.normalize(reference));
+    } catch {
+      return undefined;
+    }
+  }
+
   get(reference: string): Image {
     const image = this.options.store.get(this.options.normalize(reference));
     if (!image) throw new ImageNotFoundError(reference);

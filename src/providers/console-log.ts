@@ -87,3 +87,25 @@ async function* readRange(path: string, start: number, end: number): AsyncGenera
     await handle.close();
   }
 }
+
+/** Appends bytes (workload output) to the live log; O_APPEND keeps it safe next to the VMM's writes. */
+export async function appendConsoleLog(path: string, data: Uint8Array): Promise<void> {
+  const handle = await open(path, 'a', 0o600);
+  try {
+    await handle.write(data);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The last `bytes` of the log (live part, else the rotated one), as text. */
+export async function tailConsoleLog(path: string, bytes: number): Promise<string> {
+  for (const file of [path, rotatedPath(path)]) {
+    const size = await fileSize(file);
+    if (!size) continue;
+    const chunks: Buffer[] = [];
+    for await (const chunk of readRange(file, Math.max(0, size - bytes), size)) chunks.push(chunk);
+    return Buffer.concat(chunks).toString('utf8');
+  }
+  return '';
+}

@@ -22,6 +22,7 @@ interface VmRow {
 interface VmExtra {
   disks?: Vm['disks'];
   imageDigest?: string;
+  workloadExit?: Vm['workloadExit'];
 }
 
 function toVm(row: VmRow): Vm {
@@ -41,6 +42,7 @@ function toVm(row: VmRow): Vm {
   // Always an array, as the API's repeated field is on both transports.
   vm.disks = extra.disks ?? [];
   if (extra.imageDigest) vm.imageDigest = extra.imageDigest;
+  if (extra.workloadExit) vm.workloadExit = extra.workloadExit;
   return vm;
 }
 
@@ -56,7 +58,7 @@ function toRow(vm: Vm): VmRow {
     started_at: vm.startedAt ?? null,
     spec_json: JSON.stringify(vm.spec),
     error_json: vm.error ? JSON.stringify(vm.error) : null,
-    extra_json: vm.disks?.length || vm.imageDigest ? JSON.stringify({ disks: vm.disks, imageDigest: vm.imageDigest } satisfies VmExtra) : null,
+    extra_json: vm.disks?.length || vm.imageDigest || vm.workloadExit ? JSON.stringify({ disks: vm.disks, imageDigest: vm.imageDigest, workloadExit: vm.workloadExit } satisfies VmExtra) : null,
   };
 }
 

@@ -1,6 +1,7 @@
 /** Test double of a Provider: VMMs are entries in a set instead of processes; every call is recorded. */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
+import type { AgentEndpoint } from '../agent.js';
 import type { LaunchRequest, Provider, ProviderCapabilities, VmmExit, VmmStatus, VmPaths } from '../ports.js';
 
 /** A provider double that records calls; VMMs are entries in a set instead of processes. */
@@ -40,6 +41,9 @@ export class FakeProvider implements Provider {
   async kill(vmId: string): Promise<void> {
     this.calls.push(`kill ${vmId}`);
     this.alive.delete(vmId);
+  }
+  agentEndpoint(vmId: string): AgentEndpoint {
+    return { kind: 'unix', path: `/nonexistent/${vmId}/agent.sock` };
   }
   async cleanup(vmId: string): Promise<void> {
     this.calls.push(`cleanup ${vmId}`);

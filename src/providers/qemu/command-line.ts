@@ -4,6 +4,7 @@
  */
 import type { VmSpec } from '../../core/vm.js';
 import type { VmDisk } from '../../core/image.js';
+import { AGENT_PORT_NAME } from '../../agent/protocol/schema.js';
 
 export interface BootAssets {
   /** Default kernel (Debian's cloud kernel) installed by set-up. */
@@ -15,8 +16,12 @@ export interface BootAssets {
 export interface QemuLaunchPlan {
   vmId: string;
   spec: VmSpec;
+  /** The boot disk. */
+  rootDisk: { path: string; readOnly: boolean };
   /** Disks after the root drive; the guest sees them as vdb, vdc, ... in this order. */
   disks?: readonly VmDisk[];
+  /** Unix socket for the agent's virtio-serial port; none when the guest runs no agent. */
+  agentSocket?: string;
   accel: 'kvm' | 'tcg';
   boot: BootAssets;
   /** Host TSC frequency in kHz; needed by the guest kernel on microvm under TCG. */
@@ -33,7 +38,7 @@ export const TCG_TB_SIZE_MIB = 64;
 export function kernelCommandLine(plan: QemuLaunchPlan): string {
   const { spec } = plan;
   const usesStage1 = spec.initrd === undefined && spec.kernel === undefined;
-  const mode = spec.driveReadOnly ? 'ro' : 'rw';
+  const mode = plan.rootDisk.readOnly ? 'ro' : 'rw';
   const args = ['console=ttyS0', 'reboot=t', 'panic=-1'];
   if (plan.accel === 'tcg' && plan.tscKhz) {
     // microvm has no HPET/PM timer: under TCG the kernel's TSC calibration can hang without these.
@@ -48,8 +53,8 @@ export function qemuArguments(plan: QemuLaunchPlan): string[] {
   const { spec } = plan;
   const kernel = spec.kernel ?? plan.boot.kernel;
   const initrd = spec.initrd ?? (spec.kernel === undefined ? plan.boot.initrd : undefined);
-  const drive = [`id=root`, `file=${escapeOption(spec.drive)}`, 'format=raw', 'if=none'];
-  if (spec.driveReadOnly) drive.push('readonly=on');
+  const drive = [`id=root`, `file=${escapeOption(plan.rootDisk.path)}`, 'format=raw', 'if=none'];
+  if (plan.rootDisk.readOnly) drive.push('readonly=on');
   const args = [
     // The VM id in -name lets the daemon recognise its own QEMU in /proc after a restart.
     '-name', `${spec.name},process=hypercore-${plan.vmId}`,
@@ -70,6 +75,14 @@ export function qemuArguments(plan: QemuLaunchPlan): string[] {
       const opts = [`id=${id}`, `file=${escapeOption(disk.path)}`, `format=${disk.format}`, 'if=none', ...(disk.readOnly ? ['readonly=on'] : [])];
       return ['-drive', opts.join(','), '-device', `virtio-blk-device,drive=${id},serial=${escapeOption(disk.name)}`];
     }),
+    ...(plan.agentSocket
+      ? [
+          // The agent channel: a virtio-serial port whose host end is a unix socket QEMU listens on.
+          '-device', 'virtio-serial-device',
+          '-chardev', `socket,id=agent,path=${escapeOption(plan.agentSocket)},server=on,wait=off`,
+          '-device', `virtserialport,chardev=agent,name=${AGENT_PORT_NAME}`,
+        ]
+      : []),
     // Entropy: without it node and other programs block in getrandom() for seconds at boot.
     '-object', 'rng-random,id=rng0,filename=/dev/urandom',
     '-device', 'virtio-rng-device,rng=rng0',

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { ProviderFailedError, ProviderUnavailableError, asHypercoreError } from '../../core/errors.js';
 import type { LaunchRequest, Logger, Provider, ProviderCapabilities, VmmExit, VmmProcess, VmmStatus, VmPaths } from '../../core/ports.js';
 import type { VmSpec } from '../../core/vm.js';
+import type { AgentEndpoint } from '../../core/agent.js';
 import { runCommand } from '../../system/command.js';
 import { hostTscKhz } from '../../system/host.js';
 import { isOurProcess, killAndWait, readPidFile, waitForExit } from '../../system/process.js';
@@ -29,6 +30,7 @@ interface RuntimeFiles {
   qmpSocket: string;
   controlSocket: string;
   pidFile: string;
+  agentSocket: string;
 }
 
 const QMP_TIMEOUT_MS = 3000;
@@ -76,6 +78,7 @@ export class QemuProvider implements Provider {
       qmpSocket: join(paths.runDir, 'qmp.sock'),
       controlSocket: join(paths.runDir, 'qmp-control.sock'),
       pidFile: join(paths.runDir, 'qemu.pid'),
+      agentSocket: this.agentSocket(paths),
     };
   }
 
@@ -85,7 +88,7 @@ export class QemuProvider implements Provider {
     const accel = await resolveAccel(spec.hypervisor.qemu.accel, { qemuBinary: binary, workDir: this.options.workDir });
     const files = this.files(paths);
     const tscKhz = hostTscKhz();
-    const args = qemuArguments({ vmId, spec, disks: req.disks, accel: accel.accel, boot: this.options.boot, consoleLog: paths.consoleLog, ...files, ...(tscKhz ? { tscKhz } : {}) });
+    const args = qemuArguments({ vmId, spec, rootDisk: req.rootDisk, disks: req.disks, ...(req.agent ? { agentSocket: this.agentSocket(paths) } : {}), accel: accel.accel, boot: this.options.boot, consoleLog: paths.consoleLog, ...files, ...(tscKhz ? { tscKhz } : {}) });
     this.options.logger.child({ vmId }).info({ accel: accel.accel, accelReason: accel.reason, args }, 'launching QEMU');
     try {
       // -daemonize: QEMU returns only once the VM is set up (or failed, with the reason on stderr).
@@ -98,6 +101,14 @@ export class QemuProvider implements Provider {
       throw new ProviderFailedError(`QEMU reported success but no running process was found for VM ${spec.name} (pidfile ${files.pidFile})`);
     }
     return { pid };
+  }
+
+  private agentSocket(paths: VmPaths): string {
+    return join(paths.runDir, 'agent.sock');
+  }
+
+  agentEndpoint(_vmId: string, paths: VmPaths): AgentEndpoint {
+    return { kind: 'unix', path: this.agentSocket(paths) };
   }
 
   async status(vmId: string, paths: VmPaths, pid: number | undefined): Promise<VmmStatus> {

@@ -1,0 +1,122 @@
+/** The core's AgentSession, spoken as TTRPC calls of `hypercore.agent.v1.Agent`. */
+import type { AgentConnector, AgentEndpoint, AgentInfo, AgentSession, ExitStatus, ProcessEvent, ProcessIo, ProcessSpec, WorkloadStart } from '../core/agent.js';
+import { ErrorCodes, HypercoreError } from '../core/errors.js';
+import { AGENT_SERVICE } from '../agent/protocol/schema.js';
+import { codecs, methods, type UnaryMethod } from '../agent/protocol/messages.js';
+import { TtrpcClient, TtrpcError, type ClientStream } from '../ttrpc/index.js';
+import { openAgentChannel } from './connect.js';
+
+export const HOST_VERSION = '0.1.0';
+const CALL_TIMEOUT_MS = 30_000;
+
+type Req<M extends UnaryMethod> = Parameters<(typeof methods)[M]['request']['encode']>[0];
+type Res<M extends UnaryMethod> = ReturnType<(typeof methods)[M]['response']['decode']>;
+
+function fromRemote(err: unknown, what: string): HypercoreError {
+  if (err instanceof HypercoreError) return err;
+  const message = err instanceof TtrpcError ? err.message : String(err);
+  return new HypercoreError(ErrorCodes.agentUnavailable, `agent ${what} failed: ${message}`, { cause: err });
+}
+
+class ProcessStream implements ProcessIo {
+  constructor(private readonly stream: ClientStream) {}
+
+  async write(data: Uint8Array): Promise<void> {
+    await this.stream.send(codecs.IoInput.encode({ stdin: data }));
+  }
+
+  async closeStdin(): Promise<void> {
+    await this.stream.send(codecs.IoInput.encode({ closeStdin: true }));
+  }
+
+  close(): void {
+    this.stream.cancel('closed by the host');
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<ProcessEvent> {
+    for await (const bytes of this.stream) {
+      const out = codecs.IoOutput.decode(bytes);
+      if (out.data && out.data.length > 0) yield { kind: 'output', fd: out.fd === 2 ? 2 : 1, data: out.data, offset: out.offset ?? 0 };
+      if (out.exited) {
+        yield { kind: 'exit', status: { exitCode: out.exitCode ?? 0, ...(out.signal ? { signal: out.signal } : {}) } };
+        return;
+      }
+    }
+  }
+}
+
+export class TtrpcAgentSession implements AgentSession {
+  readonly closed: Promise<void>;
+
+  constructor(private readonly client: TtrpcClient) {
+    this.closed = client.whenClosed().then(() => undefined, () => undefined);
+  }
+
+  private async call<M extends UnaryMethod>(method: M, request: Req<M>, timeoutMs = CALL_TIMEOUT_MS): Promise<Res<M>> {
+    const codec = methods[method];
+    try {
+      const bytes = await this.client.call(AGENT_SERVICE, method, codec.request.encode(request as never), { timeoutMs });
+      return codec.response.decode(bytes) as Res<M>;
+    } catch (err) {
+      throw fromRemote(err, method);
+    }
+  }
+
+  async hello(): Promise<AgentInfo> {
+    const r = await this.call('Hello', { hostVersion: HOST_VERSION });
+    return { agentVersion: r.agentVersion, bootId: r.bootId, uptimeMs: r.uptimeMs, workloadStarted: r.workloadStarted };
+  }
+
+  async startWorkload(start: WorkloadStart): Promise<{ processId: string; pid: number }> {
+    return this.call(
+      'StartWorkload',
+      {
+        process: start.process,
+        imageDiskSerial: start.imageDiskSerial,
+        ...(start.scratchDiskSerial ? { scratchDiskSerial: start.scratchDiskSerial } : {}),
+        limits: { memoryBytes: start.memoryLimitBytes ?? 0, pids: start.pidsLimit ?? 0 },
+        ...(start.hostname ? { hostname: start.hostname } : {}),
+      },
+      120_000,
+    );
+  }
+
+  createProcess(spec: ProcessSpec, inWorkload: boolean): Promise<{ processId: string; pid: number }> {
+    return this.call('CreateProcess', { process: spec, inWorkload });
+  }
+
+  io(processId: string, fromOffset = 0): ProcessIo {
+    const stream = this.client.stream(AGENT_SERVICE, 'Io', { streamingClient: true, streamingServer: true });
+    void stream.send(codecs.IoInput.encode({ processId, fromOffset })).catch(() => undefined);
+    return new ProcessStream(stream);
+  }
+
+  async signal(processId: string, signal: string): Promise<void> {
+    await this.call('Signal', { processId, signal });
+  }
+
+  async resize(processId: string, rows: number, cols: number): Promise<void> {
+    await this.call('Resize', { processId, rows, cols });
+  }
+
+  async wait(processId: string): Promise<ExitStatus> {
+    const r = await this.call('Wait', { processId }, 24 * 3600_000);
+    return { exitCode: r.exitCode, ...(r.signal ? { signal: r.signal } : {}) };
+  }
+
+  async shutdown(): Promise<void> {
+    await this.call('Shutdown', {});
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}
+
+export class TtrpcAgentConnector implements AgentConnector {
+  async connect(endpoint: AgentEndpoint, options: { timeoutMs: number; signal?: AbortSignal }): Promise<AgentSession> {
+    if (endpoint.kind !== 'unix') throw new HypercoreError(ErrorCodes.agentUnavailable, `agent endpoint kind ${endpoint.kind} is not supported yet`);
+    const transport = await openAgentChannel(endpoint.path, options);
+    return new TtrpcAgentSession(new TtrpcClient(transport));
+  }
+}

@@ -1,0 +1,182 @@
+/**
+ * The agent's end of the host channel. In the guest that is the virtio-serial port named
+ * AGENT_PORT_NAME (shared/facts/guest.md §3a): opened once and kept (a second open fails EBUSY);
+ * reads return EOF whenever no host is connected, so each host connection gets a new ReadStream on
+ * the same fd, polled every 100 ms, while one WriteStream serves them all. For development and
+ * tests the agent can listen on a unix socket instead. Either way every host connection begins
+ * with the HCSYNC handshake (protocol/channel-sync.ts) and carries TTRPC after it.
+ */
+import { createReadStream, createWriteStream, openSync } from 'node:fs';
+import { chmod, lstat, readdir, readFile, rm } from 'node:fs/promises';
+import net from 'node:net';
+import { join } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import type { TtrpcServer } from '../ttrpc/index.js';
+import { writeWithBackpressure, type Transport } from '../ttrpc/transport.js';
+import { errorText, silentLog, type Log } from './log.js';
+import { MAX_SYNC_LINE, parseSyncRequest, SYNC_PREFIX, syncReply } from './protocol/channel-sync.js';
+
+type Chunk = Uint8Array | string;
+
+/** A channel whose reader ends when the host goes away and is renewed for the next host (virtio-serial semantics). */
+export interface PortChannel {
+  /** The one writable used for every host connection. */
+  writable: Writable;
+  /** A new reader for the next host connection; it ends (EOF) when no host is connected. */
+  newReadable(): Readable;
+}
+
+/**
+ * Reads up to and including an `HCSYNC <nonce>` line, discarding anything before it (stale bytes of
+ * an earlier connection, garbage). Returns the nonce and the bytes after the line, or undefined at EOF.
+ */
+export async function readSync(source: AsyncIterator<Chunk>): Promise<{ nonce: string; rest: Buffer } | undefined> {
+  let buffered = Buffer.alloc(0);
+  for (;;) {
+    const next = await source.next();
+    if (next.done) return undefined;
+    const chunk = typeof next.value === 'string' ? Buffer.from(next.value, 'latin1') : Buffer.from(next.value);
+    buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
+    let nl: number;
+    while ((nl = buffered.indexOf(0x0a)) >= 0) {
+      const line = buffered.subarray(0, nl).toString('latin1');
+      buffered = buffered.subarray(nl + 1);
+      // Stale bytes need not end with a newline, so the request may start mid-line.
+      const at = line.lastIndexOf(SYNC_PREFIX);
+      const nonce = at >= 0 ? parseSyncRequest(line.slice(at)) : undefined;
+      if (nonce) return { nonce, rest: buffered };
+    }
+    // No newline yet: only the tail can still be the start of a sync line.
+    if (buffered.length > MAX_SYNC_LINE) buffered = buffered.subarray(buffered.length - MAX_SYNC_LINE);
+  }
+}
+
+/**
+ * Serves one host connection: handshake, then TTRPC until the connection ends. Resolves when it is
+ * over (false when the input ended before any handshake, i.e. no host was there).
+ */
+export async function serveHostConnection(server: TtrpcServer, readable: Readable, write: (chunk: Uint8Array) => boolean | Promise<unknown>, closeInput: () => void, log: Log): Promise<boolean> {
+  readable.on('error', () => undefined); // surfaces through the iterator
+  const source = readable[Symbol.asyncIterator]() as AsyncIterator<Chunk>;
+  let sync: Awaited<ReturnType<typeof readSync>>;
+  try {
+    sync = await readSync(source);
+  } catch {
+    sync = undefined;
+  }
+  if (!sync) {
+    closeInput();
+    return false;
+  }
+  log(`host connected (sync ${sync.nonce})`);
+  await write(syncReply(sync.nonce));
+  const rest = sync.rest;
+  const transport: Transport = {
+    // The same iterator the handshake read from, after the bytes that followed the sync line.
+    readable: (async function* () {
+      if (rest.length > 0) yield rest;
+      for (;;) {
+        const next = await source.next();
+        if (next.done) return;
+        yield next.value;
+      }
+    })(),
+    write,
+    close: closeInput,
+  };
+  const reason = await server.serve(transport).whenClosed();
+  log(`host disconnected (${reason.message})`);
+  return true;
+}
+
+/** Options of {@link servePort}. */
+export interface ServePortOptions {
+  /** Delay between polls while no host is connected (default 100 ms, guest.md §3a). */
+  pollMs?: number;
+  log?: Log;
+  /** Stops the loop (tests). */
+  signal?: AbortSignal;
+}
+
+/** Serves host connections on a port channel until `signal` aborts; host after host. */
+export async function servePort(server: TtrpcServer, port: PortChannel, options: ServePortOptions = {}): Promise<void> {
+  const pollMs = options.pollMs ?? 100;
+  const log = options.log ?? silentLog;
+  port.writable.on('error', (err: Error) => log(`channel write error: ${err.message}`));
+  const write = (chunk: Uint8Array): boolean | Promise<unknown> => writeWithBackpressure(port.writable, chunk);
+  while (!options.signal?.aborted) {
+    const readable = port.newReadable();
+    const stop = (): void => void readable.destroy();
+    options.signal?.addEventListener('abort', stop, { once: true });
+    try {
+      await serveHostConnection(server, readable, write, stop, log);
+    } catch (err) {
+      log(`host connection failed: ${errorText(err)}`);
+    } finally {
+      options.signal?.removeEventListener('abort', stop);
+      readable.destroy();
+    }
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
+}
+
+/** Paths of the guest's virtio-serial ports (tests use a fake tree). */
+export interface VirtioPortPaths {
+  /** /sys/class/virtio-ports */
+  sysClass: string;
+  /** /dev */
+  dev: string;
+}
+
+/** /dev/vportNpM of the port named `name`, or undefined while it does not exist. */
+export async function findVirtioPort(name: string, paths: VirtioPortPaths): Promise<string | undefined> {
+  const ports = await readdir(paths.sysClass).catch(() => [] as string[]);
+  for (const port of ports.sort()) {
+    const portName = await readFile(join(paths.sysClass, port, 'name'), 'utf8').catch(() => '');
+    if (portName.trim() === name) return join(paths.dev, port);
+  }
+  return undefined;
+}
+
+/**
+ * Waits for the virtio-serial port `name` to appear, opens it once (`r+`) and returns it as a
+ * PortChannel: one WriteStream and a new ReadStream per host connection, all on the same fd.
+ */
+export async function openVirtioPort(name: string, paths: VirtioPortPaths = { sysClass: '/sys/class/virtio-ports', dev: '/dev' }, log: Log = silentLog): Promise<PortChannel> {
+  let device = await findVirtioPort(name, paths);
+  for (let waited = 0; !device; waited += 100) {
+    if (waited === 2000) log(`waiting for virtio-serial port ${name}`);
+    await new Promise((r) => setTimeout(r, 100));
+    device = await findVirtioPort(name, paths);
+  }
+  const fd = openSync(device, 'r+');
+  log(`channel: ${device} (${name})`);
+  return {
+    writable: createWriteStream(device, { fd, autoClose: false }),
+    newReadable: () => createReadStream(device, { fd, autoClose: false, highWaterMark: 64 * 1024 }),
+  };
+}
+
+/** Listens on a unix socket (dev and tests): each accepted connection does the handshake, then TTRPC. */
+export async function listenUnix(server: TtrpcServer, path: string, log: Log = silentLog): Promise<net.Server> {
+  // Remove a stale socket file (never anything else).
+  if ((await lstat(path).catch(() => undefined))?.isSocket()) await rm(path, { force: true });
+  const listener = net.createServer((sock) => {
+    sock.on('error', () => undefined);
+    const write = (chunk: Uint8Array): boolean | Promise<unknown> => writeWithBackpressure(sock, chunk);
+    serveHostConnection(server, sock, write, () => sock.destroy(), log).catch((err: unknown) => {
+      log(`host connection failed: ${errorText(err)}`);
+      sock.destroy();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    listener.once('error', reject);
+    listener.listen(path, () => {
+      listener.off('error', reject);
+      resolve();
+    });
+  });
+  listener.on('error', (err) => log(`listener error: ${err.message}`));
+  await chmod(path, 0o600);
+  return listener;
+}

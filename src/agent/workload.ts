@@ -1,0 +1,229 @@
+/**
+ * The workload: one OCI container, "hc-main", run by crun from the image disk, whose init is the
+ * process "main" of the process table; other processes join it with `crun exec`. crun gets the
+ * agent's pipes or pty as its stdio (never --tty), so output and terminals work the same as for
+ * processes in the VM.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { runCommand } from '../system/command.js';
+import { Code, TtrpcError } from '../ttrpc/index.js';
+import { buildEnv, checkSpec, envList, parseUser, type Launch } from './launch.js';
+import { silentLog, type Log } from './log.js';
+import { CONTAINER_ID, workloadConfig } from './oci-config.js';
+import type { ManagedProcess } from './process.js';
+import { MAIN_PROCESS_ID, type ProcessTable } from './processes.js';
+import type { ProcessSpec, ProcessStarted, StartWorkloadRequest } from './protocol/messages.js';
+import { GUEST_ROOTFS_PATHS, prepareRootfs, rootfsPath, type CommandRunner, type RootfsPaths } from './rootfs.js';
+
+export interface WorkloadOptions {
+  table: ProcessTable;
+  log?: Log;
+  /** Guest paths (tests use a temporary tree). */
+  paths?: RootfsPaths;
+  /** The crun binary (default `crun` from PATH). */
+  crun?: string;
+  /** Runs mount/mkfs/crun helper commands (default: runCommand). */
+  run?: CommandRunner;
+}
+
+/** Guest files bound into the container when they exist: the first existing source wins. */
+const BIND_CANDIDATES: Record<string, readonly string[]> = {
+  '/etc/resolv.conf': ['/run/hc/resolv.conf', '/etc/resolv.conf'],
+  '/etc/hosts': ['/run/hc/hosts', '/etc/hosts'],
+};
+
+/** Environment crun itself runs with (the container's comes from config.json or --env). */
+const CRUN_ENV = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' };
+
+/** Starts and tracks the workload container. */
+export class Workload {
+  private readonly table: ProcessTable;
+  private readonly log: Log;
+  private readonly paths: RootfsPaths;
+  private readonly crun: string;
+  private readonly run: CommandRunner;
+  private env: string[] = [];
+  private cwd = '/';
+  private starting = false;
+  private adopted = false;
+
+  constructor(options: WorkloadOptions) {
+    this.table = options.table;
+    this.log = options.log ?? silentLog;
+    this.paths = options.paths ?? GUEST_ROOTFS_PATHS;
+    this.crun = options.crun ?? 'crun';
+    this.run = options.run ?? ((file, args) => runCommand(file, args, { timeoutMs: 120_000 }));
+  }
+
+  /** True once the container has been started (by this agent or, see adopt, a previous one). */
+  get started(): boolean {
+    return this.table.find(MAIN_PROCESS_ID) !== undefined || this.adopted;
+  }
+
+  /**
+   * After an agent restart the container may still run: let exec reach it again. Its main process
+   * is not ours any more, so "main" stays unknown to the new table.
+   */
+  async adopt(): Promise<void> {
+    try {
+      if (!(await this.containerRunning())) return;
+      const config = JSON.parse(await readFile(join(this.bundleDir(), 'config.json'), 'utf8')) as { process?: { env?: string[]; cwd?: string } };
+      this.env = config.process?.env ?? [];
+      this.cwd = config.process?.cwd ?? '/';
+      this.adopted = true;
+      this.table.setWorkloadLauncher((spec) => this.execLaunch(spec));
+      this.log(`workload ${CONTAINER_ID} is still running; adopted it`);
+    } catch {
+      // No container (the usual case at boot) or no crun: nothing to adopt.
+    }
+  }
+
+  /**
+   * StartWorkload: mounts the rootfs, writes config.json and runs `crun run` as process "main".
+   * Fails with crun's error when the container cannot be created; a command that does not exist
+   * is not a failure (main exits 127, like any process).
+   */
+  async start(req: StartWorkloadRequest): Promise<ProcessStarted> {
+    checkSpec(req.process);
+    // An adopted container may have ended since: then a new start is fine.
+    if (this.adopted && !this.starting && !(await this.containerRunning())) {
+      this.adopted = false;
+      this.table.setWorkloadLauncher(undefined);
+    }
+    if (this.starting || this.table.find(MAIN_PROCESS_ID)?.running || this.adopted) {
+      throw new TtrpcError(Code.FAILED_PRECONDITION, 'the workload is already running');
+    }
+    this.starting = true;
+    try {
+      const binds: Record<string, string> = {};
+      for (const [dest, sources] of Object.entries(BIND_CANDIDATES)) {
+        const source = sources.find((s) => existsSync(s));
+        if (source) binds[dest] = source;
+      }
+      // Built first: a bad user or env entry fails before anything is mounted.
+      const rootfs = rootfsPath(this.paths.runDir);
+      const config = workloadConfig({ process: req.process, rootfs, hostname: req.hostname || undefined, limits: req.limits, binds });
+      await prepareRootfs(this.paths, req, this.run, this.log);
+      const bundle = this.bundleDir();
+      await mkdir(bundle, { recursive: true });
+      await writeFile(join(bundle, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+      const pidFile = join(bundle, 'main.pid');
+      const logFile = join(bundle, 'crun.log');
+      await rm(pidFile, { force: true });
+      await rm(logFile, { force: true });
+      // A container left by a run that ended (crun run normally deletes it) would block the id.
+      await this.run(this.crun, ['delete', '-f', CONTAINER_ID]).catch(() => undefined);
+      this.env = config.process.env;
+      this.cwd = config.process.cwd;
+      const spec = req.process;
+      const launch: Launch = {
+        file: this.crun,
+        args: [`--log=${logFile}`, '--log-format=json', 'run', '--bundle', bundle, '--pid-file', pidFile, CONTAINER_ID],
+        env: { ...CRUN_ENV },
+        cwd: '/',
+        terminal: spec.terminal ?? false,
+        rows: spec.rows || 24,
+        cols: spec.cols || 80,
+        displayArgs: [...spec.args],
+        inWorkload: true,
+        crunErrors: true,
+        kill: async (signal) => {
+          await this.run(this.crun, ['kill', CONTAINER_ID, signal]);
+        },
+      };
+      const main = await this.table.start(launch, MAIN_PROCESS_ID);
+      this.table.setWorkloadLauncher((s) => this.execLaunch(s));
+      await this.confirmStarted(main, pidFile, logFile);
+      this.log(`workload started: pid ${main.pid}`);
+      return { processId: MAIN_PROCESS_ID, pid: main.pid };
+    } finally {
+      this.starting = false;
+    }
+  }
+
+  /** Waits until crun wrote the pid file (the container exists) or exited; a crun failure fails the RPC. */
+  private async confirmStarted(main: ManagedProcess, pidFile: string, logFile: string): Promise<void> {
+    while (main.running && !existsSync(pidFile)) await new Promise((r) => setTimeout(r, 20));
+    if (existsSync(pidFile) || !main.exit) return;
+    // 126/127: the command or its cwd is missing, which the filter turned into Docker's result.
+    if (main.exit.exitCode === 126 || main.exit.exitCode === 127) return;
+    const logged = await crunLogMessages(logFile);
+    const output = main.output.read(0, 4096).chunks.map((c) => c.data.toString('utf8')).join('').trim();
+    const detail = logged.length > 0 ? logged.join('; ') : output || 'no error message';
+    this.table.remove(MAIN_PROCESS_ID);
+    this.table.setWorkloadLauncher(undefined);
+    throw new TtrpcError(Code.FAILED_PRECONDITION, `crun could not start the workload (exit ${main.exit.exitCode}): ${detail}`);
+  }
+
+  /** The launch of `crun exec` for a process inside the running workload. */
+  execLaunch(spec: ProcessSpec): Launch {
+    checkSpec(spec);
+    const { uid, gid } = parseUser(spec.user);
+    // The workload's environment, then the exec's own (as `docker exec -e`): crun exec with --env
+    // replaces the environment instead of adding to it, so all of it is passed.
+    const env = envList(buildEnv(spec, this.env, uid));
+    const pidFile = join(this.bundleDir(), `exec-${randomBytes(6).toString('hex')}.pid`);
+    const args = ['exec', `--pid-file=${pidFile}`, `--cwd=${spec.cwd || this.cwd}`, `--user=${uid}:${gid}`, ...env.map((e) => `--env=${e}`), CONTAINER_ID, ...spec.args];
+    return {
+      file: this.crun,
+      args,
+      env: { ...CRUN_ENV },
+      cwd: '/',
+      terminal: spec.terminal ?? false,
+      rows: spec.rows || 24,
+      cols: spec.cols || 80,
+      displayArgs: [...spec.args],
+      inWorkload: true,
+      crunErrors: true,
+      // Signalling crun exec itself would not reach the process inside; its pid file names it.
+      kill: async (signal) => {
+        process.kill(await readPid(pidFile), signal);
+      },
+      onExit: () => void rm(pidFile, { force: true }).catch(() => undefined),
+    };
+  }
+
+  /** True when crun reports the container as running. */
+  private async containerRunning(): Promise<boolean> {
+    try {
+      const { stdout } = await runCommand(this.crun, ['state', CONTAINER_ID], { timeoutMs: 20_000, env: CRUN_ENV });
+      return (JSON.parse(stdout) as { status?: string }).status === 'running';
+    } catch {
+      return false;
+    }
+  }
+
+  private bundleDir(): string {
+    return join(this.paths.runDir, 'bundle');
+  }
+}
+
+/** The pid in a crun pid file, waiting briefly for crun to write it. */
+async function readPid(pidFile: string): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const text = await readFile(pidFile, 'utf8').catch(() => '');
+    const pid = Number(text.trim());
+    if (Number.isInteger(pid) && pid > 0) return pid;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new TtrpcError(Code.FAILED_PRECONDITION, 'the process has not started yet (no pid from crun)');
+}
+
+/** The messages of crun's JSON log (`--log-format=json`), oldest first. */
+export async function crunLogMessages(logFile: string): Promise<string[]> {
+  const text = await readFile(logFile, 'utf8').catch(() => '');
+  const out: string[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      const entry = JSON.parse(line) as { msg?: unknown };
+      if (typeof entry.msg === 'string') out.push(entry.msg);
+    } catch {
+      out.push(line.trim());
+    }
+  }
+  return out;
+}

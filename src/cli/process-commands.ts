@@ -1,0 +1,151 @@
+/**
+ * `hypercore exec`, `attach` and `run`: interactive sessions over the gRPC Exec/Attach streams
+ * (bidirectional, on the daemon's socket). With a terminal the local tty goes raw and window
+ * resizes follow; the command's exit code becomes the CLI's.
+ */
+import * as grpc from '@grpc/grpc-js';
+import type { Command } from 'commander';
+import { ErrorCodes, HypercoreError, type ErrorCode } from '../core/errors.js';
+import { loadVmServiceDefinition } from '../api/proto.js';
+import type { ProcessInput, ProcessOutput } from '../api/process-session.js';
+import { specFromImageReference } from '../config/index.js';
+import { hostCpuCount } from '../system/host.js';
+import type { ApiClient } from './api-client.js';
+import { pullIfMissing } from './image-commands.js';
+
+/** ctrl-p ctrl-q, as in Docker: leave an attached session, the process keeps running. */
+const DETACH_SEQUENCE = [0x10, 0x11];
+const SIGNAL_NUMBERS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGTERM: 15 };
+
+interface SessionOptions {
+  interactive: boolean;
+  tty: boolean;
+  detachKeys: boolean;
+}
+
+function grpcError(err: grpc.ServiceError): HypercoreError {
+  const code = (err.metadata?.get('hc-error-code')[0] as string | undefined) ?? ErrorCodes.internal;
+  return new HypercoreError(code as ErrorCode, err.details || err.message);
+}
+
+/** Runs one Exec/Attach stream to its end; resolves to the exit code the CLI should return. */
+function runSession(socket: string, method: 'Exec' | 'Attach', first: ProcessInput, options: SessionOptions): Promise<number> {
+  const Client = loadVmServiceDefinition();
+  const client = new Client(`unix:${socket}`, grpc.credentials.createInsecure());
+  const call = (client as unknown as Record<string, () => grpc.ClientDuplexStream<ProcessInput, ProcessOutput>>)[method]!.call(client);
+  const stdin = process.stdin;
+  const stdout = process.stdout;
+  const rawMode = options.tty && stdin.isTTY;
+  let detached = false;
+  const cleanup: (() => void)[] = [];
+
+  return new Promise<number>((resolve, reject) => {
+    let exitCode = 0;
+    const finish = (err?: unknown) => {
+      for (const undo of cleanup.splice(0)) undo();
+      client.close();
+      if (err && !detached) reject(err);
+      else resolve(detached ? 0 : exitCode);
+    };
+    call.on('data', (out: ProcessOutput) => {
+      if (out.data && out.data.length > 0) (out.fd === 2 ? process.stderr : stdout).write(out.data);
+      if (out.exited) exitCode = out.signal ? 128 + (SIGNAL_NUMBERS[out.signal] ?? 1) : (out.exitCode ?? 0);
+    });
+    call.on('end', () => finish());
+    call.on('error', (err: grpc.ServiceError) => (err.code === grpc.status.CANCELLED && detached ? finish() : finish(grpcError(err))));
+    call.write(first);
+
+    if (options.tty && stdout.isTTY) {
+      const resize = () => call.write({ rows: stdout.rows, cols: stdout.columns });
+      stdout.on('resize', resize);
+      cleanup.push(() => stdout.off('resize', resize));
+    }
+    if (rawMode) {
+      stdin.setRawMode(true);
+      cleanup.push(() => stdin.setRawMode(false));
+    }
+    if (options.interactive) {
+      let previous = -1;
+      const onData = (chunk: Buffer) => {
+        if (options.detachKeys) {
+          for (const byte of chunk) {
+            if (previous === DETACH_SEQUENCE[0] && byte === DETACH_SEQUENCE[1]) {
+              detached = true;
+              process.stderr.write('\r\n[detached; the process keeps running]\r\n');
+              call.cancel();
+              return;
+            }
+            previous = byte;
+          }
+        }
+        call.write({ stdin: chunk });
+      };
+      const onEnd = () => call.write({ closeStdin: true });
+      stdin.on('data', onData);
+      stdin.once('end', onEnd);
+      cleanup.push(() => {
+        stdin.off('data', onData);
+        stdin.off('end', onEnd);
+        stdin.pause();
+      });
+    } else {
+      call.write({ closeStdin: true });
+    }
+  });
+}
+
+function windowSize(): { rows?: number; cols?: number } {
+  return process.stdout.isTTY ? { rows: process.stdout.rows, cols: process.stdout.columns } : {};
+}
+
+export function registerProcessCommands(program: Command, api: () => ApiClient): void {
+  program
+    .command('exec <id> <command...>')
+    .description("run a command in a VM's workload (e.g. hypercore exec web -- sh -c 'ls /'); exits with its exit code")
+    .option('-i, --interactive', 'stream standard input to the command')
+    .option('-t, --tty', 'allocate a pseudo-terminal (raw mode, window size follows)')
+    .option('-e, --env <KEY=VALUE...>', 'environment variables')
+    .option('-w, --workdir <dir>', 'working directory')
+    .option('-u, --user <uid[:gid]>', 'user to run as')
+    .action(async (id: string, command: string[], opts: { interactive?: boolean; tty?: boolean; env?: string[]; workdir?: string; user?: string }) => {
+      const start = { id, args: command, tty: opts.tty === true, ...windowSize(), ...(opts.env ? { env: opts.env } : {}), ...(opts.workdir ? { cwd: opts.workdir } : {}), ...(opts.user ? { user: opts.user } : {}) };
+      process.exitCode = await runSession(api().socketPath, 'Exec', { start }, { interactive: opts.interactive === true, tty: opts.tty === true, detachKeys: false });
+    });
+
+  program
+    .command('attach <id>')
+    .description("connect to a VM's workload (its main process); detach with ctrl-p ctrl-q")
+    .action(async (id: string) => {
+      const vm = await api().getVm(id);
+      const tty = vm.spec.workload?.tty === true;
+      process.exitCode = await runSession(api().socketPath, 'Attach', { attach: { id: vm.id } }, { interactive: true, tty, detachKeys: true });
+    });
+
+  program
+    .command('run <image> [command...]')
+    .description('pull an image if needed, boot a VM running it, and attach (hypercore run alpine -- cat /etc/os-release)')
+    .option('--rm', 'remove the VM when the workload ends')
+    .option('-i, --interactive', 'keep standard input open')
+    .option('-t, --tty', 'allocate a pseudo-terminal')
+    .option('--name <name>', 'VM name (default: run-<random>)')
+    .option('-e, --env <KEY=VALUE...>', 'environment variables')
+    .option('-d, --detach', 'print the VM id and leave it running')
+    .action(async (image: string, command: string[], opts: { rm?: boolean; interactive?: boolean; tty?: boolean; name?: string; env?: string[]; detach?: boolean }) => {
+      const spec = specFromImageReference(image, {
+        hostCpus: hostCpuCount(),
+        ...(opts.name ? { name: opts.name } : {}),
+        overrides: { ...(command.length ? { command } : {}), ...(opts.env ? { env: opts.env } : {}), ...(opts.tty ? { tty: true } : {}) },
+      });
+      await pullIfMissing(api(), image);
+      const vm = await api().createVm(spec);
+      if (opts.detach) {
+        process.stdout.write(`${vm.id}\n`);
+        return;
+      }
+      try {
+        process.exitCode = await runSession(api().socketPath, 'Attach', { attach: { id: vm.id, fromStart: true } }, { interactive: opts.interactive === true, tty: opts.tty === true, detachKeys: true });
+      } finally {
+        if (opts.rm) await api().deleteVm(vm.id, true).catch(() => undefined);
+      }
+    });
+}

@@ -1,0 +1,46 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mergeEnv, workloadProcess } from './agent-supervisor.js';
+import type { Image } from './image.js';
+import type { Vm, VmSpec } from './vm.js';
+
+const image: Image = {
+  reference: 'docker.io/library/app:1',
+  digest: `sha256:${'1'.repeat(64)}`,
+  configDigest: `sha256:${'2'.repeat(64)}`,
+  platform: 'linux/amd64',
+  layers: [],
+  size: 0,
+  createdAt: '2026-01-01T00:00:00Z',
+  config: { entrypoint: ['/entry'], cmd: ['--serve'], env: ['PATH=/bin', 'MODE=image'], workingDir: '/srv', user: '1000' },
+};
+
+function vm(workload?: VmSpec['workload']): Vm {
+  const spec: VmSpec = { name: 'w', description: '', cores: 1, memoryMib: 128, kernelArgs: '', driveReadOnly: false, image: image.reference, provider: 'qemu', hypervisor: { qemu: { accel: 'tcg' }, firecracker: {}, cloudHypervisor: {} }, ...(workload ? { workload } : {}) };
+  return { id: 'x', name: 'w', state: 'starting', provider: 'qemu', createdAt: '', updatedAt: '', spec };
+}
+
+test('the workload runs the image entrypoint + cmd with its env, workdir and user', () => {
+  assert.deepEqual(workloadProcess(vm(), image), { args: ['/entry', '--serve'], env: ['PATH=/bin', 'MODE=image'], cwd: '/srv', user: '1000', terminal: false });
+});
+
+test('hac.toml [workload] overrides replace cmd, add env (later keys win), and set a tty', () => {
+  const p = workloadProcess(vm({ cmd: ['--once'], env: ['MODE=spec', 'EXTRA=1'], tty: true, workdir: '/tmp' }), image);
+  assert.deepEqual(p.args, ['/entry', '--once']);
+  assert.deepEqual(p.env, ['PATH=/bin', 'MODE=spec', 'EXTRA=1']);
+  assert.equal(p.cwd, '/tmp');
+  assert.equal(p.terminal, true);
+});
+
+test('a new entrypoint drops the image cmd (as docker run --entrypoint does)', () => {
+  assert.deepEqual(workloadProcess(vm({ entrypoint: ['/bin/sh'], tty: false }), image).args, ['/bin/sh']);
+});
+
+test('an image without any command and no override is a clear error', () => {
+  const bare = { ...image, config: {} };
+  assert.throws(() => workloadProcess(vm(), bare), /defines no command; set \[workload\] command/);
+});
+
+test('mergeEnv keeps one entry per key, the later one', () => {
+  assert.deepEqual(mergeEnv(['A=1', 'B=2'], ['A=3']), ['A=3', 'B=2']);
+});

@@ -1,0 +1,152 @@
+/**
+ * The host's side of VMs run by an agent: connect (and reconnect) to each guest's agent, start the
+ * workload, copy the workload's output into the VM's log, and power the VM off when the workload
+ * ends, as a container stops when its main process exits.
+ */
+import type { AgentConnector, AgentEndpoint, AgentSession, ExitStatus, ProcessIo, ProcessSpec } from './agent.js';
+import { ErrorCodes, HypercoreError } from './errors.js';
+import type { Image } from './image.js';
+import type { Logger } from './ports.js';
+import type { Vm } from './vm.js';
+
+export const MAIN_PROCESS = 'main';
+/** Under TCG a guest needs 5–8 s to run its agent; leave room for a loaded host. */
+export const AGENT_BOOT_TIMEOUT_MS = 120_000;
+
+export interface WorkloadLog {
+  /** Appends workload output to the VM's log (the console log) and to its workload-only output. */
+  append(vm: Vm, data: Uint8Array): Promise<void>;
+  /** Appends a line about the workload to the VM's log only. */
+  note(vm: Vm, line: string): Promise<void>;
+  /** The workload's output so far (for `run` after the VM already stopped). */
+  read(vm: Vm): AsyncIterable<Uint8Array>;
+  /** Console output so far, for error messages. */
+  tail(vm: Vm, bytes: number): Promise<string>;
+}
+
+interface Tracked {
+  session: AgentSession;
+  /** Output offset of the main process already copied to the log. */
+  logged: number;
+}
+
+/** Image Env, then overrides; a key set twice keeps the later value (execve would keep both). */
+export function mergeEnv(base: readonly string[], overrides: readonly string[]): string[] {
+  const byKey = new Map<string, string>();
+  for (const entry of [...base, ...overrides]) byKey.set(entry.split('=', 1)[0]!, entry);
+  return [...byKey.values()];
+}
+
+/** The workload's process: the image's entrypoint + cmd, with the spec's overrides. */
+export function workloadProcess(vm: Vm, image: Image | undefined): ProcessSpec {
+  const w = vm.spec.workload;
+  const entrypoint = w?.entrypoint ?? image?.config.entrypoint ?? [];
+  const cmd = w?.cmd ?? (w?.entrypoint ? [] : (image?.config.cmd ?? []));
+  const args = [...entrypoint, ...cmd];
+  if (args.length === 0) throw new HypercoreError(ErrorCodes.invalidArgument, `image ${vm.spec.image ?? ''} defines no command; set [workload] command in hac.toml`);
+  const env = mergeEnv(image?.config.env ?? [], w?.env ?? []);
+  return {
+    args,
+    env,
+    ...((w?.workdir ?? image?.config.workingDir) ? { cwd: (w?.workdir ?? image?.config.workingDir)! } : {}),
+    ...((w?.user ?? image?.config.user) ? { user: (w?.user ?? image?.config.user)! } : {}),
+    terminal: w?.tty ?? false,
+  };
+}
+
+export class AgentSupervisor {
+  private readonly tracked = new Map<string, Tracked>();
+
+  constructor(
+    private readonly connector: AgentConnector,
+    private readonly log: WorkloadLog,
+    private readonly logger: Logger,
+    /** Called when the workload's main process ended (the VM should power off). */
+    private readonly onWorkloadExit: (vmId: string, status: ExitStatus) => void,
+    private readonly bootTimeoutMs = AGENT_BOOT_TIMEOUT_MS,
+  ) {}
+
+  session(vm: Vm): AgentSession {
+    const t = this.tracked.get(vm.id);
+    if (!t) throw new HypercoreError(ErrorCodes.agentUnavailable, `the agent of VM ${vm.name} is not connected (yet)`);
+    return t.session;
+  }
+
+  /** Boot path: wait for the agent, start the workload, begin copying its output. */
+  async startWorkload(vm: Vm, endpoint: AgentEndpoint, image: Image | undefined, signal?: AbortSignal): Promise<void> {
+    const process = workloadProcess(vm, image);
+    const session = await this.connect(vm, endpoint, signal);
+    const w = vm.spec.workload;
+    await session.startWorkload({
+      process,
+      imageDiskSerial: 'image',
+      ...(vm.disks?.some((d) => d.name === 'scratch') ? { scratchDiskSerial: 'scratch' } : {}),
+      ...(w?.memoryLimitMib ? { memoryLimitBytes: w.memoryLimitMib * 1024 * 1024 } : {}),
+      ...(w?.pidsLimit ? { pidsLimit: w.pidsLimit } : {}),
+      hostname: vm.name,
+    });
+    this.pumpLogs(vm);
+  }
+
+  /** Restart path: reconnect to a running guest; the workload keeps running there. */
+  async reattach(vm: Vm, endpoint: AgentEndpoint): Promise<void> {
+    await this.connect(vm, endpoint, undefined, 15_000);
+    this.pumpLogs(vm);
+  }
+
+  forget(vmId: string): void {
+    this.tracked.get(vmId)?.session.close();
+    this.tracked.delete(vmId);
+  }
+
+  forgetAll(): void {
+    for (const id of [...this.tracked.keys()]) this.forget(id);
+  }
+
+  /** Where new output of the main process starts, for `attach` (which shows only new output). */
+  loggedOffset(vmId: string): number {
+    return this.tracked.get(vmId)?.logged ?? 0;
+  }
+
+  async consoleTail(vm: Vm): Promise<string> {
+    return (await this.log.tail(vm, 2048).catch(() => '')).trim();
+  }
+
+  private async connect(vm: Vm, endpoint: AgentEndpoint, signal?: AbortSignal, timeoutMs = this.bootTimeoutMs): Promise<AgentSession> {
+    this.forget(vm.id);
+    const session = await this.connector.connect(endpoint, { timeoutMs, ...(signal ? { signal } : {}) });
+    const info = await session.hello();
+    this.logger.child({ vmId: vm.id }).info({ agentVersion: info.agentVersion, uptimeMs: info.uptimeMs }, 'agent connected');
+    this.tracked.set(vm.id, { session, logged: 0 });
+    return session;
+  }
+
+  /** Copies the main process's output to the VM log until it exits or the session ends. */
+  private pumpLogs(vm: Vm): void {
+    const tracked = this.tracked.get(vm.id);
+    if (!tracked) return;
+    let io: ProcessIo;
+    try {
+      io = tracked.session.io(MAIN_PROCESS, tracked.logged);
+    } catch {
+      return;
+    }
+    void (async () => {
+      try {
+        for await (const event of io) {
+          if (event.kind === 'output') {
+            await this.log.append(vm, event.data);
+            tracked.logged = event.offset + event.data.length;
+          } else {
+            const s = event.status;
+            await this.log.note(vm, `[hypercore] workload exited with ${s.signal ? `signal ${s.signal}` : `code ${s.exitCode}`}\n`);
+            this.onWorkloadExit(vm.id, s);
+            return;
+          }
+        }
+      } catch (err) {
+        this.logger.child({ vmId: vm.id }).debug({ err: String(err) }, 'workload log stream ended');
+      }
+    })();
+  }
+}

@@ -1,0 +1,73 @@
+/**
+ * What the core needs from the agent inside a guest: start the workload, run processes, stream
+ * their IO. The adapter (agent-client/) speaks TTRPC; the core sees only these shapes.
+ */
+
+/** A process to run in the guest. */
+export interface ProcessSpec {
+  args: string[];
+  env?: string[];
+  cwd?: string;
+  /** uid[:gid], numeric. */
+  user?: string;
+  terminal?: boolean;
+  rows?: number;
+  cols?: number;
+}
+
+export interface ExitStatus {
+  exitCode: number;
+  /** Signal name when the process was killed by one. */
+  signal?: string;
+}
+
+/** One event of a process's IO: output, or its end. */
+export type ProcessEvent =
+  | { kind: 'output'; fd: 1 | 2; data: Uint8Array; offset: number }
+  | { kind: 'exit'; status: ExitStatus };
+
+/** A live IO session with one process (stdin in, output and exit out). Closing it leaves the process running. */
+export interface ProcessIo extends AsyncIterable<ProcessEvent> {
+  write(data: Uint8Array): Promise<void>;
+  closeStdin(): Promise<void>;
+  close(): void;
+}
+
+export interface WorkloadStart {
+  process: ProcessSpec;
+  imageDiskSerial: string;
+  scratchDiskSerial?: string;
+  memoryLimitBytes?: number;
+  pidsLimit?: number;
+  hostname?: string;
+}
+
+export interface AgentInfo {
+  agentVersion: string;
+  bootId: string;
+  uptimeMs: number;
+  workloadStarted: boolean;
+}
+
+/** A connection to one guest's agent. */
+export interface AgentSession {
+  hello(): Promise<AgentInfo>;
+  startWorkload(start: WorkloadStart): Promise<{ processId: string; pid: number }>;
+  createProcess(spec: ProcessSpec, inWorkload: boolean): Promise<{ processId: string; pid: number }>;
+  io(processId: string, fromOffset?: number): ProcessIo;
+  signal(processId: string, signal: string): Promise<void>;
+  resize(processId: string, rows: number, cols: number): Promise<void>;
+  wait(processId: string): Promise<ExitStatus>;
+  shutdown(): Promise<void>;
+  close(): void;
+  /** Resolves when the connection is gone. */
+  readonly closed: Promise<void>;
+}
+
+/** Where a provider exposes a VM's agent channel. */
+export type AgentEndpoint = { kind: 'unix'; path: string } | { kind: 'hybrid-vsock'; path: string; port: number };
+
+export interface AgentConnector {
+  /** Connects and completes the channel handshake; waits for the agent up to `timeoutMs`. */
+  connect(endpoint: AgentEndpoint, options: { timeoutMs: number; signal?: AbortSignal }): Promise<AgentSession>;
+}

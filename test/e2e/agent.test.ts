@@ -1,0 +1,164 @@
+/**
+ * Workloads under the in-guest agent, end to end on a real QEMU guest: an OCI image (busybox) from a
+ * real local registry runs under crun inside the VM; exec, attach and run go CLI → daemon → TTRPC over
+ * virtio-serial → agent → process, and survive a daemon SIGKILL.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Vm } from '../../src/core/vm.js';
+import { RegistryClient } from '../../src/images/registry/client.js';
+import { parseReference } from '../../src/images/registry/reference.js';
+import { startRegistry, type RegistryProcess } from '../../src/images/registry/testing/registry-process.js';
+import { buildImage, buildLayer, type LayerEntry } from '../../src/images/testing/oci-builder.js';
+import { isAlive, lastLine, repoRoot, sleep, TestDaemon, waitFor } from './harness.js';
+
+const daemon = new TestDaemon('hc-e2e-agent-');
+let registry: RegistryProcess;
+let imageRef: string;
+let vmId: string;
+
+function busyboxLayer(): LayerEntry[] {
+  const applets = execFileSync('/bin/busybox', ['--list'], { encoding: 'utf8' }).split('\n').filter((a) => a && a !== 'busybox');
+  return [
+    { type: 'dir', path: 'bin' },
+    { type: 'file', path: 'bin/busybox', content: readFileSync('/bin/busybox'), mode: 0o755 },
+    ...applets.map((a): LayerEntry => ({ type: 'symlink', path: `bin/${a}`, target: 'busybox' })),
+    { type: 'dir', path: 'etc' },
+    { type: 'file', path: 'etc/os-release', content: 'NAME="Hypercore agent test"\nID=hcagent\n' },
+    { type: 'file', path: 'etc/passwd', content: 'root:x:0:0:root:/root:/bin/sh\n' },
+    { type: 'dir', path: 'tmp', mode: 0o1777 },
+    { type: 'dir', path: 'root', mode: 0o700 },
+  ];
+}
+
+before(async () => {
+  registry = await startRegistry();
+  const client = new RegistryClient({});
+  const image = buildImage([await buildLayer(busyboxLayer())], { cmd: ['/bin/sh'] });
+  imageRef = `${registry.host}/hc/busybox:1`;
+  const ref = parseReference(imageRef);
+  for (const b of [...image.layers, image.config]) await client.pushBlob(ref, b.digest, b.bytes);
+  await client.pushManifest(ref, image.manifest.mediaType, image.manifest.bytes);
+  await client.close();
+  process.env['HYPERCORE_AGENT_TIMEOUT'] = '90';
+  await daemon.start();
+  const hac = join(daemon.dir, 'agent.toml');
+  writeFileSync(hac, `[spacecore]\nname = "agentvm"\n[hardware]\nmemory = 256\nref = "${imageRef}"\n[workload]\ncommand = ["sh", "-c", "echo workload-started; exec sleep 100000"]\n[hypervisor]\nprovider = "qemu"\n`);
+  const spawned = daemon.cli(['spawn', '--hac', hac]);
+  assert.equal(spawned.code, 0, `${spawned.stderr}\n${daemon.log()}`);
+  vmId = lastLine(spawned.stdout);
+});
+
+after(async () => {
+  spawnSync('tmux', ['kill-server'], { env: { ...process.env, TMUX_TMPDIR: daemon.dir } });
+  await daemon.cleanup();
+  await registry?.stop();
+});
+
+test('spawn waits for the agent: the VM is running and the workload output is in the logs', async () => {
+  const vm = JSON.parse(daemon.cli(['inspect', '--json', vmId]).stdout) as Vm;
+  assert.equal(vm.state, 'running');
+  await waitFor('workload output in the logs', 30_000, () => (daemon.cli(['logs', vmId]).stdout.includes('workload-started') ? true : undefined));
+});
+
+test('exec: stdout and stderr on their own streams and the exit code', () => {
+  const r = daemon.cli(['exec', vmId, '--', 'sh', '-c', 'echo out; echo err >&2; exit 3']);
+  assert.equal(r.code, 3, r.stderr);
+  assert.equal(r.stdout, 'out\n');
+  assert.equal(r.stderr, 'err\n');
+});
+
+test('exec runs inside the image: its files are there, and a missing command exits 127', () => {
+  const r = daemon.cli(['exec', vmId, '--', 'cat', '/etc/os-release']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /Hypercore agent test/);
+  const missing = daemon.cli(['exec', vmId, '--', 'no-such-command']);
+  assert.equal(missing.code, 127);
+  assert.match(missing.stderr, /no-such-command/);
+});
+
+test('exec -i streams 1 MiB of stdin through cat byte for byte', () => {
+  const input = randomBytes(1024 * 1024);
+  const cat = spawnSync(process.execPath, [join(repoRoot, 'bin', 'hypercore'), 'exec', '-i', vmId, '--', 'cat'], { env: daemon.env, input, maxBuffer: 8 * 1024 * 1024, timeout: 120_000 });
+  assert.equal(cat.status, 0, cat.stderr.toString());
+  assert.equal(createHash('sha256').update(cat.stdout).digest('hex'), createHash('sha256').update(input).digest('hex'));
+});
+
+function tmux(...args: string[]): string {
+  return execFileSync('tmux', args, { env: { ...process.env, TMUX_TMPDIR: daemon.dir }, encoding: 'utf8' });
+}
+
+test('exec -it under tmux: a real tty whose size follows the pane', async () => {
+  const hypercore = join(repoRoot, 'bin', 'hypercore');
+  const env = Object.entries(daemon.env).filter(([k]) => k.startsWith('HYPERCORE_')).map(([k, v]) => `${k}=${v}`).join(' ');
+  tmux('new-session', '-d', '-s', 'hc', '-x', '100', '-y', '30', `env ${env} ${hypercore} exec -it ${vmId} -- sh`);
+  const screen = () => tmux('capture-pane', '-p', '-t', 'hc');
+  await waitFor('a shell prompt', 30_000, () => (/[#$] *$/m.test(screen()) ? true : undefined));
+  tmux('send-keys', '-t', 'hc', 'tty; stty size', 'Enter');
+  await waitFor('tty output', 20_000, () => (/\/dev\/pts\/\d+/.test(screen()) && /\d+ \d+/.test(screen()) ? true : undefined));
+  assert.match(screen(), /30 100/);
+  tmux('resize-window', '-t', 'hc', '-x', '120', '-y', '40');
+  await sleep(500);
+  tmux('send-keys', '-t', 'hc', 'clear; stty size', 'Enter');
+  await waitFor('the new size', 20_000, () => (/40 120/.test(screen()) ? true : undefined));
+  tmux('send-keys', '-t', 'hc', 'exit', 'Enter');
+});
+
+test('attach, then ctrl-p ctrl-q: the client detaches and the VM keeps running', async () => {
+  const hypercore = join(repoRoot, 'bin', 'hypercore');
+  const env = Object.entries(daemon.env).filter(([k]) => k.startsWith('HYPERCORE_')).map(([k, v]) => `${k}=${v}`).join(' ');
+  tmux('new-session', '-d', '-s', 'att', '-x', '80', '-y', '24', `env ${env} ${hypercore} attach ${vmId}; echo attach-exited-$?; sleep 60`);
+  await sleep(2000);
+  tmux('send-keys', '-t', 'att', 'C-p', 'C-q');
+  await waitFor('the attach client to exit', 20_000, () => (/attach-exited-0/.test(tmux('capture-pane', '-p', '-t', 'att')) ? true : undefined));
+  assert.match(tmux('capture-pane', '-p', '-t', 'att'), /detached/);
+  const vm = JSON.parse(daemon.cli(['inspect', '--json', vmId]).stdout) as Vm;
+  assert.equal(vm.state, 'running');
+});
+
+test('a daemon SIGKILL does not stop a running exec; after the restart its effect is there', async () => {
+  const pending = daemon.cliAsync(['exec', vmId, '--', 'sh', '-c', 'sleep 5; echo done > /tmp/x']);
+  await sleep(1500);
+  const vm = JSON.parse(daemon.cli(['inspect', '--json', vmId]).stdout) as Vm;
+  await daemon.kill9();
+  await pending;
+  assert.ok(isAlive(vm.pid!), 'the VM survives');
+  await daemon.start();
+  await sleep(6000);
+  const r = daemon.cli(['exec', vmId, '--', 'cat', '/tmp/x']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, 'done\n');
+});
+
+test('exec into a stopped VM is a clear conflict; stop powers the guest off through the agent', () => {
+  const stop = daemon.cli(['stop', '-t', '20', vmId]);
+  assert.equal(stop.code, 0, stop.stderr);
+  const r = daemon.cli(['exec', vmId, '--', 'true']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /is stopped.*HC_VM_STATE_CONFLICT/);
+  assert.equal(daemon.cli(['rm', vmId]).code, 0);
+});
+
+test('run --rm IMAGE -- cat /etc/os-release prints the file and leaves nothing behind', () => {
+  const r = daemon.cli(['run', '--rm', imageRef, '--', 'cat', '/etc/os-release']);
+  assert.equal(r.code, 0, `${r.stderr}\n${daemon.log().slice(-3000)}`);
+  assert.equal(r.stdout, 'NAME="Hypercore agent test"\nID=hcagent\n');
+  assert.deepEqual(JSON.parse(daemon.cli(['ls', '--json']).stdout), []);
+  assert.deepEqual(daemon.vmDirs(), []);
+});
+
+test('a guest whose init fails is marked failed and the error carries the console tail', () => {
+  const hac = join(daemon.dir, 'broken.toml');
+  writeFileSync(hac, `[spacecore]\nname = "broken"\n[hardware]\nmemory = 192\nref = "${imageRef}"\nkernel_args = "hc.init=/no/such/init"\n[workload]\ncommand = ["true"]\n`);
+  const r = daemon.cli(['spawn', '--hac', hac]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /HC_AGENT_UNAVAILABLE/);
+  assert.match(r.stderr, /hypercore-init/, 'the console tail is in the error');
+  const vm = JSON.parse(daemon.cli(['inspect', '--json', 'broken']).stdout) as Vm;
+  assert.equal(vm.state, 'failed');
+  assert.equal(daemon.cli(['rm', 'broken']).code, 0);
+});
