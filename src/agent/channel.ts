@@ -6,7 +6,7 @@
  * tests the agent can listen on a unix socket instead. Either way every host connection begins
  * with the HCSYNC handshake (protocol/channel-sync.ts) and carries TTRPC after it.
  */
-import { createReadStream, createWriteStream, openSync } from 'node:fs';
+import { createReadStream, createWriteStream, open, openSync, read, write, writev } from 'node:fs';
 import { chmod, lstat, readdir, readFile, rm } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
@@ -15,6 +15,7 @@ import type { TtrpcServer } from '../ttrpc/index.js';
 import { writeWithBackpressure, type Transport } from '../ttrpc/transport.js';
 import { errorText, silentLog, type Log } from './log.js';
 import { MAX_SYNC_LINE, parseSyncRequest, SYNC_PREFIX, syncReply } from './protocol/channel-sync.js';
+import { FrameBoundaryWatch } from './frame-watch.js';
 
 type Chunk = Uint8Array | string;
 
@@ -51,13 +52,27 @@ export async function readSync(source: AsyncIterator<Chunk>): Promise<{ nonce: s
   }
 }
 
+/** An iterator over a reader's chunks that can take bytes back (the start of a new host's handshake). */
+export class PushbackSource implements AsyncIterator<Chunk> {
+  private stash: Buffer[] = [];
+  constructor(private readonly inner: AsyncIterator<Chunk>) {}
+  unshift(bytes: Buffer): void {
+    if (bytes.length > 0) this.stash.unshift(bytes);
+  }
+  next(): Promise<IteratorResult<Chunk>> {
+    const stashed = this.stash.shift();
+    return stashed ? Promise.resolve({ done: false, value: stashed }) : this.inner.next();
+  }
+}
+
+/** How a host connection ended: EOF, a new host's handshake in the stream, or no host at all. */
+export type ConnectionEnd = 'eof' | 'resync' | 'no-host';
+
 /**
- * Serves one host connection: handshake, then TTRPC until the connection ends. Resolves when it is
- * over (false when the input ended before any handshake, i.e. no host was there).
+ * Serves one host connection from `source`: handshake, then TTRPC until the input ends or a new
+ * host's HCSYNC appears at a frame boundary (then those bytes are pushed back for the next round).
  */
-export async function serveHostConnection(server: TtrpcServer, readable: Readable, write: (chunk: Uint8Array) => boolean | Promise<unknown>, closeInput: () => void, log: Log): Promise<boolean> {
-  readable.on('error', () => undefined); // surfaces through the iterator
-  const source = readable[Symbol.asyncIterator]() as AsyncIterator<Chunk>;
+export async function serveHostConnection(server: TtrpcServer, source: PushbackSource, write: (chunk: Uint8Array) => boolean | Promise<unknown>, closeInput: () => void, log: Log): Promise<ConnectionEnd> {
   let sync: Awaited<ReturnType<typeof readSync>>;
   try {
     sync = await readSync(source);
@@ -66,27 +81,43 @@ export async function serveHostConnection(server: TtrpcServer, readable: Readabl
   }
   if (!sync) {
     closeInput();
-    return false;
+    return 'no-host';
   }
   log(`host connected (sync ${sync.nonce})`);
   await write(syncReply(sync.nonce));
-  const rest = sync.rest;
+  const watch = new FrameBoundaryWatch();
+  let end = 'eof' as ConnectionEnd;
+  const first = sync.rest;
   const transport: Transport = {
-    // The same iterator the handshake read from, after the bytes that followed the sync line.
+    // The same source the handshake read from, cut where a new host's handshake begins.
     readable: (async function* () {
-      if (rest.length > 0) yield rest;
+      let pending: Chunk | undefined = first.length > 0 ? first : undefined;
       for (;;) {
-        const next = await source.next();
-        if (next.done) return;
-        yield next.value;
+        if (pending === undefined) {
+          const next = await source.next();
+          if (next.done) return;
+          pending = next.value;
+        }
+        const chunk = typeof pending === 'string' ? Buffer.from(pending, 'latin1') : pending;
+        pending = undefined;
+        const seen = watch.push(chunk);
+        if (seen.forward.length > 0) yield seen.forward;
+        if (seen.resync) {
+          source.unshift(seen.resync);
+          end = 'resync';
+          return;
+        }
       }
     })(),
     write,
-    close: closeInput,
+    // On a resync the input stays open for the next host; only EOF or a failure closes it.
+    close: () => {
+      if (end !== 'resync') closeInput();
+    },
   };
   const reason = await server.serve(transport).whenClosed();
-  log(`host disconnected (${reason.message})`);
-  return true;
+  log(`host disconnected (${end === 'resync' ? 'a new host connected' : reason.message})`);
+  return end;
 }
 
 /** Options of {@link servePort}. */
@@ -106,10 +137,12 @@ export async function servePort(server: TtrpcServer, port: PortChannel, options:
   const write = (chunk: Uint8Array): boolean | Promise<unknown> => writeWithBackpressure(port.writable, chunk);
   while (!options.signal?.aborted) {
     const readable = port.newReadable();
+    readable.on('error', () => undefined); // surfaces through the iterator
     const stop = (): void => void readable.destroy();
     options.signal?.addEventListener('abort', stop, { once: true });
+    const source = new PushbackSource(readable[Symbol.asyncIterator]() as AsyncIterator<Chunk>);
     try {
-      await serveHostConnection(server, readable, write, stop, log);
+      while ((await serveHostConnection(server, source, write, stop, log)) === 'resync');
     } catch (err) {
       log(`host connection failed: ${errorText(err)}`);
     } finally {
@@ -151,9 +184,12 @@ export async function openVirtioPort(name: string, paths: VirtioPortPaths = { sy
   }
   const fd = openSync(device, 'r+');
   log(`channel: ${device} (${name})`);
+  // destroy() of an fs stream closes its fd even with autoClose false; the port must stay open for
+  // the agent's whole life (a reopen fails EBUSY), so the streams get a close that does nothing.
+  const keepOpen = { open, read, write, writev, close: (_fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => cb(null) };
   return {
-    writable: createWriteStream(device, { fd, autoClose: false }),
-    newReadable: () => createReadStream(device, { fd, autoClose: false, highWaterMark: 64 * 1024 }),
+    writable: createWriteStream(device, { fd, autoClose: false, fs: keepOpen }),
+    newReadable: () => createReadStream(device, { fd, autoClose: false, highWaterMark: 64 * 1024, fs: keepOpen }),
   };
 }
 
@@ -164,7 +200,8 @@ export async function listenUnix(server: TtrpcServer, path: string, log: Log = s
   const listener = net.createServer((sock) => {
     sock.on('error', () => undefined);
     const write = (chunk: Uint8Array): boolean | Promise<unknown> => writeWithBackpressure(sock, chunk);
-    serveHostConnection(server, sock, write, () => sock.destroy(), log).catch((err: unknown) => {
+    const source = new PushbackSource(sock[Symbol.asyncIterator]() as AsyncIterator<Chunk>);
+    serveHostConnection(server, source, write, () => sock.destroy(), log).catch((err: unknown) => {
       log(`host connection failed: ${errorText(err)}`);
       sock.destroy();
     });

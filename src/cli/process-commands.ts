@@ -35,7 +35,9 @@ function runSession(socket: string, method: 'Exec' | 'Attach', first: ProcessInp
   const call = (client as unknown as Record<string, () => grpc.ClientDuplexStream<ProcessInput, ProcessOutput>>)[method]!.call(client);
   const stdin = process.stdin;
   const stdout = process.stdout;
-  const rawMode = options.tty && stdin.isTTY;
+  // Detach keys must reach us byte by byte (in cooked mode the tty driver eats ^Q as XON), so an
+  // attach puts the terminal in raw mode even when the remote process has no tty.
+  const rawMode = (options.tty || options.detachKeys) && stdin.isTTY;
   let detached = false;
   const cleanup: (() => void)[] = [];
 
