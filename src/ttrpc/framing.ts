@@ -4,7 +4,7 @@
  * Facts relied on (and where they come from):
  * - Frame = 10-byte header + data. Header: data length u32 big-endian, stream id u32 big-endian,
  *   message type u8, flags u8. (containerd/ttrpc channel.go `messageHeader`, `messageHeaderLength = 10`;
- *   PROTOCOL.md "Message Frame"; /work/shared/facts/containerd-shim.md §3 "Frame".)
+ *   PROTOCOL.md "Message Frame"; shared/facts/containerd-shim.md §3 "Frame".)
  * - Max data length is `4 << 20` = 4 MiB, inclusive: the receiver rejects only `Length > messageLengthMax`
  *   (channel.go `recv`), the sender refuses `len(p) > messageLengthMax` (channel.go `send`, HEAD 4b166fb;
  *   ttrpc v1.1.1, vendored by containerd 1.6.20, has no send-side check).
