@@ -85,6 +85,12 @@ export function openApiDocument(): JsonSchema {
       '/v1/vms/{id}/logs': {
         get: { operationId: 'StreamLogs', parameters: [idParam, { name: 'follow', in: 'query', schema: { type: 'boolean' } }], responses: { '200': { description: 'the serial console output (chunked while following)', content: { 'text/plain': { schema: { type: 'string' } } } }, ...errors } },
       },
+      '/v1/vms/{id}/exec': {
+        get: { operationId: 'Exec', parameters: [idParam], description: 'WebSocket (Upgrade): the Exec stream; text messages are ProcessInput / ProcessOutput in proto3 JSON (bytes base64); the first one is {"start":{...}}.', responses: { '101': { description: 'switching to WebSocket' }, ...errors } },
+      },
+      '/v1/vms/{id}/attach': {
+        get: { operationId: 'Attach', parameters: [idParam, { name: 'fromStart', in: 'query', schema: { type: 'boolean' } }], description: 'WebSocket (Upgrade): the Attach stream, as Exec but for the workload main process.', responses: { '101': { description: 'switching to WebSocket' }, ...errors } },
+      },
       '/v1/events': {
         get: { operationId: 'WatchEvents', responses: { '200': { description: 'one VmEvent JSON object per line, as they happen', content: { 'application/x-ndjson': { schema: ref('VmEvent') } } } } },
       },

@@ -56,7 +56,7 @@ function specSchema(hostCpus: number) {
     })
     .strict()
     .refine((spec) => spec.drive !== undefined || spec.image !== undefined, { message: 'set drive (a root disk to boot), image (an OCI image to run), or both', path: ['drive'] })
-    .refine((spec) => spec.workload === undefined || (spec.image !== undefined && spec.drive === undefined), { message: 'workload needs image and no drive (it runs under the guest agent)', path: ['workload'] });
+    .refine((spec) => spec.workload === undefined || spec.image !== undefined, { message: 'workload needs image (the agent runs it; with a drive it is ignored, as in hac.toml)', path: ['workload'] });
 }
 
 /** Returns a normalised VmSpec or throws InvalidArgumentError listing every problem. */

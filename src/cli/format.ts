@@ -43,7 +43,7 @@ export function vmSummary(vm: Vm): string {
     `CPUs:      ${vm.spec.cores}`,
     `Memory:    ${vm.spec.memoryMib} MiB`,
     `Kernel:    ${vm.spec.kernel ?? '(default)'}`,
-    `Drive:     ${vm.spec.drive}${vm.spec.driveReadOnly ? ' (read-only)' : ''}`,
+    `Drive:     ${vm.spec.drive === undefined ? '(guest system image; the workload runs from Image)' : `${vm.spec.drive}${vm.spec.driveReadOnly ? ' (read-only)' : ''}`}`,
   ];
   if (vm.spec.image) lines.push(`Image:     ${vm.spec.image}`);
   return lines.join('\n');

@@ -13,6 +13,11 @@ import { hostCpuCount } from '../system/host.js';
 import type { ApiClient } from './api-client.js';
 import { pullIfMissing } from './image-commands.js';
 
+/** Commander collector for repeatable options (-e A=1 -e B=2). */
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
 /** ctrl-p ctrl-q, as in Docker: leave an attached session, the process keeps running. */
 const DETACH_SEQUENCE = [0x10, 0x11];
 const SIGNAL_NUMBERS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGTERM: 15 };
@@ -23,7 +28,10 @@ interface SessionOptions {
   detachKeys: boolean;
 }
 
-function grpcError(err: grpc.ServiceError): HypercoreError {
+function grpcError(err: grpc.ServiceError, socket: string): HypercoreError {
+  if (err.code === grpc.status.UNAVAILABLE && !err.metadata?.get('hc-error-code').length) {
+    return new HypercoreError(ErrorCodes.daemonUnavailable, `hypercored is not running (nothing listens on ${socket}); start it with \`hypercored &\` (as root), or point --socket / HYPERCORE_SOCKET at a running one`);
+  }
   const code = (err.metadata?.get('hc-error-code')[0] as string | undefined) ?? ErrorCodes.internal;
   return new HypercoreError(code as ErrorCode, err.details || err.message);
 }
@@ -54,7 +62,7 @@ function runSession(socket: string, method: 'Exec' | 'Attach', first: ProcessInp
       if (out.exited) exitCode = out.signal ? 128 + (SIGNAL_NUMBERS[out.signal] ?? 1) : (out.exitCode ?? 0);
     });
     call.on('end', () => finish());
-    call.on('error', (err: grpc.ServiceError) => (err.code === grpc.status.CANCELLED && detached ? finish() : finish(grpcError(err))));
+    call.on('error', (err: grpc.ServiceError) => (err.code === grpc.status.CANCELLED && detached ? finish() : finish(grpcError(err, socket))));
     call.write(first);
 
     if (options.tty && stdout.isTTY) {
@@ -106,7 +114,7 @@ export function registerProcessCommands(program: Command, api: () => ApiClient):
     .description("run a command in a VM's workload (e.g. hypercore exec web -- sh -c 'ls /'); exits with its exit code")
     .option('-i, --interactive', 'stream standard input to the command')
     .option('-t, --tty', 'allocate a pseudo-terminal (raw mode, window size follows)')
-    .option('-e, --env <KEY=VALUE...>', 'environment variables')
+    .option('-e, --env <KEY=VALUE>', 'an environment variable (repeatable)', collect)
     .option('-w, --workdir <dir>', 'working directory')
     .option('-u, --user <uid[:gid]>', 'user to run as')
     .action(async (id: string, command: string[], opts: { interactive?: boolean; tty?: boolean; env?: string[]; workdir?: string; user?: string }) => {
@@ -130,7 +138,7 @@ export function registerProcessCommands(program: Command, api: () => ApiClient):
     .option('-i, --interactive', 'keep standard input open')
     .option('-t, --tty', 'allocate a pseudo-terminal')
     .option('--name <name>', 'VM name (default: run-<random>)')
-    .option('-e, --env <KEY=VALUE...>', 'environment variables')
+    .option('-e, --env <KEY=VALUE>', 'an environment variable (repeatable)', collect)
     .option('-d, --detach', 'print the VM id and leave it running')
     .action(async (image: string, command: string[], opts: { rm?: boolean; interactive?: boolean; tty?: boolean; name?: string; env?: string[]; detach?: boolean }) => {
       const spec = specFromImageReference(image, {

@@ -20,6 +20,8 @@ export interface WorkloadLog {
   note(vm: Vm, line: string): Promise<void>;
   /** The workload's output so far (for `run` after the VM already stopped). */
   read(vm: Vm): AsyncIterable<Uint8Array>;
+  /** Bytes of workload output recorded so far: where copying resumes after a daemon restart. */
+  size(vm: Vm): Promise<number>;
   /** Console output so far, for error messages. */
   tail(vm: Vm, bytes: number): Promise<string>;
 }
@@ -91,6 +93,8 @@ export class AgentSupervisor {
   /** Restart path: reconnect to a running guest; the workload keeps running there. */
   async reattach(vm: Vm, endpoint: AgentEndpoint): Promise<void> {
     await this.connect(vm, endpoint, undefined, 15_000);
+    // Resume after what the previous daemon recorded, so buffered output is not logged twice.
+    this.tracked.get(vm.id)!.logged = await this.log.size(vm).catch(() => 0);
     this.pumpLogs(vm);
   }
 

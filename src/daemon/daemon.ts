@@ -3,7 +3,7 @@
  * core VmService, reconciles with what is running, then serves the API on the unix socket.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import type { Server as NetServer } from 'node:net';
 import { join } from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
@@ -15,6 +15,7 @@ import type { ProviderName } from '../core/vm.js';
 import { VmService } from '../core/vm-service.js';
 import { startGrpcServer } from '../api/grpc-server.js';
 import { buildHttpApi } from '../api/http-server.js';
+import { registerProcessSockets } from '../api/websocket-process.js';
 import { VmOperations } from '../api/operations.js';
 import { listenMultiplexed } from '../api/socket-mux.js';
 import { appendConsoleLog, readConsoleLog, rotateIfNeeded, tailConsoleLog } from '../providers/console-log.js';
@@ -108,6 +109,7 @@ export class Daemon {
         },
         note: (vm, line) => appendConsoleLog(files.paths(vm.id).consoleLog, Buffer.from(line)),
         read: (vm) => readConsoleLog(join(files.paths(vm.id).stateDir, 'workload.log'), { follow: false }),
+        size: async (vm) => (await stat(join(files.paths(vm.id).stateDir, 'workload.log')).catch(() => undefined))?.size ?? 0,
         tail: (vm, bytes) => tailConsoleLog(files.paths(vm.id).consoleLog, bytes),
       },
     });
@@ -118,6 +120,7 @@ export class Daemon {
     await rm(this.grpcSocket, { force: true });
     this.grpc = await startGrpcServer(ops, imageOps, this.grpcSocket);
     this.http = buildHttpApi(ops, imageOps);
+    await registerProcessSockets(this.http, this.service);
     await this.http.ready();
     this.socketServer = await listenMultiplexed(socket, this.http.server, this.grpcSocket);
     this.rotateTimer = setInterval(() => void this.rotateConsoleLogs(), CONSOLE_ROTATE_INTERVAL_MS);

@@ -126,7 +126,8 @@ export class ImageService implements ImageProvisioner {
     const blocks = join(this.options.dir, 'blocks');
     for (const name of await readdir(blocks).catch(() => [] as string[])) {
       const digest = `sha256:${name.replace(/\.ext4$/, '')}`;
-      if (keep.has(digest) && name.endsWith('.ext4')) continue;
+      // A VM's copy-on-write disk is backed by its block image, even after `image rm --force`.
+      if ((keep.has(digest) || this.options.usersOf(digest).length > 0) && name.endsWith('.ext4')) continue;
       const path = join(blocks, name);
       reclaimedBytes += ((await stat(path).catch(() => undefined))?.blocks ?? 0) * 512;
       await rm(path, { force: true });

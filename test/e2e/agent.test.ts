@@ -14,6 +14,7 @@ import { RegistryClient } from '../../src/images/registry/client.js';
 import { parseReference } from '../../src/images/registry/reference.js';
 import { startRegistry, type RegistryProcess } from '../../src/images/registry/testing/registry-process.js';
 import { buildImage, buildLayer, type LayerEntry } from '../../src/images/testing/oci-builder.js';
+import { WebSocket } from 'ws';
 import { isAlive, lastLine, repoRoot, sleep, TestDaemon, waitFor } from './harness.js';
 
 const daemon = new TestDaemon('hc-e2e-agent-');
@@ -79,6 +80,26 @@ test('exec runs inside the image: its files are there, and a missing command exi
   const missing = daemon.cli(['exec', vmId, '--', 'no-such-command']);
   assert.equal(missing.code, 127);
   assert.match(missing.stderr, /no-such-command/);
+});
+
+test('exec over HTTP: a WebSocket on the same unix socket, with the gRPC messages in JSON', async () => {
+  const ws = new WebSocket(`ws+unix://${daemon.socket}:/v1/vms/${vmId}/exec`);
+  const messages: { processId?: string; fd?: number; data?: string; exited?: boolean; exitCode?: number }[] = [];
+  await new Promise<void>((resolve, reject) => {
+    ws.on('open', () => {
+      ws.send(JSON.stringify({ start: { args: ['sh', '-c', 'read line; echo "got $line"; echo oops >&2; exit 5'] } }));
+      ws.send(JSON.stringify({ stdin: Buffer.from('hello\n').toString('base64') }));
+    });
+    ws.on('message', (raw: Buffer) => messages.push(JSON.parse(raw.toString('utf8')) as (typeof messages)[number]));
+    ws.on('close', () => resolve());
+    ws.on('error', reject);
+    setTimeout(() => reject(new Error('the WebSocket exec did not finish in 60 s')), 60_000).unref();
+  });
+  const text = (fd: number) => messages.filter((m) => m.fd === fd && m.data).map((m) => Buffer.from(m.data!, 'base64').toString()).join('');
+  assert.ok(messages[0]?.processId, 'the process id comes first');
+  assert.equal(text(1), 'got hello\n');
+  assert.equal(text(2), 'oops\n');
+  assert.deepEqual(messages.at(-1), { exited: true, exitCode: 5 });
 });
 
 test('exec -i streams 1 MiB of stdin through cat byte for byte', () => {
