@@ -11,7 +11,7 @@ test('hacJsonSchema: draft 2020-12, closed tables, title', () => {
   assert.equal(schema.$schema, 'https://json-schema.org/draft/2020-12/schema');
   assert.equal(schema.title, 'hac.toml');
   assert.equal(schema.additionalProperties, false);
-  assert.deepEqual(Object.keys(props(schema)), ['spacecore', 'hardware', 'workload', 'hypervisor']);
+  assert.deepEqual(Object.keys(props(schema)), ['spacecore', 'hardware', 'workload', 'hypervisor', 'network']);
   assert.equal(props(schema).hardware.additionalProperties, false);
   assert.equal(props(schema).workload.additionalProperties, false);
 });
@@ -75,5 +75,5 @@ test('knownKeyPaths: tables and keys, nested', () => {
   assert.ok(paths.includes('hypervisor.cloud_hypervisor.binary'));
   assert.ok(paths.includes('workload'));
   assert.ok(paths.includes('workload.memory_limit'));
-  assert.equal(paths.length, 31);
+  assert.equal(paths.length, 38);
 });

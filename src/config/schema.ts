@@ -158,6 +158,38 @@ export function hacSchema(options: HacSchemaOptions = {}) {
     },
     tableError,
   );
+  const ipv4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
+  const portSpec = /^((\d{1,3}\.){3}\d{1,3}:)?\d{1,5}:\d{1,5}(\/(tcp|udp))?$/;
+  const network = z.strictObject(
+    {
+      mode: z
+        .enum(['nat', 'none'], { error: oneOf(['nat', 'none']) })
+        .default('none')
+        .describe('"nat": a TAP on a Hypercore-managed bridge with NAT out of the host; "none": no network device'),
+      subnet: z
+        .string({ error: 'must be an IPv4 CIDR like "10.88.0.0/16"' })
+        .regex(/^(\d{1,3}\.){3}\d{1,3}\/(\d|[12]\d|3[0-2])$/, { error: 'must be an IPv4 CIDR like "10.88.0.0/16"' })
+        .default('10.88.0.0/16')
+        .describe('subnet of the managed bridge; its first address is the gateway'),
+      ip: z.string({ error: 'must be an IPv4 address' }).regex(ipv4, { error: 'must be an IPv4 address' }).optional().describe('static guest address inside subnet (default: the next free one)'),
+      mac: z
+        .string({ error: 'must be a MAC address like "02:00:00:00:00:01"' })
+        .regex(/^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/, { error: 'must be a MAC address like "02:00:00:00:00:01"' })
+        .optional()
+        .describe('guest MAC address (default: derived from the VM id, locally administered)'),
+      dns: z
+        .array(z.string({ error: 'must be an IPv4 address' }).regex(ipv4, { error: 'must be an IPv4 address' }), { error: 'must be an array of IPv4 addresses' })
+        .default([])
+        .describe("name servers written to the guest's resolv.conf"),
+      ports: z
+        .array(z.string({ error: 'must be "[host_ip:]host_port:guest_port[/tcp|udp]"' }).regex(portSpec, { error: 'must be "[host_ip:]host_port:guest_port[/tcp|udp]"' }), {
+          error: 'must be an array of port specs like "8080:80"',
+        })
+        .default([])
+        .describe('port forwards from the host to the guest, e.g. ["8080:80", "127.0.0.1:5353:53/udp"]'),
+    },
+    tableError,
+  );
   const hypervisor = z.strictObject(
     {
       provider: z
@@ -181,6 +213,7 @@ export function hacSchema(options: HacSchemaOptions = {}) {
           .optional()
           .describe("how ref's image runs as the VM's workload (only with hardware.ref): its process, environment and limits"),
         hypervisor: table(hypervisor).describe('hypervisor choice and per-hypervisor settings'),
+        network: table(network).describe('networking of the VM'),
       },
       tableError,
     )

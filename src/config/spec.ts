@@ -31,6 +31,12 @@ export function toVmSpec(hac: HacFile, resolveFile: (key: 'kernel' | 'initrd' | 
   if (hw.ref !== undefined) spec.image = hw.ref;
   if (hac.workload !== undefined) spec.workload = toWorkloadSpec(hac.workload);
   if (hw.interface !== undefined) spec.hostInterface = hw.interface;
+  const net = hac.network;
+  if (net.mode !== 'none') {
+    spec.network = { mode: net.mode, subnet: net.subnet, dns: [...net.dns], ports: [...net.ports] };
+    if (net.ip !== undefined) spec.network.ip = net.ip;
+    if (net.mac !== undefined) spec.network.mac = net.mac.toLowerCase();
+  }
   return spec;
 }
 

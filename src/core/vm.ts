@@ -44,6 +44,19 @@ export interface WorkloadSpec {
  * (and `image`, if also set, is attached as an extra disk); without `drive`, the VM boots
  * Hypercore's guest system image and runs `image` as its workload under the in-guest agent.
  */
+/** `[network]`: how the VM is connected (absent: no network device). */
+export interface NetworkSpec {
+  mode: 'nat';
+  /** IPv4 CIDR of the managed bridge; its first address is the gateway. */
+  subnet: string;
+  /** Static guest address; default: the next free one. */
+  ip?: string;
+  mac?: string;
+  dns: string[];
+  /** Port forwards, "[host_ip:]host_port:guest_port[/tcp|udp]". */
+  ports: string[];
+}
+
 export interface VmSpec {
   name: string;
   description: string;
@@ -63,6 +76,7 @@ export interface VmSpec {
   hostInterface?: string;
   provider: ProviderChoice;
   hypervisor: HypervisorSettings;
+  network?: NetworkSpec;
 }
 
 export const vmStates = ['creating', 'starting', 'running', 'stopping', 'stopped', 'failed', 'deleting'] as const;

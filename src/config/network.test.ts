@@ -1,0 +1,23 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ConfigInvalidError } from '../core/errors.js';
+import { parseHac } from './index.js';
+
+const base = '[spacecore]\nname = "n"\n[hardware]\ndrive = "/d.img"\n';
+const parse = (text: string) => parseHac(text, { file: 'hac.toml', hostCpus: 2, fileExists: () => true });
+
+test('[network] nat maps to VmSpec.network with defaults; none (the default) leaves it out', () => {
+  assert.equal(parse(base).network, undefined);
+  const spec = parse(`${base}[network]\nmode = "nat"\nports = ["8080:80", "127.0.0.1:5353:53/udp"]\nmac = "02:AA:00:00:00:01"\n`);
+  assert.deepEqual(spec.network, { mode: 'nat', subnet: '10.88.0.0/16', dns: [], ports: ['8080:80', '127.0.0.1:5353:53/udp'], mac: '02:aa:00:00:00:01' });
+});
+
+test('[network] bad values name the file position, key and value', () => {
+  assert.throws(
+    () => parse(`${base}[network]\nmode = "bridged"\nports = ["80"]\nsubnet = "10.0.0.0"\n`),
+    (err: ConfigInvalidError) =>
+      /hac\.toml:6:8: network\.mode = "bridged": must be one of "nat", "none"/.test(err.message) &&
+      /network\.ports\[0\] = "80": must be "\[host_ip:\]host_port:guest_port\[\/tcp\|udp\]"/.test(err.message) &&
+      /network\.subnet = "10\.0\.0\.0": must be an IPv4 CIDR/.test(err.message),
+  );
+});
