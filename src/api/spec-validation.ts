@@ -44,6 +44,17 @@ function specSchema(hostCpus: number) {
         })
         .strict()
         .optional(),
+      network: z
+        .object({
+          mode: z.literal('nat'),
+          subnet: z.string().regex(/^(\d{1,3}\.){3}\d{1,3}\/(\d|[12]\d|3[0-2])$/, { message: 'must be an IPv4 CIDR' }).default('10.88.0.0/16'),
+          ip: z.string().regex(/^(\d{1,3}\.){3}\d{1,3}$/, { message: 'must be an IPv4 address' }).optional(),
+          mac: z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/, { message: 'must be a lower-case MAC address' }).optional(),
+          dns: z.array(z.string().regex(/^(\d{1,3}\.){3}\d{1,3}$/, { message: 'must be an IPv4 address' })).default([]),
+          ports: z.array(z.string()).default([]),
+        })
+        .strict()
+        .optional(),
       provider: z.enum(['qemu', 'firecracker', 'cloud-hypervisor', 'auto']).default('auto'),
       hypervisor: z
         .object({

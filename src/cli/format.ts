@@ -27,8 +27,8 @@ export function plainTable(head: string[], rows: (string | number)[][]): string 
 
 export function vmTable(vms: readonly Vm[]): string {
   return plainTable(
-    ['ID', 'NAME', 'STATE', 'PROVIDER', 'PID', 'CPUS', 'MEMORY', 'CREATED'],
-    vms.map((vm) => [shortId(vm.id), vm.name, vm.state, vm.provider, vm.pid ?? '-', vm.spec.cores, `${vm.spec.memoryMib} MiB`, age(vm.createdAt)]),
+    ['ID', 'NAME', 'STATE', 'PROVIDER', 'PID', 'IP', 'CPUS', 'MEMORY', 'CREATED'],
+    vms.map((vm) => [shortId(vm.id), vm.name, vm.state, vm.provider, vm.pid ?? '-', vm.network?.ip ?? '-', vm.spec.cores, `${vm.spec.memoryMib} MiB`, age(vm.createdAt)]),
   );
 }
 
@@ -46,5 +46,6 @@ export function vmSummary(vm: Vm): string {
     `Drive:     ${vm.spec.drive === undefined ? '(guest system image; the workload runs from Image)' : `${vm.spec.drive}${vm.spec.driveReadOnly ? ' (read-only)' : ''}`}`,
   ];
   if (vm.spec.image) lines.push(`Image:     ${vm.spec.image}`);
+  if (vm.network) lines.push(`Network:   ${vm.network.ip} via ${vm.network.gateway} (mac ${vm.network.mac}, host ${vm.network.tap})`);
   return lines.join('\n');
 }

@@ -2,7 +2,7 @@
  * Ports: the interfaces the core needs from the outside world. Adapters (store/, providers/,
  * daemon/) implement them; the core imports nothing but these.
  */
-import type { ProviderName, Vm, VmEvent, VmSpec, VmState, VmError } from './vm.js';
+import type { NetworkSpec, ProviderName, Vm, VmEvent, VmSpec, VmState, VmError } from './vm.js';
 import type { Image, PullProgress, VmDisk } from './image.js';
 import type { AgentEndpoint } from './agent.js';
 
@@ -47,6 +47,8 @@ export interface LaunchRequest {
   disks: readonly VmDisk[];
   /** Give the guest an agent channel (see Provider.agentEndpoint). */
   agent: boolean;
+  /** A NIC on this TAP, and what the guest should configure (on its kernel command line). */
+  network?: NetworkAttachment;
 }
 
 /** A VMM process that runs detached from the daemon. */
@@ -121,6 +123,34 @@ export interface ImageProvisioner {
   ensure(reference: string, onProgress?: (p: PullProgress) => void): Promise<Image>;
   /** Creates the VM's copy-on-write disk over the image's shared read-only block image. */
   createVmDisk(image: Image, stateDir: string, formats: readonly ('raw' | 'qcow2')[]): Promise<VmDisk[]>;
+}
+
+/** IP address leases, persisted so they survive restarts and are never handed out twice. */
+export interface LeaseStore {
+  /** The VM's lease in `subnet`, or a new one picked by `choose` from the addresses not in use (atomically). */
+  claim(subnet: string, vmId: string, choose: (used: Set<string>) => string): string;
+  release(vmId: string): void;
+  all(): { subnet: string; ip: string; vmId: string }[];
+}
+
+/** What a VM's network looks like once attached: the host side (TAP) and what the guest must configure. */
+export interface NetworkAttachment {
+  tap: string;
+  mac: string;
+  ip: string;
+  prefixLength: number;
+  gateway: string;
+  dns: string[];
+}
+
+/** Host networking for VMs (bridge, TAP, leases, NAT, port forwards). Every call is idempotent. */
+export interface VmNetworks {
+  /** Creates everything the VM's network needs; on failure, removes what it created. */
+  attach(vmId: string, spec: NetworkSpec): Promise<NetworkAttachment>;
+  /** Removes the VM's TAP, rules and lease. */
+  detach(vmId: string): Promise<void>;
+  /** Removes TAPs, rules and leases that belong to no VM in `vmIds`. */
+  prune(vmIds: ReadonlySet<string>): Promise<string[]>;
 }
 
 /** The guest system image (Node, crun, the agent): the root disk of VMs whose workload is an OCI image. */

@@ -7,6 +7,7 @@ import { asHypercoreError, ErrorCodes, HypercoreError, ProviderUnavailableError,
 import { KeyedLock } from './keyed-lock.js';
 import { assertTransition, hasVmm } from './lifecycle.js';
 import { runPlan, type PlanStep } from './plan.js';
+import type { NetworkAttachment, VmNetworks } from './ports.js';
 import type { Clock, GuestSystem, IdGenerator, ImageProvisioner, Logger, Provider, ProviderRegistry, VmFiles, VmmExit, VmPaths, VmStore } from './ports.js';
 import type { Image, PullProgress } from './image.js';
 import type { AgentConnector, ExitStatus, ProcessIo, ProcessSpec } from './agent.js';
@@ -28,6 +29,8 @@ export interface VmServiceDeps {
   workloadLog?: WorkloadLog;
   /** How long a booting guest's agent may take to answer. */
   agentBootTimeoutMs?: number;
+  /** Needed for specs with a `network`. */
+  networks?: VmNetworks;
 }
 
 export interface CreateOptions {
@@ -102,6 +105,7 @@ export class VmService {
     return this.lock.run(vm.id, async () => {
       let paths: VmPaths | undefined;
       let recorded = false;
+      let attachment: NetworkAttachment | undefined;
       const steps: PlanStep[] = [
         {
           name: 'record',
@@ -122,6 +126,13 @@ export class VmService {
           undo: async () => files.remove(vm.id),
         },
         {
+          name: 'network',
+          run: async () => {
+            attachment = await this.attachNetwork(vm);
+          },
+          undo: async () => this.deps.networks?.detach(vm.id),
+        },
+        {
           // The image's disk lives in the VM's state dir, so the 'files' undo removes it.
           name: 'image-disk',
           run: async () => {
@@ -136,7 +147,7 @@ export class VmService {
         {
           name: 'vmm',
           run: async () => {
-            const vmm = await provider.launch({ vmId: vm.id, spec, paths: paths!, rootDisk: await this.rootDisk(spec), disks: vm.disks ?? [], agent });
+            const vmm = await provider.launch({ vmId: vm.id, spec, paths: paths!, rootDisk: await this.rootDisk(spec), disks: vm.disks ?? [], agent, ...(attachment ? { network: attachment } : {}) });
             this.save(vm, { pid: vmm.pid, startedAt: clock.now().toISOString() });
           },
           undo: async () => {
@@ -178,7 +189,8 @@ export class VmService {
       this.transition(vm, 'starting', { error: undefined });
       try {
         await provider.checkAvailable(vm.spec);
-        const vmm = await provider.launch({ vmId: vm.id, spec: vm.spec, paths: this.paths(vm), rootDisk: await this.rootDisk(vm.spec), disks: vm.disks ?? [], agent: usesAgent(vm.spec) });
+        const attachment = await this.attachNetwork(vm);
+        const vmm = await provider.launch({ vmId: vm.id, spec: vm.spec, paths: this.paths(vm), rootDisk: await this.rootDisk(vm.spec), disks: vm.disks ?? [], agent: usesAgent(vm.spec), ...(attachment ? { network: attachment } : {}) });
         this.save(vm, { pid: vmm.pid, startedAt: this.deps.clock.now().toISOString() });
       } catch (err) {
         const e = asHypercoreError(err);
@@ -256,6 +268,12 @@ export class VmService {
         log.warn(error, 'VM marked stopped');
       });
     }
+  }
+
+  /** Removes TAPs, rules and leases that belong to no VM (after a crash, or by `network prune`). */
+  async pruneNetworks(): Promise<string[]> {
+    if (!this.deps.networks) return [];
+    return this.deps.networks.prune(new Set(this.deps.store.list().map((vm) => vm.id)));
   }
 
   /** Stops watching VMMs (they keep running) so the daemon can exit. */
@@ -355,6 +373,16 @@ export class VmService {
     this.deps.logger.child({ vmId: vm.id }).info({}, 'workload running');
   }
 
+  /** Leases an address and creates the TAP (idempotent: a restart gets the same address). */
+  private async attachNetwork(vm: Vm): Promise<NetworkAttachment | undefined> {
+    if (!vm.spec.network) return undefined;
+    if (!this.deps.networks) throw new ProviderUnavailableError('this hypercored has no network support configured');
+    const a = await this.deps.networks.attach(vm.id, vm.spec.network);
+    vm.network = { ip: a.ip, mac: a.mac, tap: a.tap, gateway: a.gateway };
+    this.deps.store.update(vm);
+    return a;
+  }
+
   private requireImages(): ImageProvisioner {
     if (!this.deps.images) throw new ProviderUnavailableError('this hypercored has no image support configured');
     return this.deps.images;
@@ -420,6 +448,7 @@ export class VmService {
       await provider.kill(vm.id, this.paths(vm), vm.pid);
       await provider.cleanup(vm.id, this.paths(vm));
     }
+    await this.deps.networks?.detach(vm.id);
     await this.deps.files.remove(vm.id);
     this.forget(vm);
   }

@@ -105,6 +105,8 @@ export interface Vm {
   disks?: VmDisk[];
   /** Manifest digest of `spec.image` when the VM was created. */
   imageDigest?: string;
+  /** The VM's network as attached (address, MAC, host TAP). */
+  network?: { ip: string; mac: string; tap: string; gateway: string };
   /** How the workload's main process ended, once it has (agent VMs). */
   workloadExit?: { exitCode: number; signal?: string };
 }

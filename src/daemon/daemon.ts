@@ -24,6 +24,8 @@ import { ensureSystemImage } from '../guest/system-image.js';
 import { QemuProvider } from '../providers/qemu/qemu-provider.js';
 import { SqliteVmStore } from '../store/sqlite-vm-store.js';
 import { SqliteImageStore } from '../store/sqlite-image-store.js';
+import { SqliteLeaseStore } from '../store/sqlite-lease-store.js';
+import { NatVmNetworks } from '../network/vm-networks.js';
 import { openDatabase } from '../store/database.js';
 import { ImageOperations } from '../api/image-operations.js';
 import { ImageService } from '../images/image-service.js';
@@ -102,6 +104,7 @@ export class Daemon {
       guest: { rootDisk: async () => (await ensureSystemImage({ cacheDir: join(rootDir, 'guest') })).path },
       agents: new TtrpcAgentConnector(),
       agentBootTimeoutMs: this.settings.agentTimeoutMs,
+      networks: new NatVmNetworks({ leases: new SqliteLeaseStore(db), logger: log }),
       workloadLog: {
         append: async (vm, data) => {
           await appendConsoleLog(files.paths(vm.id).consoleLog, data);
@@ -114,6 +117,8 @@ export class Daemon {
       },
     });
     await this.service.reconcile();
+    const pruned = await this.service.pruneNetworks().catch((err: unknown) => [`network prune failed: ${String(err)}`]);
+    if (pruned.length > 0) this.logger.warn({ removed: pruned }, 'removed network leftovers that belong to no VM');
 
     const ops = new VmOperations({ service: this.service, hostCpus: hostCpuCount(), logger: log });
     const imageOps = new ImageOperations(images, new ImageImporter(images, normalizeReference, join(imagesDir, 'tmp')));

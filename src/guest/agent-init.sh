@@ -68,12 +68,33 @@ if [ ! -d /sys/module/overlay ] && [ -f /lib/modules/hc/overlay.ko ]; then
 fi
 
 name=
+ip4=
+gw=
+dns=
 for arg in $(cat /proc/cmdline); do
   case "$arg" in
     hc.hostname=*) name=${arg#hc.hostname=} ;;
+    hc.ip=*) ip4=${arg#hc.ip=} ;;
+    hc.gw=*) gw=${arg#hc.gw=} ;;
+    hc.dns=*) dns=${arg#hc.dns=} ;;
   esac
 done
 if [ -n "$name" ]; then hostname "$name"; else hostname -F /etc/hostname; fi
+
+# Networking: the host leased the address and put it on the command line (this kernel has no ip=).
+if [ -n "$ip4" ]; then
+  i=0
+  while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+  if ip addr add "$ip4" dev eth0 && ip link set eth0 up; then
+    [ -n "$gw" ] && ip route add default via "$gw"
+    log "eth0 $ip4 gateway ${gw:-none}"
+  else
+    log "warning: could not configure eth0 with $ip4"
+  fi
+  # The agent binds /run/hc/resolv.conf into workloads.
+  : > /run/hc/resolv.conf
+  for server in $(echo "$dns" | tr ',' ' '); do echo "nameserver $server" >> /run/hc/resolv.conf; done
+fi
 
 set +f
 

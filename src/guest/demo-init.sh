@@ -11,6 +11,21 @@ export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 grep -q ' /tmp ' /proc/mounts || mount -t tmpfs tmpfs /tmp
 hostname -F /etc/hostname
 
+# Networking from the kernel command line (hc.ip=ADDR/PREFIX hc.gw=GW), as Hypercore passes it.
+for arg in $(cat /proc/cmdline); do
+  case "$arg" in
+    hc.ip=*) ip4=${arg#hc.ip=} ;;
+    hc.gw=*) gw=${arg#hc.gw=} ;;
+  esac
+done
+ip link set lo up
+if [ -n "$ip4" ]; then
+  i=0
+  while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+  ip addr add "$ip4" dev eth0 && ip link set eth0 up && echo "hypercore-demo: eth0 $ip4"
+  [ -n "$gw" ] && ip route add default via "$gw"
+fi
+
 cat /etc/hypercore-demo/marker
 uname -a
 echo "hypercore-demo: cpus=$(grep -c '^processor' /proc/cpuinfo) $(grep '^MemTotal' /proc/meminfo | tr -s ' ')"

@@ -26,6 +26,14 @@ export const migrations: readonly string[] = [
    CREATE INDEX images_by_digest ON images (digest);`,
   // Disks and image digest of a VM, kept as JSON: read and written whole with the VM.
   `ALTER TABLE vms ADD COLUMN extra_json TEXT;`,
+  // IP leases: one address per VM and subnet; the primary key makes double allocation impossible.
+  `CREATE TABLE leases (
+     subnet  TEXT NOT NULL,
+     ip      TEXT NOT NULL,
+     vm_id   TEXT NOT NULL,
+     PRIMARY KEY (subnet, ip)
+   ) STRICT;
+   CREATE UNIQUE INDEX leases_by_vm ON leases (vm_id, subnet);`,
 ];
 
 export function migrate(db: Database.Database): void {

@@ -23,6 +23,7 @@ interface VmExtra {
   disks?: Vm['disks'];
   imageDigest?: string;
   workloadExit?: Vm['workloadExit'];
+  network?: Vm['network'];
 }
 
 function toVm(row: VmRow): Vm {
@@ -43,6 +44,7 @@ function toVm(row: VmRow): Vm {
   vm.disks = extra.disks ?? [];
   if (extra.imageDigest) vm.imageDigest = extra.imageDigest;
   if (extra.workloadExit) vm.workloadExit = extra.workloadExit;
+  if (extra.network) vm.network = extra.network;
   return vm;
 }
 
@@ -58,7 +60,10 @@ function toRow(vm: Vm): VmRow {
     started_at: vm.startedAt ?? null,
     spec_json: JSON.stringify(vm.spec),
     error_json: vm.error ? JSON.stringify(vm.error) : null,
-    extra_json: vm.disks?.length || vm.imageDigest || vm.workloadExit ? JSON.stringify({ disks: vm.disks, imageDigest: vm.imageDigest, workloadExit: vm.workloadExit } satisfies VmExtra) : null,
+    extra_json:
+      vm.disks?.length || vm.imageDigest || vm.workloadExit || vm.network
+        ? JSON.stringify({ disks: vm.disks, imageDigest: vm.imageDigest, workloadExit: vm.workloadExit, network: vm.network } satisfies VmExtra)
+        : null,
   };
 }
 

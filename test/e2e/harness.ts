@@ -25,7 +25,8 @@ export class TestDaemon {
   private proc: ChildProcess | undefined;
   private logs: string[] = [];
 
-  constructor(prefix = 'hc-e2e-') {
+  /** With `netns`, hypercored (and so every VMM and TAP it makes) runs in that network namespace. */
+  constructor(prefix = 'hc-e2e-', readonly netns?: string) {
     this.dir = mkdtempSync(join(tmpdir(), prefix));
     this.root = join(this.dir, 'root');
     this.runDir = join(this.dir, 'run');
@@ -42,7 +43,9 @@ export class TestDaemon {
 
   /** Starts hypercored and waits until its socket answers. */
   async start(): Promise<void> {
-    const proc = spawn(process.execPath, [join(repoRoot, 'bin', 'hypercored')], { env: this.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const daemon = [process.execPath, join(repoRoot, 'bin', 'hypercored')];
+    const [file, ...args] = this.netns ? ['ip', 'netns', 'exec', this.netns, ...daemon] : daemon;
+    const proc = spawn(file!, args, { env: this.env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = proc;
     proc.stdout!.on('data', (c: Buffer) => this.logs.push(c.toString()));
     proc.stderr!.on('data', (c: Buffer) => this.logs.push(c.toString()));

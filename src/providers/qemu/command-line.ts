@@ -4,6 +4,7 @@
  */
 import type { VmSpec } from '../../core/vm.js';
 import type { VmDisk } from '../../core/image.js';
+import type { NetworkAttachment } from '../../core/ports.js';
 import { AGENT_PORT_NAME } from '../../agent/protocol/schema.js';
 
 export interface BootAssets {
@@ -22,6 +23,8 @@ export interface QemuLaunchPlan {
   disks?: readonly VmDisk[];
   /** Unix socket for the agent's virtio-serial port; none when the guest runs no agent. */
   agentSocket?: string;
+  /** A virtio-net NIC on this TAP; the guest learns its address from the kernel command line. */
+  network?: NetworkAttachment;
   accel: 'kvm' | 'tcg';
   boot: BootAssets;
   /** Host TSC frequency in kHz; needed by the guest kernel on microvm under TCG. */
@@ -45,6 +48,12 @@ export function kernelCommandLine(plan: QemuLaunchPlan): string {
     args.push(`tsc_early_khz=${plan.tscKhz}`, 'tsc=reliable');
   }
   args.push(usesStage1 ? `hc.root=vda hc.rootflags=${mode}` : `root=/dev/vda ${mode}`);
+  const net = plan.network;
+  if (net) {
+    // The cloud kernel has no ip= autoconfiguration: the guest's init (or agent init) reads these.
+    args.push(`hc.ip=${net.ip}/${net.prefixLength}`, `hc.gw=${net.gateway}`);
+    if (net.dns.length > 0) args.push(`hc.dns=${net.dns.join(',')}`);
+  }
   if (spec.kernelArgs.trim()) args.push(spec.kernelArgs.trim());
   return args.join(' ');
 }
@@ -81,6 +90,12 @@ export function qemuArguments(plan: QemuLaunchPlan): string[] {
           '-device', 'virtio-serial-device',
           '-chardev', `socket,id=agent,path=${escapeOption(plan.agentSocket)},server=on,wait=off`,
           '-device', `virtserialport,chardev=agent,name=${AGENT_PORT_NAME}`,
+        ]
+      : []),
+    ...(plan.network
+      ? [
+          '-netdev', `tap,id=net0,ifname=${plan.network.tap},script=no,downscript=no`,
+          '-device', `virtio-net-device,netdev=net0,mac=${plan.network.mac}`,
         ]
       : []),
     // Entropy: without it node and other programs block in getrandom() for seconds at boot.

@@ -88,7 +88,7 @@ export class QemuProvider implements Provider {
     const accel = await resolveAccel(spec.hypervisor.qemu.accel, { qemuBinary: binary, workDir: this.options.workDir });
     const files = this.files(paths);
     const tscKhz = hostTscKhz();
-    const args = qemuArguments({ vmId, spec, rootDisk: req.rootDisk, disks: req.disks, ...(req.agent ? { agentSocket: this.agentSocket(paths) } : {}), accel: accel.accel, boot: this.options.boot, consoleLog: paths.consoleLog, ...files, ...(tscKhz ? { tscKhz } : {}) });
+    const args = qemuArguments({ vmId, spec, rootDisk: req.rootDisk, disks: req.disks, ...(req.agent ? { agentSocket: this.agentSocket(paths) } : {}), ...(req.network ? { network: req.network } : {}), accel: accel.accel, boot: this.options.boot, consoleLog: paths.consoleLog, ...files, ...(tscKhz ? { tscKhz } : {}) });
     this.options.logger.child({ vmId }).info({ accel: accel.accel, accelReason: accel.reason, args }, 'launching QEMU');
     try {
       // -daemonize: QEMU returns only once the VM is set up (or failed, with the reason on stderr).

@@ -1,0 +1,90 @@
+/**
+ * The core's VmNetworks port for mode "nat": per subnet a Hypercore bridge, per VM a TAP on it, an
+ * address leased in the state database, and NAT / port-forward rules in Hypercore's nftables table.
+ * Everything is idempotent, so a restart re-attaches a stopped VM to the same address.
+ */
+import { createHash } from 'node:crypto';
+import { ErrorCodes, HypercoreError } from '../core/errors.js';
+import type { LeaseStore, Logger, NetworkAttachment, VmNetworks } from '../core/ports.js';
+import type { NetworkSpec } from '../core/vm.js';
+import { defaultRunner, type CommandRunner } from './command-runner.js';
+import { HostNetwork } from './host-network.js';
+import { allocateAddress, gatewayCidrOf, gatewayOf, macForVm, parseCidr, tapNameForVm } from './ipam.js';
+import { NatRules } from './nat.js';
+import { parsePortSpecs } from './ports.js';
+
+/** One bridge per subnet; the name (≤ 15 bytes) is derived from the subnet so every daemon agrees. */
+export function bridgeNameFor(subnet: string): string {
+  return `hcbr${createHash('sha256').update(subnet).digest('hex').slice(0, 8)}`;
+}
+
+export interface NatVmNetworksOptions {
+  leases: LeaseStore;
+  logger: Logger;
+  run?: CommandRunner;
+  /** Interface NAT sends traffic out of (hac.toml `interface`); default: the default route's. */
+  outInterface?: string;
+}
+
+export class NatVmNetworks implements VmNetworks {
+  private readonly host: HostNetwork;
+  private readonly nat: NatRules;
+
+  constructor(private readonly options: NatVmNetworksOptions) {
+    const run = options.run ?? defaultRunner;
+    this.host = new HostNetwork(run);
+    this.nat = new NatRules(run);
+  }
+
+  async attach(vmId: string, spec: NetworkSpec): Promise<NetworkAttachment> {
+    const cidr = parseCidr(spec.subnet);
+    const bridge = bridgeNameFor(cidr.text);
+    // Everything that can be refused is checked before anything is created.
+    const ports = parsePortSpecs(spec.ports);
+    await this.host.assertNoConflict(cidr.text, bridge);
+    const ours = new Set(await this.nat.vmIdsWithRules().catch(() => [] as string[]));
+    for (const p of ports) {
+      const address = p.hostAddress ?? '0.0.0.0';
+      if (!ours.has(vmId) && (await this.nat.portInUse(address, p.hostPort, p.protocol))) {
+        throw new HypercoreError(ErrorCodes.invalidArgument, `port forward ${address}:${p.hostPort}/${p.protocol}: that port is already in use on the host`);
+      }
+    }
+    const ip = this.options.leases.claim(cidr.text, vmId, (used) => allocateAddress(cidr, used, spec.ip));
+    try {
+      await this.host.ensureBridge(bridge, gatewayCidrOf(cidr));
+      const tap = tapNameForVm(vmId);
+      await this.host.createTap(tap, bridge);
+      await this.host.enableForwarding(this.options.logger);
+      await this.nat.ensure(cidr.text, bridge, this.options.outInterface ?? (await this.host.defaultRouteInterface()));
+      await this.nat.removeForVm(vmId);
+      for (const p of ports) {
+        await this.nat.addPortForward({ vmId, ...(p.hostAddress ? { hostAddress: p.hostAddress } : {}), hostPort: p.hostPort, protocol: p.protocol, guestAddress: ip, guestPort: p.guestPort });
+      }
+      return { tap, mac: spec.mac ?? macForVm(vmId), ip, prefixLength: cidr.prefix, gateway: gatewayOf(cidr), dns: spec.dns };
+    } catch (err) {
+      await this.detach(vmId).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  async detach(vmId: string): Promise<void> {
+    if (await this.nat.exists()) await this.nat.removeForVm(vmId);
+    await this.host.deleteTap(tapNameForVm(vmId));
+    this.options.leases.release(vmId);
+  }
+
+  /**
+   * Removes what belongs to VMs this daemon no longer has. Only leased VMs are considered: a lease
+   * is taken before the TAP and the rules, so every leftover of ours has one, and TAPs or rules
+   * of other hypercored instances on this host (other roots) are never touched.
+   */
+  async prune(vmIds: ReadonlySet<string>): Promise<string[]> {
+    const removed: string[] = [];
+    for (const lease of this.options.leases.all()) {
+      if (vmIds.has(lease.vmId)) continue;
+      await this.detach(lease.vmId);
+      removed.push(`tap ${tapNameForVm(lease.vmId)}, rules and lease ${lease.ip} of VM ${lease.vmId}`);
+    }
+    return removed;
+  }
+}
