@@ -45,6 +45,8 @@ export function grpcHandlers(ops: VmOperations): grpc.UntypedServiceImplementati
     CreateVm: unary((req: { spec?: unknown; detach?: boolean }) => ops.createVm(req)),
     GetVm: unary((req: { id?: string }) => ops.getVm(req)),
     ListVms: unary(() => ops.listVms()),
+    PruneNetworks: unary(() => ops.pruneNetworks()),
+    Doctor: unary(() => ops.doctor()),
     StartVm: unary((req: { id?: string }) => ops.startVm(req)),
     StopVm: unary((req: { id?: string; timeoutSeconds?: number; force?: boolean }) => ops.stopVm(req)),
     DeleteVm: unary((req: { id?: string; force?: boolean }) => ops.deleteVm(req)),

@@ -58,6 +58,8 @@ export function buildHttpApi(ops: VmOperations, imageOps?: ImageOperations): Fas
   app.setNotFoundHandler((req, reply) => sendError(reply, new HypercoreError(ErrorCodes.notFound, `no route ${req.method} ${req.url}; see GET /openapi.json`)));
 
   app.get('/openapi.json', async () => openApiDocument());
+  app.post('/v1/network/prune', async () => ops.pruneNetworks());
+  app.get('/v1/doctor', async () => ops.doctor());
   app.get('/v1/vms', async () => ops.listVms());
   app.post<{ Body: { spec?: unknown; detach?: boolean } }>('/v1/vms', async (req, reply) => reply.code(201).send(await ops.createVm(req.body ?? {})));
   app.get<{ Params: IdParams }>('/v1/vms/:id', async (req) => ops.getVm(req.params));

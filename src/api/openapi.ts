@@ -91,6 +91,8 @@ export function openApiDocument(): JsonSchema {
       '/v1/vms/{id}/attach': {
         get: { operationId: 'Attach', parameters: [idParam, { name: 'fromStart', in: 'query', schema: { type: 'boolean' } }], description: 'WebSocket (Upgrade): the Attach stream, as Exec but for the workload main process.', responses: { '101': { description: 'switching to WebSocket' }, ...errors } },
       },
+      '/v1/network/prune': { post: { operationId: 'PruneNetworks', responses: { '200': json('PruneNetworksResponse') } } },
+      '/v1/doctor': { get: { operationId: 'Doctor', responses: { '200': json('DoctorResponse') } } },
       '/v1/events': {
         get: { operationId: 'WatchEvents', responses: { '200': { description: 'one VmEvent JSON object per line, as they happen', content: { 'application/x-ndjson': { schema: ref('VmEvent') } } } } },
       },

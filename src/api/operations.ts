@@ -71,6 +71,14 @@ export class VmOperations {
     return {};
   }
 
+  async pruneNetworks(): Promise<{ removed: string[] }> {
+    return { removed: await this.ctx.service.pruneNetworks() };
+  }
+
+  doctor(): { problems: string[] } {
+    return { problems: this.ctx.service.doctor() };
+  }
+
   watchEvents(listener: (event: VmEvent) => void): () => void {
     return this.ctx.service.events.subscribe(listener);
   }

@@ -131,6 +131,13 @@ export class ApiClient {
     return this.call('POST', '/v1/images/prune', { all });
   }
 
+  pruneNetworks(): Promise<{ removed: string[] }> {
+    return this.call('POST', '/v1/network/prune');
+  }
+  doctor(): Promise<{ problems: string[] }> {
+    return this.call('GET', '/v1/doctor');
+  }
+
   async close(): Promise<void> {
     await this.agent.close();
   }

@@ -121,6 +121,24 @@ program
 registerImageCommands(program, () => api(program));
 registerProcessCommands(program, () => api(program));
 
+program
+  .command('doctor')
+  .description('list leftovers (network leases, TAPs, rules of removed VMs) and failed VMs; exits 1 if there are any')
+  .action(async () => {
+    const { problems } = await api(program).doctor();
+    process.stdout.write(problems.length === 0 ? 'no problems found\n' : `${problems.map((p) => `- ${p}`).join('\n')}\n`);
+    if (problems.length > 0) process.exitCode = 1;
+  });
+program
+  .command('network')
+  .description('host networking')
+  .command('prune')
+  .description('remove TAPs, firewall rules and leases that belong to no VM')
+  .action(async () => {
+    const { removed } = await api(program).pruneNetworks();
+    process.stdout.write(removed.length === 0 ? 'nothing to remove\n' : `${removed.map((r) => `removed ${r}`).join('\n')}\n`);
+  });
+
 const config = program.command('config').description('hac.toml tools (no daemon needed)');
 config
   .command('validate [file]')

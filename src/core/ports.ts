@@ -151,6 +151,8 @@ export interface VmNetworks {
   detach(vmId: string): Promise<void>;
   /** Removes TAPs, rules and leases that belong to no VM in `vmIds`. */
   prune(vmIds: ReadonlySet<string>): Promise<string[]>;
+  /** Describes what `prune` would remove. */
+  leftovers(vmIds: ReadonlySet<string>): string[];
 }
 
 /** The guest system image (Node, crun, the agent): the root disk of VMs whose workload is an OCI image. */

@@ -276,6 +276,14 @@ export class VmService {
     return this.deps.networks.prune(new Set(this.deps.store.list().map((vm) => vm.id)));
   }
 
+  /** Problems a person should know about: network leftovers, and VMs recorded as failed. */
+  doctor(): string[] {
+    const vms = this.deps.store.list();
+    const problems = this.deps.networks?.leftovers(new Set(vms.map((vm) => vm.id))) ?? [];
+    for (const vm of vms) if (vm.state === 'failed') problems.push(`VM ${vm.name} (${vm.id}) failed: ${vm.error?.message ?? 'no reason recorded'}`);
+    return problems;
+  }
+
   /** Stops watching VMMs (they keep running) so the daemon can exit. */
   detachAll(): void {
     for (const unwatch of this.watchers.values()) unwatch();

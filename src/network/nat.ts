@@ -97,7 +97,7 @@ export class NatRules {
       `add rule ${t} postrouting ip saddr 127.0.0.0/8 oifname "${br}" masquerade comment "${BASE_COMMENT}"`,
       `add rule ${t} forward iifname "${br}" accept comment "${BASE_COMMENT}"`,
       `add rule ${t} forward oifname "${br}" accept comment "${BASE_COMMENT}"`,
-      // MUT `add rule ${t} guard iifname "${br}" ip daddr 127.0.0.0/8 drop comment "${BASE_COMMENT}"`,
+      `add rule ${t} guard iifname "${br}" ip daddr 127.0.0.0/8 drop comment "${BASE_COMMENT}"`,
     ]);
     // Per-device, not `all`: only our bridge may carry 127.0.0.0/8 sources (see the module comment).
     await this.run('sysctl', ['-w', `net/ipv4/conf/${br}/route_localnet=1`]);

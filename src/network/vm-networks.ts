@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { ErrorCodes, HypercoreError } from '../core/errors.js';
+import { KeyedLock } from '../core/keyed-lock.js';
 import type { LeaseStore, Logger, NetworkAttachment, VmNetworks } from '../core/ports.js';
 import type { NetworkSpec } from '../core/vm.js';
 import { defaultRunner, type CommandRunner } from './command-runner.js';
@@ -36,7 +37,18 @@ export class NatVmNetworks implements VmNetworks {
     this.nat = new NatRules(run);
   }
 
-  async attach(vmId: string, spec: NetworkSpec): Promise<NetworkAttachment> {
+  /** One change at a time: concurrent creates would race on the shared bridge and NAT table. */
+  private readonly lock = new KeyedLock();
+
+  attach(vmId: string, spec: NetworkSpec): Promise<NetworkAttachment> {
+    return this.lock.run('host', () => this.attachNow(vmId, spec));
+  }
+
+  detach(vmId: string): Promise<void> {
+    return this.lock.run('host', () => this.detachNow(vmId));
+  }
+
+  private async attachNow(vmId: string, spec: NetworkSpec): Promise<NetworkAttachment> {
     const cidr = parseCidr(spec.subnet);
     const bridge = bridgeNameFor(cidr.text);
     // Everything that can be refused is checked before anything is created.
@@ -62,15 +74,28 @@ export class NatVmNetworks implements VmNetworks {
       }
       return { tap, mac: spec.mac ?? macForVm(vmId), ip, prefixLength: cidr.prefix, gateway: gatewayOf(cidr), dns: spec.dns };
     } catch (err) {
-      await this.detach(vmId).catch(() => undefined);
+      await this.detachNow(vmId).catch(() => undefined);
       throw err;
     }
   }
 
-  async detach(vmId: string): Promise<void> {
+  private async detachNow(vmId: string): Promise<void> {
+    const subnets = this.options.leases.all().filter((l) => l.vmId === vmId).map((l) => l.subnet);
     if (await this.nat.exists()) await this.nat.removeForVm(vmId);
     await this.host.deleteTap(tapNameForVm(vmId));
     this.options.leases.release(vmId);
+    // Shared pieces go when no VM needs them any more: the subnet's bridge, then the NAT table.
+    const remaining = this.options.leases.all();
+    for (const subnet of subnets) if (!remaining.some((l) => l.subnet === subnet)) await this.host.deleteBridge(bridgeNameFor(subnet));
+    if (remaining.length === 0 && (await this.nat.exists())) await this.nat.destroy();
+  }
+
+  /** What `prune` would remove, for `hypercore doctor`. */
+  leftovers(vmIds: ReadonlySet<string>): string[] {
+    return this.options.leases
+      .all()
+      .filter((l) => !vmIds.has(l.vmId))
+      .map((l) => `lease ${l.ip} (and TAP ${tapNameForVm(l.vmId)}, port forwards) of VM ${l.vmId}, which no longer exists`);
   }
 
   /**

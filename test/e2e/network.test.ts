@@ -67,6 +67,7 @@ test('a NAT VM gets an address, answers ping, and serves HTTP through a forwarde
   assert.match(inNs('busybox', 'ping', '-c', '2', '-W', '5', '10.77.0.2'), /2 packets received/);
   assert.equal(inNs('curl', '-sS', '--max-time', '20', 'http://10.77.0.2/'), 'hello from the guest\n', 'direct');
   assert.equal(inNs('curl', '-sS', '--max-time', '20', 'http://10.77.0.1:18080/'), 'hello from the guest\n', 'through the forwarded port on the bridge address');
+  assert.equal(inNs('curl', '-sS', '--max-time', '20', 'http://127.0.0.1:18080/'), 'hello from the guest\n', "through the forwarded port on the namespace's loopback");
   assert.equal(daemon.cli(['rm', '-f', id]).code, 0);
   assert.deepEqual(taps(), [], 'rm removes the TAP');
   assert.doesNotMatch(inNs('nft', 'list', 'ruleset'), new RegExp(`hc:${id}`), 'and its rules');
@@ -118,4 +119,25 @@ test('bad network input is refused with a clear error and creates nothing', asyn
   assert.equal(taps().length, 1, 'only the one VM that was created has a TAP');
   assert.equal(daemon.cli(['rm', '-f', 'static1']).code, 0);
   assert.deepEqual(taps(), []);
+});
+
+test('hypercored killed mid-create: after the restart no TAP, rule, lease or bridge is left, and doctor is clean', async () => {
+  // A stand-in for QEMU that never finishes starting: the kill lands after the TAP was made.
+  const fake = join(daemon.dir, 'hang-qemu.mjs');
+  writeFileSync(fake, `#!${process.execPath}\nif (process.argv.includes('--version')) { console.log('QEMU emulator version 7.2 (fake)'); process.exit(0); }\nimport('node:fs').then(({ writeFileSync }) => { const i = process.argv.indexOf('-pidfile'); if (i > 0) writeFileSync(process.argv[i + 1], String(process.pid)); });\nsetInterval(() => {}, 1000);\n`, { mode: 0o755 });
+  const file = join(daemon.dir, 'midcreate.toml');
+  writeFileSync(file, `[spacecore]\nname = "midcreate"\n[hardware]\nmemory = 128\ndrive = "rootfs.ext4"\n[hypervisor.qemu]\nbinary = "${fake}"\naccel = "tcg"\n[network]\nmode = "nat"\nsubnet = "10.77.0.0/24"\nports = ["18090:80"]\n`);
+  const pending = daemon.cliAsync(['spawn', '--hac', file]);
+  await waitFor('the TAP of the VM being created', 20_000, () => (taps().length > 0 ? true : undefined));
+  await daemon.kill9();
+  await pending;
+  await daemon.start();
+  assert.deepEqual(vms(), []);
+  assert.deepEqual(taps(), []);
+  const links = (JSON.parse(inNs('ip', '-j', 'link', 'show')) as { ifname: string }[]).map((l) => l.ifname);
+  assert.ok(!links.some((n) => n.startsWith('hcbr')), `no bridge is left: ${links.join(', ')}`);
+  assert.doesNotMatch(inNs('nft', 'list', 'ruleset'), /hypercore/, 'the NAT table is gone with the last VM');
+  const doctor = daemon.cli(['doctor']);
+  assert.equal(doctor.code, 0, doctor.stdout);
+  assert.match(doctor.stdout, /no problems found/);
 });
