@@ -7,13 +7,13 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Vm } from '../../src/core/vm.js';
 import { RegistryClient } from '../../src/images/registry/client.js';
 import { parseReference } from '../../src/images/registry/reference.js';
 import { startRegistry, type RegistryProcess } from '../../src/images/registry/testing/registry-process.js';
-import { buildImage, buildLayer, type LayerEntry } from '../../src/images/testing/oci-builder.js';
+import { buildImage, buildLayer, busyboxLayerEntries } from '../../src/images/testing/oci-builder.js';
 import { WebSocket } from 'ws';
 import { isAlive, lastLine, repoRoot, sleep, TestDaemon, waitFor } from './harness.js';
 
@@ -22,24 +22,10 @@ let registry: RegistryProcess;
 let imageRef: string;
 let vmId: string;
 
-function busyboxLayer(): LayerEntry[] {
-  const applets = execFileSync('/bin/busybox', ['--list'], { encoding: 'utf8' }).split('\n').filter((a) => a && a !== 'busybox');
-  return [
-    { type: 'dir', path: 'bin' },
-    { type: 'file', path: 'bin/busybox', content: readFileSync('/bin/busybox'), mode: 0o755 },
-    ...applets.map((a): LayerEntry => ({ type: 'symlink', path: `bin/${a}`, target: 'busybox' })),
-    { type: 'dir', path: 'etc' },
-    { type: 'file', path: 'etc/os-release', content: 'NAME="Hypercore agent test"\nID=hcagent\n' },
-    { type: 'file', path: 'etc/passwd', content: 'root:x:0:0:root:/root:/bin/sh\n' },
-    { type: 'dir', path: 'tmp', mode: 0o1777 },
-    { type: 'dir', path: 'root', mode: 0o700 },
-  ];
-}
-
 before(async () => {
   registry = await startRegistry();
   const client = new RegistryClient({});
-  const image = buildImage([await buildLayer(busyboxLayer())], { cmd: ['/bin/sh'] });
+  const image = buildImage([await buildLayer(busyboxLayerEntries('NAME="Hypercore agent test"\nID=hcagent\n'))], { cmd: ['/bin/sh'] });
   imageRef = `${registry.host}/hc/busybox:1`;
   const ref = parseReference(imageRef);
   for (const b of [...image.layers, image.config]) await client.pushBlob(ref, b.digest, b.bytes);

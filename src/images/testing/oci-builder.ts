@@ -3,8 +3,9 @@
  * symlinks, hardlinks, whiteouts, opaque markers), config, manifest, multi-platform index, and the
  * two archive formats `image import` reads (OCI layout tar, `docker save` tar). Nothing is downloaded.
  */
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, readFileSync } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { gzipSync } from 'node:zlib';
 import tar from 'tar-stream';
@@ -171,4 +172,22 @@ export async function writeDockerSaveTar(layers: readonly BuiltLayer[], image: B
   });
   const manifest = [{ Config: configName, RepoTags: [repoTag], Layers: layerFiles.map((f) => f.name) }];
   await writeTar(path, [{ name: 'manifest.json', bytes: Buffer.from(JSON.stringify(manifest)) }, { name: configName, bytes: image.config.bytes }, ...layerFiles]);
+}
+
+/**
+ * A small Linux userland for test images: the host's static busybox with a symlink per applet,
+ * /etc/os-release and /etc/passwd (root), /tmp and /root.
+ */
+export function busyboxLayerEntries(osRelease = 'NAME="Hypercore test image"\nID=hctest\n', busybox = '/bin/busybox'): LayerEntry[] {
+  const applets = execFileSync(busybox, ['--list'], { encoding: 'utf8' }).split('\n').filter((a) => a && a !== 'busybox');
+  return [
+    { type: 'dir', path: 'bin' },
+    { type: 'file', path: 'bin/busybox', content: readFileSync(busybox), mode: 0o755 },
+    ...applets.map((a): LayerEntry => ({ type: 'symlink', path: `bin/${a}`, target: 'busybox' })),
+    { type: 'dir', path: 'etc' },
+    { type: 'file', path: 'etc/os-release', content: osRelease },
+    { type: 'file', path: 'etc/passwd', content: 'root:x:0:0:root:/root:/bin/sh\n' },
+    { type: 'dir', path: 'tmp', mode: 0o1777 },
+    { type: 'dir', path: 'root', mode: 0o700 },
+  ];
 }
