@@ -13,18 +13,23 @@
  * Both sides use accel TCG explicitly (KVM is unusable on this host); every boot gets a fresh copy
  * of the demo rootfs (copied outside the timed region). Prints numbers only, no assertions.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { copyFileSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { ApiClient } from '../src/cli/api-client.js';
 import { loadHacFile } from '../src/config/index.js';
 import type { Vm, VmSpec } from '../src/core/vm.js';
 import { buildDemoRootfs, DEMO_MARKER } from '../src/guest/demo-rootfs.js';
-import { qemuArguments } from '../src/providers/qemu/command-line.js';
-import { DEFAULT_QEMU_BINARY } from '../src/providers/qemu/qemu-provider.js';
 import { hostCpuCount, hostTscKhz } from '../src/system/host.js';
-import { bootDir, isAlive, repoRoot, sleep, TestDaemon } from '../test/e2e/harness.js';
+import { bootDir, isAlive, sleep, TestDaemon } from '../test/e2e/harness.js';
+import { intInRange, parseFlags } from './lib/args.js';
+import { minMedianMaxLine, wholeMs } from './lib/format.js';
+import { kernelVersion, waitForConsoleLine } from './lib/guest.js';
+import { guardCleanup, runBench } from './lib/lifecycle.js';
+import { ChildSet, killHard, runCli as runHypercore, type RunResult } from './lib/processes.js';
+import { bootRawQemu, qemuVersion, rawQemuArguments, rawQemuCommandLine } from './lib/raw-qemu.js';
+import { median } from './lib/stats.js';
 
 const BOOT_TIMEOUT_MS = 60_000;
 const CLI_TIMEOUT_MS = 60_000;
@@ -38,45 +43,12 @@ const MEMORY_MIB = 192;
 
 function parseRuns(argv: readonly string[]): number {
   let runs = 5;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--runs' || a === '-n') runs = Number(argv[++i]);
-    else if (a.startsWith('--runs=')) runs = Number(a.slice('--runs='.length));
-    else if (a === '--help' || a === '-h') {
-      console.log('usage: node dist/bench/boot.js [--runs N]   (default 5)');
-      process.exit(0);
-    } else {
-      console.error(`unknown argument: ${a}`);
-      process.exit(2);
-    }
-  }
-  if (!Number.isInteger(runs) || runs < 1 || runs > 100) {
-    console.error('--runs must be an integer from 1 to 100');
-    process.exit(2);
-  }
-  return runs;
+  const setRuns = (value: () => string | undefined) => (runs = Number(value()));
+  parseFlags(argv, { usage: 'usage: node dist/bench/boot.js [--runs N]   (default 5)', flags: { '--runs': setRuns, '-n': setRuns } });
+  return intInRange('--runs', runs, 1, 100);
 }
 
-interface Stats {
-  min: number;
-  median: number;
-  max: number;
-  n: number;
-}
-
-function stats(values: readonly number[]): Stats {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  const median = s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-  return { min: s[0]!, median, max: s.at(-1)!, n: s.length };
-}
-
-const ms = (v: number): string => `${Math.round(v)} ms`;
-
-function statLine(label: string, values: readonly number[]): string {
-  const s = stats(values);
-  return `${label.padEnd(34)} min ${ms(s.min).padStart(8)}  median ${ms(s.median).padStart(8)}  max ${ms(s.max).padStart(8)} (n=${s.n})`;
-}
+const statLine = (label: string, values: readonly number[]): string => minMedianMaxLine(label, values, { labelWidth: 34, width: 8, format: wholeMs });
 
 /** VmRSS of a process in MiB, from /proc/<pid>/status. */
 function rssMiB(pid: number | undefined): string {
@@ -89,135 +61,31 @@ function rssMiB(pid: number | undefined): string {
   }
 }
 
-function killHard(proc: ChildProcess | undefined): Promise<void> {
-  if (!proc || proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
-  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
-  try {
-    proc.kill('SIGKILL');
-  } catch {
-    // already gone
-  }
-  return Promise.race([exited, sleep(5_000)]);
-}
-
 // ---------------------------------------------------------------------------------------------
 // raw QEMU
 
-/** The provider's command line, turned into a foreground one with the console on stdout. */
-function rawQemuArguments(spec: VmSpec, vmId: string): string[] {
-  const tscKhz = hostTscKhz();
-  const full = qemuArguments({
-    vmId,
-    spec,
-    rootDisk: { path: spec.drive!, readOnly: spec.driveReadOnly },
-    accel: 'tcg',
-    boot: { kernel: join(bootDir, 'vmlinuz'), initrd: join(bootDir, 'initrd.img') },
-    consoleLog: '/dev/null',
-    qmpSocket: '/dev/null',
-    controlSocket: '/dev/null',
-    pidFile: '/dev/null',
-    ...(tscKhz ? { tscKhz } : {}),
-  });
-  const out: string[] = [];
-  for (let i = 0; i < full.length; i++) {
-    const a = full[i]!;
-    if (a === '-daemonize') continue;
-    if (a === '-chardev' || a === '-qmp' || a === '-pidfile') {
-      i++; // drop the option and its value
-      continue;
-    }
-    if (a === '-serial') {
-      out.push('-serial', 'stdio');
-      i++;
-      continue;
-    }
-    out.push(a);
-  }
-  return out;
-}
+const liveRaw = new ChildSet();
 
-const liveRaw = new Set<ChildProcess>();
-
-interface RawBoot {
-  markerMs: number;
-  /** Still running (caller kills it), for RSS readings. */
-  proc: ChildProcess;
-}
-
-/** Boots raw QEMU and resolves at the marker line; on timeout or early exit, kills it and throws. */
-function rawBoot(args: readonly string[]): Promise<RawBoot> {
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const proc = spawn('setpriv', ['--pdeathsig', 'KILL', '--', DEFAULT_QEMU_BINARY, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    liveRaw.add(proc);
-    proc.once('exit', () => liveRaw.delete(proc));
-    let out = '';
-    let err = '';
-    let done = false;
-    const finish = (fn: () => void) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      fn();
-    };
-    const timer = setTimeout(() => {
-      finish(() => {
-        void killHard(proc);
-        reject(new Error(`raw QEMU: no marker within ${BOOT_TIMEOUT_MS} ms; stderr: ${err.slice(-2000)}; console tail: ${out.slice(-2000)}`));
-      });
-    }, BOOT_TIMEOUT_MS);
-    proc.stdout!.on('data', (c: Buffer) => {
-      if (done) return;
-      out += c.toString('latin1');
-      if (out.includes(DEMO_MARKER)) {
-        const markerMs = performance.now() - t0;
-        finish(() => resolve({ markerMs, proc }));
-      }
-    });
-    proc.stderr!.on('data', (c: Buffer) => (err += c.toString()));
-    proc.once('error', (e) => finish(() => reject(new Error(`raw QEMU: cannot start setpriv/QEMU: ${e.message}`))));
-    proc.once('exit', (code, signal) =>
-      finish(() => reject(new Error(`raw QEMU exited (${code ?? signal}) before the marker; stderr: ${err.slice(-2000)}; console tail: ${out.slice(-2000)}`))),
-    );
-  });
+/** Boots raw QEMU and resolves at the marker line, still running (the caller kills it, after RSS readings). */
+async function rawBoot(args: readonly string[]): Promise<{ markerMs: number; proc: ChildProcess }> {
+  const { ms, proc } = await bootRawQemu(args, { line: DEMO_MARKER, what: 'marker', timeoutMs: BOOT_TIMEOUT_MS, stderrTail: 2000, children: liveRaw });
+  return { markerMs: ms, proc };
 }
 
 // ---------------------------------------------------------------------------------------------
 // hypercore
 
-interface CliRun {
-  code: number;
-  stdout: string;
-  stderr: string;
-  /** ms from spawning the CLI to its stdout carrying the VM id. */
-  idMs?: number;
-}
+const VM_ID = /^[0-9a-f]{16}$/m;
+const liveCli = new ChildSet();
 
-const liveCli = new Set<ChildProcess>();
-
-function runCli(daemon: TestDaemon, args: readonly string[], t0 = performance.now()): Promise<CliRun> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [join(repoRoot, 'bin', 'hypercore'), ...args], { env: daemon.env, stdio: ['ignore', 'pipe', 'pipe'] });
-    liveCli.add(p);
-    let stdout = '';
-    let stderr = '';
-    let idMs: number | undefined;
-    const timer = setTimeout(() => {
-      stderr += `\n[bench] CLI timed out after ${CLI_TIMEOUT_MS} ms; killed`;
-      p.kill('SIGKILL');
-    }, CLI_TIMEOUT_MS);
-    p.stdout.on('data', (c: Buffer) => {
-      stdout += c.toString();
-      if (idMs === undefined && /^[0-9a-f]{16}$/m.test(stdout)) idMs = performance.now() - t0;
-    });
-    p.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    p.on('error', (e) => (stderr += `\n[bench] ${e.message}`));
-    p.on('close', (code) => {
-      clearTimeout(timer);
-      liveCli.delete(p);
-      resolve({ code: code ?? -1, stdout, stderr, ...(idMs === undefined ? {} : { idMs }) });
-    });
-  });
+/** Runs the CLI; `idMs` is the time from `t0` to its stdout carrying a VM id. */
+async function runCli(daemon: TestDaemon, args: readonly string[], t0 = performance.now()): Promise<RunResult & { idMs?: number }> {
+  let idMs: number | undefined;
+  const onStdout = (stdout: string) => {
+    if (idMs === undefined && VM_ID.test(stdout)) idMs = performance.now() - t0;
+  };
+  const r = await runHypercore(daemon, args, { timeoutMs: CLI_TIMEOUT_MS, children: liveCli, t0, onStdout });
+  return { ...r, ...(idMs === undefined ? {} : { idMs }) };
 }
 
 /**
@@ -225,30 +93,17 @@ function runCli(daemon: TestDaemon, args: readonly string[], t0 = performance.no
  * since `t0`. There is one VM at a time, so any VM directory is the one being booted (which means
  * polling can start before the CLI has printed the id).
  */
-async function waitForConsoleMarker(root: string, t0: number, abort: { reason?: string }): Promise<number> {
-  const vmsDir = join(root, 'vms');
-  const deadline = t0 + BOOT_TIMEOUT_MS;
-  for (;;) {
-    if (abort.reason) throw new Error(abort.reason);
-    let dirs: string[] = [];
-    try {
-      dirs = readdirSync(vmsDir);
-    } catch {
-      // not created yet
-    }
-    for (const d of dirs) {
-      try {
-        if (readFileSync(join(vmsDir, d, 'console.log'), 'latin1').includes(DEMO_MARKER)) return performance.now() - t0;
-      } catch {
-        // not created yet
-      }
-    }
-    if (performance.now() > deadline) {
-      const tail = dirs.map((d) => (existsSync(join(vmsDir, d, 'console.log')) ? readFileSync(join(vmsDir, d, 'console.log'), 'latin1').slice(-1500) : '')).join('\n');
-      throw new Error(`hypercore: no marker in the console log within ${BOOT_TIMEOUT_MS} ms; console tail:\n${tail}`);
-    }
-    await sleep(POLL_MS);
-  }
+function waitForConsoleMarker(root: string, t0: number, abort: { reason?: string }): Promise<number> {
+  return waitForConsoleLine(root, DEMO_MARKER, {
+    t0,
+    timeoutMs: BOOT_TIMEOUT_MS,
+    pollMs: POLL_MS,
+    abort,
+    timeoutMessage: (logs) => {
+      const tail = logs.map((log) => (existsSync(log) ? readFileSync(log, 'latin1').slice(-1500) : '')).join('\n');
+      return `hypercore: no marker in the console log within ${BOOT_TIMEOUT_MS} ms; console tail:\n${tail}`;
+    },
+  });
 }
 
 async function removeVm(daemon: TestDaemon, id: string): Promise<void> {
@@ -262,19 +117,11 @@ async function main(): Promise<void> {
   const runs = parseRuns(process.argv.slice(2));
   const daemon = new TestDaemon('hc-bench-boot-');
   let keptVmId: string | undefined;
-  let cleaning: Promise<void> | undefined;
-  const cleanup = (): Promise<void> =>
-    (cleaning ??= (async () => {
-      await Promise.all([...liveRaw].map((p) => killHard(p)));
-      for (const p of liveCli) p.kill('SIGKILL');
-      await daemon.cleanup();
-    })());
-  const onSignal = (sig: NodeJS.Signals) => {
-    console.error(`\n[bench] ${sig}: cleaning up`);
-    void cleanup().finally(() => process.exit(130));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const guard = guardCleanup(async () => {
+    await liveRaw.killAllHard();
+    liveCli.killAll();
+    await daemon.cleanup();
+  });
 
   try {
     const baseDrive = join(daemon.dir, 'rootfs-base.ext4');
@@ -293,24 +140,13 @@ async function main(): Promise<void> {
       return p;
     };
     const loadSpec = (drive: string, name: string) => loadHacFile(hacFile, { hostCpus: hostCpuCount(), overrides: { drive, name }, cwd: daemon.dir });
+    /** The provider's command line for the spec, accel TCG, in the foreground. */
+    const rawArgs = (spec: VmSpec, vmId: string) => rawQemuArguments({ vmId, spec, rootDisk: { path: spec.drive!, readOnly: spec.driveReadOnly }, accel: 'tcg' });
 
-    const qemuVersion = await new Promise<string>((r) => {
-      const p = spawn(DEFAULT_QEMU_BINARY, ['--version']);
-      let s = '';
-      p.stdout.on('data', (c: Buffer) => (s += c.toString()));
-      p.on('close', () => r(s.split('\n')[0] ?? '?'));
-      p.on('error', () => r('?'));
-    });
-    let kernelVersion = '?';
-    try {
-      kernelVersion = (JSON.parse(readFileSync(join(bootDir, 'manifest.json'), 'utf8')) as { kernelVersion?: string }).kernelVersion ?? '?';
-    } catch {
-      // no manifest
-    }
 
     console.log('hypercore boot benchmark');
-    console.log(`  host: ${hostCpuCount()} CPUs, TSC ${hostTscKhz() ?? '?'} kHz, ${qemuVersion}`);
-    console.log(`  guest: kernel ${kernelVersion} + stage-1 initrd (${bootDir}), demo busybox rootfs, ${CORES} vCPU, ${MEMORY_MIB} MiB, -M microvm`);
+    console.log(`  host: ${hostCpuCount()} CPUs, TSC ${hostTscKhz() ?? '?'} kHz, ${qemuVersion()}`);
+    console.log(`  guest: kernel ${kernelVersion()} + stage-1 initrd (${bootDir}), demo busybox rootfs, ${CORES} vCPU, ${MEMORY_MIB} MiB, -M microvm`);
     console.log('  accel: TCG on both sides, explicitly (-accel tcg,tb-size=64; hac.toml accel = "tcg": no accel probe); KVM is unusable on this host');
     console.log(`  runs: ${runs}, interleaved raw/hypercore, fresh rootfs copy per boot, ${BOOT_TIMEOUT_MS / 1000} s timeout per boot`);
     console.log(`  marker: "${DEMO_MARKER}"`);
@@ -322,14 +158,14 @@ async function main(): Promise<void> {
     // Warm-up (not counted): page cache for kernel/initrd/QEMU, and a raw QEMU RSS reading.
     {
       const drive = freshDrive();
-      const args = rawQemuArguments(await loadSpec(drive, 'bench-warmup'), 'bench-warmup');
-      console.log(`\nraw QEMU command line: setpriv --pdeathsig KILL -- ${DEFAULT_QEMU_BINARY} ${args.map((a) => (/[\s"]/.test(a) ? JSON.stringify(a) : a)).join(' ')}`);
+      const args = rawArgs(await loadSpec(drive, 'bench-warmup'), 'bench-warmup');
+      console.log(`\nraw QEMU command line: ${rawQemuCommandLine(args)}`);
       const boot = await rawBoot(args);
       await sleep(RSS_SETTLE_MS);
       const rawRss = rssMiB(boot.proc.pid);
       await killHard(boot.proc);
       rmSync(drive, { force: true });
-      console.log(`warm-up raw boot (not counted): ${ms(boot.markerMs)}; raw QEMU RSS ${RSS_SETTLE_MS / 1000} s after marker: ${rawRss}`);
+      console.log(`warm-up raw boot (not counted): ${wholeMs(boot.markerMs)}; raw QEMU RSS ${RSS_SETTLE_MS / 1000} s after marker: ${rawRss}`);
     }
 
     const raw: number[] = [];
@@ -339,7 +175,7 @@ async function main(): Promise<void> {
     for (let i = 1; i <= runs; i++) {
       // raw QEMU
       const rawDrive = freshDrive();
-      const args = rawQemuArguments(await loadSpec(rawDrive, `bench-raw-${i}`), `bench-raw-${i}`);
+      const args = rawArgs(await loadSpec(rawDrive, `bench-raw-${i}`), `bench-raw-${i}`);
       const boot = await rawBoot(args);
       await killHard(boot.proc);
       rmSync(rawDrive, { force: true });
@@ -359,7 +195,7 @@ async function main(): Promise<void> {
         markerMs = await waitForConsoleMarker(daemon.root, t0, abort);
       } finally {
         const r = await cli;
-        const id = /^[0-9a-f]{16}$/m.exec(r.stdout)?.[0];
+        const id = VM_ID.exec(r.stdout)?.[0];
         if (id) {
           await removeVm(daemon, id);
           if (r.idMs !== undefined) hcSpawn.push(r.idMs);
@@ -368,7 +204,7 @@ async function main(): Promise<void> {
       }
       hcMarker.push(markerMs);
       console.log(
-        `  run ${i}: raw qemu boot→marker ${ms(boot.markerMs).padStart(8)}   hypercore spawn→marker ${ms(markerMs).padStart(8)}   hypercore spawn CLI→id ${ms(hcSpawn.at(-1) ?? NaN).padStart(8)}`,
+        `  run ${i}: raw qemu boot→marker ${wholeMs(boot.markerMs).padStart(8)}   hypercore spawn→marker ${wholeMs(markerMs).padStart(8)}   hypercore spawn CLI→id ${wholeMs(hcSpawn.at(-1) ?? NaN).padStart(8)}`,
       );
     }
 
@@ -393,7 +229,7 @@ async function main(): Promise<void> {
       const markerMs = await waitForConsoleMarker(daemon.root, t0, {});
       apiRunning.push(runningMs);
       apiMarker.push(markerMs);
-      console.log(`  run ${i}: POST /v1/vms→running ${ms(runningMs).padStart(8)}   POST→marker ${ms(markerMs).padStart(8)}`);
+      console.log(`  run ${i}: POST /v1/vms→running ${wholeMs(runningMs).padStart(8)}   POST→marker ${wholeMs(markerMs).padStart(8)}`);
       if (i === runs) {
         // Keep the last VM for the RSS readings.
         await sleep(RSS_SETTLE_MS);
@@ -406,7 +242,7 @@ async function main(): Promise<void> {
       rmSync(drive, { force: true });
     }
 
-    const ratio = stats(hcMarker).median / stats(raw).median;
+    const ratio = median(hcMarker) / median(raw);
     console.log('\nsummary (accel tcg on both sides):');
     console.log(statLine('raw qemu boot→marker', raw));
     console.log(statLine('hypercore spawn→marker', hcMarker));
@@ -414,22 +250,14 @@ async function main(): Promise<void> {
     console.log(statLine('API POST /v1/vms→running', apiRunning));
     console.log(statLine('API POST /v1/vms→marker', apiMarker));
     console.log(`ratio hypercore/raw (median): ${ratio.toFixed(2)}`);
-    console.log(`overhead hypercore−raw (median): ${ms(stats(hcMarker).median - stats(raw).median)}`);
+    console.log(`overhead hypercore−raw (median): ${wholeMs(median(hcMarker) - median(raw))}`);
     console.log(`hypercored RSS, idle, 0 VMs:      ${idleRss0}`);
     console.log(`hypercored RSS, 1 running VM:     ${idleRss1}`);
     console.log(`QEMU RSS, 1 VM ${RSS_SETTLE_MS / 1000} s after marker:  ${qemuRss}`);
   } finally {
     if (keptVmId) await runCli(daemon, ['rm', '-f', keptVmId]).catch(() => undefined);
-    await cleanup();
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
+    await guard.finish();
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(`\nbench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-    process.exit(1);
-  },
-);
+runBench(main);

@@ -35,9 +35,7 @@
  * watchdog bounds the whole run to 6 minutes.
  */
 import * as grpc from '@grpc/grpc-js';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { TtrpcAgentConnector } from '../src/agent-client/agent-session.js';
@@ -48,11 +46,16 @@ import { loadHacFile } from '../src/config/index.js';
 import type { AgentSession } from '../src/core/agent.js';
 import type { Vm } from '../src/core/vm.js';
 import { ensureSystemImage, type SystemImage } from '../src/guest/system-image.js';
-import { buildImage, buildLayer, writeOciLayoutTar, type LayerEntry } from '../src/images/testing/oci-builder.js';
-import { qemuArguments } from '../src/providers/qemu/command-line.js';
-import { DEFAULT_QEMU_BINARY } from '../src/providers/qemu/qemu-provider.js';
+import { buildImage, buildLayer, busyboxLayerEntries, writeOciLayoutTar } from '../src/images/testing/oci-builder.js';
 import { hostCpuCount, hostTscKhz } from '../src/system/host.js';
-import { bootDir, isAlive, repoRoot, sleep, TestDaemon } from '../test/e2e/harness.js';
+import { bootDir, isAlive, lastLine, sleep, TestDaemon } from '../test/e2e/harness.js';
+import { intInRange, parseFlags } from './lib/args.js';
+import { columns, fmtMiB, fmtMs, minMedianMaxLine } from './lib/format.js';
+import { kernelVersion, waitForConsoleLine } from './lib/guest.js';
+import { guardCleanup, runBench } from './lib/lifecycle.js';
+import { ChildSet, killHard, runCli as runHypercore, type RunResult } from './lib/processes.js';
+import { bootRawQemu, qemuVersion, rawQemuArguments, rawQemuCommandLine } from './lib/raw-qemu.js';
+import { median, percentile } from './lib/stats.js';
 
 const WATCHDOG_MS = 355_000;
 const CLI_TIMEOUT_MS = 120_000;
@@ -69,7 +72,7 @@ const WARMUP = 3;
 const BUDGET = { execCli: 50_000, execGrpc: 25_000, hello: 15_000, createProcess: 40_000, spawn: 110_000 };
 
 // ---------------------------------------------------------------------------------------------
-// arguments, statistics, formatting
+// arguments, formatting, the CLI
 
 interface Options {
   execRuns: number;
@@ -77,131 +80,49 @@ interface Options {
   spawnRuns: number;
 }
 
-function usage(code: number): never {
-  console.log('usage: node dist/bench/exec.js [--runs N] [--exec-runs N] [--agent-runs N] [--spawn-runs R]   (defaults: exec 50, agent 200, spawn 3)');
-  process.exit(code);
-}
-
 function parseArgs(argv: readonly string[]): Options {
   const o: Options = { execRuns: 50, agentRuns: 200, spawnRuns: 3 };
-  const int = (name: string, v: string | undefined, max: number): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1 || n > max) {
-      console.error(`${name} must be an integer from 1 to ${max}`);
-      process.exit(2);
-    }
-    return n;
+  const runs = (value: () => string | undefined) => {
+    const n = intInRange('--runs', value(), 1, 2000);
+    o.execRuns = n;
+    o.agentRuns = n;
   };
-  for (let i = 0; i < argv.length; i++) {
-    const [flag, inline] = argv[i]!.startsWith('--') && argv[i]!.includes('=') ? argv[i]!.split('=', 2) : [argv[i]!, undefined];
-    const value = () => inline ?? argv[++i];
-    if (flag === '--runs' || flag === '-n') {
-      const n = int('--runs', value(), 2000);
-      o.execRuns = n;
-      o.agentRuns = n;
-    } else if (flag === '--exec-runs') o.execRuns = int(flag, value(), 2000);
-    else if (flag === '--agent-runs') o.agentRuns = int(flag, value(), 2000);
-    else if (flag === '--spawn-runs') o.spawnRuns = int(flag, value(), 10);
-    else if (flag === '--help' || flag === '-h') usage(0);
-    else {
-      console.error(`unknown argument: ${argv[i]}`);
-      usage(2);
-    }
-  }
+  parseFlags(argv, {
+    usage: 'usage: node dist/bench/exec.js [--runs N] [--exec-runs N] [--agent-runs N] [--spawn-runs R]   (defaults: exec 50, agent 200, spawn 3)',
+    usageOnUnknown: true,
+    flags: {
+      '--runs': runs,
+      '-n': runs,
+      '--exec-runs': (value) => (o.execRuns = intInRange('--exec-runs', value(), 1, 2000)),
+      '--agent-runs': (value) => (o.agentRuns = intInRange('--agent-runs', value(), 1, 2000)),
+      '--spawn-runs': (value) => (o.spawnRuns = intInRange('--spawn-runs', value(), 1, 10)),
+    },
+  });
   return o;
 }
 
-/** Nearest-rank percentile. */
-function pct(values: readonly number[], p: number): number {
-  const s = [...values].sort((a, b) => a - b);
-  return s[Math.min(s.length, Math.max(1, Math.ceil((p / 100) * s.length))) - 1]!;
-}
-
-const fmt = (v: number): string => (v >= 100 ? `${Math.round(v)} ms` : `${v.toFixed(v >= 10 ? 1 : 2)} ms`);
-
+/** `label  p50 X  p99 Y  min Z  max W  (n=N)`, noting a loop that stopped at its time budget. */
 function pLine(label: string, values: readonly number[], wanted: number): string {
   if (values.length === 0) return `${label.padEnd(44)} (no samples)`;
   const short = values.length < wanted ? `  [stopped at the time budget: ${values.length}/${wanted}]` : '';
-  return (
-    `${label.padEnd(44)} p50 ${fmt(pct(values, 50)).padStart(9)}  p99 ${fmt(pct(values, 99)).padStart(9)}  ` +
-    `min ${fmt(Math.min(...values)).padStart(9)}  max ${fmt(Math.max(...values)).padStart(9)}  (n=${values.length})${short}`
-  );
+  const cols = columns([['p50', percentile(values, 0.5)], ['p99', percentile(values, 0.99)], ['min', Math.min(...values)], ['max', Math.max(...values)]], fmtMs, 9);
+  return `${label.padEnd(44)} ${cols}  (n=${values.length})${short}`;
 }
 
-function mLine(label: string, values: readonly number[]): string {
-  if (values.length === 0) return `${label.padEnd(44)} (no samples)`;
-  const s = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  const median = s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-  return `${label.padEnd(44)} min ${fmt(s[0]!).padStart(9)}  median ${fmt(median).padStart(9)}  max ${fmt(s.at(-1)!).padStart(9)}  (n=${s.length})`;
-}
+const mLine = (label: string, values: readonly number[]): string => minMedianMaxLine(label, values, { labelWidth: 44, width: 9, format: fmtMs, beforeCount: '  ', empty: '(no samples)' });
 
-function median(values: readonly number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
-
-const mib = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
-
-// ---------------------------------------------------------------------------------------------
-// processes
-
-const liveChildren = new Set<ChildProcess>();
-
-function track(p: ChildProcess): ChildProcess {
-  liveChildren.add(p);
-  p.once('exit', () => liveChildren.delete(p));
-  return p;
-}
-
-function killHard(proc: ChildProcess | undefined): Promise<void> {
-  if (!proc || proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
-  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
-  try {
-    proc.kill('SIGKILL');
-  } catch {
-    // already gone
-  }
-  return Promise.race([exited, sleep(5_000)]);
-}
-
-interface CliRun {
-  code: number;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
+const liveChildren = new ChildSet();
 
 /** Runs the real CLI (a new node process) and times start → exit. */
-function runCli(daemon: TestDaemon, args: readonly string[], timeoutMs = CLI_TIMEOUT_MS): Promise<CliRun> {
-  return new Promise((resolve) => {
-    const t0 = performance.now();
-    const p = track(spawn(process.execPath, [join(repoRoot, 'bin', 'hypercore'), ...args], { env: daemon.env, stdio: ['ignore', 'pipe', 'pipe'] }));
-    let stdout = '';
-    let stderr = '';
-    const timer = setTimeout(() => {
-      stderr += `\n[bench] CLI timed out after ${timeoutMs} ms; killed`;
-      p.kill('SIGKILL');
-    }, timeoutMs);
-    p.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
-    p.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-    p.on('error', (e) => (stderr += `\n[bench] ${e.message}`));
-    p.on('close', (code) => {
-      const ms = performance.now() - t0;
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout, stderr, ms });
-    });
-  });
+function runCli(daemon: TestDaemon, args: readonly string[], timeoutMs = CLI_TIMEOUT_MS): Promise<RunResult> {
+  return runHypercore(daemon, args, { timeoutMs, children: liveChildren });
 }
 
-async function cliOk(daemon: TestDaemon, args: readonly string[]): Promise<CliRun> {
+async function cliOk(daemon: TestDaemon, args: readonly string[]): Promise<RunResult> {
   const r = await runCli(daemon, args);
   if (r.code !== 0) throw new Error(`hypercore ${args.join(' ')} failed (${r.code}): ${r.stderr}\n--- daemon log tail ---\n${daemon.log().slice(-3000)}`);
   return r;
 }
-
-const lastLine = (text: string): string => text.trim().split('\n').at(-1) ?? '';
 
 // ---------------------------------------------------------------------------------------------
 // gRPC exec, in process
@@ -242,7 +163,7 @@ function grpcExec(client: ExecClient, id: string, args: string[]): Promise<{ ms:
 }
 
 // ---------------------------------------------------------------------------------------------
-// daemon log, guest files
+// daemon log, console, raw QEMU
 
 interface LogLine {
   msg?: string;
@@ -269,102 +190,23 @@ function launchOf(daemon: TestDaemon, vmId: string): LogLine | undefined {
   return logLines(daemon).find((l) => l.msg === 'launching QEMU' && l.vmId === vmId);
 }
 
-function busyboxLayer(): LayerEntry[] {
-  const applets = execFileSync('/bin/busybox', ['--list'], { encoding: 'utf8' }).split('\n').filter((a) => a && a !== 'busybox');
-  return [
-    { type: 'dir', path: 'bin' },
-    { type: 'file', path: 'bin/busybox', content: readFileSync('/bin/busybox'), mode: 0o755 },
-    ...applets.map((a): LayerEntry => ({ type: 'symlink', path: `bin/${a}`, target: 'busybox' })),
-    { type: 'dir', path: 'etc' },
-    { type: 'file', path: 'etc/os-release', content: 'NAME="Hypercore exec bench"\nID=hcbench\n' },
-    { type: 'file', path: 'etc/passwd', content: 'root:x:0:0:root:/root:/bin/sh\n' },
-    { type: 'dir', path: 'tmp', mode: 0o1777 },
-    { type: 'dir', path: 'root', mode: 0o700 },
-  ];
-}
-
 /** Polls the console.log of VM directories not in `exclude` for the agent's ready line. */
-async function waitForReadyInConsole(root: string, exclude: ReadonlySet<string>, t0: number, abort: { reason?: string }): Promise<number> {
-  const vmsDir = join(root, 'vms');
-  for (;;) {
-    if (abort.reason) throw new Error(abort.reason);
-    let dirs: string[] = [];
-    try {
-      dirs = readdirSync(vmsDir).filter((d) => !exclude.has(d));
-    } catch {
-      // not there yet
-    }
-    for (const d of dirs) {
-      try {
-        if (readFileSync(join(vmsDir, d, 'console.log'), 'latin1').includes(READY_LINE)) return performance.now() - t0;
-      } catch {
-        // not created yet
-      }
-    }
-    if (performance.now() - t0 > BOOT_TIMEOUT_MS) throw new Error(`no "${READY_LINE}" in a new VM's console.log within ${BOOT_TIMEOUT_MS} ms`);
-    await sleep(POLL_MS);
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// raw QEMU
-
-/** The provider's command line in the foreground: console on stdout, no -daemonize/-qmp/-pidfile. */
-function foreground(full: readonly string[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < full.length; i++) {
-    const a = full[i]!;
-    if (a === '-daemonize') continue;
-    if (a === '-qmp' || a === '-pidfile') {
-      i++;
-      continue;
-    }
-    if (a === '-chardev' && full[i + 1]!.startsWith('file,id=console,')) {
-      i++;
-      continue;
-    }
-    if (a === '-serial') {
-      out.push('-serial', 'stdio');
-      i++;
-      continue;
-    }
-    out.push(a);
-  }
-  return out;
+function waitForReadyInConsole(root: string, exclude: ReadonlySet<string>, t0: number, abort: { reason?: string }): Promise<number> {
+  return waitForConsoleLine(root, READY_LINE, {
+    t0,
+    timeoutMs: BOOT_TIMEOUT_MS,
+    pollMs: POLL_MS,
+    abort,
+    exclude,
+    timeoutMessage: () => `no "${READY_LINE}" in a new VM's console.log within ${BOOT_TIMEOUT_MS} ms`,
+  });
 }
 
 /** Boots raw QEMU; resolves at the agent's ready line on the console, then SIGKILLs it. */
-function rawBootToReady(args: readonly string[]): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const proc = track(spawn('setpriv', ['--pdeathsig', 'KILL', '--', DEFAULT_QEMU_BINARY, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }));
-    let out = '';
-    let err = '';
-    let done = false;
-    const finish = (fn: () => void) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      void killHard(proc).then(fn);
-    };
-    const timer = setTimeout(
-      () => finish(() => reject(new Error(`raw QEMU: no ready line within ${BOOT_TIMEOUT_MS} ms; stderr: ${err.slice(-1500)}; console tail: ${out.slice(-2000)}`))),
-      BOOT_TIMEOUT_MS,
-    );
-    proc.stdout!.on('data', (c: Buffer) => {
-      if (done) return;
-      out += c.toString('latin1');
-      if (out.includes(READY_LINE)) {
-        const ms = performance.now() - t0;
-        finish(() => resolve(ms));
-      }
-    });
-    proc.stderr!.on('data', (c: Buffer) => (err += c.toString()));
-    proc.once('error', (e) => finish(() => reject(new Error(`raw QEMU: cannot start setpriv/QEMU: ${e.message}`))));
-    proc.once('exit', (code, signal) =>
-      finish(() => reject(new Error(`raw QEMU exited (${code ?? signal}) before the ready line; stderr: ${err.slice(-1500)}; console tail: ${out.slice(-2000)}`))),
-    );
-  });
+async function rawBootToReady(args: readonly string[]): Promise<number> {
+  const { ms, proc } = await bootRawQemu(args, { line: READY_LINE, what: 'ready line', timeoutMs: BOOT_TIMEOUT_MS, stderrTail: 1500, children: liveChildren });
+  await killHard(proc);
+  return ms;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -380,43 +222,21 @@ async function main(): Promise<void> {
   let vmId: string | undefined;
   const spawnedIds = new Set<string>();
 
-  let cleaning: Promise<void> | undefined;
-  const cleanup = (): Promise<void> =>
-    (cleaning ??= (async () => {
+  const guard = guardCleanup(
+    async () => {
       grpcClient?.close();
       agentSession?.close();
-      await Promise.all([...liveChildren].map((p) => killHard(p)));
+      await liveChildren.killAllHard();
       // The daemon SIGTERMs; QEMUs (they mention the daemon's dir on their command line) are SIGKILLed.
       await daemon.cleanup();
-    })());
-  const onSignal = (sig: NodeJS.Signals) => {
-    console.error(`\n[bench] ${sig}: cleaning up`);
-    void cleanup().finally(() => process.exit(130));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  const watchdog = setTimeout(() => {
-    console.error(`\n[bench] watchdog: still running after ${WATCHDOG_MS / 1000} s; cleaning up and exiting`);
-    void cleanup().finally(() => process.exit(1));
-  }, WATCHDOG_MS);
+    },
+    { watchdog: { ms: WATCHDOG_MS, message: `\n[bench] watchdog: still running after ${WATCHDOG_MS / 1000} s; cleaning up and exiting` } },
+  );
 
   try {
-    const qemuVersion = (() => {
-      try {
-        return execFileSync(DEFAULT_QEMU_BINARY, ['--version'], { encoding: 'utf8' }).split('\n')[0] ?? '?';
-      } catch {
-        return '?';
-      }
-    })();
-    let kernelVersion = '?';
-    try {
-      kernelVersion = (JSON.parse(readFileSync(join(bootDir, 'manifest.json'), 'utf8')) as { kernelVersion?: string }).kernelVersion ?? '?';
-    } catch {
-      // no manifest
-    }
     console.log('hypercore exec benchmark');
-    console.log(`  host: ${hostCpuCount()} CPUs, TSC ${hostTscKhz() ?? '?'} kHz, ${qemuVersion}, node ${process.version}`);
-    console.log(`  guest: kernel ${kernelVersion} + stage-1 initrd (${bootDir}), system image root (ro), busybox OCI workload, ${CORES} vCPU, ${MEMORY_MIB} MiB, -M microvm`);
+    console.log(`  host: ${hostCpuCount()} CPUs, TSC ${hostTscKhz() ?? '?'} kHz, ${qemuVersion()}, node ${process.version}`);
+    console.log(`  guest: kernel ${kernelVersion()} + stage-1 initrd (${bootDir}), system image root (ro), busybox OCI workload, ${CORES} vCPU, ${MEMORY_MIB} MiB, -M microvm`);
     console.log(`  runs: exec ${opts.execRuns} (+${WARMUP} warm-up), agent ${opts.agentRuns} (+${WARMUP} warm-up), spawn/raw ${opts.spawnRuns} interleaved; watchdog ${WATCHDOG_MS / 1000} s`);
 
     // --- system image (before the daemon, so no spawn pays for building it) -----------------
@@ -427,18 +247,18 @@ async function main(): Promise<void> {
     const sys: SystemImage = await ensureSystemImage({ cacheDir: guestDir, onBuild: (key) => (buildNote = `building system-${key.slice(0, 12)}….ext4`) });
     const sysStat = statSync(sys.path);
     console.log(`\nsystem image: ${sys.path}`);
-    console.log(`  ${buildNote || 'cache hit'}; ${sys.built ? `built in this run in ${fmt(sys.buildMs)}` : `not built in this run (found in the cache; ${fmt(sys.buildMs)} to hash the inputs)`}${preexisting ? '' : ' (fresh daemon root)'}`);
+    console.log(`  ${buildNote || 'cache hit'}; ${sys.built ? `built in this run in ${fmtMs(sys.buildMs)}` : `not built in this run (found in the cache; ${fmtMs(sys.buildMs)} to hash the inputs)`}${preexisting ? '' : ' (fresh daemon root)'}`);
 
     // --- image import, daemon, agent VM ------------------------------------------------------
     const tStart = performance.now();
-    const image = buildImage([await buildLayer(busyboxLayer())], { cmd: ['/bin/sh'] });
+    const image = buildImage([await buildLayer(busyboxLayerEntries('NAME="Hypercore exec bench"\nID=hcbench\n'))], { cmd: ['/bin/sh'] });
     const tarPath = join(daemon.dir, 'busybox-oci.tar');
     await writeOciLayoutTar(image, tarPath, IMAGE_REF);
     const buildImageMs = performance.now() - tStart;
     await daemon.start();
     console.log(`\nhypercored pid ${daemon.pid}, root ${daemon.root}`);
     const imported = await cliOk(daemon, ['image', 'import', tarPath]);
-    console.log(`busybox OCI image: built in code (${mib(statSync(tarPath).size)} OCI layout tar) in ${fmt(buildImageMs)}; image import → ${lastLine(imported.stdout)} in ${fmt(imported.ms)}`);
+    console.log(`busybox OCI image: built in code (${fmtMiB(statSync(tarPath).size)} OCI layout tar) in ${fmtMs(buildImageMs)}; image import → ${lastLine(imported.stdout)} in ${fmtMs(imported.ms)}`);
 
     const hacFile = join(daemon.dir, 'hac.toml');
     writeFileSync(
@@ -452,7 +272,7 @@ async function main(): Promise<void> {
     const vm = JSON.parse((await cliOk(daemon, ['inspect', '--json', vmId])).stdout) as Vm;
     const launch = launchOf(daemon, vmId);
     const accel = (launch?.accel === 'kvm' ? 'kvm' : launch?.accel === 'tcg' ? 'tcg' : undefined) ?? 'tcg';
-    console.log(`agent VM ${vmId} (${vm.name}): state ${vm.state}, QEMU pid ${vm.pid}; spawn (first, incl. accel probe) ${fmt(spawned.ms)}`);
+    console.log(`agent VM ${vmId} (${vm.name}): state ${vm.state}, QEMU pid ${vm.pid}; spawn (first, incl. accel probe) ${fmtMs(spawned.ms)}`);
     console.log(`  accel (auto) → ${launch?.accel ?? '? (no "launching QEMU" log line)'}${launch?.accelReason ? `: ${launch.accelReason}` : ''}`);
     const rootArg = launch?.args?.find((a) => a.startsWith('id=root,'));
     if (rootArg && !rootArg.includes(sys.path)) console.log(`  WARNING: the daemon booted a different root (${rootArg}) than ${sys.path}`);
@@ -519,7 +339,7 @@ async function main(): Promise<void> {
     agentSession.close();
     agentSession = undefined;
     console.log(`\n2. bare agent round trip (daemon stopped; own TTRPC client on ${agentSocket}):`);
-    console.log(`  connect + HCSYNC handshake: ${fmt(connectMs)}; agent ${info.agentVersion}, guest uptime ${(info.uptimeMs / 1000).toFixed(1)} s, workload started: ${info.workloadStarted}`);
+    console.log(`  connect + HCSYNC handshake: ${fmtMs(connectMs)}; agent ${info.agentVersion}, guest uptime ${(info.uptimeMs / 1000).toFixed(1)} s, workload started: ${info.workloadStarted}`);
     console.log(pLine('agent hello()', hello, opts.agentRuns));
     console.log(pLine('agent createProcess(true, inWorkload)+wait', createWait, opts.agentRuns));
 
@@ -545,34 +365,19 @@ async function main(): Promise<void> {
     grpcClient.close();
     grpcClient = undefined;
     if (readoptMs === undefined) throw new Error(`after the daemon restart, exec did not work within ${READOPT_TIMEOUT_MS} ms: ${lastErr}`);
-    console.log(`  daemon restarted (socket answers after ${fmt(daemonUpMs)}); first successful exec after ${fmt(readoptMs)} from the restart`);
+    console.log(`  daemon restarted (socket answers after ${fmtMs(daemonUpMs)}); first successful exec after ${fmtMs(readoptMs)} from the restart`);
 
     // --- 3. spawn vs raw QEMU boot ----------------------------------------------------------------
     mkdirSync(rawDir, { recursive: true });
     const rawAgentSocket = join(rawDir, 'agent.sock');
-    const tsc = hostTscKhz();
     const rawArgsFor = async (i: number): Promise<string[]> => {
       const spec = await loadHacFile(hacFile, { hostCpus: hostCpuCount(), overrides: { name: `bench-raw-${i}` }, cwd: daemon.dir });
-      return foreground(
-        qemuArguments({
-          vmId: `bench-raw-${i}`,
-          spec,
-          rootDisk: { path: sys.path, readOnly: true },
-          agentSocket: rawAgentSocket,
-          accel,
-          boot: { kernel: join(bootDir, 'vmlinuz'), initrd: join(bootDir, 'initrd.img') },
-          consoleLog: '/dev/null',
-          qmpSocket: '/dev/null',
-          controlSocket: '/dev/null',
-          pidFile: '/dev/null',
-          ...(tsc ? { tscKhz: tsc } : {}),
-        }),
-      );
+      return rawQemuArguments({ vmId: `bench-raw-${i}`, spec, rootDisk: { path: sys.path, readOnly: true }, agentSocket: rawAgentSocket, accel });
     };
     {
       const a = await rawArgsFor(0);
       console.log(`\n3. spawn → agent vs raw QEMU boot → agent ready (accel ${accel} on both sides, as the daemon chose)`);
-      console.log(`  raw QEMU command line: setpriv --pdeathsig KILL -- ${DEFAULT_QEMU_BINARY} ${a.map((x) => (/[\s"]/.test(x) ? JSON.stringify(x) : x)).join(' ')}`);
+      console.log(`  raw QEMU command line: ${rawQemuCommandLine(a)}`);
     }
     const rawReady: number[] = [];
     const hcSpawn: number[] = [];
@@ -614,7 +419,7 @@ async function main(): Promise<void> {
       rmSync(rawAgentSocket, { force: true });
       const raw = await rawBootToReady(await rawArgsFor(0));
       const hc = await hypercoreSpawn('bench-spawn-warmup');
-      console.log(`  warm-up (not counted; the daemon's first launch after its restart re-runs the accel probe): raw ${fmt(raw)}, spawn → ready ${fmt(hc.readyMs)}, → returned ${fmt(hc.spawnMs)}`);
+      console.log(`  warm-up (not counted; the daemon's first launch after its restart re-runs the accel probe): raw ${fmtMs(raw)}, spawn → ready ${fmtMs(hc.readyMs)}, → returned ${fmtMs(hc.spawnMs)}`);
     }
     const tSpawnPhase = performance.now();
     for (let i = 1; i <= opts.spawnRuns; i++) {
@@ -630,13 +435,13 @@ async function main(): Promise<void> {
       hcReady.push(hc.readyMs);
       hcRm.push(hc.rmMs);
       console.log(
-        `  run ${i}: raw qemu → agent ready ${fmt(raw).padStart(9)}   hypercore spawn → agent ready (console) ${fmt(hc.readyMs).padStart(9)}   → spawn returned ${fmt(hc.spawnMs).padStart(9)}   rm -f ${fmt(hc.rmMs).padStart(8)}`,
+        `  run ${i}: raw qemu → agent ready ${fmtMs(raw).padStart(9)}   hypercore spawn → agent ready (console) ${fmtMs(hc.readyMs).padStart(9)}   → spawn returned ${fmtMs(hc.spawnMs).padStart(9)}   rm -f ${fmtMs(hc.rmMs).padStart(8)}`,
       );
     }
     if ([...spawnAccels].some((a) => a !== accel)) console.log(`  WARNING: spawned VMs used accel ${[...spawnAccels].join('/')}, raw used ${accel}`);
 
     // --- summary ----------------------------------------------------------------------------------
-    const p50 = (v: readonly number[]) => (v.length ? pct(v, 50) : NaN);
+    const p50 = (v: readonly number[]) => (v.length ? percentile(v, 0.5) : NaN);
     console.log('\nsummary:');
     console.log(`  accel: ${launch?.accel ?? '?'} (auto; from the daemon's 'launching QEMU' line)`);
     console.log(pLine('  exec via CLI', execCli, opts.execRuns));
@@ -650,28 +455,20 @@ async function main(): Promise<void> {
     console.log(mLine('  hypercore spawn → agent ready (console)', hcReady));
     console.log(mLine('  hypercore spawn → CLI returned', hcSpawn));
     console.log(mLine('  hypercore rm -f (of those VMs)', hcRm));
-    console.log(`  ratio spawn-returned / raw agent-ready (median):     ${(median(hcSpawn) / median(rawReady)).toFixed(2)}  (overhead ${fmt(median(hcSpawn) - median(rawReady))})`);
-    console.log(`  ratio spawn agent-ready / raw agent-ready (median):  ${(median(hcReady) / median(rawReady)).toFixed(2)}  (overhead ${fmt(median(hcReady) - median(rawReady))})`);
+    console.log(`  ratio spawn-returned / raw agent-ready (median):     ${(median(hcSpawn) / median(rawReady)).toFixed(2)}  (overhead ${fmtMs(median(hcSpawn) - median(rawReady))})`);
+    console.log(`  ratio spawn agent-ready / raw agent-ready (median):  ${(median(hcReady) / median(rawReady)).toFixed(2)}  (overhead ${fmtMs(median(hcReady) - median(rawReady))})`);
     console.log(
-      `  system image: ${mib(sysStat.size)} apparent, ${mib(sysStat.blocks * 512)} allocated (${sys.path.split('/').at(-1)!.slice(0, 19)}….ext4); built in this run: ${sys.built ? `yes (${fmt(sys.buildMs)})` : 'no (cache hit)'}`,
+      `  system image: ${fmtMiB(sysStat.size)} apparent, ${fmtMiB(sysStat.blocks * 512)} allocated (${sys.path.split('/').at(-1)!.slice(0, 19)}….ext4); built in this run: ${sys.built ? `yes (${fmtMs(sys.buildMs)})` : 'no (cache hit)'}`,
     );
     console.log(`  total bench time: ${((performance.now() - benchStart) / 1000).toFixed(1)} s`);
   } finally {
-    clearTimeout(watchdog);
+    guard.stopWatchdog();
     // Removes the VMs through the daemon when it is up (graceful), then kills whatever is left.
-    if (!cleaning) {
+    if (!guard.started) {
       for (const id of spawnedIds) await runCli(daemon, ['rm', '-f', id], 30_000).catch(() => undefined);
     }
-    await cleanup();
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
+    await guard.finish();
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(`\nbench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-    process.exit(1);
-  },
-);
+runBench(main);

@@ -17,7 +17,6 @@
  * Prints numbers only, no assertions. Registry, daemons and temp dirs are removed in `finally` (and
  * on SIGINT/SIGTERM); a watchdog bounds the run to 5 minutes.
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
 import { cpus, release, tmpdir } from 'node:os';
@@ -30,6 +29,11 @@ import { startRegistry, type RegistryProcess } from '../src/images/registry/test
 import { buildImage, buildLayer, type BuiltImage, type BuiltLayer, type LayerEntry } from '../src/images/testing/oci-builder.js';
 import { createVmImageDisks } from '../src/images/vm-disks.js';
 import { repoRoot, TestDaemon } from '../test/e2e/harness.js';
+import { intInRange, parseFlags } from './lib/args.js';
+import { columns, fmtMiB, fmtMs } from './lib/format.js';
+import { guardCleanup } from './lib/lifecycle.js';
+import { runProcess } from './lib/processes.js';
+import { median, percentile } from './lib/stats.js';
 
 const MIB = 1024 * 1024;
 const GIB = 1024 * MIB;
@@ -49,84 +53,38 @@ interface Options {
   runs: number;
 }
 
-function usage(code: number): never {
-  console.log('usage: node dist/bench/image-prep.js [--size-mb N] [--runs N]   (defaults: --size-mb 100 --runs 3)');
-  process.exit(code);
-}
-
 function parseArgs(argv: readonly string[]): Options {
-  const options: Options = { sizeMb: 100, runs: 3 };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const [flag, inline] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
-    const value = (): number => Number(inline ?? argv[++i]);
-    if (flag === '--size-mb') options.sizeMb = value();
-    else if (flag === '--runs' || flag === '-n') options.runs = value();
-    else if (flag === '--help' || flag === '-h') usage(0);
-    else {
-      console.error(`unknown argument: ${a}`);
-      usage(2);
-    }
-  }
-  if (!Number.isInteger(options.sizeMb) || options.sizeMb < 10 || options.sizeMb > 1024) {
-    console.error('--size-mb must be an integer from 10 to 1024');
-    process.exit(2);
-  }
-  if (!Number.isInteger(options.runs) || options.runs < 1 || options.runs > 20) {
-    console.error('--runs must be an integer from 1 to 20');
-    process.exit(2);
-  }
-  return options;
+  let sizeMb: string | number | undefined = 100;
+  let runs: string | number | undefined = 3;
+  const setRuns = (value: () => string | undefined) => (runs = value());
+  parseFlags(argv, {
+    usage: 'usage: node dist/bench/image-prep.js [--size-mb N] [--runs N]   (defaults: --size-mb 100 --runs 3)',
+    usageOnUnknown: true,
+    flags: { '--size-mb': (value) => (sizeMb = value()), '--runs': setRuns, '-n': setRuns },
+  });
+  return { sizeMb: intInRange('--size-mb', sizeMb, 10, 1024), runs: intInRange('--runs', runs, 1, 20) };
 }
 
-function sorted(values: readonly number[]): number[] {
-  return [...values].sort((a, b) => a - b);
-}
-
-function median(values: readonly number[]): number {
-  const s = sorted(values);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
-
-/** Nearest-rank percentile (with 20 samples, p99 is the largest). */
-function percentile(values: readonly number[], q: number): number {
-  const s = sorted(values);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]!;
-}
-
-const fmtMs = (v: number): string => (v < 10 ? `${v.toFixed(2)} ms` : v < 100 ? `${v.toFixed(1)} ms` : `${Math.round(v)} ms`);
-const fmtMb = (bytes: number): string => `${(bytes / MIB).toFixed(1)} MiB`;
 const since = (t0: number): number => performance.now() - t0;
 
 function minMedian(label: string, values: readonly number[]): string {
-  return `  ${label.padEnd(30)} min ${fmtMs(Math.min(...values)).padStart(10)}   median ${fmtMs(median(values)).padStart(10)}   (n=${values.length})`;
+  return `  ${label.padEnd(30)} ${columns([['min', Math.min(...values)], ['median', median(values)]], fmtMs, 10, '   ')}   (n=${values.length})`;
+}
+
+/** `label  p50 X  p99 Y  max Z` of createVmImageDisks samples. */
+function prepLine(label: string, samples: readonly number[]): string {
+  return `    ${label.padEnd(42)} ${columns([['p50', percentile(samples, 0.5)], ['p99', percentile(samples, 0.99)], ['max', Math.max(...samples)]], fmtMs, 9)}`;
 }
 
 // ---------------------------------------------------------------------------------------------
 // processes
 
 /** Runs a command (no shell) and resolves with its wall time in ms; rejects with stderr on failure. */
-function timed(file: string, args: readonly string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<{ ms: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const child = spawn(file, args, { env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? COMMAND_TIMEOUT_MS);
-    child.once('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      const ms = since(t0);
-      if (code === 0) resolve({ ms, stdout, stderr });
-      else reject(new Error(`${[file, ...args].join(' ')} failed (${signal ?? `exit ${code}`}) after ${Math.round(ms)} ms:\n${stderr.slice(-4000)}`));
-    });
-  });
+async function timed(file: string, args: readonly string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<{ ms: number; stdout: string; stderr: string }> {
+  const r = await runProcess(file, args, { ...(options.env ? { env: options.env } : {}), timeoutMs: options.timeoutMs ?? COMMAND_TIMEOUT_MS });
+  if (r.error) throw r.error;
+  if (r.code !== 0) throw new Error(`${[file, ...args].join(' ')} failed (${r.signal ?? `exit ${r.code}`}) after ${Math.round(r.ms)} ms:\n${r.stderr.slice(-4000)}`);
+  return { ms: r.ms, stdout: r.stdout, stderr: r.stderr };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -320,7 +278,7 @@ async function makeBase(path: string, bytes: number, tree: string | undefined): 
     const fillerBytes = Math.max(0, Math.floor((bytes * BASE_FILL - treeBytes) / MIB) * MIB);
     if (treeBytes < bytes * BASE_FILL) {
       writeFiller(filler, fillerBytes);
-      content = `test image tree + ${fmtMb(fillerBytes)} filler`;
+      content = `test image tree + ${fmtMiB(fillerBytes)} filler`;
     } else tree = undefined;
   }
   const args = ['-q', '-F', '-t', 'ext4', '-b', '4096', '-E', 'nodiscard', ...(tree ? ['-d', tree] : []), path, `${bytes / 1024}k`];
@@ -383,23 +341,15 @@ async function main(): Promise<void> {
   const daemons = new Set<TestDaemon>();
   let registry: RegistryProcess | undefined;
   let client: RegistryClient | undefined;
-  let cleaned: Promise<void> | undefined;
-  const cleanup = (): Promise<void> =>
-    (cleaned ??= (async () => {
+  const guard = guardCleanup(
+    async () => {
       for (const d of daemons) await d.cleanup().catch(() => undefined);
       await client?.close().catch(() => undefined);
       await registry?.stop().catch(() => undefined);
       rmSync(work, { recursive: true, force: true });
-    })());
-  const onSignal = (): void => {
-    void cleanup().finally(() => process.exit(130));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  const watchdog = setTimeout(() => {
-    console.error(`\nwatchdog: the benchmark exceeded ${WATCHDOG_MS / 1000} s; cleaning up and exiting`);
-    void cleanup().finally(() => process.exit(1));
-  }, WATCHDOG_MS);
+    },
+    { announceSignal: false, watchdog: { ms: WATCHDOG_MS, message: `\nwatchdog: the benchmark exceeded ${WATCHDOG_MS / 1000} s; cleaning up and exiting` } },
+  );
   const overBudget = (): boolean => since(started) > TOTAL_BUDGET_MS;
 
   try {
@@ -410,9 +360,9 @@ async function main(): Promise<void> {
     // a. build and push
     console.log('\n== a. test image ==');
     const test = await buildTestImage(options.sizeMb);
-    for (const l of test.layers) console.log(`  layer ${l.name.padEnd(16)} ${String(l.entries).padStart(6)} entries  ${fmtMb(l.rawBytes).padStart(10)} content  ${fmtMb(l.gzBytes).padStart(10)} gzipped`);
+    for (const l of test.layers) console.log(`  layer ${l.name.padEnd(16)} ${String(l.entries).padStart(6)} entries  ${fmtMiB(l.rawBytes).padStart(10)} content  ${fmtMiB(l.gzBytes).padStart(10)} gzipped`);
     const gz = test.layers.reduce((s, l) => s + l.gzBytes, 0);
-    console.log(`  total: ${test.files} files, ${fmtMb(test.rawBytes)} content, ${fmtMb(gz)} gzipped (${((gz / test.rawBytes) * 100).toFixed(0)}%); built in ${fmtMs(test.buildMs)}`);
+    console.log(`  total: ${test.files} files, ${fmtMiB(test.rawBytes)} content, ${fmtMiB(gz)} gzipped (${((gz / test.rawBytes) * 100).toFixed(0)}%); built in ${fmtMs(test.buildMs)}`);
     registry = await startRegistry();
     client = new RegistryClient({});
     const pushMs = await pushImage(client, registry, test.image);
@@ -457,7 +407,7 @@ async function main(): Promise<void> {
       rmSync(join(dir, 'out.ext4'), { force: true });
       treeForBases = join(dir, 'bundle', 'rootfs');
     }
-    console.log(`  hypercore block image: ${fmtMb(hc[0]!.imageBytes)}`);
+    console.log(`  hypercore block image: ${fmtMiB(hc[0]!.imageBytes)}`);
     console.log(minMedian('hypercore total', hc.map((h) => h.totalMs)));
     const withSplit = hc.filter((h) => h.unpackMs !== undefined && h.mkfsMs !== undefined);
     if (withSplit.length > 0) {
@@ -484,13 +434,13 @@ async function main(): Promise<void> {
       }
       const path = join(work, `base-${bytes}.ext4`);
       const content = await makeBase(path, bytes, tree);
-      console.log(`  base ${label} (${content}; ${fmtMb(allocated(path))} allocated)`);
+      console.log(`  base ${label} (${content}; ${fmtMiB(allocated(path))} allocated)`);
       const samples = await timeDiskPrep(path, work, ['raw', 'qcow2'], DISK_PREP_ITERATIONS);
       results.push({ label, samples });
-      console.log(`    ${'createVmImageDisks, qcow2 overlay:'.padEnd(42)} p50 ${fmtMs(percentile(samples, 0.5)).padStart(9)}  p99 ${fmtMs(percentile(samples, 0.99)).padStart(9)}  max ${fmtMs(Math.max(...samples)).padStart(9)}`);
+      console.log(prepLine('createVmImageDisks, qcow2 overlay:', samples));
       if (bytes === GIB) {
         const raw = await timeDiskPrep(path, work, ['raw'], DISK_PREP_ITERATIONS);
-        console.log(`    ${'createVmImageDisks, raw (sparse scratch):'.padEnd(42)} p50 ${fmtMs(percentile(raw, 0.5)).padStart(9)}  p99 ${fmtMs(percentile(raw, 0.99)).padStart(9)}  max ${fmtMs(Math.max(...raw)).padStart(9)}`);
+        console.log(prepLine('createVmImageDisks, raw (sparse scratch):', raw));
       }
       const copy = await timeCopy(path, work, COPY_ITERATIONS);
       copies.push({ label, ...copy });
@@ -512,10 +462,7 @@ async function main(): Promise<void> {
     }
     console.log(`\ntotal benchmark time ${(since(started) / 1000).toFixed(1)} s`);
   } finally {
-    clearTimeout(watchdog);
-    await cleanup();
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
+    await guard.finish();
   }
 }
 

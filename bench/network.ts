@@ -21,7 +21,7 @@
  * Under TCG the guest can be slow: a short probe measures the rate and the sizes are scaled down
  * (and the output says so) so that the whole bench stays under 6 minutes. Prints numbers only.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
@@ -31,9 +31,14 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Vm } from '../src/core/vm.js';
 import { buildDemoRootfs } from '../src/guest/demo-rootfs.js';
-import { DEFAULT_QEMU_BINARY } from '../src/providers/qemu/qemu-provider.js';
 import { hostCpuCount } from '../src/system/host.js';
-import { repoRoot, sleep, TestDaemon } from '../test/e2e/harness.js';
+import { sleep, TestDaemon } from '../test/e2e/harness.js';
+import { intInRange, parseFlags } from './lib/args.js';
+import { columns, fixed, minMedianMaxLine } from './lib/format.js';
+import { guardCleanup, runBench } from './lib/lifecycle.js';
+import { ChildSet, runCli, runProcess } from './lib/processes.js';
+import { qemuVersion } from './lib/raw-qemu.js';
+import { median, percentile, summarize } from './lib/stats.js';
 
 const MiB = 1024 * 1024;
 /** The whole bench must end within 6 minutes: measurements stop by SOFT_DEADLINE_MS after start... */
@@ -166,79 +171,20 @@ async function runWorker(json: string): Promise<void> {
 // helpers
 
 function parseArgs(argv: readonly string[]): { mb: number; requests: number } {
-  let mb = 64;
-  let requests = 1000;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const [flag, inline] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
-    if (flag === '--mb') mb = Number(inline ?? argv[++i]);
-    else if (flag === '--requests') requests = Number(inline ?? argv[++i]);
-    else if (flag === '--help' || flag === '-h') {
-      console.log('usage: node dist/bench/network.js [--mb N] [--requests N]   (defaults 64 MiB per transfer, 1000 requests per path)');
-      process.exit(0);
-    } else {
-      console.error(`unknown argument: ${a}`);
-      process.exit(2);
-    }
-  }
-  if (!Number.isInteger(mb) || mb < 1 || mb > 4096) {
-    console.error('--mb must be an integer from 1 to 4096');
-    process.exit(2);
-  }
-  if (!Number.isInteger(requests) || requests < 10 || requests > 100_000) {
-    console.error('--requests must be an integer from 10 to 100000');
-    process.exit(2);
-  }
-  return { mb, requests };
-}
-
-function stats(values: readonly number[]): { min: number; median: number; max: number; mean: number; n: number } {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  const median = s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-  return { min: s[0]!, median, max: s.at(-1)!, mean: s.reduce((x, y) => x + y, 0) / s.length, n: s.length };
-}
-
-/** Nearest-rank percentile. */
-function percentile(values: readonly number[], q: number): number {
-  const s = [...values].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]!;
-}
-
-const f1 = (v: number): string => (Number.isFinite(v) ? v.toFixed(1) : 'n/a');
-const f2 = (v: number): string => (Number.isFinite(v) ? v.toFixed(2) : 'n/a');
-const f3 = (v: number): string => (Number.isFinite(v) ? v.toFixed(3) : 'n/a');
-
-interface ProcResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-  timedOut: boolean;
-}
-
-const liveChildren = new Set<ChildProcess>();
-
-function runProc(file: string, args: readonly string[], timeoutMs: number, env?: NodeJS.ProcessEnv): Promise<ProcResult> {
-  return new Promise((resolve) => {
-    const p = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env } : {}) });
-    liveChildren.add(p);
-    let stdout = '';
-    let stderr = '';
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      p.kill('SIGKILL');
-    }, Math.max(1, timeoutMs));
-    p.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
-    p.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-    p.on('error', (e) => (stderr += `\n[bench] ${e.message}`));
-    p.on('close', (code) => {
-      clearTimeout(timer);
-      liveChildren.delete(p);
-      resolve({ code: code ?? -1, stdout, stderr, timedOut });
-    });
+  let mb: string | number | undefined = 64;
+  let requests: string | number | undefined = 1000;
+  parseFlags(argv, {
+    usage: 'usage: node dist/bench/network.js [--mb N] [--requests N]   (defaults 64 MiB per transfer, 1000 requests per path)',
+    flags: { '--mb': (value) => (mb = value()), '--requests': (value) => (requests = value()) },
   });
+  return { mb: intInRange('--mb', mb, 1, 4096), requests: intInRange('--requests', requests, 10, 100_000) };
 }
+
+const f1 = (v: number): string => fixed(v, 1);
+const f2 = (v: number): string => fixed(v, 2);
+const f3 = (v: number): string => fixed(v, 3);
+
+const liveChildren = new ChildSet();
 
 // ---------------------------------------------------------------------------------------------
 
@@ -252,20 +198,19 @@ async function main(): Promise<void> {
   let daemon: TestDaemon | undefined;
   let vmId: string | undefined;
 
-  const cli = (args: readonly string[], timeoutMs = CLI_TIMEOUT_MS) => runProc(process.execPath, [join(repoRoot, 'bin', 'hypercore'), ...args], timeoutMs, daemon!.env);
+  const cli = (args: readonly string[], timeoutMs = CLI_TIMEOUT_MS) => runCli(daemon!, args, { timeoutMs, children: liveChildren, noteTimeout: false });
 
   /** Runs one task in the namespace; throws with the worker's message when it fails. */
   const inNs = async <T>(task: Task, timeoutMs: number): Promise<T> => {
-    const r = await runProc('ip', ['netns', 'exec', ns, process.execPath, self, '--worker', JSON.stringify(task)], timeoutMs);
+    const r = await runProcess('ip', ['netns', 'exec', ns, process.execPath, self, '--worker', JSON.stringify(task)], { timeoutMs, children: liveChildren });
     if (r.timedOut) throw new Error(`worker killed after ${Math.round(timeoutMs)} ms`);
     if (r.code !== 0) throw new Error(r.stderr.trim().split('\n').find((l) => /Error|error:/.test(l)) ?? r.stderr.trim().slice(-500));
     return JSON.parse(r.stdout) as T;
   };
 
-  let cleaning: Promise<void> | undefined;
-  const cleanup = (): Promise<void> =>
-    (cleaning ??= (async () => {
-      for (const p of liveChildren) p.kill('SIGKILL');
+  const guard = guardCleanup(
+    async () => {
+      liveChildren.killAll();
       if (daemon && vmId) await cli(['rm', '-f', vmId], 20_000).catch(() => undefined);
       await daemon?.cleanup().catch(() => undefined);
       if (nsCreated) {
@@ -282,17 +227,9 @@ async function main(): Promise<void> {
         const del = spawnSync('ip', ['netns', 'del', ns], { encoding: 'utf8', timeout: 10_000 });
         if (del.status !== 0) console.error(`[bench] ip netns del ${ns} failed: ${del.stderr}`);
       }
-    })());
-  const onSignal = (sig: NodeJS.Signals) => {
-    console.error(`\n[bench] ${sig}: cleaning up`);
-    void cleanup().finally(() => process.exit(130));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  const watchdog = setTimeout(() => {
-    console.error(`\n[bench] still running after ${HARD_DEADLINE_MS / 1000} s: cleaning up and exiting`);
-    void cleanup().finally(() => process.exit(1));
-  }, HARD_DEADLINE_MS);
+    },
+    { watchdog: { ms: HARD_DEADLINE_MS, message: `\n[bench] still running after ${HARD_DEADLINE_MS / 1000} s: cleaning up and exiting` } },
+  );
 
   try {
     const add = spawnSync('ip', ['netns', 'add', ns], { encoding: 'utf8' });
@@ -324,9 +261,8 @@ async function main(): Promise<void> {
         `[network]\nmode = "nat"\nsubnet = "${SUBNET}"\nports = ["${FWD_SINK_PORT}:${SINK_PORT}", "${FWD_HTTP_PORT}:${HTTP_PORT}"]\n`,
     );
 
-    const qemuVersion = (spawnSync(DEFAULT_QEMU_BINARY, ['--version'], { encoding: 'utf8' }).stdout ?? '?').split('\n')[0];
     console.log('hypercore network benchmark');
-    console.log(`  host: ${hostCpuCount()} CPUs, ${qemuVersion}, node ${process.version}`);
+    console.log(`  host: ${hostCpuCount()} CPUs, ${qemuVersion()}, node ${process.version}`);
     console.log(`  guest: demo busybox rootfs, ${CORES} vCPU, ${MEMORY_MIB} MiB, accel tcg, virtio-net on a TAP, [network] mode = "nat", subnet ${SUBNET}`);
     console.log(`  namespace: ${ns} (daemon, QEMU and load generator inside; deleted at the end)`);
     console.log(`  requested: ${requestedMb} MiB per transfer, ${requestedRequests} requests per path; time bound 6 min`);
@@ -390,8 +326,8 @@ async function main(): Promise<void> {
     const h1 = await inNs<HttpResult>(httpTask(guest, HTTP_PORT, 20, 30_000), 40_000);
     const h1f = await inNs<HttpResult>(httpTask(gateway, FWD_HTTP_PORT, 20, 30_000), 40_000);
     if (h1.latencies.length === 0 || h1f.latencies.length === 0) throw new Error(`HTTP probe failed: direct ${h1.firstError ?? 'ok'}, forwarded ${h1f.firstError ?? 'ok'}`);
-    const probeLatency = Math.max(stats(h1.latencies).mean, stats(h1f.latencies).mean);
-    console.log(`  20 HTTP GETs: direct mean ${f2(stats(h1.latencies).mean)} ms, forwarded mean ${f2(stats(h1f.latencies).mean)} ms`);
+    const probeLatency = Math.max(summarize(h1.latencies).mean, summarize(h1f.latencies).mean);
+    console.log(`  20 HTTP GETs: direct mean ${f2(summarize(h1.latencies).mean)} ms, forwarded mean ${f2(summarize(h1f.latencies).mean)} ms`);
 
     // ---- sizes that fit the time bound
     const WORKER_OVERHEAD_MS = 600; // `ip netns exec node` start-up, per run
@@ -460,15 +396,12 @@ async function main(): Promise<void> {
     if (stoppedEarly) console.log('  NOTE: a batch hit its time bound and stopped early; n below is what completed');
 
     // ---- summary
-    const tpLine = (label: string, v: number[]) => {
-      if (v.length === 0) return `  ${label.padEnd(28)} n/a`;
-      const s = stats(v);
-      return `  ${label.padEnd(28)} min ${f1(s.min).padStart(7)}  median ${f1(s.median).padStart(7)}  max ${f1(s.max).padStart(7)} MiB/s (n=${s.n})`;
-    };
+    const tpLine = (label: string, v: number[]) => minMedianMaxLine(`  ${label}`, v, { labelWidth: 30, width: 7, format: f1, beforeCount: ' MiB/s ', empty: 'n/a' });
     const latLine = (label: string, v: number[], errors: number) => {
       if (v.length === 0) return `  ${label.padEnd(28)} n/a`;
-      const s = stats(v);
-      return `  ${label.padEnd(28)} p50 ${f3(percentile(v, 0.5)).padStart(8)}  p99 ${f3(percentile(v, 0.99)).padStart(8)}  min ${f3(s.min).padStart(8)}  max ${f3(s.max).padStart(8)}  mean ${f3(s.mean).padStart(8)} ms (n=${s.n}, errors ${errors})`;
+      const s = summarize(v);
+      const cols = columns([['p50', percentile(v, 0.5)], ['p99', percentile(v, 0.99)], ['min', s.min], ['max', s.max], ['mean', s.mean]], f3, 8);
+      return `  ${label.padEnd(28)} ${cols} ms (n=${s.n}, errors ${errors})`;
     };
     const ratio = (a: number[], b: number[], f: (v: number[]) => number) => (a.length && b.length ? f(a) / f(b) : NaN);
 
@@ -476,8 +409,8 @@ async function main(): Promise<void> {
     console.log(`throughput host→guest, ${mb} MiB per run:`);
     console.log(tpLine(`direct ${guest}:${SINK_PORT}`, direct));
     console.log(tpLine(`forwarded ${gateway}:${FWD_SINK_PORT}`, forwarded));
-    console.log(`  ratio forwarded/direct (median MiB/s): ${f3(ratio(forwarded, direct, (v) => stats(v).median))}`);
-    console.log(`  ratio forwarded/direct (min MiB/s):    ${f3(ratio(forwarded, direct, (v) => stats(v).min))}`);
+    console.log(`  ratio forwarded/direct (median MiB/s): ${f3(ratio(forwarded, direct, median))}`);
+    console.log(`  ratio forwarded/direct (min MiB/s):    ${f3(ratio(forwarded, direct, (v) => summarize(v).min))}`);
     console.log(`HTTP latency, ${requests} requests per path:`);
     console.log(latLine(`direct ${guest}:${HTTP_PORT}`, lat.direct, errs.direct));
     console.log(latLine(`forwarded ${gateway}:${FWD_HTTP_PORT}`, lat.forwarded, errs.forwarded));
@@ -485,12 +418,9 @@ async function main(): Promise<void> {
     console.log(`  ratio forwarded/direct p99: ${f3(ratio(lat.forwarded, lat.direct, (v) => percentile(v, 0.99)))}`);
     console.log(`total wall time: ${f1((performance.now() - tStart) / 1000)} s (before cleanup)`);
   } finally {
-    clearTimeout(watchdog);
     const t = performance.now();
-    await cleanup();
+    await guard.finish();
     console.log(`cleanup: ${Math.round(performance.now() - t)} ms (VM removed, daemon stopped, namespace ${ns} deleted)`);
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
   }
 }
 
@@ -503,11 +433,5 @@ if (process.argv[2] === '--worker') {
     },
   );
 } else {
-  main().then(
-    () => process.exit(0),
-    (err: unknown) => {
-      console.error(`\nbench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-      process.exit(1);
-    },
-  );
+  runBench(main);
 }

@@ -78,3 +78,24 @@ test('CrunErrorFilter rewrites crun\'s message at exit, and passes ordinary outp
   assert.deepEqual(i.flush().map((p) => p.data.toString()), ['exe']);
   assert.equal(i.holding, false);
 });
+
+test('users given by name are resolved in the image rootfs; unknown names are a clear error', async () => {
+  const { mkdtempSync, mkdirSync, writeFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { resolveUser } = await import('./launch.js');
+  const root = mkdtempSync(join(tmpdir(), 'hc-rootfs-'));
+  try {
+    mkdirSync(join(root, 'etc'));
+    writeFileSync(join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nnginx:x:101:102:nginx:/var/www:/bin/false\n');
+    writeFileSync(join(root, 'etc/group'), 'root:x:0:\nstaff:x:50:\n');
+    assert.equal(resolveUser('nginx', root), '101:102');
+    assert.equal(resolveUser('nginx:staff', root), '101:50');
+    assert.equal(resolveUser('1000:1000', root), '1000:1000');
+    assert.equal(resolveUser('', root), undefined);
+    assert.throws(() => resolveUser('ghost', root), /user "ghost" is not in the image's \/etc\/passwd/);
+    assert.throws(() => resolveUser('nginx:nogroup', root), /group "nogroup" is not in the image's \/etc\/group/);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});

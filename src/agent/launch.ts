@@ -3,7 +3,7 @@
  * working directory and credentials. Pure apart from the PATH lookup, so the rules (defaults,
  * `uid[:gid]`, Docker's "not found" wording) are testable on the host.
  */
-import { accessSync, constants, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
 import { delimiter, isAbsolute, join } from 'node:path';
 import { Code, TtrpcError } from '../ttrpc/index.js';
 import type { ProcessSpec } from './protocol/messages.js';
@@ -36,7 +36,29 @@ export interface Launch {
   onExit?: () => void;
 }
 
-/** Parses `uid[:gid]` (numeric). Empty = root. gid defaults to 0: there is no passwd lookup. */
+/**
+ * Turns a user given by name (`nginx`, `app:staff`, as image configs often say) into numeric
+ * `uid:gid` using the image's /etc/passwd and /etc/group, as Docker does. Numeric input is kept.
+ */
+export function resolveUser(user: string | undefined, rootfs: string): string | undefined {
+  const text = (user ?? '').trim();
+  if (text === '' || /^\d+(:\d+)?$/.test(text)) return text === '' ? undefined : text;
+  const [name = '', group] = text.split(':');
+  const entries = (file: string) =>
+    (existsSync(join(rootfs, file)) ? readFileSync(join(rootfs, file), 'utf8') : '').split('\n').map((line) => line.split(':'));
+  const account = entries('etc/passwd').find((f) => f[0] === name);
+  const uid = account?.[2] ?? (/^\d+$/.test(name) ? name : undefined);
+  if (uid === undefined) throw new TtrpcError(Code.INVALID_ARGUMENT, `user "${name}" is not in the image's /etc/passwd; use a numeric uid`);
+  let gid = account?.[3] ?? '0';
+  if (group !== undefined) {
+    const found = /^\d+$/.test(group) ? group : entries('etc/group').find((f) => f[0] === group)?.[2];
+    if (found === undefined) throw new TtrpcError(Code.INVALID_ARGUMENT, `group "${group}" is not in the image's /etc/group; use a numeric gid`);
+    gid = found;
+  }
+  return `${uid}:${gid}`;
+}
+
+/** Parses `uid[:gid]` (numeric). Empty = root. gid defaults to 0 (names are resolved first, see resolveUser). */
 export function parseUser(user: string | undefined): { uid: number; gid: number } {
   const text = (user ?? '').trim();
   if (text === '') return { uid: 0, gid: 0 };

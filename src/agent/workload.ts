@@ -10,7 +10,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runCommand } from '../system/command.js';
 import { Code, TtrpcError } from '../ttrpc/index.js';
-import { buildEnv, checkSpec, envList, parseUser, type Launch } from './launch.js';
+import { buildEnv, checkSpec, envList, parseUser, resolveUser, type Launch } from './launch.js';
 import { silentLog, type Log } from './log.js';
 import { CONTAINER_ID, workloadConfig } from './oci-config.js';
 import type { ManagedProcess } from './process.js';
@@ -103,10 +103,12 @@ export class Workload {
         const source = sources.find((s) => existsSync(s));
         if (source) binds[dest] = source;
       }
-      // Built first: a bad user or env entry fails before anything is mounted.
       const rootfs = rootfsPath(this.paths.runDir);
-      const config = workloadConfig({ process: req.process, rootfs, hostname: req.hostname || undefined, limits: req.limits, binds });
       await prepareRootfs(this.paths, req, this.run, this.log);
+      // After the mount: a user given by name is looked up in the image's own /etc/passwd.
+      const user = resolveUser(req.process.user, rootfs);
+      const process = { ...req.process, ...(user ? { user } : { user: '' }) };
+      const config = workloadConfig({ process, rootfs, hostname: req.hostname || undefined, limits: req.limits, binds });
       const bundle = this.bundleDir();
       await mkdir(bundle, { recursive: true });
       await writeFile(join(bundle, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
@@ -161,7 +163,7 @@ export class Workload {
   /** The launch of `crun exec` for a process inside the running workload. */
   execLaunch(spec: ProcessSpec): Launch {
     checkSpec(spec);
-    const { uid, gid } = parseUser(spec.user);
+    const { uid, gid } = parseUser(resolveUser(spec.user, rootfsPath(this.paths.runDir)));
     // The workload's environment, then the exec's own (as `docker exec -e`): crun exec with --env
     // replaces the environment instead of adding to it, so all of it is passed.
     const env = envList(buildEnv(spec, this.env, uid));
