@@ -46,7 +46,9 @@ function specSchema(hostCpus: number) {
         .optional(),
       network: z
         .object({
-          mode: z.literal('nat'),
+          mode: z.enum(['nat', 'bridge']),
+          bridge: z.string().regex(/^[^\s/]{1,15}$/).optional(),
+          gateway: z.string().regex(/^(\d{1,3}\.){3}\d{1,3}$/, { message: 'must be an IPv4 address' }).optional(),
           subnet: z.string().regex(/^(\d{1,3}\.){3}\d{1,3}\/(\d|[12]\d|3[0-2])$/, { message: 'must be an IPv4 CIDR' }).default('10.88.0.0/16'),
           ip: z.string().regex(/^(\d{1,3}\.){3}\d{1,3}$/, { message: 'must be an IPv4 address' }).optional(),
           mac: z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/, { message: 'must be a lower-case MAC address' }).optional(),

@@ -16,8 +16,18 @@ test('[network] bad values name the file position, key and value', () => {
   assert.throws(
     () => parse(`${base}[network]\nmode = "bridged"\nports = ["80"]\nsubnet = "10.0.0.0"\n`),
     (err: ConfigInvalidError) =>
-      /hac\.toml:6:8: network\.mode = "bridged": must be one of "nat", "none"/.test(err.message) &&
+      /hac\.toml:6:8: network\.mode = "bridged": must be one of "nat", "bridge", "none"/.test(err.message) &&
       /network\.ports\[0\] = "80": must be "\[host_ip:\]host_port:guest_port\[\/tcp\|udp\]"/.test(err.message) &&
       /network\.subnet = "10\.0\.0\.0": must be an IPv4 CIDR/.test(err.message),
   );
+});
+
+test('mode "bridge" needs bridge and ip, and allows no port forwards', () => {
+  assert.throws(
+    () => parse(`${base}[network]\nmode = "bridge"\nports = ["80:80"]\n`),
+    (err: ConfigInvalidError) =>
+      /missing required keys "network\.bridge" and "network\.ip"/.test(err.message) && /network\.ports = \["80:80"\]: port forwards need mode = "nat"/.test(err.message),
+  );
+  const spec = parse(`${base}[network]\nmode = "bridge"\nbridge = "br0"\nsubnet = "192.168.1.0/24"\nip = "192.168.1.50"\ngateway = "192.168.1.1"\n`);
+  assert.deepEqual(spec.network, { mode: 'bridge', subnet: '192.168.1.0/24', dns: [], ports: [], ip: '192.168.1.50', bridge: 'br0', gateway: '192.168.1.1' });
 });

@@ -163,9 +163,19 @@ export function hacSchema(options: HacSchemaOptions = {}) {
   const network = z.strictObject(
     {
       mode: z
-        .enum(['nat', 'none'], { error: oneOf(['nat', 'none']) })
+        .enum(['nat', 'bridge', 'none'], { error: oneOf(['nat', 'bridge', 'none']) })
         .default('none')
-        .describe('"nat": a TAP on a Hypercore-managed bridge with NAT out of the host; "none": no network device'),
+        .describe('"nat": a TAP on a Hypercore-managed bridge with NAT out of the host; "bridge": a TAP on an existing host bridge (set bridge, ip, subnet); "none": no network device'),
+      bridge: z
+        .string({ error: 'must be an interface name' })
+        .regex(/^[^\s/]{1,15}$/, { error: 'must be an interface name (1-15 characters, no "/" or spaces)' })
+        .optional()
+        .describe('with mode = "bridge": the existing host bridge the TAP joins'),
+      gateway: z
+        .string({ error: 'must be an IPv4 address' })
+        .regex(ipv4, { error: 'must be an IPv4 address' })
+        .optional()
+        .describe('with mode = "bridge": the default gateway of that network (nat mode uses the subnet\'s first address)'),
       subnet: z
         .string({ error: 'must be an IPv4 CIDR like "10.88.0.0/16"' })
         .regex(/^(\d{1,3}\.){3}\d{1,3}\/(\d|[12]\d|3[0-2])$/, { error: 'must be an IPv4 CIDR like "10.88.0.0/16"' })
@@ -231,6 +241,7 @@ export function hacSchema(options: HacSchemaOptions = {}) {
  * not (defaults applied to valid tables), so every step checks what it relies on.
  */
 function crossKeyRules(value: unknown, ctx: z.RefinementCtx): void {
+  networkRules(getAt(value, ['network']), ctx);
   const hardware = getAt(value, ['hardware']);
   if (!isTable(hardware)) return;
   const table = { [tableIssueParam]: true };
@@ -263,6 +274,23 @@ function crossKeyRules(value: unknown, ctx: z.RefinementCtx): void {
       path: ['workload', 'memory_limit'],
       message: `must be an integer from ${minWorkloadMemoryMib} to ${memory} (MiB; hardware.memory)`,
     });
+  }
+}
+
+/** mode = "bridge" joins a network Hypercore does not manage: it needs the bridge and a static address, and has no NAT to forward ports with. */
+function networkRules(network: unknown, ctx: z.RefinementCtx): void {
+  if (!isTable(network) || network.mode !== 'bridge') return;
+  const missing = ['bridge', 'ip'].filter((key) => network[key] === undefined).map((key) => `"network.${key}"`);
+  if (missing.length > 0) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['network'],
+      params: { [tableIssueParam]: true },
+      message: `missing required key${missing.length > 1 ? 's' : ''} ${missing.join(' and ')}: mode = "bridge" joins an existing host bridge with a static address`,
+    });
+  }
+  if (Array.isArray(network.ports) && network.ports.length > 0) {
+    ctx.addIssue({ code: 'custom', path: ['network', 'ports'], message: 'port forwards need mode = "nat" (in bridge mode the guest is directly on that network)' });
   }
 }
 

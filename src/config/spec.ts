@@ -35,6 +35,8 @@ export function toVmSpec(hac: HacFile, resolveFile: (key: 'kernel' | 'initrd' | 
   if (net.mode !== 'none') {
     spec.network = { mode: net.mode, subnet: net.subnet, dns: [...net.dns], ports: [...net.ports] };
     if (net.ip !== undefined) spec.network.ip = net.ip;
+    if (net.bridge !== undefined) spec.network.bridge = net.bridge;
+    if (net.gateway !== undefined) spec.network.gateway = net.gateway;
     if (net.mac !== undefined) spec.network.mac = net.mac.toLowerCase();
   }
   return spec;

@@ -46,7 +46,12 @@ export interface WorkloadSpec {
  */
 /** `[network]`: how the VM is connected (absent: no network device). */
 export interface NetworkSpec {
-  mode: 'nat';
+  /** nat: Hypercore's bridge and NAT; bridge: a TAP on an existing host bridge (static ip). */
+  mode: 'nat' | 'bridge';
+  /** mode bridge: the host bridge to join. */
+  bridge?: string;
+  /** mode bridge: the network's gateway (nat: the subnet's first address). */
+  gateway?: string;
   /** IPv4 CIDR of the managed bridge; its first address is the gateway. */
   subnet: string;
   /** Static guest address; default: the next free one. */

@@ -14,6 +14,9 @@ import { allocateAddress, gatewayCidrOf, gatewayOf, macForVm, parseCidr, tapName
 import { NatRules } from './nat.js';
 import { parsePortSpecs } from './ports.js';
 
+/** Lease namespace of host-bridge addresses (they are not in a Hypercore subnet). */
+const HOST_BRIDGE_LEASE = 'bridge:';
+
 /** One bridge per subnet; the name (≤ 15 bytes) is derived from the subnet so every daemon agrees. */
 export function bridgeNameFor(subnet: string): string {
   return `hcbr${createHash('sha256').update(subnet).digest('hex').slice(0, 8)}`;
@@ -30,9 +33,11 @@ export interface NatVmNetworksOptions {
 export class NatVmNetworks implements VmNetworks {
   private readonly host: HostNetwork;
   private readonly nat: NatRules;
+  private readonly run: CommandRunner;
 
   constructor(private readonly options: NatVmNetworksOptions) {
     const run = options.run ?? defaultRunner;
+    this.run = run;
     this.host = new HostNetwork(run);
     this.nat = new NatRules(run);
   }
@@ -49,6 +54,7 @@ export class NatVmNetworks implements VmNetworks {
   }
 
   private async attachNow(vmId: string, spec: NetworkSpec): Promise<NetworkAttachment> {
+    if (spec.mode === 'bridge') return this.attachToHostBridge(vmId, spec);
     const cidr = parseCidr(spec.subnet);
     const bridge = bridgeNameFor(cidr.text);
     // Everything that can be refused is checked before anything is created.
@@ -79,13 +85,36 @@ export class NatVmNetworks implements VmNetworks {
     }
   }
 
+  /**
+   * mode "bridge": a TAP on a bridge the host already has; the address is the static one the
+   * hac.toml gives (leased under `bridge:<name>` so two VMs cannot take it); no NAT, no forwards.
+   */
+  private async attachToHostBridge(vmId: string, spec: NetworkSpec): Promise<NetworkAttachment> {
+    const bridge = spec.bridge ?? '';
+    const cidr = parseCidr(spec.subnet);
+    const links = JSON.parse((await this.run('ip', ['-j', '-d', 'link', 'show'])).stdout) as { ifname: string; linkinfo?: { info_kind?: string } }[];
+    if (!links.some((l) => l.ifname === bridge && l.linkinfo?.info_kind === 'bridge')) {
+      throw new HypercoreError(ErrorCodes.invalidArgument, `network.bridge = "${bridge}": no such bridge on the host (create it first, or use mode = "nat")`);
+    }
+    const ip = this.options.leases.claim(`${HOST_BRIDGE_LEASE}${bridge}`, vmId, (used) => allocateAddress(cidr, used, spec.ip));
+    try {
+      const tap = tapNameForVm(vmId);
+      await this.host.createTap(tap, bridge);
+      return { tap, mac: spec.mac ?? macForVm(vmId), ip, prefixLength: cidr.prefix, gateway: spec.gateway ?? '', dns: spec.dns };
+    } catch (err) {
+      await this.detachNow(vmId).catch(() => undefined);
+      throw err;
+    }
+  }
+
   private async detachNow(vmId: string): Promise<void> {
-    const subnets = this.options.leases.all().filter((l) => l.vmId === vmId).map((l) => l.subnet);
+    // Leases on a host bridge are not ours to clean up beyond the TAP: the bridge stays.
+    const subnets = this.options.leases.all().filter((l) => l.vmId === vmId && !l.subnet.startsWith(HOST_BRIDGE_LEASE)).map((l) => l.subnet);
     if (await this.nat.exists()) await this.nat.removeForVm(vmId);
     await this.host.deleteTap(tapNameForVm(vmId));
     this.options.leases.release(vmId);
     // Shared pieces go when no VM needs them any more: the subnet's bridge, then the NAT table.
-    const remaining = this.options.leases.all();
+    const remaining = this.options.leases.all().filter((l) => !l.subnet.startsWith(HOST_BRIDGE_LEASE));
     for (const subnet of subnets) if (!remaining.some((l) => l.subnet === subnet)) await this.host.deleteBridge(bridgeNameFor(subnet));
     if (remaining.length === 0 && (await this.nat.exists())) await this.nat.destroy();
   }

@@ -141,3 +141,27 @@ test('hypercored killed mid-create: after the restart no TAP, rule, lease or bri
   assert.equal(doctor.code, 0, doctor.stdout);
   assert.match(doctor.stdout, /no problems found/);
 });
+
+test('mode "bridge": a TAP on an existing host bridge with a static address; rm leaves the bridge alone', async () => {
+  inNs('ip', 'link', 'add', 'br-host', 'type', 'bridge');
+  inNs('ip', 'addr', 'add', '10.66.0.1/24', 'dev', 'br-host');
+  inNs('ip', 'link', 'set', 'br-host', 'up');
+  const file = join(daemon.dir, 'bridged.toml');
+  writeFileSync(file, `[spacecore]\nname = "bridged"\n[hardware]\nmemory = 128\ndrive = "rootfs.ext4"\ndrive_readonly = true\n[hypervisor.qemu]\naccel = "tcg"\n[network]\nmode = "bridge"\nbridge = "br-host"\nsubnet = "10.66.0.0/24"\nip = "10.66.0.5"\ngateway = "10.66.0.1"\n`);
+  const r = daemon.cli(['spawn', '--hac', file]);
+  assert.equal(r.code, 0, `${r.stderr}\n${daemon.log()}`);
+  const id = lastLine(r.stdout);
+  const master = (JSON.parse(inNs('ip', '-j', 'link', 'show', 'master', 'br-host')) as { ifname: string }[]).map((l) => l.ifname);
+  assert.deepEqual(master, [vms()[0]!.network!.tap]);
+  await waitFor('the guest network', 90_000, () => (daemon.cli(['logs', id]).stdout.includes('eth0 10.66.0.5/24') ? true : undefined));
+  assert.match(inNs('busybox', 'ping', '-c', '2', '-W', '5', '10.66.0.5'), /2 packets received/);
+  assert.equal(daemon.cli(['rm', '-f', id]).code, 0);
+  assert.deepEqual(taps(), []);
+  assert.match(inNs('ip', 'link', 'show', 'br-host'), /br-host/, 'the host bridge stays');
+  const noBridge = join(daemon.dir, 'nobridge.toml');
+  writeFileSync(noBridge, `[spacecore]\nname = "nob"\n[hardware]\nmemory = 128\ndrive = "rootfs.ext4"\n[network]\nmode = "bridge"\nbridge = "no-such-br"\nsubnet = "10.66.0.0/24"\nip = "10.66.0.6"\n`);
+  const missing = daemon.cli(['spawn', '--hac', noBridge]);
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /network\.bridge = "no-such-br": no such bridge/);
+  assert.deepEqual(vms(), []);
+});

@@ -51,7 +51,8 @@ export function kernelCommandLine(plan: QemuLaunchPlan): string {
   const net = plan.network;
   if (net) {
     // The cloud kernel has no ip= autoconfiguration: the guest's init (or agent init) reads these.
-    args.push(`hc.ip=${net.ip}/${net.prefixLength}`, `hc.gw=${net.gateway}`);
+    args.push(`hc.ip=${net.ip}/${net.prefixLength}`);
+    if (net.gateway) args.push(`hc.gw=${net.gateway}`);
     if (net.dns.length > 0) args.push(`hc.dns=${net.dns.join(',')}`);
   }
   if (spec.kernelArgs.trim()) args.push(spec.kernelArgs.trim());
