@@ -12,7 +12,7 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-packages=(qemu-system-x86 qemu-utils busybox-static e2fsprogs curl iproute2 procps util-linux ca-certificates docker-registry apache2-utils crun containerd tmux skopeo umoci)
+packages=(qemu-system-x86 qemu-utils busybox-static e2fsprogs curl iproute2 procps util-linux ca-certificates docker-registry apache2-utils crun containerd tmux skopeo umoci nftables)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep 'install ok installed' >/dev/null || missing+=("$p")
