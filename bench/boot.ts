@@ -130,7 +130,7 @@ async function main(): Promise<void> {
     writeFileSync(
       hacFile,
       `[spacecore]\nname = "bench"\n[hardware]\ncores = ${CORES}\nmemory = ${MEMORY_MIB}\ndrive = "rootfs-base.ext4"\n` +
-        `[hypervisor]\nprovider = "qemu"\n[hypervisor.qemu]\naccel = "tcg"\n`,
+        `[hypervisor]\nprovider = "qemu"\n[hypervisor.qemu]\naccel = "tcg"\n[network]\nmode = "none"\n`,
     );
     let driveSeq = 0;
     /** A fresh copy of the demo rootfs for one boot (SIGKILLed guests leave the ext4 dirty). */

@@ -264,7 +264,7 @@ async function main(): Promise<void> {
     writeFileSync(
       hacFile,
       `[spacecore]\nname = "bench-exec"\n[hardware]\ncores = ${CORES}\nmemory = ${MEMORY_MIB}\nref = "${IMAGE_REF}"\n` +
-        `[workload]\ncommand = ["sh", "-c", "exec sleep 100000"]\n[hypervisor]\nprovider = "qemu"\n`,
+        `[workload]\ncommand = ["sh", "-c", "exec sleep 100000"]\n[hypervisor]\nprovider = "qemu"\n[network]\nmode = "none"\n`,
     );
     const spawned = await cliOk(daemon, ['spawn', '--hac', hacFile]);
     vmId = lastLine(spawned.stdout);

@@ -48,6 +48,7 @@ program
   .option('--kernel-args <args>', 'extra kernel command-line arguments')
   .option('--accel <mode>', 'QEMU accelerator: auto, kvm or tcg')
   .option('--image <ref>', 'OCI image to run (overrides [hardware] ref)')
+  .option('--network <mode>', 'nat, bridge or none (overrides [network] mode)')
   .option('-d, --detach', 'return once the VMM runs, without waiting for the agent and the workload')
   .action(async (opts: { hac: string; memory?: number; detach?: boolean } & Omit<HacOverrides, 'memoryMib'>) => {
     const { hac, memory, detach, ...rest } = opts;

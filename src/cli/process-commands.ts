@@ -140,11 +140,12 @@ export function registerProcessCommands(program: Command, api: () => ApiClient):
     .option('--name <name>', 'VM name (default: run-<random>)')
     .option('-e, --env <KEY=VALUE>', 'an environment variable (repeatable)', collect)
     .option('-d, --detach', 'print the VM id and leave it running')
-    .action(async (image: string, command: string[], opts: { rm?: boolean; interactive?: boolean; tty?: boolean; name?: string; env?: string[]; detach?: boolean }) => {
+    .option('--network <mode>', 'nat (default) or none')
+    .action(async (image: string, command: string[], opts: { rm?: boolean; interactive?: boolean; tty?: boolean; name?: string; env?: string[]; detach?: boolean; network?: string }) => {
       const spec = specFromImageReference(image, {
         hostCpus: hostCpuCount(),
         ...(opts.name ? { name: opts.name } : {}),
-        overrides: { ...(command.length ? { command } : {}), ...(opts.env ? { env: opts.env } : {}), ...(opts.tty ? { tty: true } : {}) },
+        overrides: { ...(command.length ? { command } : {}), ...(opts.env ? { env: opts.env } : {}), ...(opts.tty ? { tty: true } : {}), ...(opts.network ? { network: opts.network } : {}) },
       });
       await pullIfMissing(api(), image);
       const vm = await api().createVm(spec);

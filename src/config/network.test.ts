@@ -6,8 +6,9 @@ import { parseHac } from './index.js';
 const base = '[spacecore]\nname = "n"\n[hardware]\ndrive = "/d.img"\n';
 const parse = (text: string) => parseHac(text, { file: 'hac.toml', hostCpus: 2, fileExists: () => true });
 
-test('[network] nat maps to VmSpec.network with defaults; none (the default) leaves it out', () => {
-  assert.equal(parse(base).network, undefined);
+test('[network] nat (the default) maps to VmSpec.network with defaults; none leaves it out', () => {
+  assert.deepEqual(parse(base).network, { mode: 'nat', subnet: '10.88.0.0/16', dns: [], ports: [] });
+  assert.equal(parse(`${base}[network]\nmode = "none"\n`).network, undefined);
   const spec = parse(`${base}[network]\nmode = "nat"\nports = ["8080:80", "127.0.0.1:5353:53/udp"]\nmac = "02:AA:00:00:00:01"\n`);
   assert.deepEqual(spec.network, { mode: 'nat', subnet: '10.88.0.0/16', dns: [], ports: ['8080:80', '127.0.0.1:5353:53/udp'], mac: '02:aa:00:00:00:01' });
 });

@@ -31,6 +31,7 @@ export interface HacOverrides {
   user?: string;
   /** Give the workload a terminal (`workload.tty`). */
   tty?: boolean;
+  network?: string;
 }
 
 /** For each override: the hac.toml key it replaces and the CLI flag that sets it. */
@@ -50,6 +51,7 @@ export const overrideTargets: Readonly<Record<keyof HacOverrides, { path: readon
   workdir: { path: ['workload', 'workdir'], flag: '--workdir' },
   user: { path: ['workload', 'user'], flag: '--user' },
   tty: { path: ['workload', 'tty'], flag: '-t' },
+  network: { path: ['network', 'mode'], flag: '--network' },
 };
 
 /**

@@ -29,6 +29,7 @@ test('parseHac: a minimal file gets every default', () => {
     driveReadOnly: false,
     provider: 'auto',
     hypervisor: { qemu: { accel: 'auto' }, firecracker: {}, cloudHypervisor: {} },
+    network: { mode: 'nat', subnet: '10.88.0.0/16', dns: [], ports: [] },
   });
 });
 
@@ -80,6 +81,7 @@ binary = "/opt/ch/cloud-hypervisor"
       firecracker: { binary: join(vmDir, 'bin/firecracker') },
       cloudHypervisor: { binary: '/opt/ch/cloud-hypervisor' },
     },
+    network: { mode: 'nat', subnet: '10.88.0.0/16', dns: [], ports: [] },
   });
 });
 
@@ -159,7 +161,7 @@ test('parseHac: cores up to the host CPU count and the memory bounds are accepte
 });
 
 const refOnly = `[spacecore]\nname = "app"\n[hardware]\nref = "docker.io/library/alpine:3.20"\n`;
-const defaults = { description: '', cores: 1, memoryMib: 256, kernelArgs: '', driveReadOnly: false, provider: 'auto', hypervisor: { qemu: { accel: 'auto' }, firecracker: {}, cloudHypervisor: {} } };
+const defaults = { description: '', cores: 1, memoryMib: 256, kernelArgs: '', driveReadOnly: false, provider: 'auto', hypervisor: { qemu: { accel: 'auto' }, firecracker: {}, cloudHypervisor: {} }, network: { mode: 'nat', subnet: '10.88.0.0/16', dns: [], ports: [] } };
 
 test('parseHac: ref without drive is valid; no [workload] means no workload settings', () => {
   assert.deepEqual(parseHac(refOnly, opts), { name: 'app', ...defaults, image: 'docker.io/library/alpine:3.20' });

@@ -164,7 +164,7 @@ export function hacSchema(options: HacSchemaOptions = {}) {
     {
       mode: z
         .enum(['nat', 'bridge', 'none'], { error: oneOf(['nat', 'bridge', 'none']) })
-        .default('none')
+        .default('nat')
         .describe('"nat": a TAP on a Hypercore-managed bridge with NAT out of the host; "bridge": a TAP on an existing host bridge (set bridge, ip, subnet); "none": no network device'),
       bridge: z
         .string({ error: 'must be an interface name' })

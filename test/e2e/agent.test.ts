@@ -34,7 +34,7 @@ before(async () => {
   process.env['HYPERCORE_AGENT_TIMEOUT'] = '90';
   await daemon.start();
   const hac = join(daemon.dir, 'agent.toml');
-  writeFileSync(hac, `[spacecore]\nname = "agentvm"\n[hardware]\nmemory = 256\nref = "${imageRef}"\n[workload]\ncommand = ["sh", "-c", "echo workload-started; exec sleep 100000"]\n[hypervisor]\nprovider = "qemu"\n`);
+  writeFileSync(hac, `[spacecore]\nname = "agentvm"\n[hardware]\nmemory = 256\nref = "${imageRef}"\n[workload]\ncommand = ["sh", "-c", "echo workload-started; exec sleep 100000"]\n[hypervisor]\nprovider = "qemu"\n[network]\nmode = "none"\n`);
   const spawned = daemon.cli(['spawn', '--hac', hac]);
   assert.equal(spawned.code, 0, `${spawned.stderr}\n${daemon.log()}`);
   vmId = lastLine(spawned.stdout);
@@ -151,7 +151,7 @@ test('exec into a stopped VM is a clear conflict; stop powers the guest off thro
 });
 
 test('run --rm IMAGE -- cat /etc/os-release prints the file and leaves nothing behind', () => {
-  const r = daemon.cli(['run', '--rm', imageRef, '--', 'cat', '/etc/os-release']);
+  const r = daemon.cli(['run', '--rm', '--network', 'none', imageRef, '--', 'cat', '/etc/os-release']);
   assert.equal(r.code, 0, `${r.stderr}\n${daemon.log().slice(-3000)}`);
   assert.equal(r.stdout, 'NAME="Hypercore agent test"\nID=hcagent\n');
   assert.deepEqual(JSON.parse(daemon.cli(['ls', '--json']).stdout), []);
@@ -160,7 +160,7 @@ test('run --rm IMAGE -- cat /etc/os-release prints the file and leaves nothing b
 
 test('a guest whose init fails is marked failed and the error carries the console tail', () => {
   const hac = join(daemon.dir, 'broken.toml');
-  writeFileSync(hac, `[spacecore]\nname = "broken"\n[hardware]\nmemory = 192\nref = "${imageRef}"\nkernel_args = "hc.init=/no/such/init"\n[workload]\ncommand = ["true"]\n`);
+  writeFileSync(hac, `[spacecore]\nname = "broken"\n[hardware]\nmemory = 192\nref = "${imageRef}"\nkernel_args = "hc.init=/no/such/init"\n[workload]\ncommand = ["true"]\n[network]\nmode = "none"\n`);
   const r = daemon.cli(['spawn', '--hac', hac]);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /HC_AGENT_UNAVAILABLE/);

@@ -16,7 +16,7 @@ let drive: string;
 
 function hac(name: string, extra = '', hardware = ''): string {
   const file = join(daemon.dir, `${name}.toml`);
-  writeFileSync(file, `[spacecore]\nname = "${name}"\n[hardware]\nmemory = 128\ndrive = "rootfs.ext4"\n${hardware}[hypervisor]\nprovider = "qemu"\n${extra}`);
+  writeFileSync(file, `[spacecore]\nname = "${name}"\n[hardware]\nmemory = 128\ndrive = "rootfs.ext4"\n${hardware}[hypervisor]\nprovider = "qemu"\n${extra}[network]\nmode = "none"\n`);
   return file;
 }
 

@@ -127,7 +127,7 @@ test('a VM boots with the image as a copy-on-write disk and the guest reads the 
     files: { '/etc/rc.local': '#!/bin/sh\nmkdir -p /mnt/img && mount -t ext4 /dev/vdb /mnt/img && echo "image says: $(cat /mnt/img/etc/hc-layer2)" && echo scratch > /mnt/img/written-by-guest && echo "image has: $(ls /mnt/img/opq)"\n' },
   });
   const hac = join(daemon.dir, 'img-vm.toml');
-  writeFileSync(hac, `[spacecore]\nname = "imgvm"\n[hardware]\nmemory = 192\ndrive = "rootfs.ext4"\nref = "${registry.host}/hc/test:v1"\n[hypervisor]\nprovider = "qemu"\n`);
+  writeFileSync(hac, `[spacecore]\nname = "imgvm"\n[hardware]\nmemory = 192\ndrive = "rootfs.ext4"\nref = "${registry.host}/hc/test:v1"\n[hypervisor]\nprovider = "qemu"\n[network]\nmode = "none"\n`);
   const spawn = cli(['spawn', '--hac', hac]);
   assert.equal(spawn.code, 0, `${spawn.stderr}\n${daemon.log()}`);
   const id = lastLine(spawn.stdout);

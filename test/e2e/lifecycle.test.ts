@@ -20,7 +20,7 @@ before(async () => {
   const drive = join(daemon.dir, 'rootfs.ext4');
   await buildDemoRootfs({ output: drive });
   hacFile = join(daemon.dir, 'hac.toml');
-  writeFileSync(hacFile, `[spacecore]\nname = "life"\n[hardware]\ncores = 1\nmemory = 192\ndrive = "rootfs.ext4"\n[hypervisor]\nprovider = "qemu"\n`);
+  writeFileSync(hacFile, `[spacecore]\nname = "life"\n[hardware]\ncores = 1\nmemory = 192\ndrive = "rootfs.ext4"\n[hypervisor]\nprovider = "qemu"\n[network]\nmode = "none"\n`);
   await daemon.start();
 });
 
