@@ -146,7 +146,7 @@ export interface NetworkAttachment {
 /** Host networking for VMs (bridge, TAP, leases, NAT, port forwards). Every call is idempotent. */
 export interface VmNetworks {
   /** Creates everything the VM's network needs; on failure, removes what it created. */
-  attach(vmId: string, spec: NetworkSpec): Promise<NetworkAttachment>;
+  attach(vmId: string, spec: NetworkSpec, hostInterface?: string): Promise<NetworkAttachment>;
   /** Removes the VM's TAP, rules and lease. */
   detach(vmId: string): Promise<void>;
   /** Removes TAPs, rules and leases that belong to no VM in `vmIds`. */

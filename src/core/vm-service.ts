@@ -385,7 +385,7 @@ export class VmService {
   private async attachNetwork(vm: Vm): Promise<NetworkAttachment | undefined> {
     if (!vm.spec.network) return undefined;
     if (!this.deps.networks) throw new ProviderUnavailableError('this hypercored has no network support configured');
-    const a = await this.deps.networks.attach(vm.id, vm.spec.network);
+    const a = await this.deps.networks.attach(vm.id, vm.spec.network, vm.spec.hostInterface);
     vm.network = { ip: a.ip, mac: a.mac, tap: a.tap, gateway: a.gateway };
     this.deps.store.update(vm);
     return a;

@@ -45,15 +45,16 @@ export class NatVmNetworks implements VmNetworks {
   /** One change at a time: concurrent creates would race on the shared bridge and NAT table. */
   private readonly lock = new KeyedLock();
 
-  attach(vmId: string, spec: NetworkSpec): Promise<NetworkAttachment> {
-    return this.lock.run('host', () => this.attachNow(vmId, spec));
+  /** `hostInterface` (hac.toml `[hardware] interface`) is where NAT sends traffic out; default: the default route's. */
+  attach(vmId: string, spec: NetworkSpec, hostInterface?: string): Promise<NetworkAttachment> {
+    return this.lock.run('host', () => this.attachNow(vmId, spec, hostInterface));
   }
 
   detach(vmId: string): Promise<void> {
     return this.lock.run('host', () => this.detachNow(vmId));
   }
 
-  private async attachNow(vmId: string, spec: NetworkSpec): Promise<NetworkAttachment> {
+  private async attachNow(vmId: string, spec: NetworkSpec, hostInterface?: string): Promise<NetworkAttachment> {
     if (spec.mode === 'bridge') return this.attachToHostBridge(vmId, spec);
     const cidr = parseCidr(spec.subnet);
     const bridge = bridgeNameFor(cidr.text);
@@ -73,7 +74,7 @@ export class NatVmNetworks implements VmNetworks {
       const tap = tapNameForVm(vmId);
       await this.host.createTap(tap, bridge);
       await this.host.enableForwarding(this.options.logger);
-      await this.nat.ensure(cidr.text, bridge, this.options.outInterface ?? (await this.host.defaultRouteInterface()));
+      await this.nat.ensure(cidr.text, bridge, hostInterface ?? this.options.outInterface ?? (await this.host.defaultRouteInterface()));
       await this.nat.removeForVm(vmId);
       for (const p of ports) {
         await this.nat.addPortForward({ vmId, ...(p.hostAddress ? { hostAddress: p.hostAddress } : {}), hostPort: p.hostPort, protocol: p.protocol, guestAddress: ip, guestPort: p.guestPort });
