@@ -17,11 +17,12 @@ if ! hypercore ls >/dev/null 2>&1; then
   for _ in $(seq 100); do [ -S "$socket" ] && hypercore ls >/dev/null 2>&1 && break; sleep 0.1; done
 fi
 
-# The example's root disk: a tiny busybox system whose init prints a marker line.
-[ -f examples/build/demo-rootfs.ext4 ] || node dist/src/guest/build-demo-rootfs.js examples/build/demo-rootfs.ext4
-
 # Re-running the demo replaces the previous demo VM.
 hypercore inspect demo >/dev/null 2>&1 && hypercore rm -f demo >/dev/null
+
+# The example's root disk: a tiny busybox system whose init prints a marker line (rebuilt each
+# time, in well under a second, so it always matches this checkout).
+node dist/src/guest/build-demo-rootfs.js examples/build/demo-rootfs.ext4
 
 id=$(hypercore spawn --hac examples/hac.toml)
 echo "waiting for the guest to boot (software emulation takes a few seconds)..."
@@ -29,4 +30,4 @@ for _ in $(seq 120); do hypercore logs "$id" | grep 'hypercore-demo: guest is up
 
 echo; echo "== hypercore ls"; hypercore ls
 echo; echo "== hypercore logs demo (serial console)"; hypercore logs "$id" | grep -v '^\[ *[0-9]' || true
-echo; echo "The VM keeps running. Next: hypercore logs -f demo | hypercore stop demo | hypercore rm demo"
+echo; echo "The VM keeps running at $(hypercore inspect --json demo | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).network?.ip ?? "(no network)"))'). Next: hypercore logs -f demo | hypercore stop demo | hypercore rm demo"
