@@ -50,6 +50,8 @@ describe('nat mode forwards real traffic between namespaces', { skip }, () => {
     await outside.run('ip', ['addr', 'add', '10.77.0.2/24', 'dev', 'eth0']);
     await outside.run('ip', ['link', 'set', 'eth0', 'up']);
 
+    // A new namespace copies the host's ip_forward: start from off whatever the host has.
+    await host.run('sysctl', ['-w', 'net.ipv4.ip_forward=0']);
     assert.equal(await net.enableForwarding({ info: () => undefined }), true);
     const nat = new NatRules(host.run);
     await nat.ensure('10.99.0.0/24', BRIDGE);

@@ -77,6 +77,8 @@ describe('HostNetwork, each test in a fresh namespace', { skip }, () => {
 
     const logged: string[] = [];
     const log = { info: (_obj: object, msg?: string) => logged.push(msg ?? '') };
+    // A new namespace copies the host's ip_forward: start from off whatever the host has.
+    await ns.run('sysctl', ['-w', 'net.ipv4.ip_forward=0']);
     assert.equal(await net.enableForwarding(log), true);
     assert.equal(await net.enableForwarding(log), false);
     assert.equal((await ns.run('sysctl', ['-n', 'net.ipv4.ip_forward'])).stdout.trim(), '1');
