@@ -120,22 +120,9 @@ export class Workload {
       await this.run(this.crun, ['delete', '-f', CONTAINER_ID]).catch(() => undefined);
       this.env = config.process.env;
       this.cwd = config.process.cwd;
-      const spec = req.process;
-      const launch: Launch = {
-        file: this.crun,
-        args: [`--log=${logFile}`, '--log-format=json', 'run', '--bundle', bundle, '--pid-file', pidFile, CONTAINER_ID],
-        env: { ...CRUN_ENV },
-        cwd: '/',
-        terminal: spec.terminal ?? false,
-        rows: spec.rows || 24,
-        cols: spec.cols || 80,
-        displayArgs: [...spec.args],
-        inWorkload: true,
-        crunErrors: true,
-        kill: async (signal) => {
-          await this.run(this.crun, ['kill', CONTAINER_ID, signal]);
-        },
-      };
+      const launch = this.crunLaunch(req.process, [`--log=${logFile}`, '--log-format=json', 'run', '--bundle', bundle, '--pid-file', pidFile, CONTAINER_ID], async (signal) => {
+        await this.run(this.crun, ['kill', CONTAINER_ID, signal]);
+      });
       const main = await this.table.start(launch, MAIN_PROCESS_ID);
       this.table.setWorkloadLauncher((s) => this.execLaunch(s));
       await this.confirmStarted(main, pidFile, logFile);
@@ -170,6 +157,17 @@ export class Workload {
     const pidFile = join(this.bundleDir(), `exec-${randomBytes(6).toString('hex')}.pid`);
     const args = ['exec', `--pid-file=${pidFile}`, `--cwd=${spec.cwd || this.cwd}`, `--user=${uid}:${gid}`, ...env.map((e) => `--env=${e}`), CONTAINER_ID, ...spec.args];
     return {
+      // Signalling crun exec itself would not reach the process inside; its pid file names it.
+      ...this.crunLaunch(spec, args, async (signal) => {
+        process.kill(await readPid(pidFile), signal);
+      }),
+      onExit: () => void rm(pidFile, { force: true }).catch(() => undefined),
+    };
+  }
+
+  /** A crun invocation (run or exec) as a process of the table: the guest's stdio or pty is the container's. */
+  private crunLaunch(spec: ProcessSpec, args: string[], kill: Launch['kill']): Launch {
+    return {
       file: this.crun,
       args,
       env: { ...CRUN_ENV },
@@ -180,11 +178,7 @@ export class Workload {
       displayArgs: [...spec.args],
       inWorkload: true,
       crunErrors: true,
-      // Signalling crun exec itself would not reach the process inside; its pid file names it.
-      kill: async (signal) => {
-        process.kill(await readPid(pidFile), signal);
-      },
-      onExit: () => void rm(pidFile, { force: true }).catch(() => undefined),
+      kill,
     };
   }
 
