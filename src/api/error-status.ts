@@ -28,7 +28,6 @@ const table: Record<ErrorCode, StatusPair> = {
   [ErrorCodes.imageCorruptLayer]: { grpc: GrpcStatus.DATA_LOSS, http: 422 },
   [ErrorCodes.imageLimitExceeded]: { grpc: GrpcStatus.RESOURCE_EXHAUSTED, http: 413 },
   [ErrorCodes.agentUnavailable]: { grpc: GrpcStatus.UNAVAILABLE, http: 503 },
-  [ErrorCodes.noWorkload]: { grpc: GrpcStatus.FAILED_PRECONDITION, http: 409 },
   [ErrorCodes.registryAuth]: { grpc: GrpcStatus.UNAUTHENTICATED, http: 401 },
   [ErrorCodes.registryUnavailable]: { grpc: GrpcStatus.UNAVAILABLE, http: 502 },
 };

@@ -59,7 +59,7 @@ export async function serveProcessSession(
   const { processId, io } = session;
   await send({ processId });
   // Input runs beside output: stdin, resizes and signals until the client closes its side.
-  const relayInput = (async () => {
+  void (async () => {
     for (let next = await iterator.next(); !next.done; next = await iterator.next()) {
       const input = next.value;
       if (input.stdin && input.stdin.length > 0) await io.write(input.stdin);
@@ -81,6 +81,5 @@ export async function serveProcessSession(
     }
   } finally {
     io.close();
-    void relayInput;
   }
 }

@@ -24,7 +24,6 @@ export const ErrorCodes = {
   imageLimitExceeded: 'HC_IMAGE_LIMIT_EXCEEDED',
   registryAuth: 'HC_REGISTRY_AUTH',
   agentUnavailable: 'HC_AGENT_UNAVAILABLE',
-  noWorkload: 'HC_NO_WORKLOAD',
   registryUnavailable: 'HC_REGISTRY_UNAVAILABLE',
   internal: 'HC_INTERNAL',
 } as const;
