@@ -3,7 +3,6 @@
  * addressed by; a file on disk appears only after the check passed (temp file + fsync + rename).
  */
 import { randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -136,7 +135,10 @@ export async function downloadBlob(transport: RegistryTransport, ref: ImageRefer
           options.onProgress?.(bytes);
         },
       });
-      await pipeline(stream, createWriteStream(tmp, { flags: 'wx', mode: 0o644 }));
+      // The file is opened before the transfer (not lazily by a write stream): a transfer that fails
+      // at once must not leave a file that appears after the clean-up below ran.
+      const output = await open(tmp, 'wx', 0o644);
+      await pipeline(stream, output.createWriteStream()); // the stream closes the handle, also on failure
       // Data must be on disk before the rename makes the file visible under its final name.
       const handle = await open(tmp, 'r');
       try {
