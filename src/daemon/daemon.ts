@@ -3,7 +3,7 @@
  * core VmService, reconciles with what is running, then serves the API on the unix socket.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import type { Server as NetServer } from 'node:net';
 import { join } from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
@@ -48,6 +48,26 @@ class StaticProviderRegistry implements ProviderRegistry {
 
 const CONSOLE_ROTATE_INTERVAL_MS = 5000;
 
+/**
+ * The root holds workload env (secrets), private image contents and the state database; the run
+ * dir holds the API sockets. Only the daemon's user may read them, whatever created them first (a
+ * set-up script, an older hypercored) and whatever the caller's umask: the directories are made
+ * 0700 at every start, existing database files 0600, and the umask of the daemon (inherited by
+ * every VMM it starts) is 077, so each file it or a VMM creates is 0600 and each directory 0700.
+ */
+async function restrictToOwner(rootDir: string, runDir: string): Promise<void> {
+  process.umask(0o077);
+  for (const dir of [rootDir, runDir]) {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await chmod(dir, 0o700);
+  }
+  for (const name of ['state.db', 'state.db-wal', 'state.db-shm']) {
+    await chmod(join(rootDir, name), 0o600).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+    });
+  }
+}
+
 export class Daemon {
   readonly logger: pino.Logger;
   private store?: SqliteVmStore;
@@ -71,8 +91,7 @@ export class Daemon {
 
   async start(): Promise<void> {
     const { rootDir, runDir, socket, bootDir } = this.settings;
-    await mkdir(rootDir, { recursive: true, mode: 0o700 });
-    await mkdir(runDir, { recursive: true, mode: 0o700 });
+    await restrictToOwner(rootDir, runDir);
     await this.claimPidFile();
 
     const log = this.logger as unknown as Logger;
@@ -124,6 +143,7 @@ export class Daemon {
     const imageOps = new ImageOperations(images, new ImageImporter(images, normalizeReference, join(imagesDir, 'tmp')));
     await rm(this.grpcSocket, { force: true });
     this.grpc = await startGrpcServer(ops, imageOps, this.grpcSocket);
+    await chmod(this.grpcSocket, 0o600);
     this.http = buildHttpApi(ops, imageOps);
     await registerProcessSockets(this.http, this.service);
     await this.http.ready();

@@ -125,3 +125,18 @@ test('a build keeps the newest two system images and removes stale temp files', 
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test("the image's modes do not depend on the builder's umask (the daemon runs with umask 077)", async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'hc-sysimg-'));
+  const previous = process.umask(0o077);
+  try {
+    const fake = await fakeInputs(join(dir, 'in'), 'console.log(1);\n');
+    const built = await ensureSystemImage({ ...fake, cacheDir: join(dir, 'c') });
+    for (const [path, mode] of [['/', '0755'], ['/etc', '0755'], ['/usr/bin', '0755'], ['/etc/passwd', '0644'], ['/etc/hosts', '0644'], [SYSTEM_IMAGE_INFO_PATH, '0644'], ['/tmp', '01777'], ['/root', '0700']] as const) {
+      assert.match(await debugfs(built.path, `stat ${path}`), new RegExp(`Mode:\\s+${mode}\\b`), `${path} is ${mode}`);
+    }
+  } finally {
+    process.umask(previous);
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -123,7 +123,8 @@ async function buildSystemImage(inputs: SystemImageInputs, key: string, cacheDir
 /** Writes the image's tree under `root` (which must not exist yet). */
 export async function stageTree(root: string, inputs: SystemImageInputs, key: string): Promise<void> {
   await mkdir(root);
-  for (const dir of DIRECTORIES) await mkdir(join(root, dir), { recursive: true });
+  await chmod(root, 0o755);
+  for (const dir of DIRECTORIES) await makeDirectories(root, dir);
   await chmod(join(root, 'tmp'), 0o1777);
   await chmod(join(root, 'root'), 0o700);
   // Many tools still write pid files and sockets under /var/run; /run is the tmpfs.
@@ -131,7 +132,7 @@ export async function stageTree(root: string, inputs: SystemImageInputs, key: st
 
   for (const file of inputs.files) {
     const target = join(root, file.guestPath);
-    await mkdir(dirname(target), { recursive: true });
+    await makeDirectories(root, dirname(file.guestPath).slice(1));
     // A reflink where the filesystem supports it (node is ~100 MB); a plain copy otherwise.
     await copyFile(file.hostPath, target, constants.COPYFILE_FICLONE);
     await chmod(target, file.mode);
@@ -148,17 +149,39 @@ export async function stageTree(root: string, inputs: SystemImageInputs, key: st
     }
   }
 
-  await writeFile(join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n');
+  await writeGuestFile(root, 'etc/passwd', 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n');
   // tty (5) because init mounts devpts with gid=5.
-  await writeFile(join(root, 'etc/group'), 'root:x:0:\ntty:x:5:\nnogroup:x:65534:\n');
-  await writeFile(join(root, 'etc/hostname'), 'hypercore\n');
-  await writeFile(join(root, 'etc/hosts'), '127.0.0.1\tlocalhost\n::1\tlocalhost\n');
+  await writeGuestFile(root, 'etc/group', 'root:x:0:\ntty:x:5:\nnogroup:x:65534:\n');
+  await writeGuestFile(root, 'etc/hostname', 'hypercore\n');
+  await writeGuestFile(root, 'etc/hosts', '127.0.0.1\tlocalhost\n::1\tlocalhost\n');
   const info = {
     format: inputs.format,
     key,
     files: Object.fromEntries(inputs.files.map((f) => [f.guestPath, f.sha256])),
   };
-  await writeFile(join(root, SYSTEM_IMAGE_INFO_PATH), `${JSON.stringify(info, null, 2)}\n`);
+  await writeGuestFile(root, SYSTEM_IMAGE_INFO_PATH, `${JSON.stringify(info, null, 2)}\n`);
+}
+
+/*
+ * mkfs.ext4 -d copies modes from the staging tree, and the daemon runs with umask 077; so every
+ * directory and file of the tree gets its mode explicitly (0755, 0644), or the guest's /etc and
+ * /bin would be unreadable to its non-root users and the image would depend on the caller's umask.
+ */
+async function makeDirectories(root: string, relative: string): Promise<void> {
+  let path = root;
+  for (const part of relative.split('/').filter(Boolean)) {
+    path = join(path, part);
+    const existed = await lstat(path).then(() => true, () => false);
+    if (existed) continue;
+    await mkdir(path);
+    await chmod(path, 0o755);
+  }
+}
+
+async function writeGuestFile(root: string, relative: string, content: string): Promise<void> {
+  const path = join(root, relative);
+  await writeFile(path, content);
+  await chmod(path, 0o644);
 }
 
 /** Every path of the staged tree as a guest path ('/', '/bin', '/bin/sh', ...). */

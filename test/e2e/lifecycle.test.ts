@@ -5,7 +5,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { loadVmServiceDefinition } from '../../src/api/proto.js';
@@ -21,6 +21,10 @@ before(async () => {
   await buildDemoRootfs({ output: drive });
   hacFile = join(daemon.dir, 'hac.toml');
   writeFileSync(hacFile, `[spacecore]\nname = "life"\n[hardware]\ncores = 1\nmemory = 192\ndrive = "rootfs.ext4"\n[hypervisor]\nprovider = "qemu"\n[network]\nmode = "none"\n`);
+  // As a set-up script or an older hypercored might have left them: world-readable.
+  mkdirSync(daemon.root, { recursive: true });
+  chmodSync(daemon.root, 0o755);
+  writeFileSync(join(daemon.root, 'state.db'), '', { mode: 0o644 });
   await daemon.start();
 });
 
@@ -60,6 +64,21 @@ test('a VM lives from spawn to rm and leaves nothing behind', async (t) => {
   assert.equal(listed?.provider, 'qemu');
   const pid = listed!.pid!;
   assert.ok(isAlive(pid), 'the QEMU process runs');
+
+  // Only the daemon's user can read its state, sockets and the VM's files (workload env, images).
+  const modes: string[] = [];
+  const walk = (path: string): void => {
+    const st = statSync(path);
+    modes.push(`${path.slice(daemon.dir.length)} ${(st.mode & 0o7777).toString(8)}`);
+    if (st.isDirectory()) for (const name of readdirSync(path)) walk(join(path, name));
+  };
+  walk(daemon.root);
+  walk(daemon.runDir);
+  const open = modes.filter((m) => !/ [67]00$/.test(m) && !m.startsWith('/root/boot'));
+  assert.deepEqual(open, [], 'every file 0600, every directory 0700');
+  for (const must of ['/root 700', '/root/state.db 600', '/run 700', '/run/hypercore.sock 600', '/run/hypercore-grpc.sock 600', `/root/vms/${id} 700`, `/root/vms/${id}/console.log 600`]) {
+    assert.ok(modes.includes(must), `${must} (have: ${modes.join(', ')})`);
+  }
 
   // The same VM over HTTP (curl on the unix socket) and over gRPC (same socket).
   const http = JSON.parse(execFileSync('curl', ['-sf', '--unix-socket', daemon.socket, 'http://localhost/v1/vms'], { encoding: 'utf8' })) as { vms: Vm[] };

@@ -3,7 +3,7 @@
  * QEMU daemonizes itself (own session, pidfile), so VMs outlive hypercored; the daemon talks to
  * it over QMP only.
  */
-import { access, rm } from 'node:fs/promises';
+import { access, chmod, open, rm } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { join } from 'node:path';
 import { ProviderFailedError, ProviderUnavailableError, asHypercoreError } from '../../core/errors.js';
@@ -88,14 +88,20 @@ export class QemuProvider implements Provider {
     const accel = await resolveAccel(spec.hypervisor.qemu.accel, { qemuBinary: binary, workDir: this.options.workDir });
     const files = this.files(paths);
     const tscKhz = hostTscKhz();
-    const args = qemuArguments({ vmId, spec, rootDisk: req.rootDisk, disks: req.disks, ...(req.agent ? { agentSocket: this.agentSocket(paths) } : {}), ...(req.network ? { network: req.network } : {}), accel: accel.accel, boot: this.options.boot, consoleLog: paths.consoleLog, ...files, ...(tscKhz ? { tscKhz } : {}) });
+    // Only agent VMs get the agent's virtio-serial port.
+    const { agentSocket, ...vmmFiles } = files;
+    const args = qemuArguments({ vmId, spec, rootDisk: req.rootDisk, disks: req.disks, ...(req.agent ? { agentSocket } : {}), ...(req.network ? { network: req.network } : {}), accel: accel.accel, boot: this.options.boot, consoleLog: paths.consoleLog, ...vmmFiles, ...(tscKhz ? { tscKhz } : {}) });
     this.options.logger.child({ vmId }).info({ accel: accel.accel, accelReason: accel.reason, args }, 'launching QEMU');
+    // -daemonize sets QEMU's umask to 027, so files it creates would be group-readable: the
+    // console log is created here first (QEMU appends to it) and its sockets are narrowed after.
+    await (await open(paths.consoleLog, 'a', 0o600)).close();
     try {
       // -daemonize: QEMU returns only once the VM is set up (or failed, with the reason on stderr).
       await runCommand(binary, args, { timeoutMs: LAUNCH_TIMEOUT_MS, detached: true });
     } catch (err) {
       throw new ProviderFailedError(`QEMU failed to start VM ${spec.name}: ${asHypercoreError(err).message}`, err);
     }
+    for (const socket of [files.qmpSocket, files.controlSocket, ...(req.agent ? [agentSocket] : [])]) await chmod(socket, 0o600);
     const pid = await readPidFile(files.pidFile);
     if (pid === undefined || !(await isOurProcess(pid, vmId))) {
       throw new ProviderFailedError(`QEMU reported success but no running process was found for VM ${spec.name} (pidfile ${files.pidFile})`);
