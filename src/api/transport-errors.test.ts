@@ -75,7 +75,7 @@ const cases: Case[] = [
     what: 'a missing spec',
     http: () => ({ method: 'POST', path: '/v1/vms', body: {} }),
     grpc: () => ({ method: 'CreateVm', req: {} }),
-    httpStatus: 400, code: 'HC_INVALID_ARGUMENT', grpcStatus: status.INVALID_ARGUMENT, detailPaths: ['spec.name'],
+    httpStatus: 400, code: 'HC_INVALID_ARGUMENT', grpcStatus: status.INVALID_ARGUMENT, detailPaths: ['spec.name', 'spec'],
   },
   {
     what: 'a name that is taken',

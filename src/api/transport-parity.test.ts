@@ -99,9 +99,9 @@ test('spec validation: the drive must exist on the daemon host', async () => {
   });
   assert.equal(res.status, 400);
   assert.equal(res.json.error.code, 'HC_INVALID_ARGUMENT');
-  assert.deepEqual(res.json.error.details, [{ path: 'spec.drive', message: "drive not found on the daemon's host", value: missing }]);
+  assert.deepEqual(res.json.error.details, [{ path: 'spec.drive', message: "file not found on the daemon's host", value: missing }]);
   const relative = await server.httpJson<{ error: { details: { path: string; message: string }[] } }>('POST', '/v1/vms', { spec: server.spec('x', { drive: 'rootfs.ext4' }) });
-  assert.deepEqual(relative.json.error.details.map((d) => [d.path, d.message]), [['spec.drive', "drive must be an absolute path on the daemon's host"]]);
+  assert.deepEqual(relative.json.error.details.map((d) => [d.path, d.message]), [['spec.drive', "must be an absolute path on the daemon's host"]]);
   assert.deepEqual(server.service.list(), [], 'nothing was created');
 });
 
@@ -112,7 +112,7 @@ test('spec validation: cores may not exceed the host CPUs and must be at least 1
     assert.deepEqual(res.json.error.details.map((d) => [d.path, d.value]), [['spec.cores', cores]]);
   }
   const err = await server.grpcError('CreateVm', { spec: server.spec('c', { cores: TEST_HOST_CPUS + 1 }) });
-  assert.match(err.details, /^invalid VM spec: spec\.cores = 3: must be at most 2 \(this host's CPUs\)$/);
+  assert.match(err.details, /^invalid VM spec: spec\.cores = 3: must be an integer from 1 to 2 \(this host's CPUs\)$/);
   assert.equal(server.provider.calls.length, 0, 'no VMM was launched');
 });
 

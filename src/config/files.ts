@@ -14,13 +14,25 @@ export const requiredFileKeys: readonly (readonly string[])[] = [
 ];
 
 /** What is at a path, as far as a VM's file argument cares. */
-export type FileState = 'ok' | 'missing' | 'directory';
+export type FileState = 'ok' | 'missing' | 'directory' | 'not-regular' | 'not-disk';
 
-/** Checks the real filesystem; a block device is fine as a drive, a directory is not. */
-export function checkFile(path: string): FileState {
+/**
+ * Checks the real filesystem (following symlinks, as the VMM will): a kernel or initrd must be a
+ * regular file; a disk may also be a block device. A FIFO or a character device (/dev/zero,
+ * /dev/stdin) would hang or feed the VMM endless bytes.
+ */
+export function checkFile(path: string, kind: 'file' | 'disk'): FileState {
   const stat = statSync(path, { throwIfNoEntry: false });
   if (!stat) return 'missing';
-  return stat.isDirectory() ? 'directory' : 'ok';
+  if (stat.isDirectory()) return 'directory';
+  if (stat.isFile()) return 'ok';
+  if (kind === 'disk') return stat.isBlockDevice() ? 'ok' : 'not-disk';
+  return 'not-regular';
+}
+
+/** The kind of file a path key names: `drive` is a disk, the rest are files. */
+export function fileKindOf(key: readonly string[]): 'file' | 'disk' {
+  return key.at(-1) === 'drive' ? 'disk' : 'file';
 }
 
 /** Absolute form of a path value, relative to `base` (the hac.toml's folder or the working directory). */
@@ -33,9 +45,14 @@ export function resolveBinary(value: string | undefined, base: string): string |
   return value === undefined || !value.includes('/') ? value : resolvePath(value, base);
 }
 
-/** The problem text for a file that is not usable, or undefined when it is fine. */
-export function fileProblem(state: FileState, resolved: string): string | undefined {
-  if (state === 'missing') return `file not found (resolved to ${resolved})`;
-  if (state === 'directory') return `is a directory, not a file (resolved to ${resolved})`;
+/**
+ * The problem text for a file that is not usable, or undefined when it is fine. `where` says
+ * where the path was looked for: `(resolved to /abs/path)` for files, `on the daemon's host` for the API.
+ */
+export function fileProblem(state: FileState, where: string): string | undefined {
+  if (state === 'missing') return `file not found ${where}`;
+  if (state === 'directory') return `is a directory, not a file ${where}`;
+  if (state === 'not-regular') return `is not a regular file ${where}`;
+  if (state === 'not-disk') return `is neither a regular file nor a block device ${where}`;
   return undefined;
 }

@@ -357,3 +357,13 @@ test('errors: specFromImageReference names IMAGE or the flag', () => {
     `  --drive: hardware.drive = "missing.ext4": file not found (resolved to ${join(dir, 'missing.ext4')})`,
   ]);
 });
+
+test('errors: a kernel that is a device, not a regular file, and a drive that is a character device', () => {
+  assert.equal(only(`${head}kernel = "/dev/zero"\n`).line, 'hac.toml:5:10: hardware.kernel = "/dev/zero": is not a regular file (resolved to /dev/zero)');
+  assert.equal(only('[spacecore]\nname = "demo"\n[hardware]\ndrive = "/dev/null"\n').line, 'hac.toml:4:9: hardware.drive = "/dev/null": is neither a regular file nor a block device (resolved to /dev/null)');
+});
+
+test('errors: multicast MACs and loopback subnets', () => {
+  assert.match(only(`${head}[network]\nmac = "01:00:5e:00:00:01"\n`).line, /^hac\.toml:6:7: network\.mac = "01:00:5e:00:00:01": must be a unicast MAC address/);
+  assert.equal(only(`${head}[network]\nsubnet = "127.0.0.0/16"\n`).line, `hac.toml:6:10: network.subnet = "127.0.0.0/16": must not overlap 127.0.0.0/8 (the host's loopback)`);
+});

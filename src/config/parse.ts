@@ -4,7 +4,7 @@ import { dirname, resolve } from 'node:path';
 import { TomlError } from 'smol-toml';
 import { InternalError } from '../core/errors.js';
 import type { VmSpec } from '../core/vm.js';
-import { checkFile, fileProblem, requiredFileKeys, resolvePath, type FileState } from './files.js';
+import { checkFile, fileKindOf, fileProblem, requiredFileKeys, resolvePath, type FileState } from './files.js';
 import { IssueCollector, configError } from './issues.js';
 import { knownKeyPaths } from './json-schema.js';
 import { formatKeyPath, getAt, type TomlTree } from './key-path.js';
@@ -111,13 +111,13 @@ function validate(tree: TomlTree, source: Source): VmSpec {
 
   const baseOf = (segments: readonly string[]): string => (flags.has(formatKeyPath(segments)) ? cwd : fileDir);
   const check = source.fileExists;
-  const stateOf = (path: string): FileState => (check ? (check(path) ? 'ok' : 'missing') : checkFile(path));
+  const stateOf = (path: string, segments: readonly string[]): FileState => (check ? (check(path) ? 'ok' : 'missing') : checkFile(path, fileKindOf(segments)));
   // Checked even when other keys are invalid, so the user sees missing files in the same report.
   for (const segments of requiredFileKeys) {
     const value = getAt(tree, segments);
     if (typeof value !== 'string' || value === '') continue;
     const resolved = resolvePath(value, baseOf(segments));
-    const problem = fileProblem(stateOf(resolved), resolved);
+    const problem = fileProblem(stateOf(resolved, segments), `(resolved to ${resolved})`);
     if (problem) issues.addBadValue(segments, problem);
   }
 

@@ -80,6 +80,37 @@ function idsInRange(value: string): boolean {
   return value.split(':').every((id) => Number(id) <= maxId);
 }
 
+/** A NIC's own address: neither multicast/broadcast (lowest bit of the first byte) nor all zeros. */
+export function isUnicastMac(mac: string): boolean {
+  const bytes = mac.split(':').map((b) => Number.parseInt(b, 16));
+  return (bytes[0]! & 1) === 0 && bytes.some((b) => b !== 0);
+}
+
+/** Address ranges a VM subnet must not overlap: the host would route them elsewhere, or guests could pose as them. */
+const reservedRanges: readonly { base: number; prefix: number; what: string }[] = [
+  { base: 0x00000000, prefix: 8, what: '0.0.0.0/8 ("this network")' },
+  { base: 0x7f000000, prefix: 8, what: "127.0.0.0/8 (the host's loopback)" },
+  { base: 0xa9fe0000, prefix: 16, what: '169.254.0.0/16 (link-local; the metadata address lives there)' },
+  { base: 0xe0000000, prefix: 4, what: '224.0.0.0/4 (multicast)' },
+  { base: 0xf0000000, prefix: 4, what: '240.0.0.0/4 (reserved and broadcast)' },
+];
+
+/** Why a syntactically valid IPv4 CIDR cannot be a VM subnet, or undefined when it can. */
+export function subnetProblem(cidr: string): string | undefined {
+  const [address, prefixText] = cidr.split('/');
+  const octets = address!.split('.').map(Number);
+  if (octets.some((o) => o > 255)) return 'must be an IPv4 CIDR like "10.88.0.0/16" (each number at most 255)';
+  const prefix = Number(prefixText);
+  if (prefix > 30) return 'must be /30 or larger: the bridge needs a gateway address and VMs at least one more';
+  const start = ((octets[0]! << 24) | (octets[1]! << 16) | (octets[2]! << 8) | octets[3]!) >>> 0;
+  const end = (start | (prefix === 0 ? 0xffffffff : ~(0xffffffff << (32 - prefix)))) >>> 0;
+  for (const r of reservedRanges) {
+    const rEnd = (r.base | ~(0xffffffff << (32 - r.prefix))) >>> 0;
+    if (start <= rEnd && end >= r.base) return `must not overlap ${r.what}`;
+  }
+  return undefined;
+}
+
 /** Builds the schema of a whole hac.toml file (parsed TOML, keys as written in the file). */
 export function hacSchema(options: HacSchemaOptions = {}) {
   const cpus = options.hostCpus === undefined ? '' : " (this host's CPUs)";
@@ -179,12 +210,17 @@ export function hacSchema(options: HacSchemaOptions = {}) {
       subnet: z
         .string({ error: 'must be an IPv4 CIDR like "10.88.0.0/16"' })
         .regex(/^(\d{1,3}\.){3}\d{1,3}\/(\d|[12]\d|3[0-2])$/, { error: 'must be an IPv4 CIDR like "10.88.0.0/16"' })
+        .superRefine((value, ctx) => {
+          const problem = subnetProblem(value);
+          if (problem) ctx.addIssue({ code: 'custom', message: problem });
+        })
         .default('10.88.0.0/16')
         .describe('subnet of the managed bridge; its first address is the gateway'),
       ip: z.string({ error: 'must be an IPv4 address' }).regex(ipv4, { error: 'must be an IPv4 address' }).optional().describe('static guest address inside subnet (default: the next free one)'),
       mac: z
         .string({ error: 'must be a MAC address like "02:00:00:00:00:01"' })
         .regex(/^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/, { error: 'must be a MAC address like "02:00:00:00:00:01"' })
+        .refine(isUnicastMac, { error: 'must be a unicast MAC address: the lowest bit of its first byte is 0 (a set bit means multicast; ff:ff:ff:ff:ff:ff is broadcast), and not 00:00:00:00:00:00' })
         .optional()
         .describe('guest MAC address (default: derived from the VM id, locally administered)'),
       dns: z

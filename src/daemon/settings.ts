@@ -1,12 +1,18 @@
-/** hypercored's settings: flags first, then environment, then defaults. */
+/**
+ * hypercored's settings: flags first, then environment, then defaults. Every value is checked
+ * here, before anything starts, and all problems are reported at once naming the flag or
+ * environment variable they came from (a bad HYPERCORE_AGENT_TIMEOUT would otherwise become NaN
+ * deep inside the agent client, and a bad log level would throw inside pino).
+ */
 import { join, resolve } from 'node:path';
+import { ConfigInvalidError, type ValidationIssue } from '../core/errors.js';
 
 export interface DaemonSettings {
   rootDir: string;
   runDir: string;
   socket: string;
   bootDir: string;
-  logLevel: string;
+  logLevel: LogLevel;
   consoleLogCapBytes: number;
   /** Registries reached over plain HTTP besides localhost (which always is, as in Docker). */
   insecureRegistries: string[];
@@ -17,6 +23,9 @@ export interface DaemonSettings {
 export const DEFAULT_ROOT = '/var/lib/hypercore';
 export const DEFAULT_RUN_DIR = '/run/hypercore';
 export const DEFAULT_BOOT_DIR = '/var/lib/hypercore/boot';
+export const logLevels = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export type LogLevel = (typeof logLevels)[number];
+const MAX_AGENT_TIMEOUT_S = 24 * 3600;
 
 export interface SettingsInput {
   root?: string;
@@ -28,20 +37,64 @@ export interface SettingsInput {
   insecureRegistry?: string[];
 }
 
+/** A value and where it came from, for error messages. */
+interface Sourced {
+  value: string;
+  from: string;
+}
+
+/** The flag's value, else the environment variable's, else undefined. */
+function pick(flag: string | undefined, flagName: string, env: NodeJS.ProcessEnv, envName: string): Sourced | undefined {
+  if (flag !== undefined) return { value: flag, from: flagName };
+  const fromEnv = env[envName];
+  return fromEnv !== undefined ? { value: fromEnv, from: envName } : undefined;
+}
+
+/** host, host:port or [v6]:port, as Docker's --insecure-registry takes them (no scheme, no path). */
+const registryHost = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/;
+
+/** @throws ConfigInvalidError listing every bad setting. */
 export function resolveSettings(flags: SettingsInput, env: NodeJS.ProcessEnv): DaemonSettings {
-  const rootDir = resolve(flags.root ?? env['HYPERCORE_ROOT'] ?? DEFAULT_ROOT);
-  const runDir = resolve(flags.runDir ?? env['HYPERCORE_RUN_DIR'] ?? DEFAULT_RUN_DIR);
-  return {
-    rootDir,
-    runDir,
-    socket: resolve(flags.socket ?? env['HYPERCORE_SOCKET'] ?? join(runDir, 'hypercore.sock')),
-    bootDir: resolve(flags.bootDir ?? env['HYPERCORE_BOOT_DIR'] ?? DEFAULT_BOOT_DIR),
-    logLevel: flags.logLevel ?? env['HYPERCORE_LOG_LEVEL'] ?? 'info',
-    consoleLogCapBytes: flags.consoleLogCapBytes ?? 1024 * 1024,
-    agentTimeoutMs: Number(env['HYPERCORE_AGENT_TIMEOUT'] ?? 120) * 1000,
-    insecureRegistries: [
-      ...(flags.insecureRegistry ?? []),
-      ...(env['HYPERCORE_INSECURE_REGISTRIES'] ?? '').split(',').map((s) => s.trim()).filter(Boolean),
-    ],
+  const problems: ValidationIssue[] = [];
+  const bad = (s: Sourced, message: string): void => void problems.push({ path: s.from, value: s.value, message });
+  const dir = (s: Sourced | undefined, fallback: string): string => {
+    if (s === undefined) return fallback;
+    if (s.value.trim() === '') bad(s, 'must be a non-empty path');
+    return resolve(s.value);
   };
+
+  const rootDir = dir(pick(flags.root, '--root', env, 'HYPERCORE_ROOT'), DEFAULT_ROOT);
+  const runDir = dir(pick(flags.runDir, '--run-dir', env, 'HYPERCORE_RUN_DIR'), DEFAULT_RUN_DIR);
+  const socket = dir(pick(flags.socket, '--socket', env, 'HYPERCORE_SOCKET'), join(runDir, 'hypercore.sock'));
+  const bootDir = dir(pick(flags.bootDir, '--boot-dir', env, 'HYPERCORE_BOOT_DIR'), DEFAULT_BOOT_DIR);
+
+  const level = pick(flags.logLevel, '--log-level', env, 'HYPERCORE_LOG_LEVEL');
+  let logLevel: LogLevel = 'info';
+  if (level !== undefined) {
+    if ((logLevels as readonly string[]).includes(level.value)) logLevel = level.value as LogLevel;
+    else bad(level, `must be one of ${logLevels.join(', ')}`);
+  }
+
+  const timeout = pick(undefined, '', env, 'HYPERCORE_AGENT_TIMEOUT');
+  let agentTimeoutMs = 120_000;
+  if (timeout !== undefined) {
+    const seconds = /^\d+(\.\d+)?$/.test(timeout.value.trim()) ? Number(timeout.value) : Number.NaN;
+    if (seconds > 0 && seconds <= MAX_AGENT_TIMEOUT_S) agentTimeoutMs = Math.round(seconds * 1000);
+    else bad(timeout, `must be a number of seconds greater than 0 and at most ${MAX_AGENT_TIMEOUT_S}`);
+  }
+
+  const consoleLogCapBytes = flags.consoleLogCapBytes ?? 1024 * 1024;
+  if (!Number.isSafeInteger(consoleLogCapBytes) || consoleLogCapBytes < 4096) bad({ value: String(consoleLogCapBytes), from: 'consoleLogCapBytes' }, 'must be an integer of at least 4096 (bytes)');
+
+  const registries: Sourced[] = [
+    ...(flags.insecureRegistry ?? []).map((value) => ({ value, from: '--insecure-registry' })),
+    ...(env['HYPERCORE_INSECURE_REGISTRIES'] ?? '').split(',').map((s) => s.trim()).filter(Boolean).map((value) => ({ value, from: 'HYPERCORE_INSECURE_REGISTRIES' })),
+  ];
+  for (const r of registries) if (!registryHost.test(r.value)) bad(r, 'must be host or host:port (no scheme, no path)');
+
+  if (problems.length > 0) {
+    const lines = problems.map((p) => `${p.path} = ${JSON.stringify(p.value)}: ${p.message}`);
+    throw new ConfigInvalidError(`invalid hypercored settings: ${lines.join('; ')}`, problems);
+  }
+  return { rootDir, runDir, socket, bootDir, logLevel, consoleLogCapBytes, agentTimeoutMs, insecureRegistries: registries.map((r) => r.value) };
 }
