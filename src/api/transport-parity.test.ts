@@ -49,23 +49,23 @@ test('a VM created over HTTP reads back identically through gRPC GetVm and HTTP 
 });
 
 test('GetVm resolves a name and a unique id prefix the same way on both transports', async () => {
-  const { json: vm } = await server.httpJson<Vm>('POST', '/v1/vms', { spec: server.spec('db') });
-  for (const ref of ['db', '0001aa']) {
+  const { json: vm } = await server.httpJson<Vm>('POST', '/v1/vms', { spec: server.spec('db-1') });
+  for (const ref of ['db-1', '0001aa']) {
     assert.equal((await server.httpJson<Vm>('GET', `/v1/vms/${ref}`)).json.id, vm.id);
     assert.equal((await server.grpc<Vm>('GetVm', { id: ref })).id, vm.id);
   }
 });
 
 test('a VM created over gRPC is listed identically by gRPC ListVms and HTTP GET /v1/vms', async () => {
-  const a = await server.grpc<Vm>('CreateVm', { spec: server.spec('a') });
-  const { json: b } = await server.httpJson<Vm>('POST', '/v1/vms', { spec: server.spec('b', { cores: TEST_HOST_CPUS }) });
+  const a = await server.grpc<Vm>('CreateVm', { spec: server.spec('vm-a') });
+  const { json: b } = await server.httpJson<Vm>('POST', '/v1/vms', { spec: server.spec('vm-b', { cores: TEST_HOST_CPUS }) });
   assert.equal(a.state, 'running');
   assert.equal(b.spec.cores, TEST_HOST_CPUS);
 
   const overHttp = await server.httpJson<{ vms: Vm[] }>('GET', '/v1/vms');
   const overGrpc = await server.grpc<{ vms: Vm[] }>('ListVms', {});
   assert.equal(overHttp.status, 200);
-  assert.deepEqual(overHttp.json.vms.map((v) => v.name), ['a', 'b']);
+  assert.deepEqual(overHttp.json.vms.map((v) => v.name), ['vm-a', 'vm-b']);
   assert.deepEqual(overGrpc, overHttp.json);
   assert.deepEqual(overHttp.json.vms[0], a);
   assert.deepEqual(overHttp.json.vms[1], b);
@@ -107,11 +107,11 @@ test('spec validation: the drive must exist on the daemon host', async () => {
 
 test('spec validation: cores may not exceed the host CPUs and must be at least 1', async () => {
   for (const cores of [TEST_HOST_CPUS + 1, 0, 1.5]) {
-    const res = await server.httpJson<{ error: { details: { path: string; value: unknown }[] } }>('POST', '/v1/vms', { spec: server.spec('c', { cores }) });
+    const res = await server.httpJson<{ error: { details: { path: string; value: unknown }[] } }>('POST', '/v1/vms', { spec: server.spec('vm-c', { cores }) });
     assert.equal(res.status, 400, `cores = ${cores}`);
     assert.deepEqual(res.json.error.details.map((d) => [d.path, d.value]), [['spec.cores', cores]]);
   }
-  const err = await server.grpcError('CreateVm', { spec: server.spec('c', { cores: TEST_HOST_CPUS + 1 }) });
+  const err = await server.grpcError('CreateVm', { spec: server.spec('vm-c', { cores: TEST_HOST_CPUS + 1 }) });
   assert.match(err.details, /^invalid VM spec: spec\.cores = 3: must be an integer from 1 to 2 \(this host's CPUs\)$/);
   assert.equal(server.provider.calls.length, 0, 'no VMM was launched');
 });

@@ -367,3 +367,9 @@ test('errors: multicast MACs and loopback subnets', () => {
   assert.match(only(`${head}[network]\nmac = "01:00:5e:00:00:01"\n`).line, /^hac\.toml:6:7: network\.mac = "01:00:5e:00:00:01": must be a unicast MAC address/);
   assert.equal(only(`${head}[network]\nsubnet = "127.0.0.0/16"\n`).line, `hac.toml:6:10: network.subnet = "127.0.0.0/16": must not overlap 127.0.0.0/8 (the host's loopback)`);
 });
+
+test('errors: a name of hex digits only would read as a VM id, and is refused', () => {
+  for (const name of ['cafe', '3f9c2a7d41b0', 'a']) {
+    assert.match(only(`[spacecore]\nname = "${name}"\n[hardware]\ndrive = "root.ext4"\n`).line, /^hac\.toml:2:8: spacecore\.name = ".*": must not be hex digits only/);
+  }
+});

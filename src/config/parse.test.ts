@@ -258,8 +258,8 @@ test('specFromImageReference: name and overrides, paths against cwd', () => {
 });
 
 test('specFromImageReference: overrides.name and overrides.image win; a drive boots with the image attached', () => {
-  const spec = specFromImageReference('alpine', { hostCpus: 1, name: 'a', cwd, overrides: { name: 'b', image: 'busybox', drive: 'other.ext4' } });
-  assert.equal(spec.name, 'b');
+  const spec = specFromImageReference('alpine', { hostCpus: 1, name: 'first', cwd, overrides: { name: 'second', image: 'busybox', drive: 'other.ext4' } });
+  assert.equal(spec.name, 'second');
   assert.equal(spec.image, 'busybox');
   assert.equal(spec.drive, join(cwd, 'other.ext4'));
   assert.equal(spec.workload, undefined);

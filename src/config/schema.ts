@@ -58,6 +58,9 @@ function table<T extends z.ZodObject>(schema: T) {
 }
 
 const vmName = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+/** VM ids are hex; a name of hex digits only could stand for another VM's id prefix. */
+const idLike = /^[0-9a-f]+$/;
+const idLikeError = 'must not be hex digits only (0-9, a-f): it would read as a VM id; add another character, e.g. a dash';
 const nameError = "must be 1-63 characters of letters, digits, '_', '.' and '-', starting with a letter or digit";
 const interfaceError = "must be a host interface name: 1-15 characters, no '/' or whitespace";
 const envError = "must be a \"KEY=VALUE\" string, KEY of letters, digits and '_', not starting with a digit";
@@ -116,7 +119,12 @@ export function hacSchema(options: HacSchemaOptions = {}) {
   const cpus = options.hostCpus === undefined ? '' : " (this host's CPUs)";
   const spacecore = z.strictObject(
     {
-      name: z.string({ error: nameError }).max(63, { error: nameError }).regex(vmName, { error: nameError }).describe('VM name'),
+      name: z
+        .string({ error: nameError })
+        .max(63, { error: nameError })
+        .regex(vmName, { error: nameError })
+        .refine((name) => !idLike.test(name), { error: idLikeError })
+        .describe('VM name'),
       description: z.string({ error: 'must be a string' }).default('').describe('free text shown in listings'),
     },
     tableError,

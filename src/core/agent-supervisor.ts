@@ -3,7 +3,7 @@
  * workload, copy the workload's output into the VM's log, and power the VM off when the workload
  * ends, as a container stops when its main process exits.
  */
-import type { AgentConnector, AgentEndpoint, AgentSession, ExitStatus, ProcessIo, ProcessSpec } from './agent.js';
+import type { AgentConnector, AgentEndpoint, AgentInfo, AgentSession, ExitStatus, ProcessIo, ProcessSpec } from './agent.js';
 import { ErrorCodes, HypercoreError } from './errors.js';
 import type { Image } from './image.js';
 import type { Logger } from './ports.js';
@@ -77,7 +77,12 @@ export class AgentSupervisor {
   /** Boot path: wait for the agent, start the workload, begin copying its output. */
   async startWorkload(vm: Vm, endpoint: AgentEndpoint, image: Image | undefined, signal?: AbortSignal): Promise<void> {
     const process = workloadProcess(vm, image);
-    const session = await this.connect(vm, endpoint, signal);
+    const { session, info } = await this.connect(vm, endpoint, signal);
+    // A daemon that died between starting the workload and recording it: the guest knows.
+    if (info.workloadStarted) {
+      this.pumpLogs(vm);
+      return;
+    }
     const w = vm.spec.workload;
     await session.startWorkload({
       process,
@@ -116,13 +121,13 @@ export class AgentSupervisor {
     return (await this.log.tail(vm, 2048).catch(() => '')).trim();
   }
 
-  private async connect(vm: Vm, endpoint: AgentEndpoint, signal?: AbortSignal, timeoutMs = this.bootTimeoutMs): Promise<AgentSession> {
+  private async connect(vm: Vm, endpoint: AgentEndpoint, signal?: AbortSignal, timeoutMs = this.bootTimeoutMs): Promise<{ session: AgentSession; info: AgentInfo }> {
     this.forget(vm.id);
     const session = await this.connector.connect(endpoint, { timeoutMs, ...(signal ? { signal } : {}) });
     const info = await session.hello();
-    this.logger.child({ vmId: vm.id }).info({ agentVersion: info.agentVersion, uptimeMs: info.uptimeMs }, 'agent connected');
+    this.logger.child({ vmId: vm.id }).info({ agentVersion: info.agentVersion, uptimeMs: info.uptimeMs, workloadStarted: info.workloadStarted }, 'agent connected');
     this.tracked.set(vm.id, { session, logged: 0 });
-    return session;
+    return { session, info };
   }
 
   /** Copies the main process's output to the VM log until it exits or the session ends. */

@@ -8,7 +8,7 @@ export class KeyedLock {
   async run<T>(key: string, op: () => Promise<T>): Promise<T> {
     const previous = this.tails.get(key) ?? Promise.resolve();
     const result = previous.then(op, op);
-    const tail = result.catch(() => undefined);
+    const tail = result.catch(() => undefined); // not lost: the caller gets it through `result`
     this.tails.set(key, tail);
     try {
       return await result;

@@ -58,6 +58,12 @@ export interface VmmProcess {
 
 export type VmmStatus = 'running' | 'paused' | 'shutdown' | 'gone';
 
+/** A VMM as the provider finds it: its status, and its pid while it exists. */
+export interface VmmInfo {
+  status: VmmStatus;
+  pid?: number;
+}
+
 /** Why a VMM went away, as far as the provider can tell. */
 export interface VmmExit {
   /** `stopped` for a clean guest power-off, `failed` for anything else. */
@@ -74,9 +80,10 @@ export interface Provider {
   launch(req: LaunchRequest): Promise<VmmProcess>;
   /**
    * Live status of a VMM launched earlier, e.g. after a daemon restart. Must not hang. Without a
-   * pid, the provider looks for its own record (pidfile) of a VMM for this VM.
+   * pid, the provider looks for its own record (pidfile) of a VMM for this VM, so a VMM launched
+   * by a daemon that died before recording its pid is still found (and its pid returned).
    */
-  status(vmId: string, paths: VmPaths, pid: number | undefined): Promise<VmmStatus>;
+  status(vmId: string, paths: VmPaths, pid: number | undefined): Promise<VmmInfo>;
   /**
    * Watches a running VMM and calls `onExit` once when it goes away. Returns a function that
    * stops watching without touching the VMM.

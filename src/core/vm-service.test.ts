@@ -145,7 +145,7 @@ test('a VMM that exits by itself marks the VM stopped or failed with the reason'
   assert.match(store.get(b.id)?.error?.message ?? '', /killed from outside/);
 });
 
-test('reconcile adopts live VMMs, marks dead ones stopped, rolls back interrupted creates', async () => {
+test('reconcile adopts live VMMs, marks dead ones stopped, resumes interrupted creates and finishes interrupted stops', async () => {
   const live = await service.create(spec('live'));
   const dead = await service.create(spec('dead'));
   const now = new Date().toISOString();
@@ -160,7 +160,48 @@ test('reconcile adopts live VMMs, marks dead ones stopped, rolls back interrupte
   assert.equal(store.get(live.id)?.state, 'running');
   assert.equal(store.get(dead.id)?.state, 'stopped');
   assert.equal(store.get(dead.id)?.error?.code, 'HC_VMM_EXITED');
-  assert.equal(store.get(midStop.id)?.state, 'running', 'a VMM still alive after a crash mid-stop is adopted');
-  assert.equal(store.get('half000000000000'), undefined);
-  assert.ok(provider.calls.includes('kill half000000000000'));
+  await restarted.settled();
+  assert.equal(store.get('half000000000000')?.state, 'running', 'the interrupted create resumed and booted the VM');
+  assert.ok(existsSync(join(dir, 'root', 'vms', 'half000000000000')), 'its directories were made');
+  assert.equal(store.get(midStop.id)?.state, 'stopped', 'a stop interrupted by the crash is finished');
+  assert.equal(provider.alive.has(midStop.id), false);
+});
+
+test('a create resumed after a restart adopts the VMM the dead daemon launched instead of launching a second', async () => {
+  const now = new Date().toISOString();
+  const id = 'crash00000000000';
+  store.insert({ id, name: 'crash', state: 'creating', provider: 'qemu', createdAt: now, updatedAt: now, spec: spec('crash') });
+  provider.alive.add(id); // launched, but the daemon died before recording the pid
+  provider.pids.set(id, 4242);
+  const restarted = makeService();
+  await restarted.reconcile();
+  await restarted.settled();
+  assert.equal(store.get(id)?.state, 'running');
+  assert.equal(store.get(id)?.pid, 4242);
+  assert.ok(!provider.calls.includes(`launch ${id}`), 'no second VMM');
+});
+
+test('a daemon crash in start after the VMM launched: reconcile finds the VMM by its pidfile and records its pid', async () => {
+  const vm = await service.create(spec('restart'));
+  await service.stop(vm.id, { timeoutMs: 10, force: true });
+  // As `start` leaves it when the daemon dies right after the VMM daemonized.
+  store.update({ ...store.get(vm.id)!, state: 'starting' });
+  provider.alive.add(vm.id);
+  provider.pids.set(vm.id, 777);
+  service.detachAll();
+  await makeService().reconcile();
+  assert.equal(store.get(vm.id)?.state, 'running');
+  assert.equal(store.get(vm.id)?.pid, 777);
+});
+
+test('a failed resumed create is rolled back completely', async () => {
+  const now = new Date().toISOString();
+  store.insert({ id: 'fail000000000000', name: 'fails', state: 'creating', provider: 'qemu', createdAt: now, updatedAt: now, spec: spec('fails') });
+  provider.failLaunch = new ProviderFailedError('no such drive');
+  const restarted = makeService();
+  await restarted.reconcile();
+  await restarted.settled();
+  assert.equal(store.get('fail000000000000'), undefined);
+  assert.equal(existsSync(join(dir, 'root', 'vms', 'fail000000000000')), false);
+  assert.equal(provider.alive.size, 0);
 });

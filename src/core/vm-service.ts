@@ -1,18 +1,29 @@
 /**
- * The VM service: every use case (create, start, stop, delete, reconcile) lives here, written
- * against ports only. The API transports call it; the daemon wires real adapters into it.
+ * The VM service: the use cases (create, start, stop, delete, reconcile, exec) as thin
+ * sequences over the parts that do the work: records and the state machine (vm-records), what
+ * runs on the host (vm-runtime), the create and start plans (create/), reconcile, and processes.
+ * One operation at a time per VM (a keyed lock); the API transports call this, the daemon wires
+ * real adapters into it.
  */
-import { EventHub } from './event-hub.js';
-import { asHypercoreError, ErrorCodes, HypercoreError, ProviderUnavailableError, VmAmbiguousError, VmNameTakenError, VmNotFoundError, VmStateConflictError } from './errors.js';
-import { KeyedLock } from './keyed-lock.js';
-import { assertTransition, hasVmm } from './lifecycle.js';
-import { runPlan, type PlanStep } from './plan.js';
-import type { NetworkAttachment, VmNetworks } from './ports.js';
-import type { Clock, GuestSystem, IdGenerator, ImageProvisioner, Logger, Provider, ProviderRegistry, VmFiles, VmmExit, VmPaths, VmStore } from './ports.js';
+import { AgentSupervisor, type WorkloadLog } from './agent-supervisor.js';
+import type { AgentConnector, ProcessIo, ProcessSpec } from './agent.js';
+import type { PlanContext, PlanServices } from './create/context.js';
+import { runPlan, type StepTiming } from './create/plan.js';
+import { createPlan, startPlan } from './create/plans.js';
+import { bootWorkload } from './create/workload.js';
+import { asHypercoreError, ProviderUnavailableError, VmNameTakenError, VmStateConflictError } from './errors.js';
+import type { EventHub } from './event-hub.js';
 import type { Image, PullProgress } from './image.js';
-import type { AgentConnector, ExitStatus, ProcessIo, ProcessSpec } from './agent.js';
-import { AgentSupervisor, MAIN_PROCESS, type WorkloadLog } from './agent-supervisor.js';
-import type { ProviderName, Vm, VmError, VmEvent, VmSpec, VmState } from './vm.js';
+import { KeyedLock } from './keyed-lock.js';
+import { hasVmm } from './lifecycle.js';
+import type { Clock, GuestSystem, IdGenerator, ImageProvisioner, Logger, Provider, ProviderRegistry, VmFiles, VmmExit, VmNetworks, VmPaths, VmStore } from './ports.js';
+import { VmProcesses } from './processes.js';
+import { reconcileVm, type Followup } from './reconcile.js';
+import { VmRecords } from './vm-records.js';
+import { usesAgent, VmRuntime, type HaltOptions } from './vm-runtime.js';
+import type { ProviderName, Vm, VmSpec } from './vm.js';
+
+export { usesAgent } from './vm-runtime.js';
 
 export interface VmServiceDeps {
   store: VmStore;
@@ -39,246 +50,152 @@ export interface CreateOptions {
   detach?: boolean;
 }
 
-export interface StopOptions {
-  /** How long the guest gets to power off before the VMM is killed. */
-  timeoutMs: number;
-  /** Skip the graceful phase. */
-  force: boolean;
-}
+export type StopOptions = HaltOptions;
 
 export const DEFAULT_STOP_TIMEOUT_MS = 10_000;
 
 export class VmService {
-  readonly events = new EventHub();
+  readonly events: EventHub;
   private readonly lock = new KeyedLock();
-  private readonly watchers = new Map<string, () => void>();
+  private readonly records: VmRecords;
+  private readonly runtime: VmRuntime;
+  private readonly processes: VmProcesses;
   private readonly supervisor?: AgentSupervisor;
+  private readonly services: PlanServices;
+  /** Work that outlives the call that started it (a detached boot, a resumed create). */
+  private readonly background = new Set<Promise<void>>();
+  /** Workload boots waiting for their agent, so a stop or rm can cut the wait short. */
+  private readonly booting = new Map<string, AbortController>();
 
   constructor(private readonly deps: VmServiceDeps) {
+    this.records = new VmRecords(deps.store, deps.clock, deps.logger);
+    this.events = this.records.events;
     if (deps.agents && deps.workloadLog) {
-      this.supervisor = new AgentSupervisor(deps.agents, deps.workloadLog, deps.logger, (vmId, status) => {
-        // The workload ended: record how, and power the VM off, as a container stops with its main process.
-        void this.lock
-          .run(vmId, async () => {
-            const vm = deps.store.get(vmId);
-            if (vm) deps.store.update({ ...vm, workloadExit: status, updatedAt: deps.clock.now().toISOString() });
-          })
-          .then(() => this.stop(vmId, { timeoutMs: DEFAULT_STOP_TIMEOUT_MS, force: false }))
-          .catch(() => undefined);
-      }, deps.agentBootTimeoutMs);
+      this.supervisor = new AgentSupervisor(deps.agents, deps.workloadLog, deps.logger, (vmId, status) => this.onWorkloadExit(vmId, status), deps.agentBootTimeoutMs);
     }
+    this.runtime = new VmRuntime(this.records, deps.providers, deps.files, deps.networks, this.supervisor);
+    this.processes = new VmProcesses(this.records, this.supervisor, deps.workloadLog);
+    this.services = {
+      records: this.records,
+      runtime: this.runtime,
+      files: deps.files,
+      ...(deps.networks ? { networks: deps.networks } : {}),
+      ...(deps.images ? { images: deps.images } : {}),
+      ...(deps.guest ? { guest: deps.guest } : {}),
+      onVmmExit: (vmId, exit) => void this.onVmmExit(vmId, exit),
+    };
   }
 
   list(): Vm[] {
-    return this.deps.store.list();
+    return this.records.list();
   }
 
   /** Finds a VM by exact id, exact name, or unique id prefix. */
   get(ref: string): Vm {
-    const { store } = this.deps;
-    const exact = store.get(ref) ?? store.findByName(ref);
-    if (exact) return exact;
-    const matches = ref.length > 0 ? store.findByIdPrefix(ref) : [];
-    if (matches.length === 1) return matches[0]!;
-    if (matches.length > 1) throw new VmAmbiguousError(ref, matches.map((m) => m.id));
-    throw new VmNotFoundError(ref);
+    return this.records.find(ref);
   }
 
   paths(vm: Vm): VmPaths {
-    return this.deps.files.paths(vm.id);
+    return this.runtime.paths(vm.id);
   }
 
   /** Creates and boots a VM. On failure, everything the plan made is undone and no record remains. */
   async create(spec: VmSpec, options: CreateOptions = {}): Promise<Vm> {
-    const { onProgress } = options;
     const agent = usesAgent(spec);
     if (agent) this.requireAgentSupport();
-    const { store, files, clock, ids } = this.deps;
-    const taken = store.findByName(spec.name);
+    const taken = this.records.findByName(spec.name);
     if (taken) throw new VmNameTakenError(spec.name, taken.id);
     const provider = await this.chooseProvider(spec);
-    const now = clock.now().toISOString();
-    const vm: Vm = { id: ids.newVmId(), name: spec.name, state: 'creating', provider: provider.name, createdAt: now, updatedAt: now, spec, disks: [] };
-    const log = this.deps.logger.child({ vmId: vm.id, vmName: vm.name });
-    let image: Image | undefined;
-
-    return this.lock.run(vm.id, async () => {
-      let paths: VmPaths | undefined;
-      let recorded = false;
-      let attachment: NetworkAttachment | undefined;
-      const steps: PlanStep[] = [
-        {
-          name: 'record',
-          run: async () => {
-            store.insert(vm);
-            recorded = true;
-            this.publish({ type: 'created', vm });
-          },
-          undo: async () => {
-            if (recorded) this.forget(vm);
-          },
-        },
-        {
-          name: 'files',
-          run: async () => {
-            paths = await files.create(vm.id);
-          },
-          undo: async () => files.remove(vm.id),
-        },
-        {
-          name: 'network',
-          run: async () => {
-            attachment = await this.attachNetwork(vm);
-          },
-          undo: async () => this.deps.networks?.detach(vm.id),
-        },
-        {
-          // The image's disk lives in the VM's state dir, so the 'files' undo removes it.
-          name: 'image-disk',
-          run: async () => {
-            if (spec.image === undefined) return;
-            const images = this.requireImages();
-            image = await images.ensure(spec.image, onProgress);
-            const disks = await images.createVmDisk(image, paths!.stateDir, provider.capabilities.diskFormats);
-            Object.assign(vm, { disks, imageDigest: image.digest });
-            store.update(vm);
-          },
-        },
-        {
-          name: 'vmm',
-          run: async () => {
-            const vmm = await provider.launch({ vmId: vm.id, spec, paths: paths!, rootDisk: await this.rootDisk(spec), disks: vm.disks ?? [], agent, ...(attachment ? { network: attachment } : {}) });
-            this.save(vm, { pid: vmm.pid, startedAt: clock.now().toISOString() });
-          },
-          undo: async () => {
-            await provider.kill(vm.id, files.paths(vm.id), vm.pid);
-            await provider.cleanup(vm.id, files.paths(vm.id));
-          },
-        },
-        {
-          name: 'running',
-          run: async () => {
-            // An agent VM is 'starting' until its agent answered and the workload runs.
-            this.transition(vm, agent ? 'starting' : 'running');
-            this.watch(vm, provider);
-          },
-        },
-      ];
-      try {
-        await runPlan(steps, (step, err) => log.warn({ step, err: String(err) }, 'rollback step failed'));
-      } catch (err) {
-        log.error({ err: asHypercoreError(err).message }, 'create failed; rolled back');
-        throw err;
-      }
-      log.info({ vmmPid: vm.pid, provider: provider.name, agent }, 'VMM running');
-      if (agent && !options.detach) await this.bootWorkload(vm, provider, image);
-      return vm;
-    }).then((vm) => {
-      if (agent && options.detach) void this.lock.run(vm.id, () => this.bootWorkload(this.current(vm.id), provider, image)).catch(() => undefined);
+    const now = this.records.now();
+    const vm: Vm = { id: this.deps.ids.newVmId(), name: spec.name, state: 'creating', provider: provider.name, createdAt: now, updatedAt: now, spec, disks: [] };
+    const ctx: PlanContext = { vm, provider, agent, services: this.services, ...(options.onProgress ? { onProgress: options.onProgress } : {}) };
+    const booted = await this.lock.run(vm.id, async () => {
+      const timings = await this.runCreatePlan(ctx);
+      if (agent && !options.detach) timings.push(await this.bootAbortably(vm, provider, ctx.image));
+      this.logBoot(vm, timings);
       return vm;
     });
+    if (agent && options.detach) this.inBackground(vm, 'booting the workload', () => this.bootWorkloadLocked(vm.id, ctx.image));
+    return booted;
   }
 
   async start(ref: string): Promise<Vm> {
-    const id = this.get(ref).id;
+    const id = this.records.find(ref).id;
     return this.lock.run(id, async () => {
-      const vm = this.current(id);
+      const vm = this.records.current(id);
       if (vm.state === 'running') return vm;
-      assertTransition(vm.name, vm.state, 'starting');
-      const provider = this.providerOf(vm);
-      this.transition(vm, 'starting', { error: undefined });
+      this.records.transition(vm, 'starting', { error: undefined });
+      const provider = this.runtime.providerOf(vm);
+      const agent = usesAgent(vm.spec);
+      const ctx: PlanContext = { vm, provider, agent, services: this.services };
+      let timings: StepTiming[];
       try {
-        await provider.checkAvailable(vm.spec);
-        const attachment = await this.attachNetwork(vm);
-        const vmm = await provider.launch({ vmId: vm.id, spec: vm.spec, paths: this.paths(vm), rootDisk: await this.rootDisk(vm.spec), disks: vm.disks ?? [], agent: usesAgent(vm.spec), ...(attachment ? { network: attachment } : {}) });
-        this.save(vm, { pid: vmm.pid, startedAt: this.deps.clock.now().toISOString() });
+        timings = await runPlan(startPlan, ctx, this.planHooks(vm));
       } catch (err) {
         const e = asHypercoreError(err);
-        await provider.kill(vm.id, this.paths(vm), vm.pid).catch(() => undefined);
-        await provider.cleanup(vm.id, this.paths(vm)).catch(() => undefined);
-        this.transition(vm, 'failed', { pid: undefined, error: { code: e.code, message: e.message } });
+        this.records.transition(vm, 'failed', { pid: undefined, error: { code: e.code, message: e.message } });
         throw e;
       }
-      this.watch(vm, provider);
-      if (!usesAgent(vm.spec)) return this.transition(vm, 'running');
-      await this.bootWorkload(vm, provider, vm.spec.image ? this.deps.images?.find(vm.spec.image) : undefined);
+      if (agent) timings.push(await this.bootAbortably(vm, provider, this.imageOf(vm)));
+      this.logBoot(vm, timings);
       return vm;
     });
   }
 
   /** Stops a VM: ACPI power-off, then a kill after `timeoutMs`. Stopping a stopped VM is a no-op. */
   async stop(ref: string, options: StopOptions): Promise<Vm> {
-    const id = this.get(ref).id;
-    return this.lock.run(id, async () => {
-      const vm = this.current(id);
-      if (vm.state === 'stopped' || vm.state === 'failed') return vm;
-      assertTransition(vm.name, vm.state, 'stopping');
-      this.transition(vm, 'stopping');
-      await this.haltVmm(vm, options);
-      return this.transition(vm, 'stopped', { pid: undefined, error: undefined });
-    });
+    const id = this.records.find(ref).id;
+    this.booting.get(id)?.abort();
+    return this.lock.run(id, () => this.stopLocked(id, options));
   }
 
   /** Deletes a VM and every file it owns. A VM with a VMM needs `force`. */
   async delete(ref: string, options: { force: boolean }): Promise<void> {
-    const id = this.get(ref).id;
+    const id = this.records.find(ref).id;
+    if (options.force) this.booting.get(id)?.abort();
     await this.lock.run(id, async () => {
-      const vm = this.current(id);
+      const vm = this.records.current(id);
       if (hasVmm(vm.state) && !options.force) {
         throw new VmStateConflictError(`VM ${vm.name} is ${vm.state}; stop it first or remove it with force (rm -f)`);
       }
-      this.transition(vm, 'deleting');
-      await this.destroy(vm);
+      // A delete that failed half-way (the VMM could not be killed) left `deleting`: go on with it.
+      if (vm.state !== 'deleting') this.records.transition(vm, 'deleting');
+      await this.runtime.destroy(vm);
     });
   }
 
   /**
-   * Brings records in line with reality after a daemon (re)start: adopts VMMs that still run,
-   * marks dead ones stopped with the reason, and rolls back creates and deletes that a crash interrupted.
+   * Brings records in line with reality after a daemon (re)start (see reconcile.ts). Resolves
+   * once every record is consistent; slow follow-ups (a resumed create, an agent handshake) go on
+   * in the background (`settled()` waits for them).
    */
   async reconcile(): Promise<void> {
-    for (const stale of this.deps.store.list()) {
+    for (const stale of this.records.list()) {
       await this.lock.run(stale.id, async () => {
-        const vm = this.current(stale.id);
-        const log = this.deps.logger.child({ vmId: vm.id, vmName: vm.name });
-        if (vm.state === 'creating' || vm.state === 'deleting') {
-          log.warn({ state: vm.state }, 'finishing an interrupted create/delete: removing the VM');
-          if (vm.state === 'creating') vm.error = { code: 'HC_DAEMON_INTERRUPTED', message: 'hypercored stopped while the VM was being created' };
-          await this.destroy(vm);
-          return;
-        }
-        if (!hasVmm(vm.state)) return;
-        const provider = this.providerOf(vm);
-        const status = await provider.status(vm.id, this.paths(vm), vm.pid).catch(() => 'gone' as const);
-        if (status === 'running' || status === 'paused') {
-          // A crash mid-start or mid-stop leaves 'starting'/'stopping'; the VMM is alive, so it is running.
-          if (vm.state !== 'running') this.forceState(vm, 'running', {});
-          this.watch(vm, provider);
-          if (usesAgent(vm.spec) && this.supervisor) {
-            const supervisor = this.supervisor;
-            void supervisor.reattach(vm, provider.agentEndpoint(vm.id, this.paths(vm))).catch((err: unknown) => log.warn({ err: String(err) }, 'agent did not answer after the restart'));
-          }
-          log.info({ vmmPid: vm.pid }, "adopted running VM");
-          return;
-        }
-        await provider.kill(vm.id, this.paths(vm), vm.pid).catch(() => undefined);
-        await provider.cleanup(vm.id, this.paths(vm)).catch(() => undefined);
-        const error = { code: 'HC_VMM_EXITED', message: `the VMM (pid ${vm.pid ?? 'unknown'}) exited while hypercored was not running` };
-        this.forceState(vm, 'stopped', { pid: undefined, error });
-        log.warn(error, 'VM marked stopped');
+        const vm = this.records.current(stale.id);
+        const followup = await reconcileVm(vm, this.records, this.runtime).catch((err: unknown) => {
+          this.records.log(vm).error({ err: asHypercoreError(err).message, state: vm.state }, 'reconcile of this VM failed; its record is unchanged');
+          return undefined;
+        });
+        if (followup) this.followUp(vm, followup);
       });
     }
+  }
+
+  /** Resolves when background work (detached boots, resumed creates) has finished. */
+  async settled(): Promise<void> {
+    while (this.background.size > 0) await Promise.allSettled([...this.background]);
   }
 
   /** Removes TAPs, rules and leases that belong to no VM (after a crash, or by `network prune`). */
   async pruneNetworks(): Promise<string[]> {
     if (!this.deps.networks) return [];
-    return this.deps.networks.prune(new Set(this.deps.store.list().map((vm) => vm.id)));
+    return this.deps.networks.prune(new Set(this.records.list().map((vm) => vm.id)));
   }
 
   /** Problems a person should know about: network leftovers, and VMs recorded as failed. */
   doctor(): string[] {
-    const vms = this.deps.store.list();
+    const vms = this.records.list();
     const problems = this.deps.networks?.leftovers(new Set(vms.map((vm) => vm.id))) ?? [];
     for (const vm of vms) if (vm.state === 'failed') problems.push(`VM ${vm.name} (${vm.id}) failed: ${vm.error?.message ?? 'no reason recorded'}`);
     return problems;
@@ -286,38 +203,23 @@ export class VmService {
 
   /** Stops watching VMMs (they keep running) so the daemon can exit. */
   detachAll(): void {
-    for (const unwatch of this.watchers.values()) unwatch();
-    this.watchers.clear();
-    this.supervisor?.forgetAll();
+    this.runtime.detachAll();
   }
 
-  /** Starts a process in a running agent VM (inside its workload's container); returns its IO. */
-  async exec(ref: string, spec: ProcessSpec): Promise<{ processId: string; io: ProcessIo }> {
-    const vm = this.get(ref);
-    const session = this.agentSession(vm);
-    const { processId } = await session.createProcess(spec, vm.spec.image !== undefined);
-    return { processId, io: session.io(processId, 0) };
+  exec(ref: string, spec: ProcessSpec): Promise<{ processId: string; io: ProcessIo }> {
+    return this.processes.exec(ref, spec);
   }
 
-  /**
-   * The workload's main process IO: new output only, or everything from its start (`fromStart`).
-   * A workload that already ended is replayed from its recorded output and exit status.
-   */
   attach(ref: string, options: { fromStart: boolean }): { processId: string; io: ProcessIo } {
-    const vm = this.get(ref);
-    if (vm.workloadExit && vm.state !== 'running' && options.fromStart && this.deps.workloadLog) {
-      return { processId: MAIN_PROCESS, io: recordedWorkload(this.deps.workloadLog.read(vm), vm.workloadExit) };
-    }
-    const session = this.agentSession(vm);
-    return { processId: MAIN_PROCESS, io: session.io(MAIN_PROCESS, options.fromStart ? 0 : this.supervisor!.loggedOffset(vm.id)) };
+    return this.processes.attach(ref, options);
   }
 
-  async resizeProcess(ref: string, processId: string, rows: number, cols: number): Promise<void> {
-    await this.agentSession(this.get(ref)).resize(processId, rows, cols);
+  resizeProcess(ref: string, processId: string, rows: number, cols: number): Promise<void> {
+    return this.processes.resize(ref, processId, rows, cols);
   }
 
-  async signalProcess(ref: string, processId: string, signal: string): Promise<void> {
-    await this.agentSession(this.get(ref)).signal(processId, signal);
+  signalProcess(ref: string, processId: string, signal: string): Promise<void> {
+    return this.processes.signal(ref, processId, signal);
   }
 
   // --- internals -------------------------------------------------------------------------
@@ -342,179 +244,150 @@ export class VmService {
     throw new ProviderUnavailableError(`no hypervisor is usable on this host (${reasons.join('; ')})`);
   }
 
-  private agentSession(vm: Vm) {
-    if (!usesAgent(vm.spec)) throw new HypercoreError(ErrorCodes.agentUnavailable, `VM ${vm.name} boots its own drive and runs no Hypercore agent; exec and attach need a VM created from an image (ref without drive)`);
-    if (vm.state !== 'running') throw new VmStateConflictError(`VM ${vm.name} is ${vm.state}; it must be running`);
-    return this.supervisor!.session(vm);
-  }
-
   private requireAgentSupport(): void {
     if (!this.supervisor || !this.deps.guest || !this.deps.images) throw new ProviderUnavailableError('this hypercored cannot run image workloads (no guest system image or agent support configured)');
   }
 
-  private async rootDisk(spec: VmSpec): Promise<{ path: string; readOnly: boolean }> {
-    if (spec.drive !== undefined) return { path: spec.drive, readOnly: spec.driveReadOnly };
-    this.requireAgentSupport();
-    // The system image is shared by all agent VMs, so it is always attached read-only.
-    return { path: await this.deps.guest!.rootDisk(), readOnly: true };
+  private planHooks(vm: Vm) {
+    const log = this.records.log(vm);
+    return {
+      onUndoError: (step: string, err: unknown) => log.warn({ step, err: asHypercoreError(err).message }, 'rollback step failed'),
+      onStep: (t: StepTiming) => log.debug({ step: t.step, ms: t.ms, ...(t.done ? { alreadyDone: true } : {}) }, 'plan step finished'),
+    };
   }
 
-  /** Waits for the agent and starts the workload; on failure the VM is marked failed with the console's tail. */
-  private async bootWorkload(vm: Vm, provider: Provider, image: Image | undefined): Promise<void> {
-    const supervisor = this.supervisor!;
+  /** Runs the create plan (fresh or resumed); a failure is rolled back and rethrown. */
+  private async runCreatePlan(ctx: PlanContext): Promise<StepTiming[]> {
     try {
-      await supervisor.startWorkload(vm, provider.agentEndpoint(vm.id, this.paths(vm)), image);
+      return await runPlan(createPlan, ctx, this.planHooks(ctx.vm));
     } catch (err) {
-      const e = asHypercoreError(err);
-      const current = this.current(vm.id);
-      Object.assign(vm, current);
-      const tail = await supervisor.consoleTail(vm);
-      const message = `${e.message}${tail ? `; last console output:\n${tail}` : ''}`;
-      if (vm.state === 'starting') {
-        supervisor.forget(vm.id);
-        await this.haltVmm(vm, { force: true, timeoutMs: 0 });
-        this.transition(vm, 'failed', { pid: undefined, error: { code: e.code, message } });
-      }
-      throw new HypercoreError(e.code, message, { cause: e });
+      this.records.log(ctx.vm).error({ err: asHypercoreError(err).message }, 'create failed; rolled back');
+      throw err;
     }
-    this.transition(vm, 'running');
-    this.deps.logger.child({ vmId: vm.id }).info({}, 'workload running');
   }
 
-  /** Leases an address and creates the TAP (idempotent: a restart gets the same address). */
-  private async attachNetwork(vm: Vm): Promise<NetworkAttachment | undefined> {
-    if (!vm.spec.network) return undefined;
-    if (!this.deps.networks) throw new ProviderUnavailableError('this hypercored has no network support configured');
-    const a = await this.deps.networks.attach(vm.id, vm.spec.network, vm.spec.hostInterface);
-    vm.network = { ip: a.ip, mac: a.mac, tap: a.tap, gateway: a.gateway };
-    this.deps.store.update(vm);
-    return a;
+  private logBoot(vm: Vm, timings: StepTiming[]): void {
+    const totalMs = Math.round(timings.reduce((sum, t) => sum + t.ms, 0));
+    this.records.log(vm).info({ provider: vm.provider, vmmPid: vm.pid, totalMs, steps: timings }, `VM ${vm.state}`);
   }
 
-  private requireImages(): ImageProvisioner {
-    if (!this.deps.images) throw new ProviderUnavailableError('this hypercored has no image support configured');
-    return this.deps.images;
+  private workloadBoot() {
+    return { records: this.records, runtime: this.runtime, supervisor: this.supervisor! };
   }
 
-  private providerOf(vm: Vm): Provider {
-    const provider = this.deps.providers.get(vm.provider);
-    if (!provider) throw new ProviderUnavailableError(`VM ${vm.name} uses provider "${vm.provider}", which this hypercored lacks`);
-    return provider;
+  private imageOf(vm: Vm): Image | undefined {
+    return vm.spec.image ? this.deps.images?.find(vm.spec.image) : undefined;
   }
 
-  private current(id: string): Vm {
-    const vm = this.deps.store.get(id);
-    if (!vm) throw new VmNotFoundError(id);
-    return vm;
+  private async bootWorkloadLocked(id: string, image: Image | undefined): Promise<void> {
+    await this.lock.run(id, async () => {
+      const vm = this.records.current(id);
+      // A stop or rm that came first wins; there is nothing left to boot.
+      if (vm.state !== 'starting') return;
+      await this.bootAbortably(vm, this.runtime.providerOf(vm), image ?? this.imageOf(vm));
+    });
   }
 
-  private watch(vm: Vm, provider: Provider): void {
-    this.watchers.get(vm.id)?.();
-    const unwatch = provider.watch(vm.id, this.paths(vm), vm.pid!, (exit) => void this.onVmmExit(vm.id, exit));
-    this.watchers.set(vm.id, unwatch);
+  /** Boots the workload; a stop or rm of the VM meanwhile aborts the wait for its agent. */
+  private async bootAbortably(vm: Vm, provider: Provider, image: Image | undefined): Promise<StepTiming> {
+    const abort = new AbortController();
+    this.booting.set(vm.id, abort);
+    try {
+      return await bootWorkload(vm, provider, image, this.workloadBoot(), abort.signal);
+    } finally {
+      if (this.booting.get(vm.id) === abort) this.booting.delete(vm.id);
+    }
   }
 
-  private unwatch(vmId: string): void {
-    this.watchers.get(vmId)?.();
-    this.watchers.delete(vmId);
+  private async stopLocked(id: string, options: StopOptions): Promise<Vm> {
+    const vm = this.records.current(id);
+    if (vm.state === 'stopped' || vm.state === 'failed') return vm;
+    // A stop interrupted earlier (daemon crash, a failed kill) left `stopping`: finish it.
+    if (vm.state !== 'stopping') this.records.transition(vm, 'stopping');
+    try {
+      await this.runtime.halt(vm, options);
+    } catch (err) {
+      // Even the kill failed: the VMM may still run. Say so in the record; stop can be retried.
+      const e = asHypercoreError(err);
+      this.records.transition(vm, 'failed', { error: { code: e.code, message: `stop could not end the VMM: ${e.message}` } });
+      throw e;
+    }
+    return this.records.transition(vm, 'stopped', { pid: undefined, error: undefined });
   }
 
   /** The VMM went away without being asked to (guest power-off, crash, kill from outside). */
   private async onVmmExit(id: string, exit: VmmExit): Promise<void> {
-    this.watchers.delete(id);
     await this.lock.run(id, async () => {
-      const vm = this.deps.store.get(id);
-      if (!vm || (vm.state !== 'running' && vm.state !== 'starting')) return;
-      this.supervisor?.forget(id);
-      const provider = this.providerOf(vm);
-      await provider.cleanup(vm.id, this.paths(vm)).catch(() => undefined);
+      if (!this.records.exists(id)) return;
+      const vm = this.records.current(id);
+      if (vm.state !== 'running' && vm.state !== 'starting') return;
+      await this.runtime.released(vm);
       const error = exit.outcome === 'failed' ? { code: 'HC_VMM_EXITED', message: exit.reason } : undefined;
-      this.transition(vm, exit.outcome, { pid: undefined, error });
-      this.deps.logger.child({ vmId: id }).info({ reason: exit.reason, outcome: exit.outcome }, 'VMM exited');
-    }).catch((err) => this.deps.logger.error({ vmId: id, err: String(err) }, 'handling VMM exit failed'));
+      this.records.transition(vm, exit.outcome, { pid: undefined, error });
+      this.records.log(vm).info({ reason: exit.reason, outcome: exit.outcome }, 'VMM exited');
+    }).catch((err: unknown) => this.deps.logger.error({ vmId: id, err: asHypercoreError(err).message }, 'handling the VMM exit failed'));
   }
 
-  private async haltVmm(vm: Vm, options: StopOptions): Promise<void> {
-    const provider = this.providerOf(vm);
-    const paths = this.paths(vm);
-    this.unwatch(vm.id);
-    if (!options.force && usesAgent(vm.spec)) {
-      // The agent powers the guest off cleanly (sync, poweroff); the power button is the fallback.
-      await this.supervisor?.session(vm).shutdown().catch(() => undefined);
+  /** The workload's main process ended: record how, and power the VM off, as a container stops with its main process. */
+  private onWorkloadExit(vmId: string, status: { exitCode: number; signal?: string }): void {
+    void this.lock
+      .run(vmId, async () => {
+        if (!this.records.exists(vmId)) return;
+        this.records.save(this.records.current(vmId), { workloadExit: status });
+        await this.stopLocked(vmId, { timeoutMs: DEFAULT_STOP_TIMEOUT_MS, force: false });
+      })
+      .catch((err: unknown) => this.deps.logger.error({ vmId, err: asHypercoreError(err).message }, 'powering off the VM after its workload exited failed'));
+  }
+
+  private followUp(vm: Vm, followup: Followup): void {
+    const watch = () => this.runtime.watch(vm, (exit) => void this.onVmmExit(vm.id, exit));
+    switch (followup) {
+      case 'watch':
+        watch();
+        return;
+      case 'boot-workload':
+        watch();
+        this.inBackground(vm, 'booting the workload after a restart', () => this.bootWorkloadLocked(vm.id, undefined));
+        return;
+      case 'reattach-agent':
+        watch();
+        if (this.supervisor) {
+          const supervisor = this.supervisor;
+          this.inBackground(vm, 'reconnecting to the agent after a restart', () => supervisor.reattach(vm, this.runtime.providerOf(vm).agentEndpoint(vm.id, this.paths(vm))));
+        }
+        return;
+      case 'finish-stop':
+        this.inBackground(vm, 'finishing a stop interrupted by a restart', () => this.lock.run(vm.id, async () => void (await this.stopLocked(vm.id, { timeoutMs: DEFAULT_STOP_TIMEOUT_MS, force: false }))));
+        return;
+      case 'finish-delete':
+        this.inBackground(vm, 'finishing a delete interrupted by a restart', () => this.lock.run(vm.id, () => this.runtime.destroy(this.records.current(vm.id))));
+        return;
+      case 'resume-create':
+        this.inBackground(vm, 'resuming a create interrupted by a restart', () => this.resumeCreate(vm.id));
+        return;
     }
-    this.supervisor?.forget(vm.id);
-    const exited = !options.force && vm.pid !== undefined && (await provider.shutdown(vm.id, paths, vm.pid, options.timeoutMs));
-    if (!exited) await provider.kill(vm.id, paths, vm.pid);
-    await provider.cleanup(vm.id, paths);
   }
 
-  private async destroy(vm: Vm): Promise<void> {
-    const provider = this.deps.providers.get(vm.provider);
-    this.unwatch(vm.id);
-    this.supervisor?.forget(vm.id);
-    if (provider) {
-      await provider.kill(vm.id, this.paths(vm), vm.pid);
-      await provider.cleanup(vm.id, this.paths(vm));
-    }
-    await this.deps.networks?.detach(vm.id);
-    await this.deps.files.remove(vm.id);
-    this.forget(vm);
+  /** A create the daemon died in: its plan runs again, skipping what is done; a failure rolls it all back. */
+  private async resumeCreate(id: string): Promise<void> {
+    const ctx = await this.lock.run(id, async () => {
+      const vm = this.records.current(id);
+      if (vm.state !== 'creating') return undefined;
+      this.records.log(vm).warn({}, 'resuming a create that hypercored was interrupted in');
+      const ctx: PlanContext = { vm, provider: this.runtime.providerOf(vm), agent: usesAgent(vm.spec), services: this.services };
+      this.logBoot(vm, await this.runCreatePlan(ctx));
+      return ctx;
+    });
+    if (ctx?.agent) await this.bootWorkloadLocked(id, ctx.image);
   }
 
-  private forget(vm: Vm): void {
-    this.deps.store.delete(vm.id);
-    this.publish({ type: 'deleted', vm });
+  /** Runs `task` after the current call returns; its failure is logged with the VM, never lost. */
+  private inBackground(vm: Vm, what: string, task: () => Promise<void>): void {
+    const run = task()
+      .catch((err: unknown) => this.records.log(vm).error({ err: asHypercoreError(err).message }, `${what} failed`))
+      .finally(() => this.background.delete(run));
+    this.background.add(run);
   }
-
-  private save(vm: Vm, patch: Partial<Pick<Vm, 'pid' | 'startedAt' | 'error'>>): Vm {
-    Object.assign(vm, patch, { updatedAt: this.deps.clock.now().toISOString() });
-    for (const key of Object.keys(patch) as (keyof typeof patch)[]) if (patch[key] === undefined) delete vm[key];
-    return this.deps.store.update(vm);
-  }
-
-  private transition(vm: Vm, to: VmState, patch: { pid?: number | undefined; error?: VmError | undefined } = {}): Vm {
-    assertTransition(vm.name, vm.state, to);
-    return this.forceState(vm, to, patch);
-  }
-
-  private forceState(vm: Vm, to: VmState, patch: { pid?: number | undefined; error?: VmError | undefined }): Vm {
-    const previousState = vm.state;
-    vm.state = to;
-    this.save(vm, patch);
-    this.publish({ type: 'state-changed', vm, previousState });
-    return vm;
-  }
-
-  private publish(e: { type: VmEvent['type']; vm: Vm; previousState?: VmState }): void {
-    const event: VmEvent = { type: e.type, vmId: e.vm.id, name: e.vm.name, state: e.vm.state, at: this.deps.clock.now().toISOString() };
-    if (e.previousState) event.previousState = e.previousState;
-    if (e.vm.error) event.error = e.vm.error;
-    this.events.publish(event);
-  }
-}
-
-/** A finished workload's IO, replayed from its recorded output. */
-function recordedWorkload(output: AsyncIterable<Uint8Array>, exit: ExitStatus): ProcessIo {
-  let offset = 0;
-  return {
-    write: async () => {
-      throw new VmStateConflictError('the workload has exited; it reads no more input');
-    },
-    closeStdin: async () => undefined,
-    close: () => undefined,
-    async *[Symbol.asyncIterator]() {
-      for await (const data of output) {
-        yield { kind: 'output' as const, fd: 1 as const, data, offset };
-        offset += data.length;
-      }
-      yield { kind: 'exit' as const, status: exit };
-    },
-  };
-}
-
-/** A VM without its own drive boots the guest system image and runs its image under the agent. */
-export function usesAgent(spec: VmSpec): boolean {
-  return spec.drive === undefined;
 }
 
 export type { ProviderName };

@@ -5,11 +5,11 @@
 import { after, afterEach, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildDemoRootfs } from '../../src/guest/demo-rootfs.js';
 import type { Vm } from '../../src/core/vm.js';
-import { lastLine, sleep, TestDaemon, waitFor } from './harness.js';
+import { lastLine, processesMentioning, TestDaemon, waitFor } from './harness.js';
 
 const daemon = new TestDaemon('hc-e2e-bad-');
 let drive: string;
@@ -143,14 +143,25 @@ test('stop and rm -f racing on one VM: both return, and nothing is left', async 
   assertNothingLeft();
 });
 
-test('hypercored killed with SIGKILL mid-create: the restarted daemon removes the half-created VM', async () => {
+test('hypercored killed with SIGKILL mid-create: the restarted daemon resumes the create and adopts the launched VMM, never a second one', async () => {
   const pending = daemon.cliAsync(['spawn', '--hac', hac('midcreate', `[hypervisor.qemu]\nbinary = "${fakeQemu('hang')}"\naccel = "tcg"\n`)]);
   // Wait until the VMM stand-in is running (it wrote its pidfile), so the kill lands mid-create.
-  await waitFor('the hypervisor to be launched', 20_000, () => (daemon.strayProcesses().length > 0 ? true : undefined));
+  // Wait until the stand-in wrote its pidfile, as QEMU does early in start-up, so the kill lands
+  // after the launch began (its --version check also runs it, briefly).
+  const vmm = () => processesMentioning(fakeQemu('hang'));
+  const pidFiles = () => daemon.vmDirs().filter((d) => d.startsWith(daemon.runDir)).map((d) => join(d, 'qemu.pid')).filter((f) => existsSync(f));
+  const [pidFile] = await waitFor('the hypervisor to be launched', 20_000, () => (pidFiles().length > 0 ? pidFiles() : undefined));
+  const launched = Number(readFileSync(pidFile!, 'utf8'));
+  assert.deepEqual(vmm(), [launched]);
   await daemon.kill9();
   const result = await pending;
   assert.notEqual(result.code, 0);
   await daemon.start();
-  await sleep(200);
+  const resumed = await waitFor('the resumed create', 20_000, () => vms().find((vm) => vm.name === 'midcreate' && vm.state === 'running')).catch((err: Error) => {
+    throw new Error(`${err.message}; VMs: ${JSON.stringify(vms())}\n${daemon.log()}`);
+  });
+  assert.equal(resumed.pid, launched, 'the VMM the dead daemon launched was adopted');
+  assert.deepEqual(vmm(), [launched], 'no second VMM was launched');
+  assert.equal(daemon.cli(['rm', '-f', 'midcreate']).code, 0);
   assertNothingLeft();
 });

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import type { AgentEndpoint } from '../agent.js';
-import type { LaunchRequest, Provider, ProviderCapabilities, VmmExit, VmmStatus, VmPaths } from '../ports.js';
+import type { LaunchRequest, Provider, ProviderCapabilities, VmmExit, VmmInfo, VmPaths } from '../ports.js';
 
 /** A provider double that records calls; VMMs are entries in a set instead of processes. */
 export class FakeProvider implements Provider {
@@ -15,6 +15,8 @@ export class FakeProvider implements Provider {
   shutdownWorks = true;
   private nextPid = 1000;
   private exitHandlers = new Map<string, (exit: VmmExit) => void>();
+  /** The pid of each VMM, as a pidfile would give it. */
+  readonly pids = new Map<string, number>();
 
   async checkAvailable(): Promise<void> {
     if (this.unavailable) throw this.unavailable;
@@ -23,11 +25,13 @@ export class FakeProvider implements Provider {
     this.calls.push(`launch ${req.vmId}`);
     assert.ok(existsSync(req.paths.stateDir), 'directories exist before the VMM launches');
     this.alive.add(req.vmId);
+    const pid = this.nextPid++;
+    this.pids.set(req.vmId, pid);
     if (this.failLaunch) throw this.failLaunch;
-    return { pid: this.nextPid++ };
+    return { pid };
   }
-  async status(vmId: string): Promise<VmmStatus> {
-    return this.alive.has(vmId) ? 'running' : 'gone';
+  async status(vmId: string): Promise<VmmInfo> {
+    return this.alive.has(vmId) ? { status: 'running', pid: this.pids.get(vmId)! } : { status: 'gone' };
   }
   watch(vmId: string, _p: VmPaths, _pid: number, onExit: (exit: VmmExit) => void) {
     this.exitHandlers.set(vmId, onExit);

@@ -7,7 +7,7 @@ import { access, chmod, open, rm } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { join } from 'node:path';
 import { ProviderFailedError, ProviderUnavailableError, asHypercoreError } from '../../core/errors.js';
-import type { LaunchRequest, Logger, Provider, ProviderCapabilities, VmmExit, VmmProcess, VmmStatus, VmPaths } from '../../core/ports.js';
+import type { LaunchRequest, Logger, Provider, ProviderCapabilities, VmmExit, VmmInfo, VmmProcess, VmPaths } from '../../core/ports.js';
 import type { VmSpec } from '../../core/vm.js';
 import type { AgentEndpoint } from '../../core/agent.js';
 import { runCommand } from '../../system/command.js';
@@ -117,23 +117,23 @@ export class QemuProvider implements Provider {
     return { kind: 'unix', path: this.agentSocket(paths) };
   }
 
-  async status(vmId: string, paths: VmPaths, pid: number | undefined): Promise<VmmStatus> {
+  async status(vmId: string, paths: VmPaths, pid: number | undefined): Promise<VmmInfo> {
     const files = this.files(paths);
     const actualPid = pid ?? (await readPidFile(files.pidFile));
-    if (actualPid === undefined || !(await isOurProcess(actualPid, vmId))) return 'gone';
+    if (actualPid === undefined || !(await isOurProcess(actualPid, vmId))) return { status: 'gone' };
     try {
       const qmp = await QmpClient.connect(files.controlSocket, { timeoutMs: QMP_TIMEOUT_MS });
       try {
         const status = await qmp.queryStatus();
-        if (status.status === 'paused') return 'paused';
-        if (status.status === 'shutdown') return 'shutdown';
-        return 'running';
+        if (status.status === 'paused') return { status: 'paused', pid: actualPid };
+        if (status.status === 'shutdown') return { status: 'shutdown', pid: actualPid };
+        return { status: 'running', pid: actualPid };
       } finally {
         qmp.close();
       }
     } catch {
       // The process is ours and alive; a busy or wedged QMP does not make the VM gone.
-      return 'running';
+      return { status: 'running', pid: actualPid };
     }
   }
 

@@ -1,0 +1,44 @@
+/**
+ * Step "launch": the VMM runs, detached, and its pid is recorded. If a VMM for this VM already
+ * runs (the daemon died after launching it, before recording it), it is adopted, never launched twice.
+ */
+import { ProviderUnavailableError } from '../../errors.js';
+import type { Step } from '../plan.js';
+import type { PlanContext } from '../context.js';
+
+async function rootDisk({ vm, services }: PlanContext): Promise<{ path: string; readOnly: boolean }> {
+  if (vm.spec.drive !== undefined) return { path: vm.spec.drive, readOnly: vm.spec.driveReadOnly };
+  if (!services.guest) throw new ProviderUnavailableError('this hypercored cannot run image workloads (no guest system image configured)');
+  // The system image is shared by all agent VMs, so it is always attached read-only.
+  return { path: await services.guest.rootDisk(), readOnly: true };
+}
+
+export const launchStep: Step<PlanContext> = {
+  name: 'launch',
+  isDone: async ({ vm, provider, services }) => {
+    const found = await provider.status(vm.id, services.runtime.paths(vm.id), undefined);
+    if (found.status === 'gone' || found.pid === undefined) return false;
+    services.records.log(vm).warn({ vmmPid: found.pid }, 'adopting a VMM that was launched but not recorded');
+    services.records.save(vm, { pid: found.pid });
+    return true;
+  },
+  run: async (ctx) => {
+    const { vm, provider, services, agent, attachment } = ctx;
+    await provider.checkAvailable(vm.spec);
+    const vmm = await provider.launch({
+      vmId: vm.id,
+      spec: vm.spec,
+      paths: services.runtime.paths(vm.id),
+      rootDisk: await rootDisk(ctx),
+      disks: vm.disks ?? [],
+      agent,
+      ...(attachment ? { network: attachment } : {}),
+    });
+    services.records.save(vm, { pid: vmm.pid, startedAt: services.records.now() });
+  },
+  undo: async ({ vm, provider, services }) => {
+    services.runtime.unwatch(vm.id);
+    await provider.kill(vm.id, services.runtime.paths(vm.id), vm.pid);
+    await services.runtime.released(vm);
+  },
+};

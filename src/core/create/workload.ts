@@ -1,0 +1,46 @@
+/**
+ * Booting an agent VM's workload: wait for the guest's agent, start the workload unless it already
+ * runs (a daemon restarted between the two), and mark the VM `running`. On failure the VM is
+ * `failed`, its VMM killed, and the error carries the console's last lines, which usually say why.
+ */
+import type { AgentSupervisor } from '../agent-supervisor.js';
+import { asHypercoreError, HypercoreError, VmStateConflictError } from '../errors.js';
+import type { Image } from '../image.js';
+import type { Provider } from '../ports.js';
+import type { VmRecords } from '../vm-records.js';
+import type { VmRuntime } from '../vm-runtime.js';
+import type { Vm } from '../vm.js';
+import type { StepTiming } from './plan.js';
+
+export interface WorkloadBoot {
+  records: VmRecords;
+  runtime: VmRuntime;
+  supervisor: AgentSupervisor;
+}
+
+/**
+ * `signal` aborts the wait for the agent: a stop or rm of a VM whose agent has not answered yet
+ * must not wait for the boot timeout. An aborted boot leaves the VM to whoever aborted it.
+ */
+export async function bootWorkload(vm: Vm, provider: Provider, image: Image | undefined, boot: WorkloadBoot, signal?: AbortSignal): Promise<StepTiming> {
+  const { records, runtime, supervisor } = boot;
+  const started = performance.now();
+  try {
+    await supervisor.startWorkload(vm, provider.agentEndpoint(vm.id, runtime.paths(vm.id)), image, signal);
+  } catch (err) {
+    if (signal?.aborted) throw new VmStateConflictError(`VM ${vm.name} was stopped or removed while its workload was booting`);
+    const e = asHypercoreError(err);
+    Object.assign(vm, records.current(vm.id));
+    const tail = await supervisor.consoleTail(vm);
+    const message = `${e.message}${tail ? `; last console output:\n${tail}` : ''}`;
+    // Only if nothing else (a stop, an rm) took the VM over meanwhile.
+    if (vm.state === 'starting') {
+      await runtime.halt(vm, { force: true, timeoutMs: 0 }).catch((haltErr: unknown) => records.log(vm).error({ err: asHypercoreError(haltErr).message }, 'could not kill the VMM of a VM whose workload failed'));
+      records.transition(vm, 'failed', { pid: undefined, error: { code: e.code, message } });
+    }
+    throw new HypercoreError(e.code, message, { cause: e });
+  }
+  records.transition(vm, 'running');
+  records.log(vm).info({}, 'workload running');
+  return { step: 'workload', ms: Math.round((performance.now() - started) * 10) / 10 };
+}

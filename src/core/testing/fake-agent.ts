@@ -1,0 +1,118 @@
+/**
+ * Test doubles for agent VMs: an agent connector whose guests answer at once, never (until the
+ * wait is aborted), or not at all; an image provisioner and a guest system with no files; and a
+ * workload log in memory.
+ */
+import type { AgentConnector, AgentEndpoint, AgentInfo, AgentSession, ExitStatus, ProcessEvent, ProcessIo, WorkloadStart } from '../agent.js';
+import type { WorkloadLog } from '../agent-supervisor.js';
+import type { GuestSystem, ImageProvisioner } from '../ports.js';
+import type { Image, VmDisk } from '../image.js';
+import type { Vm } from '../vm.js';
+
+export const fakeImage: Image = {
+  reference: 'docker.io/library/app:1',
+  digest: `sha256:${'1'.repeat(64)}`,
+  configDigest: `sha256:${'2'.repeat(64)}`,
+  platform: 'linux/amd64',
+  layers: [],
+  size: 0,
+  createdAt: '2026-01-01T00:00:00Z',
+  config: { cmd: ['/app'] },
+};
+
+export const fakeImages: ImageProvisioner = {
+  find: () => fakeImage,
+  ensure: async () => fakeImage,
+  createVmDisk: async (): Promise<VmDisk[]> => [{ name: 'image', path: '/nonexistent/image.qcow2', format: 'qcow2', readOnly: false }],
+};
+
+export const fakeGuest: GuestSystem = { rootDisk: async () => '/nonexistent/system.ext4' };
+
+/** A process whose output never comes and that never exits (a running workload). */
+function silentIo(): ProcessIo {
+  let close: () => void = () => undefined;
+  const closed = new Promise<void>((r) => (close = r));
+  return {
+    write: async () => undefined,
+    closeStdin: async () => undefined,
+    close: () => close(),
+    async *[Symbol.asyncIterator](): AsyncGenerator<ProcessEvent> {
+      await closed;
+    },
+  };
+}
+
+class FakeSession implements AgentSession {
+  shutdowns = 0;
+  readonly closed: Promise<void>;
+  private end: () => void = () => undefined;
+  constructor(private readonly connector: FakeAgentConnector) {
+    this.closed = new Promise((r) => (this.end = r));
+  }
+  async hello(): Promise<AgentInfo> {
+    return { agentVersion: 'fake', bootId: 'b', uptimeMs: 1, workloadStarted: this.connector.workloadRunning };
+  }
+  async startWorkload(_start: WorkloadStart) {
+    this.connector.workloadStarts++;
+    this.connector.workloadRunning = true;
+    return { processId: 'main', pid: 1 };
+  }
+  async createProcess() {
+    return { processId: 'p1', pid: 2 };
+  }
+  io(): ProcessIo {
+    return silentIo();
+  }
+  async signal(): Promise<void> {}
+  async resize(): Promise<void> {}
+  async wait(): Promise<ExitStatus> {
+    return new Promise(() => undefined);
+  }
+  async shutdown(): Promise<void> {
+    this.shutdowns++;
+  }
+  close(): void {
+    this.end();
+  }
+}
+
+export class FakeAgentConnector implements AgentConnector {
+  /** answer: the guest's agent answers; silent: it never does (a wait ends only when aborted or timed out). */
+  mode: 'answer' | 'silent' = 'answer';
+  workloadStarts = 0;
+  /** The guest's side: whether its workload runs (survives a daemon restart, as a real guest's does). */
+  workloadRunning = false;
+  readonly sessions: FakeSession[] = [];
+
+  async connect(_endpoint: AgentEndpoint, options: { timeoutMs: number; signal?: AbortSignal }): Promise<AgentSession> {
+    if (this.mode === 'silent') {
+      await new Promise<void>((_, reject) => {
+        const timer = setTimeout(() => reject(new Error(`the agent did not answer within ${options.timeoutMs} ms`)), options.timeoutMs);
+        options.signal?.addEventListener('abort', () => {
+          clearTimeout(timer);
+          reject(new Error('aborted'));
+        });
+      });
+    }
+    const session = new FakeSession(this);
+    this.sessions.push(session);
+    return session;
+  }
+}
+
+export class MemoryWorkloadLog implements WorkloadLog {
+  readonly data = new Map<string, Uint8Array[]>();
+  async append(vm: Vm, data: Uint8Array): Promise<void> {
+    this.data.set(vm.id, [...(this.data.get(vm.id) ?? []), data]);
+  }
+  async note(): Promise<void> {}
+  async *read(vm: Vm): AsyncIterable<Uint8Array> {
+    yield* this.data.get(vm.id) ?? [];
+  }
+  async size(vm: Vm): Promise<number> {
+    return (this.data.get(vm.id) ?? []).reduce((n, d) => n + d.length, 0);
+  }
+  async tail(): Promise<string> {
+    return '';
+  }
+}

@@ -1,0 +1,140 @@
+/**
+ * Lifecycle edge cases of agent VMs: a stop always ends in a consistent state, whatever the agent
+ * does, and a restart finishes what a dead daemon left half-done.
+ */
+import { afterEach, beforeEach, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SqliteVmStore } from '../store/sqlite-vm-store.js';
+import { VmDirectories } from '../store/vm-directories.js';
+import { ErrorCodes, type HypercoreError } from './errors.js';
+import { FakeAgentConnector, fakeGuest, fakeImages, MemoryWorkloadLog } from './testing/fake-agent.js';
+import { FakeProvider } from './testing/fake-provider.js';
+import { VmService } from './vm-service.js';
+import type { VmSpec } from './vm.js';
+
+let dir: string;
+let store: SqliteVmStore;
+let provider: FakeProvider;
+let agents: FakeAgentConnector;
+let ids = 0;
+const silent = { info() {}, warn() {}, error() {}, debug() {}, child() { return silent; } };
+
+function makeService(agentBootTimeoutMs = 30_000): VmService {
+  return new VmService({
+    store,
+    providers: { get: (n) => (n === 'qemu' ? provider : undefined), all: () => [provider] },
+    files: new VmDirectories(join(dir, 'root'), join(dir, 'run')),
+    clock: { now: () => new Date() },
+    ids: { newVmId: () => `${String(++ids).padStart(4, '0')}${'e'.repeat(12)}` },
+    logger: silent,
+    images: fakeImages,
+    guest: fakeGuest,
+    agents,
+    workloadLog: new MemoryWorkloadLog(),
+    agentBootTimeoutMs,
+  });
+}
+
+function imageSpec(name: string): VmSpec {
+  return { name, description: '', cores: 1, memoryMib: 128, kernelArgs: '', driveReadOnly: false, image: 'app:1', provider: 'qemu', hypervisor: { qemu: { accel: 'tcg' }, firecracker: {}, cloudHypervisor: {} } };
+}
+
+/** Rejects if `promise` takes longer than `ms`: these operations must not wait for an agent timeout. */
+function within<T>(ms: number, promise: Promise<T>): Promise<T> {
+  return Promise.race([promise, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`still waiting after ${ms} ms`)), ms).unref())]);
+}
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'hc-life-'));
+  store = new SqliteVmStore(join(dir, 'state.db'));
+  provider = new FakeProvider();
+  agents = new FakeAgentConnector();
+});
+afterEach(() => {
+  store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('an agent VM boots its workload and runs', async () => {
+  const service = makeService();
+  const vm = await service.create(imageSpec('app'));
+  assert.equal(vm.state, 'running');
+  assert.equal(agents.workloadStarts, 1);
+});
+
+test('stop of a VM whose agent never answered ends at once in stopped, not after the boot timeout', async () => {
+  agents.mode = 'silent';
+  const service = makeService();
+  const vm = await service.create(imageSpec('mute'), { detach: true });
+  assert.equal(vm.state, 'starting');
+  const stopped = await within(3000, service.stop(vm.id, { timeoutMs: 100, force: false }));
+  assert.equal(stopped.state, 'stopped');
+  assert.equal(provider.alive.has(vm.id), false);
+  await service.settled();
+  assert.equal(store.get(vm.id)?.state, 'stopped', 'the aborted boot does not mark the VM failed afterwards');
+});
+
+test('a create waiting for a silent agent is cut short by a stop, and the VM ends stopped', async () => {
+  agents.mode = 'silent';
+  const service = makeService();
+  const creating = service.create(imageSpec('cut'));
+  await new Promise((r) => setTimeout(r, 50));
+  const id = store.list()[0]!.id;
+  const stopped = await within(3000, service.stop(id, { timeoutMs: 100, force: true }));
+  await assert.rejects(creating, (err: HypercoreError) => err.code === ErrorCodes.vmStateConflict && /stopped or removed while its workload was booting/.test(err.message));
+  assert.equal(stopped.state, 'stopped');
+});
+
+test('stop of a running agent VM whose agent is not connected still ends in stopped (no stuck "stopping")', async () => {
+  const first = makeService();
+  const vm = await first.create(imageSpec('lost'));
+  first.detachAll(); // the daemon goes away; the guest runs on
+  agents.mode = 'silent'; // and its agent does not answer the new daemon
+  const second = makeService();
+  await second.reconcile();
+  assert.equal(store.get(vm.id)?.state, 'running');
+  const stopped = await within(3000, second.stop(vm.id, { timeoutMs: 100, force: false }));
+  assert.equal(stopped.state, 'stopped');
+  assert.equal(provider.alive.has(vm.id), false);
+});
+
+test('a VM left in "stopping" (an earlier stop died half-way) can be stopped, with or without force', async () => {
+  const service = makeService();
+  for (const force of [false, true]) {
+    const vm = await service.create(imageSpec(`half-${force}`));
+    store.update({ ...store.get(vm.id)!, state: 'stopping' });
+    const stopped = await within(3000, service.stop(vm.id, { timeoutMs: 100, force }));
+    assert.equal(stopped.state, 'stopped');
+  }
+});
+
+test('a boot whose agent never answers fails the VM and kills its VMM', async () => {
+  agents.mode = 'silent';
+  const service = makeService(200);
+  const vm = await service.create(imageSpec('late'), { detach: true });
+  await service.settled();
+  assert.equal(store.get(vm.id)?.state, 'failed');
+  assert.match(store.get(vm.id)?.error?.message ?? '', /did not answer/);
+  assert.equal(provider.alive.has(vm.id), false);
+});
+
+test('after a restart, a starting VM gets its workload started, unless the guest already runs it', async () => {
+  for (const guestRunsIt of [false, true]) {
+    const first = makeService();
+    const vm = await first.create(imageSpec(`restarted-${guestRunsIt}`));
+    first.detachAll();
+    // The daemon died in the boot: the record still says starting.
+    store.update({ ...store.get(vm.id)!, state: 'starting' });
+    agents.workloadRunning = guestRunsIt;
+    agents.workloadStarts = 0;
+    const second = makeService();
+    await second.reconcile();
+    await second.settled();
+    assert.equal(store.get(vm.id)?.state, 'running');
+    assert.equal(agents.workloadStarts, guestRunsIt ? 0 : 1, guestRunsIt ? 'not started twice' : 'started once');
+    second.detachAll();
+  }
+});
