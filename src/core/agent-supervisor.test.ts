@@ -2,18 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mergeEnv, workloadProcess } from './agent-supervisor.js';
 import type { Image } from './image.js';
+import { fakeImage } from './testing/fake-agent.js';
 import type { Vm, VmSpec } from './vm.js';
 
-const image: Image = {
-  reference: 'docker.io/library/app:1',
-  digest: `sha256:${'1'.repeat(64)}`,
-  configDigest: `sha256:${'2'.repeat(64)}`,
-  platform: 'linux/amd64',
-  layers: [],
-  size: 0,
-  createdAt: '2026-01-01T00:00:00Z',
-  config: { entrypoint: ['/entry'], cmd: ['--serve'], env: ['PATH=/bin', 'MODE=image'], workingDir: '/srv', user: '1000' },
-};
+const image: Image = { ...fakeImage, config: { entrypoint: ['/entry'], cmd: ['--serve'], env: ['PATH=/bin', 'MODE=image'], workingDir: '/srv', user: '1000' } };
 
 function vm(workload?: VmSpec['workload']): Vm {
   const spec: VmSpec = { name: 'w', description: '', cores: 1, memoryMib: 128, kernelArgs: '', driveReadOnly: false, image: image.reference, provider: 'qemu', hypervisor: { qemu: { accel: 'tcg' }, firecracker: {}, cloudHypervisor: {} }, ...(workload ? { workload } : {}) };
