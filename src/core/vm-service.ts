@@ -196,6 +196,7 @@ export class VmService {
         const e = asHypercoreError(err);
         await provider.kill(vm.id, this.paths(vm), vm.pid).catch(() => undefined);
         await provider.cleanup(vm.id, this.paths(vm)).catch(() => undefined);
+        await this.deps.networks?.release(vm.id).catch(() => undefined);
         this.transition(vm, 'failed', { pid: undefined, error: { code: e.code, message: e.message } });
         throw e;
       }
@@ -215,6 +216,7 @@ export class VmService {
       assertTransition(vm.name, vm.state, 'stopping');
       this.transition(vm, 'stopping');
       await this.haltVmm(vm, options);
+      await this.deps.networks?.release(vm.id);
       return this.transition(vm, 'stopped', { pid: undefined, error: undefined });
     });
   }
@@ -253,6 +255,8 @@ export class VmService {
         if (status === 'running' || status === 'paused') {
           // A crash mid-start or mid-stop leaves 'starting'/'stopping'; the VMM is alive, so it is running.
           if (vm.state !== 'running') this.forceState(vm, 'running', {});
+          // Rewrites its network rules: a firewall reload or an upgrade may have removed them.
+          await this.attachNetwork(vm).catch((err: unknown) => log.warn({ err: String(err) }, 'could not restore the network of a running VM'));
           this.watch(vm, provider);
           if (usesAgent(vm.spec) && this.supervisor) {
             const supervisor = this.supervisor;
@@ -263,6 +267,7 @@ export class VmService {
         }
         await provider.kill(vm.id, this.paths(vm), vm.pid).catch(() => undefined);
         await provider.cleanup(vm.id, this.paths(vm)).catch(() => undefined);
+        await this.deps.networks?.release(vm.id).catch(() => undefined);
         const error = { code: 'HC_VMM_EXITED', message: `the VMM (pid ${vm.pid ?? 'unknown'}) exited while hypercored was not running` };
         this.forceState(vm, 'stopped', { pid: undefined, error });
         log.warn(error, 'VM marked stopped');
@@ -428,6 +433,7 @@ export class VmService {
       this.supervisor?.forget(id);
       const provider = this.providerOf(vm);
       await provider.cleanup(vm.id, this.paths(vm)).catch(() => undefined);
+      await this.deps.networks?.release(vm.id).catch(() => undefined);
       const error = exit.outcome === 'failed' ? { code: 'HC_VMM_EXITED', message: exit.reason } : undefined;
       this.transition(vm, exit.outcome, { pid: undefined, error });
       this.deps.logger.child({ vmId: id }).info({ reason: exit.reason, outcome: exit.outcome }, 'VMM exited');
