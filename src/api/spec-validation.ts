@@ -54,6 +54,8 @@ function specSchema(hostCpus: number) {
           mac: z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/, { message: 'must be a lower-case MAC address' }).optional(),
           dns: z.array(z.string().regex(/^(\d{1,3}\.){3}\d{1,3}$/, { message: 'must be an IPv4 address' })).default([]),
           ports: z.array(z.string()).default([]),
+          isolate: z.boolean().optional(),
+          hostPorts: z.array(z.string().regex(/^\d{1,5}(\/(tcp|udp))?$/, { message: 'must be "port[/tcp|udp]"' })).optional(),
         })
         .strict()
         .optional(),

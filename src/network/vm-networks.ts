@@ -138,6 +138,8 @@ export class NatVmNetworks implements VmNetworks {
     const leaseKey = spec.mode === 'bridge' ? `${HOST_BRIDGE_LEASE}${bridge}` : cidr.text;
     const ip = this.options.leases.claim(leaseKey, vmId, (used) => allocateAddress(cidr, used, spec.ip));
     const tap = tapNameForVm(vmId);
+    // A TAP that is already there belongs to a running VM being re-attached: never tear it down.
+    const running = await this.host.exists(tap);
     try {
       if (spec.mode === 'nat') {
         await this.host.ensureBridge(bridge, gatewayCidrOf(cidr));
@@ -154,7 +156,7 @@ export class NatVmNetworks implements VmNetworks {
       return { tap, mac, ip, prefixLength: cidr.prefix, gateway, dns: spec.dns };
     } catch (err) {
       // A VM that had a lease (a stopped VM being started) keeps it; a new one leaves nothing.
-      await (hadLease ? this.releaseNow(vmId) : this.detachNow(vmId)).catch(() => undefined);
+      if (!running) await (hadLease ? this.releaseNow(vmId) : this.detachNow(vmId)).catch(() => undefined);
       throw err;
     }
   }
