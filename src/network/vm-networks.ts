@@ -76,8 +76,10 @@ export class NatVmNetworks implements VmNetworks {
     return this.locked(() => this.detachNow(vmId));
   }
 
-  release(vmId: string): Promise<void> {
-    return this.locked(() => this.releaseNow(vmId));
+  async release(vmId: string): Promise<void> {
+    // A lease is taken before anything else: a VM without one (mode none, or never attached) holds nothing.
+    if (!this.options.leases.all().some((l) => l.vmId === vmId)) return;
+    await this.locked(() => this.releaseNow(vmId));
   }
 
   private locked<T>(work: () => Promise<T>): Promise<T> {
@@ -96,7 +98,8 @@ export class NatVmNetworks implements VmNetworks {
     if (this.legacyChecked) return;
     const leases = this.options.leases.all();
     const nat = leases.filter((l) => !l.subnet.startsWith(HOST_BRIDGE_LEASE));
-    await removeLegacyLayout(this.run, {
+    // Without a lease nothing of the old layout can be this daemon's (and a host without nft needs no check).
+    if (leases.length > 0) await removeLegacyLayout(this.run, {
       vmIds: new Set(leases.map((l) => l.vmId)),
       taps: new Set(leases.map((l) => tapNameForVm(l.vmId))),
       subnets: new Set(nat.map((l) => l.subnet)),
