@@ -32,3 +32,16 @@ test('mode "bridge" needs bridge and ip, and allows no port forwards', () => {
   const spec = parse(`${base}[network]\nmode = "bridge"\nbridge = "br0"\nsubnet = "192.168.1.0/24"\nip = "192.168.1.50"\ngateway = "192.168.1.1"\n`);
   assert.deepEqual(spec.network, { mode: 'bridge', subnet: '192.168.1.0/24', dns: [], ports: [], ip: '192.168.1.50', bridge: 'br0', gateway: '192.168.1.1' });
 });
+
+test('[network] isolate and host_ports: defaults left out of the spec, set values mapped, bad ones named', () => {
+  const spec = parse(`${base}[network]\nisolate = false\nhost_ports = ["3128", "5000/udp"]\n`);
+  assert.deepEqual(spec.network, { mode: 'nat', subnet: '10.88.0.0/16', dns: [], ports: [], isolate: false, hostPorts: ['3128', '5000/udp'] });
+  assert.throws(
+    () => parse(`${base}[network]\nisolate = "no"\nhost_ports = ["http"]\n`),
+    (err: Error) => /network\.isolate = "no": must be true or false/.test(err.message) && /network\.host_ports\[0\] = "http": must be "port\[\/tcp\|udp\]"/.test(err.message),
+  );
+  assert.throws(
+    () => parse(`${base}[network]\nmode = "bridge"\nbridge = "br0"\nip = "192.168.1.5"\nsubnet = "192.168.1.0/24"\nhost_ports = ["80"]\n`),
+    /host_ports need mode = "nat"/,
+  );
+});

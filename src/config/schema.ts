@@ -241,6 +241,14 @@ export function hacSchema(options: HacSchemaOptions = {}) {
         })
         .default([])
         .describe('port forwards from the host to the guest, e.g. ["8080:80", "127.0.0.1:5353:53/udp"]'),
+      isolate: z
+        .boolean({ error: 'must be true or false' })
+        .default(true)
+        .describe('mode = "nat": false lets the VM reach the other VMs of its subnet that set it false too'),
+      host_ports: z
+        .array(z.string({ error: 'must be "port[/tcp|udp]"' }).regex(/^\d{1,5}(\/(tcp|udp))?$/, { error: 'must be "port[/tcp|udp]"' }), { error: 'must be an array of ports like "8080" or "53/udp"' })
+        .default([])
+        .describe('mode = "nat": ports on the gateway address (the host) the guest may reach besides DNS, e.g. ["3128", "5000/udp"]'),
     },
     tableError,
   );
@@ -335,6 +343,9 @@ function networkRules(network: unknown, ctx: z.RefinementCtx): void {
   }
   if (Array.isArray(network.ports) && network.ports.length > 0) {
     ctx.addIssue({ code: 'custom', path: ['network', 'ports'], message: 'port forwards need mode = "nat" (in bridge mode the guest is directly on that network)' });
+  }
+  if (Array.isArray(network.host_ports) && network.host_ports.length > 0) {
+    ctx.addIssue({ code: 'custom', path: ['network', 'host_ports'], message: 'host_ports need mode = "nat" (in bridge mode Hypercore does not filter that network)' });
   }
 }
 

@@ -47,7 +47,10 @@ const SPEC_FIELDS: Readonly<Record<string, Field>> = {
   },
   network: {
     hac: ['network'],
-    fields: Object.fromEntries(['mode', 'bridge', 'gateway', 'subnet', 'ip', 'mac', 'dns', 'ports'].map((k) => [k, leaf('network', k)])),
+    fields: {
+      ...Object.fromEntries(['mode', 'bridge', 'gateway', 'subnet', 'ip', 'mac', 'dns', 'ports', 'isolate'].map((k) => [k, leaf('network', k)])),
+      hostPorts: leaf('network', 'host_ports'),
+    },
   },
   hypervisor: { hac: ['hypervisor'], camelCaseTable: true },
 };

@@ -38,6 +38,9 @@ export function toVmSpec(hac: HacFile, resolveFile: (key: 'kernel' | 'initrd' | 
     if (net.bridge !== undefined) spec.network.bridge = net.bridge;
     if (net.gateway !== undefined) spec.network.gateway = net.gateway;
     if (net.mac !== undefined) spec.network.mac = net.mac.toLowerCase();
+    // Left out at their defaults, so specs stored before these keys existed mean the same.
+    if (!net.isolate) spec.network.isolate = false;
+    if (net.host_ports.length > 0) spec.network.hostPorts = [...net.host_ports];
   }
   return spec;
 }

@@ -156,6 +156,8 @@ export interface VmNetworks {
   attach(vmId: string, spec: NetworkSpec, hostInterface?: string): Promise<NetworkAttachment>;
   /** Removes the VM's TAP, rules and lease. */
   detach(vmId: string): Promise<void>;
+  /** Gives back what only a running VM holds (TAP, port forwards, MAC); keeps its address lease. */
+  release(vmId: string): Promise<void>;
   /** Removes TAPs, rules and leases that belong to no VM in `vmIds`. */
   prune(vmIds: ReadonlySet<string>): Promise<string[]>;
   /** Describes what `prune` would remove. */

@@ -35,6 +35,7 @@ export async function reconcileVm(vm: Vm, records: VmRecords, runtime: VmRuntime
     // The pid may be unknown: the daemon died in `start` after the VMM was launched.
     if (found.pid !== undefined && found.pid !== vm.pid) records.save(vm, { pid: found.pid });
     log.info({ vmmPid: vm.pid, state: vm.state }, 'adopted running VM');
+    await runtime.restoreNetwork(vm);
     if (vm.state === 'starting' && !usesAgent(vm.spec)) records.transition(vm, 'running');
     if (!usesAgent(vm.spec)) return 'watch';
     return vm.state === 'starting' ? 'boot-workload' : 'reattach-agent';

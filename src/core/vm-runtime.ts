@@ -96,12 +96,26 @@ export class VmRuntime {
     await this.released(vm);
   }
 
-  /** After the VMM is gone: its runtime files and the agent session. Failures are logged, not fatal. */
+  /**
+   * After the VMM is gone: its runtime files, the agent session, and what only a running VM holds
+   * on the network (TAP, port forwards, MAC; the address lease stays). Failures are logged, not fatal.
+   */
   async released(vm: Vm): Promise<void> {
+    const log = this.records.log(vm);
     this.supervisor?.forget(vm.id);
     await this.providerOf(vm)
       .cleanup(vm.id, this.paths(vm.id))
-      .catch((err: unknown) => this.records.log(vm).warn({ err: asHypercoreError(err).message }, 'removing the VMM runtime files failed'));
+      .catch((err: unknown) => log.warn({ err: asHypercoreError(err).message }, 'removing the VMM runtime files failed'));
+    await this.networks?.release(vm.id).catch((err: unknown) => log.warn({ err: asHypercoreError(err).message }, 'releasing the network of a stopped VM failed'));
+  }
+
+  /**
+   * Writes a running VM's network again (TAP, rules) after a daemon restart: a firewall reload
+   * or an upgrade may have removed them. Attaching is idempotent.
+   */
+  async restoreNetwork(vm: Vm): Promise<void> {
+    if (!vm.spec.network || !this.networks) return;
+    await this.networks.attach(vm.id, vm.spec.network, vm.spec.hostInterface).catch((err: unknown) => this.records.log(vm).warn({ err: asHypercoreError(err).message }, 'could not restore the network of a running VM'));
   }
 
   /** Kills the VMM if any and removes everything the VM owns: network, files, record. */

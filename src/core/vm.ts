@@ -60,6 +60,10 @@ export interface NetworkSpec {
   dns: string[];
   /** Port forwards, "[host_ip:]host_port:guest_port[/tcp|udp]". */
   ports: string[];
+  /** mode nat: false lets the VM reach the other VMs of its bridge that have it false too (absent: true). */
+  isolate?: boolean;
+  /** mode nat: ports on the gateway address the guest may reach, "port[/tcp|udp]" (absent: none but DNS). */
+  hostPorts?: string[];
 }
 
 export interface VmSpec {

@@ -123,7 +123,7 @@ export class Daemon {
       guest: { rootDisk: async () => (await ensureSystemImage({ cacheDir: join(rootDir, 'guest') })).path },
       agents: new TtrpcAgentConnector(),
       agentBootTimeoutMs: this.settings.agentTimeoutMs,
-      networks: new NatVmNetworks({ leases: new SqliteLeaseStore(db), logger: log }),
+      networks: new NatVmNetworks({ leases: new SqliteLeaseStore(db), logger: log, scope: rootDir, describeVm: (id) => `VM ${vmStore.get(id)?.name ?? '?'} (${id})` }),
       workloadLog: {
         append: async (vm, data) => {
           await appendConsoleLog(files.paths(vm.id).consoleLog, data);

@@ -1,9 +1,8 @@
 /**
  * Host-side plumbing for "nat" mode networking: a Hypercore-owned Linux bridge, one TAP per VM
- * enslaved to it, route-conflict checks and IPv4 forwarding. Every mutating call is idempotent so
+ * enslaved to it, and route-conflict checks. Every mutating call is idempotent so
  * the daemon can simply re-run them after a crash instead of tracking what it already did.
  */
-import type { Logger } from '../core/ports.js';
 import { HypercoreError, ErrorCodes } from '../core/errors.js';
 import type { CommandRunner } from './command-runner.js';
 import { overlaps, parseCidr } from './ipam.js';
@@ -46,8 +45,6 @@ function parseJson<T>(stdout: string, what: string): T {
 
 /** Manages bridge, TAPs and routing checks through an injectable command runner. */
 export class HostNetwork {
-  private forwardingLogged = false;
-
   constructor(private readonly run: CommandRunner) {}
 
   private async links(): Promise<IpLink[]> {
@@ -101,6 +98,16 @@ export class HostNetwork {
     if (await this.link(name)) await this.run('ip', ['link', 'del', 'dev', name]);
   }
 
+  /** Names of the interfaces enslaved to `bridge`. */
+  async portsOf(bridge: string): Promise<string[]> {
+    return (await this.links()).filter((l) => l.master === bridge).map((l) => l.ifname);
+  }
+
+  /** Whether an interface called `name` exists. */
+  async exists(name: string): Promise<boolean> {
+    return (await this.link(name)) !== undefined;
+  }
+
   /** TAP devices whose name starts with `prefix`, e.g. to find TAPs orphaned by a crash. */
   async listTaps(prefix: string): Promise<TapInfo[]> {
     return (await this.links())
@@ -147,21 +154,5 @@ export class HostNetwork {
   /** The interface of the default route (the usual NAT egress), or undefined if there is none. */
   async defaultRouteInterface(): Promise<string | undefined> {
     return (await this.routes()).find((r) => r.dst === 'default' && r.dev)?.dev;
-  }
-
-  /**
-   * Turns on IPv4 forwarding if it is off; without it, NAT'd guests reach nothing beyond the
-   * host. Logs once because this changes a host-wide setting. Returns whether it changed.
-   */
-  async enableForwarding(log: Pick<Logger, 'info'>): Promise<boolean> {
-    // Via `sysctl` through the runner, not /proc directly, so a namespaced runner reads its namespace.
-    const { stdout } = await this.run('sysctl', ['-n', 'net.ipv4.ip_forward']);
-    if (stdout.trim() !== '0') return false;
-    await this.run('sysctl', ['-w', 'net.ipv4.ip_forward=1']);
-    if (!this.forwardingLogged) {
-      this.forwardingLogged = true;
-      log.info({ sysctl: 'net.ipv4.ip_forward' }, 'enabled IPv4 forwarding (net.ipv4.ip_forward=1) so VMs can reach the network');
-    }
-    return true;
   }
 }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parsePortSpec, parsePortSpecs } from './ports.js';
+import { parseHostPort, parsePortSpec, parsePortSpecs } from './ports.js';
 import { ssShowsListener } from './nat.js';
 
 test('parsePortSpec reads the documented forms', () => {
@@ -41,4 +41,11 @@ test('ssShowsListener understands ss -Hlntu output', () => {
   assert.equal(ssShowsListener(out, '10.0.0.5', 22, 'tcp'), true);
   assert.equal(ssShowsListener(out, '10.0.0.6', 22, 'tcp'), false);
   assert.equal(ssShowsListener('', '0.0.0.0', 80, 'tcp'), false);
+});
+
+test('parseHostPort reads PORT[/tcp|/udp] and names a bad entry', () => {
+  assert.deepEqual(parseHostPort('3128'), { port: 3128, protocol: 'tcp' });
+  assert.deepEqual(parseHostPort('53/UDP'), { port: 53, protocol: 'udp' });
+  assert.throws(() => parseHostPort('0'), /host port "0": host port "0" is not a number from 1 to 65535/);
+  assert.throws(() => parseHostPort('80:80'), /host port "80:80" is not valid; expected PORT/);
 });

@@ -19,9 +19,9 @@ export interface PortSpec {
 
 const FORMAT = '[ADDRESS:]HOST_PORT:GUEST_PORT[/tcp|/udp], e.g. 8080:80 or 127.0.0.1:5353:53/udp';
 
-function port(spec: string, text: string, which: string): number {
+function port(spec: string, text: string, which: string, kind = 'port forward'): number {
   if (!/^\d{1,5}$/.test(text) || Number(text) < 1 || Number(text) > 65535) {
-    throw new InvalidArgumentError(`port forward "${spec}": ${which} port "${text}" is not a number from 1 to 65535`);
+    throw new InvalidArgumentError(`${kind} "${spec}": ${which} port "${text}" is not a number from 1 to 65535`);
   }
   return Number(text);
 }
@@ -68,4 +68,17 @@ export function parsePortSpecs(specs: readonly string[]): PortSpec[] {
     if (clash) throw new InvalidArgumentError(`port forwards "${clash.spec}" and "${a.spec}" both use host port ${a.port.hostPort}/${a.port.protocol}`);
   });
   return parsed.map((p) => p.port);
+}
+
+/** One `[network] host_ports` entry: a port on the gateway address a guest may reach. */
+export interface HostPort {
+  port: number;
+  protocol: PortProtocol;
+}
+
+/** Parses `PORT[/tcp|/udp]` (what `host_ports` holds); throws naming the entry. */
+export function parseHostPort(spec: string): HostPort {
+  const match = /^(\d{1,5})(?:\/(tcp|udp))?$/i.exec(spec.trim());
+  if (!match) throw new InvalidArgumentError(`host port "${spec}" is not valid; expected PORT[/tcp|/udp], e.g. 8080 or 53/udp`);
+  return { port: port(spec, match[1]!, 'host', 'host port'), protocol: (match[2]?.toLowerCase() ?? 'tcp') as PortProtocol };
 }
