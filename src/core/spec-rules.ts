@@ -10,6 +10,11 @@ export const specRules = {
   minCores: 1,
   defaultCores: 1,
   defaultMemoryMib: 256,
+  /** `hardware.disk_size` (MiB): the most a VM can write onto its image disk. */
+  minDiskSizeMib: 64,
+  maxDiskSizeMib: 16 * 1024 * 1024,
+  /** Room for package installs on a distro image; the disk is sparse, so only what is written is used. */
+  defaultDiskSizeMib: 4096,
   /** Linux interface names are at most 15 bytes. */
   interfaceNamePattern: /^[^\s/]{1,15}$/,
 } as const;

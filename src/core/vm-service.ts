@@ -5,11 +5,12 @@
 import { EventHub } from './event-hub.js';
 import { asHypercoreError, ErrorCodes, HypercoreError, ProviderUnavailableError, VmAmbiguousError, VmNameTakenError, VmNotFoundError, VmStateConflictError } from './errors.js';
 import { KeyedLock } from './keyed-lock.js';
+import { specRules } from './spec-rules.js';
 import { assertTransition, hasVmm } from './lifecycle.js';
 import { runPlan, type PlanStep } from './plan.js';
 import type { NetworkAttachment, VmNetworks } from './ports.js';
 import type { Clock, GuestSystem, IdGenerator, ImageProvisioner, Logger, Provider, ProviderRegistry, VmFiles, VmmExit, VmPaths, VmStore } from './ports.js';
-import type { Image, PullProgress } from './image.js';
+import type { Image, PullProgress, VmDisk } from './image.js';
 import type { AgentConnector, ExitStatus, ProcessIo, ProcessSpec } from './agent.js';
 import { AgentSupervisor, MAIN_PROCESS, type WorkloadLog } from './agent-supervisor.js';
 import type { ProviderName, Vm, VmError, VmEvent, VmSpec, VmState } from './vm.js';
@@ -138,10 +139,12 @@ export class VmService {
           run: async () => {
             if (spec.image === undefined) return;
             const images = this.requireImages();
-            image = await images.ensure(spec.image, onProgress);
-            const disks = await images.createVmDisk(image, paths!.stateDir, provider.capabilities.diskFormats);
-            Object.assign(vm, { disks, imageDigest: image.digest });
-            store.update(vm);
+            const disk = { formats: provider.capabilities.diskFormats, sizeMib: spec.diskSizeMib ?? specRules.defaultDiskSizeMib, workload: spec.drive === undefined };
+            const record = (provisioned: Image, disks: VmDisk[]) => {
+              Object.assign(vm, { disks, imageDigest: provisioned.digest });
+              store.update(vm);
+            };
+            image = await images.provision(spec.image, paths!.stateDir, disk, record, onProgress);
           },
         },
         {

@@ -67,6 +67,8 @@ export interface VmSpec {
   description: string;
   cores: number;
   memoryMib: number;
+  /** Most the VM can write onto its image disk, in MiB (`hardware.disk_size`); unset: the default. */
+  diskSizeMib?: number;
   kernel?: string;
   initrd?: string;
   kernelArgs: string;
