@@ -24,6 +24,7 @@ function specSchema(hostCpus: number) {
       description: z.string().default(''),
       cores: z.number().int().min(specRules.minCores).max(hostCpus, { message: `must be at most ${hostCpus} (this host's CPUs)` }).default(specRules.defaultCores),
       memoryMib: z.number().int().min(specRules.minMemoryMib).max(specRules.maxMemoryMib).default(specRules.defaultMemoryMib),
+      diskSizeMib: z.number().int().min(specRules.minDiskSizeMib).max(specRules.maxDiskSizeMib).optional(),
       kernel: absoluteFile('kernel').optional(),
       initrd: absoluteFile('initrd').optional(),
       kernelArgs: z.string().default(''),

@@ -4,6 +4,7 @@
  * where, which key and which value, so messages stay uniform.
  */
 import * as z from 'zod';
+import { specRules } from '../core/spec-rules.js';
 import { providerNames } from '../core/vm.js';
 import { tableIssueParam } from './issues.js';
 import { getAt, isTable } from './key-path.js';
@@ -94,6 +95,9 @@ export function hacSchema(options: HacSchemaOptions = {}) {
     {
       cores: integer(1, options.hostCpus, cpus).default(1).describe('virtual CPUs'),
       memory: integer(minMemoryMib, maxMemoryMib, ' (MiB)').default(256).describe('guest memory in MiB'),
+      disk_size: integer(specRules.minDiskSizeMib, specRules.maxDiskSizeMib, ' (MiB)')
+        .default(specRules.defaultDiskSizeMib)
+        .describe("most the VM can write onto its image disk, in MiB: the room on the workload's root filesystem (sparse: host space is used only as the guest writes)"),
       kernel: path('kernel image to boot (default: the kernel installed by set-up)'),
       initrd: path('initial ramdisk (default: the one installed by set-up)'),
       kernel_args: z.string({ error: 'must be a string' }).default('').describe('extra kernel command-line arguments'),
