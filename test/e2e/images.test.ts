@@ -6,14 +6,14 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Image } from '../../src/core/image.js';
 import { buildDemoRootfs, DEMO_MARKER } from '../../src/guest/demo-rootfs.js';
 import { RegistryClient } from '../../src/images/registry/client.js';
 import { parseReference } from '../../src/images/registry/reference.js';
 import { startRegistry, type RegistryProcess } from '../../src/images/registry/testing/registry-process.js';
-import { buildImage, buildIndex, buildLayer, busyboxLayerEntries, writeDockerSaveTar, writeOciLayoutTar, type BuiltBlob, type BuiltImage, type LayerEntry } from '../../src/images/testing/oci-builder.js';
+import { buildImage, buildIndex, buildLayer, busyboxLayerEntries, writeDockerSaveTar, writeOciLayoutTar, writeTar, type BuiltBlob, type BuiltImage, type LayerEntry } from '../../src/images/testing/oci-builder.js';
 import { lastLine, TestDaemon, waitFor } from './harness.js';
 
 const daemon = new TestDaemon('hc-e2e-img-');
@@ -181,6 +181,29 @@ test('import reads an OCI layout tar and a docker save tar', async () => {
   const stored = images().find((i) => i.reference === 'docker.io/saved/app:latest');
   assert.equal(stored?.layers.length, 2);
   assert.equal(debugfs(blockImage(stored!.digest), 'cat /etc/hc-layer2'), 'from layer two\n');
+});
+
+test('import refuses an archive whose manifest.json names files outside it', async () => {
+  const plain = [await buildLayer(baseLayer, { gzip: false })];
+  const outsideImage = buildImage(plain);
+  const outside = join(daemon.dir, 'outside');
+  mkdirSync(outside, { recursive: true });
+  writeFileSync(join(outside, 'config.json'), outsideImage.config.bytes);
+  writeFileSync(join(outside, 'layer.tar'), plain[0]!.bytes);
+  const before = images().map((i) => i.reference);
+  for (const [name, config, layer] of [
+    ['dotdot', `${'../'.repeat(16)}${outside.slice(1)}/config.json`, `${'../'.repeat(16)}${outside.slice(1)}/layer.tar`],
+    ['absolute', join(outside, 'config.json'), join(outside, 'layer.tar')],
+  ] as const) {
+    const tar = join(daemon.dir, `evil-${name}.tar`);
+    await writeTar(tar, [{ name: 'manifest.json', bytes: Buffer.from(JSON.stringify([{ Config: config, RepoTags: [`evil/${name}:1`], Layers: [layer] }])) }]);
+    const r = cli(['image', 'import', tar]);
+    assert.equal(r.code, 1, r.stdout);
+    assert.match(r.stderr, /manifest\.json's Config names ".*\/outside\/config\.json", which is not a file in the archive/);
+    assert.match(r.stderr, /HC_IMAGE_UNSUPPORTED/);
+  }
+  assert.deepEqual(images().map((i) => i.reference), before, 'nothing was imported');
+  assert.equal(existsSync(join(daemon.root, 'images', 'blobs', 'sha256', outsideImage.config.digest.slice(7))), false, 'the host file was not stored as a blob');
 });
 
 test('a hostile layer is refused with a clear error and leaves nothing in the store or outside', async () => {
