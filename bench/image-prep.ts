@@ -28,6 +28,7 @@ import { parseReference } from '../src/images/registry/reference.js';
 import { startRegistry, type RegistryProcess } from '../src/images/registry/testing/registry-process.js';
 import { buildImage, buildLayer, type BuiltImage, type BuiltLayer, type LayerEntry } from '../src/images/testing/oci-builder.js';
 import { createVmImageDisks } from '../src/images/vm-disks.js';
+import { DEFAULT_DISK_SIZE_MIB } from '../src/core/vm.js';
 import { repoRoot, TestDaemon } from '../test/e2e/harness.js';
 import { intInRange, parseFlags } from './lib/args.js';
 import { columns, fmtMiB, fmtMs } from './lib/format.js';
@@ -305,7 +306,8 @@ async function timeDiskPrep(base: string, work: string, formats: readonly ('raw'
     const stateDir = join(work, `vm-${formats.join('-')}-${i + 1}`);
     mkdirSync(stateDir);
     const t0 = performance.now();
-    await createVmImageDisks(base, stateDir, formats);
+    // The drive-mode disk: a qcow2 overlay when the VMM reads qcow2, else the image plus a scratch disk.
+    await createVmImageDisks(base, stateDir, { formats, sizeMib: DEFAULT_DISK_SIZE_MIB, workload: false });
     const ms = since(t0);
     if (i >= 0) samples.push(ms); // the first call is a warm-up
     rmSync(stateDir, { recursive: true, force: true });

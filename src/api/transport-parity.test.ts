@@ -32,6 +32,7 @@ test('a VM created over HTTP reads back identically through gRPC GetVm and HTTP 
     description: 'the web VM',
     cores: 1,
     memoryMib: 256,
+    diskSizeMib: 4096,
     kernelArgs: 'console=ttyS0',
     drive: server.drive,
     driveReadOnly: true,
@@ -123,6 +124,7 @@ test('defaults are filled in the same way for a minimal spec on both transports'
     description: '',
     cores: 1,
     memoryMib: 256,
+    diskSizeMib: 4096,
     kernelArgs: '',
     drive: server.drive,
     driveReadOnly: false,
@@ -156,7 +158,7 @@ test('GET /openapi.json is an OpenAPI 3 document of the VM API built from vm.pro
   assert.ok(vm && spec && event);
   for (const key of ['id', 'name', 'state', 'provider', 'pid', 'createdAt', 'updatedAt', 'startedAt', 'error', 'disks', 'imageDigest']) assert.ok(key in vm.properties, `Vm.${key}`);
   assert.deepEqual(vm.properties['spec'], { $ref: '#/components/schemas/VmSpec' });
-  assert.deepEqual(Object.keys(spec.properties), ['name', 'description', 'cores', 'memoryMib', 'kernel', 'initrd', 'kernelArgs', 'drive', 'driveReadOnly', 'image', 'hostInterface', 'provider', 'hypervisor', 'workload', 'network']);
+  assert.deepEqual(Object.keys(spec.properties), ['name', 'description', 'cores', 'memoryMib', 'kernel', 'initrd', 'kernelArgs', 'drive', 'driveReadOnly', 'image', 'hostInterface', 'provider', 'hypervisor', 'workload', 'network', 'diskSizeMib']);
   assert.equal(spec.properties['memoryMib']?.type, 'integer');
   assert.deepEqual(Object.keys(event.properties), ['type', 'vmId', 'name', 'state', 'previousState', 'at', 'error']);
   // Every $ref points at a schema that exists.

@@ -24,6 +24,7 @@ test('parseHac: a minimal file gets every default', () => {
     description: '',
     cores: 1,
     memoryMib: 256,
+    diskSizeMib: 4096,
     kernelArgs: '',
     drive: join(vmDir, 'root.ext4'),
     driveReadOnly: false,
@@ -42,6 +43,7 @@ description = "a # in a string"   # a comment
 [hardware]
 cores = 4
 memory = 1024
+disk_size = 20480
 kernel = "vmlinux"
 initrd = "./initrd.img"
 kernel_args = "quiet loglevel=3"
@@ -68,6 +70,7 @@ binary = "/opt/ch/cloud-hypervisor"
     description: 'a # in a string',
     cores: 4,
     memoryMib: 1024,
+    diskSizeMib: 20480,
     kernel: join(vmDir, 'vmlinux'),
     initrd: join(vmDir, 'initrd.img'),
     kernelArgs: 'quiet loglevel=3',
@@ -160,8 +163,14 @@ test('parseHac: cores up to the host CPU count and the memory bounds are accepte
   assert.equal(parseHac(`${minimal}memory = 1048576\n`, opts).memoryMib, 1048576);
 });
 
+test('parseHac: disk_size is whole MiB within its bounds', () => {
+  assert.equal(parseHac(`${minimal}disk_size = 64\n`, opts).diskSizeMib, 64);
+  assert.throws(() => parseHac(`${minimal}disk_size = 63\n`, opts), /hardware\.disk_size = 63: must be an integer from 64 to 16777216 \(MiB\)/);
+  assert.throws(() => parseHac(`${minimal}disk_size = "4GiB"\n`, opts), /hardware\.disk_size = "4GiB": must be an integer from 64 to 16777216 \(MiB\)/);
+});
+
 const refOnly = `[spacecore]\nname = "app"\n[hardware]\nref = "docker.io/library/alpine:3.20"\n`;
-const defaults = { description: '', cores: 1, memoryMib: 256, kernelArgs: '', driveReadOnly: false, provider: 'auto', hypervisor: { qemu: { accel: 'auto' }, firecracker: {}, cloudHypervisor: {} }, network: { mode: 'nat', subnet: '10.88.0.0/16', dns: [], ports: [] } };
+const defaults = { description: '', cores: 1, memoryMib: 256, diskSizeMib: 4096, kernelArgs: '', driveReadOnly: false, provider: 'auto', hypervisor: { qemu: { accel: 'auto' }, firecracker: {}, cloudHypervisor: {} }, network: { mode: 'nat', subnet: '10.88.0.0/16', dns: [], ports: [] } };
 
 test('parseHac: ref without drive is valid; no [workload] means no workload settings', () => {
   assert.deepEqual(parseHac(refOnly, opts), { name: 'app', ...defaults, image: 'docker.io/library/alpine:3.20' });

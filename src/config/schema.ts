@@ -4,7 +4,7 @@
  * where, which key and which value, so messages stay uniform.
  */
 import * as z from 'zod';
-import { providerNames } from '../core/vm.js';
+import { DEFAULT_DISK_SIZE_MIB, providerNames } from '../core/vm.js';
 import { tableIssueParam } from './issues.js';
 import { getAt, isTable } from './key-path.js';
 
@@ -12,6 +12,9 @@ export const providerChoices = [...providerNames, 'auto'] as const;
 export const accelModes = ['auto', 'kvm', 'tcg'] as const;
 export const maxMemoryMib = 1_048_576;
 export const minMemoryMib = 64;
+/** `hardware.disk_size` bounds (MiB): a filesystem needs a few MiB of its own; 16 TiB is ext4's limit with 4 KiB blocks. */
+export const minDiskSizeMib = 64;
+export const maxDiskSizeMib = 16 * 1024 * 1024;
 /** Smallest `workload.memory_limit` (MiB): below this a process cannot even start. */
 export const minWorkloadMemoryMib = 4;
 /** Largest uid or gid (2^32 - 2; 2^32 - 1 means "no id" to the kernel). */
@@ -133,6 +136,9 @@ export function hacSchema(options: HacSchemaOptions = {}) {
     {
       cores: integer(1, options.hostCpus, cpus).default(1).describe('virtual CPUs'),
       memory: integer(minMemoryMib, maxMemoryMib, ' (MiB)').default(256).describe('guest memory in MiB'),
+      disk_size: integer(minDiskSizeMib, maxDiskSizeMib, ' (MiB)')
+        .default(DEFAULT_DISK_SIZE_MIB)
+        .describe("most the VM can write onto its image disk, in MiB: the room on the workload's root filesystem (sparse: host space is used only as the guest writes)"),
       kernel: path('kernel image to boot (default: the kernel installed by set-up)'),
       initrd: path('initial ramdisk (default: the one installed by set-up)'),
       kernel_args: z.string({ error: 'must be a string' }).default('').describe('extra kernel command-line arguments'),

@@ -24,6 +24,7 @@ const SPEC_FIELDS: Readonly<Record<string, Field>> = {
   description: leaf('spacecore', 'description'),
   cores: leaf('hardware', 'cores'),
   memoryMib: leaf('hardware', 'memory'),
+  diskSizeMib: leaf('hardware', 'disk_size'),
   kernel: leaf('hardware', 'kernel'),
   initrd: leaf('hardware', 'initrd'),
   kernelArgs: leaf('hardware', 'kernel_args'),

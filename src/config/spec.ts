@@ -15,6 +15,7 @@ export function toVmSpec(hac: HacFile, resolveFile: (key: 'kernel' | 'initrd' | 
     description: hac.spacecore.description,
     cores: hw.cores,
     memoryMib: hw.memory,
+    diskSizeMib: hw.disk_size,
     kernelArgs: hw.kernel_args,
     driveReadOnly: hw.drive_readonly,
     provider: hv.provider,

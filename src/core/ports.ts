@@ -122,14 +122,31 @@ export interface ImageStore {
   delete(reference: string): void;
 }
 
+/** How a VM's writable disks over an image are made. */
+export interface VmDiskOptions {
+  /** Disk formats the VMM reads. */
+  formats: readonly ('raw' | 'qcow2')[];
+  /** Most the VM can write to its image disk, in MiB (`hardware.disk_size`). */
+  sizeMib: number;
+  /**
+   * True when the image is the agent's workload (the guest joins the read-only image and a scratch
+   * disk with overlayfs); false when it is an extra disk of a VM that boots its own drive.
+   */
+  workload: boolean;
+}
+
 /** Turns an image reference into disks for one VM: pulls and builds what is missing (cached by digest). */
 export interface ImageProvisioner {
   /** The stored image for a reference, if any (no pull). */
   find(reference: string): Image | undefined;
   /** Pulls (if needed) and builds the block image; resolves to the stored image. */
   ensure(reference: string, onProgress?: (p: PullProgress) => void): Promise<Image>;
-  /** Creates the VM's copy-on-write disk over the image's shared read-only block image. */
-  createVmDisk(image: Image, stateDir: string, formats: readonly ('raw' | 'qcow2')[]): Promise<VmDisk[]>;
+  /**
+   * Pulls and builds what is missing, then creates the VM's writable disks over the image's shared
+   * read-only block image, with no image prune in between. `record` runs before any prune can: it
+   * must make the VM's use of the image visible (to `usersOf`), or a prune could take the image.
+   */
+  provision(reference: string, stateDir: string, disk: VmDiskOptions, record: (image: Image, disks: VmDisk[]) => void, onProgress?: (p: PullProgress) => void): Promise<Image>;
 }
 
 /** IP address leases, persisted so they survive restarts and are never handed out twice. */

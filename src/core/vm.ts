@@ -71,6 +71,8 @@ export interface VmSpec {
   description: string;
   cores: number;
   memoryMib: number;
+  /** Most the VM can write onto its image disk, in MiB (`hardware.disk_size`); unset: the default. */
+  diskSizeMib?: number;
   kernel?: string;
   initrd?: string;
   kernelArgs: string;
@@ -87,6 +89,9 @@ export interface VmSpec {
   hypervisor: HypervisorSettings;
   network?: NetworkSpec;
 }
+
+/** `hardware.disk_size` when a spec has none (records from before it existed): room for package installs. */
+export const DEFAULT_DISK_SIZE_MIB = 4096;
 
 export const vmStates = ['creating', 'starting', 'running', 'stopping', 'stopped', 'failed', 'deleting'] as const;
 export type VmState = (typeof vmStates)[number];

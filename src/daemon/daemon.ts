@@ -102,7 +102,8 @@ export class Daemon {
     const images = new ImageService({
       dir: imagesDir,
       store: new SqliteImageStore(db),
-      registry: createRegistrySource({ insecureRegistries: this.settings.insecureRegistries }),
+      registry: createRegistrySource({ insecureRegistries: this.settings.insecureRegistries, maxBlobBytes: this.settings.maxImageBytes }),
+      limits: { maxBlobBytes: this.settings.maxImageBytes, maxImageBytes: this.settings.maxImageBytes },
       normalize: normalizeReference,
       usersOf: (digest) => vmStore.list().filter((vm) => vm.imageDigest === digest).map((vm) => vm.name),
       logger: log,

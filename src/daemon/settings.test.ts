@@ -13,6 +13,9 @@ test('flags win over the environment, which wins over defaults', () => {
   assert.equal(s.logLevel, 'debug');
   assert.equal(s.agentTimeoutMs, 30_000);
   assert.deepEqual(s.insecureRegistries, ['reg.lan:5000', '[fd00::1]:5000']);
+  assert.equal(s.maxImageBytes, 8192 * 1024 * 1024);
+  assert.equal(resolveSettings({ maxImageSize: '100' }, {}).maxImageBytes, 100 * 1024 * 1024);
+  assert.throws(() => resolveSettings({}, { HYPERCORE_MAX_IMAGE_SIZE: '1.5G' }), /HYPERCORE_MAX_IMAGE_SIZE = "1.5G": must be a whole number of MiB/);
 });
 
 test('every bad setting is reported at once, named by its flag or variable', () => {

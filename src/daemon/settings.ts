@@ -18,6 +18,8 @@ export interface DaemonSettings {
   insecureRegistries: string[];
   /** How long a booting guest's agent may take to answer (env HYPERCORE_AGENT_TIMEOUT, seconds). */
   agentTimeoutMs: number;
+  /** Largest compressed image (sum of its layers) a pull or import may bring in, in bytes; also the cap of one blob. */
+  maxImageBytes: number;
 }
 
 export const DEFAULT_ROOT = '/var/lib/hypercore';
@@ -26,6 +28,8 @@ export const DEFAULT_BOOT_DIR = '/var/lib/hypercore/boot';
 export const logLevels = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof logLevels)[number];
 const MAX_AGENT_TIMEOUT_S = 24 * 3600;
+/** 8 GiB: larger than any common base image, small enough that one pull cannot fill a host. */
+const DEFAULT_MAX_IMAGE_MIB = 8192;
 
 export interface SettingsInput {
   root?: string;
@@ -35,6 +39,8 @@ export interface SettingsInput {
   logLevel?: string;
   consoleLogCapBytes?: number;
   insecureRegistry?: string[];
+  /** MiB; see DaemonSettings.maxImageBytes. */
+  maxImageSize?: string;
 }
 
 /** A value and where it came from, for error messages. */
@@ -83,6 +89,14 @@ export function resolveSettings(flags: SettingsInput, env: NodeJS.ProcessEnv): D
     else bad(timeout, `must be a number of seconds greater than 0 and at most ${MAX_AGENT_TIMEOUT_S}`);
   }
 
+  const imageSize = pick(flags.maxImageSize, '--max-image-size', env, 'HYPERCORE_MAX_IMAGE_SIZE');
+  let maxImageBytes = DEFAULT_MAX_IMAGE_MIB * 1024 * 1024;
+  if (imageSize !== undefined) {
+    const mib = /^\d+$/.test(imageSize.value.trim()) ? Number(imageSize.value) : Number.NaN;
+    if (mib >= 1 && mib <= 1024 * 1024) maxImageBytes = mib * 1024 * 1024;
+    else bad(imageSize, 'must be a whole number of MiB from 1 to 1048576');
+  }
+
   const consoleLogCapBytes = flags.consoleLogCapBytes ?? 1024 * 1024;
   if (!Number.isSafeInteger(consoleLogCapBytes) || consoleLogCapBytes < 4096) bad({ value: String(consoleLogCapBytes), from: 'consoleLogCapBytes' }, 'must be an integer of at least 4096 (bytes)');
 
@@ -96,5 +110,5 @@ export function resolveSettings(flags: SettingsInput, env: NodeJS.ProcessEnv): D
     const lines = problems.map((p) => `${p.path} = ${JSON.stringify(p.value)}: ${p.message}`);
     throw new ConfigInvalidError(`invalid hypercored settings: ${lines.join('; ')}`, problems);
   }
-  return { rootDir, runDir, socket, bootDir, logLevel, consoleLogCapBytes, agentTimeoutMs, insecureRegistries: registries.map((r) => r.value) };
+  return { rootDir, runDir, socket, bootDir, logLevel, consoleLogCapBytes, agentTimeoutMs, maxImageBytes, insecureRegistries: registries.map((r) => r.value) };
 }

@@ -12,21 +12,33 @@ const INODE_SIZE = 256;
 const MIB = 1024 * 1024;
 
 export interface TreeUsage {
+  /** Inodes the tree needs: one per file, directory and symlink (a hardlinked file counts once). */
   entries: number;
   /** Bytes the tree needs in 4 KiB blocks (files rounded up, one block per directory and long symlink). */
   blockBytes: number;
 }
 
-/** Walks the tree (without following symlinks) to size the filesystem. */
+/**
+ * Walks the tree (without following symlinks) to size the filesystem. A file with several
+ * hardlinks is stored once, so its data is counted once: counting every name would let a small
+ * image (one file, thousands of links) ask for a huge filesystem.
+ */
 export async function measureTree(dir: string): Promise<TreeUsage> {
   let entries = 0;
   let blockBytes = 0;
+  const linked = new Set<string>();
   const stack = [dir];
   while (stack.length > 0) {
     const current = stack.pop()!;
     for (const name of await readdir(current)) {
       const path = join(current, name);
       const st = await lstat(path);
+      if (st.isFile() && st.nlink > 1) {
+        // Further names of a hardlinked file take a directory entry, but no inode and no data.
+        const inode = `${st.dev}:${st.ino}`;
+        if (linked.has(inode)) continue;
+        linked.add(inode);
+      }
       entries++;
       if (st.isDirectory()) {
         blockBytes += BLOCK;

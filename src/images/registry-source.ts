@@ -35,7 +35,8 @@ export class RegistryImageSource implements ImageSource {
   }
 }
 
-/** The daemon's registry source: Docker's credential file, plain HTTP only where allowed. */
-export function createRegistrySource(options: { insecureRegistries: string[] }): RegistryImageSource {
-  return new RegistryImageSource(new RegistryClient({ credentials: new CredentialStore(), insecureRegistries: options.insecureRegistries }));
+/** The daemon's registry source: Docker's credential file, plain HTTP only where allowed, blobs capped at `maxBlobBytes`. */
+export function createRegistrySource(options: { insecureRegistries: string[]; maxBlobBytes?: number }): RegistryImageSource {
+  const { insecureRegistries, maxBlobBytes } = options;
+  return new RegistryImageSource(new RegistryClient({ credentials: new CredentialStore(), insecureRegistries, ...(maxBlobBytes !== undefined ? { maxBlobBytes } : {}) }));
 }

@@ -5,14 +5,15 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Image } from '../../src/core/image.js';
 import { buildDemoRootfs, DEMO_MARKER } from '../../src/guest/demo-rootfs.js';
 import { RegistryClient } from '../../src/images/registry/client.js';
 import { parseReference } from '../../src/images/registry/reference.js';
 import { startRegistry, type RegistryProcess } from '../../src/images/registry/testing/registry-process.js';
-import { buildImage, buildIndex, buildLayer, writeDockerSaveTar, writeOciLayoutTar, type BuiltBlob, type BuiltImage, type LayerEntry } from '../../src/images/testing/oci-builder.js';
+import { buildImage, buildIndex, buildLayer, busyboxLayerEntries, writeDockerSaveTar, writeOciLayoutTar, writeTar, type BuiltBlob, type BuiltImage, type LayerEntry } from '../../src/images/testing/oci-builder.js';
 import { lastLine, TestDaemon, waitFor } from './harness.js';
 
 const daemon = new TestDaemon('hc-e2e-img-');
@@ -182,6 +183,29 @@ test('import reads an OCI layout tar and a docker save tar', async () => {
   assert.equal(debugfs(blockImage(stored!.digest), 'cat /etc/hc-layer2'), 'from layer two\n');
 });
 
+test('import refuses an archive whose manifest.json names files outside it', async () => {
+  const plain = [await buildLayer(baseLayer, { gzip: false })];
+  const outsideImage = buildImage(plain);
+  const outside = join(daemon.dir, 'outside');
+  mkdirSync(outside, { recursive: true });
+  writeFileSync(join(outside, 'config.json'), outsideImage.config.bytes);
+  writeFileSync(join(outside, 'layer.tar'), plain[0]!.bytes);
+  const before = images().map((i) => i.reference);
+  for (const [name, config, layer] of [
+    ['dotdot', `${'../'.repeat(16)}${outside.slice(1)}/config.json`, `${'../'.repeat(16)}${outside.slice(1)}/layer.tar`],
+    ['absolute', join(outside, 'config.json'), join(outside, 'layer.tar')],
+  ] as const) {
+    const tar = join(daemon.dir, `evil-${name}.tar`);
+    await writeTar(tar, [{ name: 'manifest.json', bytes: Buffer.from(JSON.stringify([{ Config: config, RepoTags: [`evil/${name}:1`], Layers: [layer] }])) }]);
+    const r = cli(['image', 'import', tar]);
+    assert.equal(r.code, 1, r.stdout);
+    assert.match(r.stderr, /manifest\.json's Config names ".*\/outside\/config\.json", which is not a file in the archive/);
+    assert.match(r.stderr, /HC_IMAGE_UNSUPPORTED/);
+  }
+  assert.deepEqual(images().map((i) => i.reference), before, 'nothing was imported');
+  assert.equal(existsSync(join(daemon.root, 'images', 'blobs', 'sha256', outsideImage.config.digest.slice(7))), false, 'the host file was not stored as a blob');
+});
+
 test('a hostile layer is refused with a clear error and leaves nothing in the store or outside', async () => {
   const evil = buildImage([await buildLayer([{ type: 'file', path: '../../../../tmp/hc-escape-test', content: 'escaped\n' }])]);
   await push('hc/evil', 'v1', evil);
@@ -206,4 +230,45 @@ test('a blob that does not match its digest is an error and nothing is kept', as
   assert.match(r.stderr, /HC_IMAGE_DIGEST_MISMATCH/);
   assert.equal(existsSync(join(daemon.root, 'images', 'blobs', 'sha256', victim.layers[0]!.digest.slice(7))), false);
   assert.ok(!images().some((i) => i.reference.includes('hc/corrupt')));
+});
+
+test('a workload VM has disk_size of room on / and cannot write more than that onto the host', async (t) => {
+  const busybox = buildImage([await buildLayer(busyboxLayerEntries())], { cmd: ['/bin/sh'] });
+  await push('hc/busybox', '1', busybox);
+  process.env['HYPERCORE_AGENT_TIMEOUT'] = '120';
+  const hac = join(daemon.dir, 'disk-vm.toml');
+  writeFileSync(hac, `[spacecore]\nname = "diskvm"\n[hardware]\nmemory = 256\ndisk_size = 96\nref = "${registry.host}/hc/busybox:1"\n[workload]\ncommand = ["sleep", "100000"]\n[hypervisor]\nprovider = "qemu"\n[network]\nmode = "none"\n`);
+  const spawn = cli(['spawn', '--hac', hac]);
+  assert.equal(spawn.code, 0, `${spawn.stderr}\n${daemon.log()}`);
+  const id = lastLine(spawn.stdout);
+  const vm = JSON.parse(cli(['inspect', '--json', id]).stdout) as { disks: { name: string; path: string; format: string; readOnly: boolean }[]; imageDigest: string };
+  const block = blockImage(vm.imageDigest);
+  const blockSum = createHash('sha256').update(readFileSync(block)).digest('hex');
+  assert.deepEqual(vm.disks.map((d) => [d.name, d.readOnly]), [['image', true], ['scratch', false]]);
+  const scratch = vm.disks[1]!.path;
+
+  // Room: the free space on the workload's / is about disk_size (ext4 keeps a little for itself).
+  const df = cli(['exec', id, '--', 'df', '-k', '/']);
+  assert.equal(df.code, 0, df.stderr);
+  const available = Number(df.stdout.trim().split('\n').at(-1)!.trim().split(/\s+/)[3]);
+  assert.ok(available >= 80 * 1024 && available <= 96 * 1024, `available on /: ${available} KiB\n${df.stdout}`);
+
+  // The guest writes until the disk is full.
+  const fill = cli(['exec', id, '--', 'sh', '-c', 'dd if=/dev/zero of=/fill bs=1M 2>&1; echo "dd exit $?"; sync; ls -l /fill']);
+  assert.equal(fill.code, 0, fill.stderr);
+  assert.match(fill.stdout, /No space left on device/);
+  assert.match(fill.stdout, /dd exit [1-9]/, 'dd stops with an error');
+  const filled = Number(/^\S+\s+\S+\s+\S+\s+\S+\s+(\d+)/m.exec(fill.stdout.split('\n').find((l) => l.endsWith('/fill')) ?? '')?.[1]);
+  assert.ok(filled >= 80 * 1024 * 1024, `the guest wrote ${filled} bytes before ENOSPC`);
+  const st = statSync(scratch);
+  assert.equal(st.size, 96 * 1024 * 1024, 'the scratch file never grows');
+  assert.ok(st.blocks * 512 <= 96 * 1024 * 1024, `host space used: ${st.blocks * 512} bytes`);
+  assert.equal(createHash('sha256').update(readFileSync(block)).digest('hex'), blockSum, 'the shared image is unchanged');
+  t.diagnostic(`disk_size 96 MiB: ${available} KiB free on / at start; the guest wrote ${filled} bytes before ENOSPC; scratch file ${st.size} bytes, ${st.blocks * 512} allocated on the host`);
+  // The workload still runs and its files are still readable.
+  const os = cli(['exec', id, '--', 'cat', '/etc/os-release']);
+  assert.match(os.stdout, /Hypercore test image/);
+
+  assert.equal(cli(['rm', '-f', id]).code, 0);
+  assert.equal(existsSync(scratch), false, "the VM's scratch disk is removed with it");
 });

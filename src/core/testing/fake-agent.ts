@@ -23,7 +23,11 @@ export const fakeImage: Image = {
 export const fakeImages: ImageProvisioner = {
   find: () => fakeImage,
   ensure: async () => fakeImage,
-  createVmDisk: async (): Promise<VmDisk[]> => [{ name: 'image', path: '/nonexistent/image.qcow2', format: 'qcow2', readOnly: false }],
+  provision: async (_ref, _dir, _disk, record) => {
+    const disks: VmDisk[] = [{ name: 'image', path: '/nonexistent/image.raw', format: 'raw', readOnly: true }];
+    record(fakeImage, disks);
+    return fakeImage;
+  },
 };
 
 export const fakeGuest: GuestSystem = { rootDisk: async () => '/nonexistent/system.ext4' };

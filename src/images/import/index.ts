@@ -1,10 +1,11 @@
 /**
  * `hypercore image import`: loads a `docker save` tar or an OCI image-layout tar into the store,
- * with the same digest checks as a pull, then builds the block image.
+ * with the same digest and config checks as a pull, then builds the block image. Every file the
+ * archive's documents name is looked up among the files extracted from the archive itself.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ErrorCodes, HypercoreError } from '../../core/errors.js';
 import type { Image, ImageLayer, PullProgress } from '../../core/image.js';
@@ -12,8 +13,8 @@ import { sha256Digest, digestHex } from '../content-store.js';
 import type { ImageService } from '../image-service.js';
 import { runConfigOf, type ImageDescription } from '../image-source.js';
 import { imageIndexSchema, imageManifestSchema, isIndexMediaType, MediaTypes, type Descriptor } from '../registry/media-types.js';
-import { extractImageArchive } from './extract-archive.js';
-import { formatPlatform, parsePlatform, selectPlatform } from '../registry/manifests.js';
+import { extractImageArchive, type ExtractedArchive } from './extract-archive.js';
+import { checkImageConfig, checkManifestContent, configLimit, formatPlatform, manifestLimit, parsePlatform, selectPlatform, type PlatformSpec } from '../registry/manifests.js';
 
 export interface ImportOptions {
   reference?: string;
@@ -36,10 +37,29 @@ async function isGzip(path: string): Promise<boolean> {
   return false;
 }
 
+function parseJson(bytes: Buffer, what: string): unknown {
+  try {
+    return JSON.parse(bytes.toString('utf8'));
+  } catch {
+    throw unsupported(`${what} of the archive is not valid JSON`);
+  }
+}
+
+/** An image found in an archive: its description and where each of its blobs lies in the archive. */
+interface ArchiveImage {
+  description: ImageDescription;
+  blobPath(digest: string): Promise<string>;
+}
+
 interface DockerSaveEntry {
   Config: string;
   RepoTags?: string[] | null;
   Layers: string[];
+}
+
+function isDockerSaveEntry(value: unknown): value is DockerSaveEntry {
+  const e = value as Partial<DockerSaveEntry> | null | undefined;
+  return typeof e === 'object' && e !== null && typeof e.Config === 'string' && Array.isArray(e.Layers) && e.Layers.every((l) => typeof l === 'string');
 }
 
 export class ImageImporter {
@@ -59,90 +79,118 @@ export class ImageImporter {
     try {
       onProgress({ reference: options.reference ?? archive, phase: 'unpacking', message: 'reading archive' });
       const files = await extractImageArchive(archive, work);
-      const resolved = files.has('index.json') ? await this.fromOciLayout(work, options) : files.has('manifest.json') ? await this.fromDockerSave(work, options) : undefined;
-      if (!resolved) throw unsupported(`${archive} is neither an OCI image layout (index.json) nor a docker save archive (manifest.json)`);
-      await this.images.storeResolved(resolved, onProgress, async (digest, dest, expectedSize) => {
-        const source = join(work, 'blobs', 'sha256', digestHex(digest));
-        await copyFile(source, dest);
+      const found = files.has('index.json') ? await this.fromOciLayout(files, options) : files.has('manifest.json') ? await this.fromDockerSave(files, options) : undefined;
+      if (!found) throw unsupported(`${archive} is neither an OCI image layout (index.json) nor a docker save archive (manifest.json)`);
+      return await this.images.add(found.description, onProgress, async (digest, dest, expectedSize) => {
+        await copyFile(await found.blobPath(digest), dest);
         const actual = await fileDigest(dest);
         const size = (await stat(dest)).size;
         if (actual !== digest || size !== expectedSize) {
           throw new HypercoreError(ErrorCodes.imageDigestMismatch, `layer ${digest} in ${archive} does not match its digest or size (got ${actual}, ${size} bytes)`);
         }
       });
-      return await this.images.commit(resolved, onProgress);
     } finally {
       await rm(work, { recursive: true, force: true });
     }
   }
 
-  private async readBlob(work: string, digest: string): Promise<Buffer> {
-    const bytes = await readFile(join(work, 'blobs', 'sha256', digestHex(digest))).catch(() => {
-      throw unsupported(`the archive lacks blob ${digest}`);
-    });
+  private ociBlob(files: ExtractedArchive, digest: string): Promise<string> {
+    return files.file(`blobs/sha256/${digestHex(digest)}`, `the OCI layout's reference to blob ${digest}`);
+  }
+
+  private async readOciBlob(files: ExtractedArchive, digest: string, limit: number): Promise<Buffer> {
+    const bytes = await files.read(`blobs/sha256/${digestHex(digest)}`, `the OCI layout's reference to blob ${digest}`, limit);
     if (sha256Digest(bytes) !== digest) throw new HypercoreError(ErrorCodes.imageDigestMismatch, `blob ${digest} in the archive does not match its digest`);
     return bytes;
   }
 
-  private async fromOciLayout(work: string, options: ImportOptions): Promise<ImageDescription> {
-    const index = imageIndexSchema.parse(JSON.parse(await readFile(join(work, 'index.json'), 'utf8')));
+  private async fromOciLayout(files: ExtractedArchive, options: ImportOptions): Promise<ArchiveImage> {
+    const parsed = imageIndexSchema.safeParse(parseJson(await files.read('index.json', 'the OCI layout', manifestLimit), 'index.json'));
+    if (!parsed.success) throw unsupported(`index.json of the archive is not an OCI image index: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
     const platform = parsePlatform(options.platform ?? 'linux/amd64');
-    let entry: Descriptor | undefined = index.manifests[0];
+    let entry: Descriptor | undefined = parsed.data.manifests[0];
     if (!entry) throw unsupported('the OCI layout index lists no image');
     const names = entry.annotations ?? {};
     const name = names['io.containerd.image.name'] ?? names['org.opencontainers.image.ref.name'];
-    let indexDigest: string | undefined;
-    let indexBytes: Buffer | undefined;
+    let index: { digest: string; bytes: Buffer } | undefined;
     if (isIndexMediaType(entry.mediaType)) {
-      indexDigest = entry.digest;
-      indexBytes = await this.readBlob(work, entry.digest);
-      const nested = imageIndexSchema.parse(JSON.parse(indexBytes.toString('utf8')));
-      entry = selectPlatform(nested, platform, 'the archive');
+      const bytes = await this.readOciBlob(files, entry.digest, manifestLimit);
+      index = { digest: entry.digest, bytes };
+      const nested = imageIndexSchema.safeParse(parseJson(bytes, `index ${entry.digest}`));
+      if (!nested.success) throw unsupported(`index ${entry.digest} of the archive is not an OCI image index`);
+      entry = selectPlatform(nested.data, platform, 'the archive');
     }
     const reference = this.referenceFor(options.reference ?? (name && name.includes(':') ? name : undefined));
-    return this.resolvedFrom(work, reference, entry.digest, await this.readBlob(work, entry.digest), indexDigest, indexBytes, formatPlatform(platform));
-  }
-
-  private async resolvedFrom(work: string, reference: string, manifestDigest: string, manifestBytes: Buffer, indexDigest: string | undefined, indexBytes: Buffer | undefined, platform: string): Promise<ImageDescription> {
-    const manifest = imageManifestSchema.parse(JSON.parse(manifestBytes.toString('utf8')));
-    const configBytes = await this.readBlob(work, manifest.config.digest);
-    return {
-      reference,
-      manifestDigest,
-      manifestBytes,
-      ...(indexDigest && indexBytes ? { indexDigest, indexBytes } : {}),
-      configDigest: manifest.config.digest,
-      configBytes,
-      layers: manifest.layers.map((l): ImageLayer => ({ digest: l.digest, mediaType: l.mediaType, size: l.size })),
-      platform,
-      config: runConfigOf(configBytes),
-    };
+    const manifestBytes = await this.readOciBlob(files, entry.digest, manifestLimit);
+    const configBytes = (manifest: { config: Descriptor }) => this.readOciBlob(files, manifest.config.digest, configLimit);
+    const description = await this.describe(reference, entry.digest, manifestBytes, configBytes, platform, index);
+    return { description, blobPath: (digest) => this.ociBlob(files, digest) };
   }
 
   /** Docker's legacy format has no manifest blob: one is made (OCI media types) from the config and layer files. */
-  private async fromDockerSave(work: string, options: ImportOptions): Promise<ImageDescription> {
-    const entries = JSON.parse(await readFile(join(work, 'manifest.json'), 'utf8')) as DockerSaveEntry[];
-    const entry = entries[0];
-    if (!entry || typeof entry.Config !== 'string' || !Array.isArray(entry.Layers)) throw unsupported('manifest.json of the docker save archive names no image');
-    const blobs = join(work, 'blobs', 'sha256');
-    await mkdir(blobs, { recursive: true });
-    const adopt = async (file: string) => {
-      const digest = await fileDigest(join(work, file));
-      const target = join(blobs, digestHex(digest));
-      if (!(await stat(target).then(() => true, () => false))) await copyFile(join(work, file), target);
-      return { digest, size: (await stat(target)).size, gzip: await isGzip(target) };
+  private async fromDockerSave(files: ExtractedArchive, options: ImportOptions): Promise<ArchiveImage> {
+    const entries = parseJson(await files.read('manifest.json', 'the docker save archive', manifestLimit), 'manifest.json');
+    const entry: unknown = Array.isArray(entries) ? entries[0] : undefined;
+    if (!isDockerSaveEntry(entry)) throw unsupported('manifest.json of the docker save archive names no image (Config and Layers)');
+    const paths = new Map<string, string>();
+    const adopt = async (name: string, what: string) => {
+      const path = await files.file(name, what);
+      const digest = await fileDigest(path);
+      paths.set(digest, path);
+      return { digest, size: (await stat(path)).size, gzip: await isGzip(path) };
     };
-    const config = await adopt(entry.Config);
+    const config = await adopt(entry.Config, "manifest.json's Config");
     const layers = [];
     for (const file of entry.Layers) {
-      const l = await adopt(file);
+      const l = await adopt(file, "manifest.json's Layers");
       layers.push({ mediaType: l.gzip ? MediaTypes.ociLayerGzip : MediaTypes.ociLayer, digest: l.digest, size: l.size });
     }
     const manifestBytes = Buffer.from(
       JSON.stringify({ schemaVersion: 2, mediaType: MediaTypes.ociManifest, config: { mediaType: MediaTypes.ociConfig, digest: config.digest, size: config.size }, layers }),
     );
     const reference = this.referenceFor(options.reference ?? entry.RepoTags?.[0]);
-    return this.resolvedFrom(work, reference, sha256Digest(manifestBytes), manifestBytes, undefined, undefined, options.platform ?? 'linux/amd64');
+    const platform = parsePlatform(options.platform ?? 'linux/amd64');
+    const configBytes = () => files.read(entry.Config, "manifest.json's Config", configLimit);
+    const description = await this.describe(reference, sha256Digest(manifestBytes), manifestBytes, configBytes, platform);
+    return {
+      description,
+      blobPath: async (digest) => {
+        const path = paths.get(digest);
+        if (!path) throw unsupported(`the archive lacks blob ${digest}`);
+        return path;
+      },
+    };
+  }
+
+  /** Validates manifest and config exactly as a pull does and describes the image. */
+  private async describe(
+    reference: string,
+    manifestDigest: string,
+    manifestBytes: Buffer,
+    readConfig: (manifest: { config: Descriptor }) => Promise<Buffer>,
+    wanted: PlatformSpec,
+    index?: { digest: string; bytes: Buffer },
+  ): Promise<ImageDescription> {
+    const parsed = imageManifestSchema.safeParse(parseJson(manifestBytes, `manifest ${manifestDigest}`));
+    if (!parsed.success) throw unsupported(`manifest ${manifestDigest} of the archive is not an image manifest: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+    const manifest = parsed.data;
+    checkManifestContent(manifest, reference);
+    const configBytes = await readConfig(manifest);
+    if (sha256Digest(configBytes) !== manifest.config.digest || configBytes.byteLength !== manifest.config.size) {
+      throw new HypercoreError(ErrorCodes.imageDigestMismatch, `the config of ${reference} in the archive does not match its digest or size`);
+    }
+    const { platform } = checkImageConfig(configBytes, manifest, wanted, reference);
+    return {
+      reference,
+      manifestDigest,
+      manifestBytes,
+      ...(index ? { indexDigest: index.digest, indexBytes: index.bytes } : {}),
+      configDigest: manifest.config.digest,
+      configBytes,
+      layers: manifest.layers.map((l): ImageLayer => ({ digest: l.digest, mediaType: l.mediaType, size: l.size })),
+      platform: formatPlatform(platform),
+      config: runConfigOf(configBytes),
+    };
   }
 
   private referenceFor(name: string | undefined): string {

@@ -9,7 +9,7 @@ import { pipeline } from 'node:stream/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { HypercoreError } from '../../core/errors.js';
 import { assertDigest, hasherFor } from './digest.js';
-import { DigestMismatchError, RegistryNotFoundError, RegistryUnavailableError, TransferInterruptedError } from './errors.js';
+import { BlobTooLargeError, DigestMismatchError, RegistryNotFoundError, RegistryUnavailableError, TransferInterruptedError } from './errors.js';
 import { backoffDelay, describeNetworkError, errorDetail, isAbort, type RetryPolicy } from './http.js';
 import { formatReference, type ImageReference } from './reference.js';
 import type { RegistryTransport } from './transport.js';
@@ -27,6 +27,12 @@ export interface FetchBlobOptions {
   signal?: AbortSignal;
   /** Size from the descriptor; more or fewer bytes is an error. */
   expectedSize?: number;
+  /**
+   * Most bytes accepted, whatever the descriptor or the registry declare (unset: no cap beyond
+   * `expectedSize`). A larger declared size is refused before the transfer; a body that runs on is
+   * cut off at the first byte over.
+   */
+  maxBytes?: number;
 }
 
 /** Result of a completed download. */
@@ -44,6 +50,9 @@ function shortDigest(digest: string): string {
 export async function fetchBlob(transport: RegistryTransport, ref: ImageReference, digest: string, options: FetchBlobOptions = {}): Promise<BlobStream> {
   assertDigest(digest);
   const where = `${ref.registry}/${ref.repository}`;
+  const cap = options.maxBytes;
+  const tooLarge = (detail: string): BlobTooLargeError => new BlobTooLargeError(`blob ${digest} in ${where} is larger than the ${cap} bytes allowed: ${detail}`);
+  if (cap !== undefined && options.expectedSize !== undefined && options.expectedSize > cap) throw tooLarge(`its descriptor declares ${options.expectedSize} bytes`);
   const response = await transport.send({ registry: ref.registry, repository: ref.repository, actions: 'pull' }, `/v2/${ref.repository}/blobs/${digest}`, {
     what: `GET blob ${shortDigest(digest)} of ${ref.repository}`,
     ...(options.signal ? { signal: options.signal } : {}),
@@ -58,6 +67,10 @@ export async function fetchBlob(transport: RegistryTransport, ref: ImageReferenc
     await response.body.cancel().catch(() => undefined);
     throw new DigestMismatchError(`blob ${digest} in ${where} has the wrong size`, `${options.expectedSize} bytes`, `${announced} bytes`);
   }
+  if (cap !== undefined && announced !== undefined && announced > cap) {
+    await response.body.cancel().catch(() => undefined);
+    throw tooLarge(`the registry announces ${announced} bytes`);
+  }
   const limit = options.expectedSize ?? announced;
   const body = response.body as unknown as AsyncIterable<Uint8Array>;
   async function* verified(): AsyncGenerator<Uint8Array> {
@@ -68,6 +81,7 @@ export async function fetchBlob(transport: RegistryTransport, ref: ImageReferenc
         received += chunk.byteLength;
         // Stop at the first byte too many: a registry sending an endless stream must not fill the disk.
         if (limit !== undefined && received > limit) throw new DigestMismatchError(`blob ${digest} in ${where} is longer than expected`, `${limit} bytes`, `more than ${limit}`);
+        if (cap !== undefined && received > cap) throw tooLarge(`the registry sent more`);
         hash.update(chunk);
         options.onProgress?.(received);
         yield chunk;

@@ -18,7 +18,12 @@ import { RegistryTransport, type TransportOptions } from './transport.js';
 export interface RegistryClientOptions extends TransportOptions {
   /** Blob downloads running at once across all callers (default 3). */
   maxConcurrentDownloads?: number;
+  /** Largest blob `downloadBlob` and `fetchBlob` accept, in bytes (default DEFAULT_MAX_BLOB_BYTES). */
+  maxBlobBytes?: number;
 }
+
+/** 8 GiB: more than any real layer, and what the unpacker accepts for a whole image anyway. */
+export const DEFAULT_MAX_BLOB_BYTES = 8 * 1024 * 1024 * 1024;
 
 /** Options of `resolve`. */
 export interface ResolveOptions {
@@ -78,8 +83,10 @@ export class RegistryClient {
   private readonly downloads = new SharedDownloads();
   private readonly retries: number;
   private readonly retryBaseDelayMs: number;
+  private readonly maxBlobBytes: number;
 
   constructor(options: RegistryClientOptions = {}) {
+    this.maxBlobBytes = options.maxBlobBytes ?? DEFAULT_MAX_BLOB_BYTES;
     this.transport = new RegistryTransport(options);
     this.limiter = new Limiter(options.maxConcurrentDownloads ?? 3);
     this.retries = options.retries ?? 3;
@@ -107,7 +114,7 @@ export class RegistryClient {
    * size and digest and throws DigestMismatchError (or TransferInterruptedError when cut short).
    */
   async fetchBlob(ref: ImageReference | string, digest: string, options: FetchBlobOptions = {}): Promise<BlobStream> {
-    return fetchBlob(this.transport, toRef(ref), digest, options);
+    return fetchBlob(this.transport, toRef(ref), digest, { maxBytes: this.maxBlobBytes, ...options });
   }
 
   /**
@@ -126,6 +133,7 @@ export class RegistryClient {
         this.limiter.run(() =>
           downloadBlob(this.transport, r, digest, staging, {
             retry,
+            maxBytes: this.maxBlobBytes,
             onProgress: report,
             ...(options.expectedSize !== undefined ? { expectedSize: options.expectedSize } : {}),
             ...(options.signal ? { signal: options.signal } : {}),

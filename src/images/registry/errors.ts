@@ -55,6 +55,13 @@ export class ImageUnsupportedError extends HypercoreError {
   }
 }
 
+/** A blob larger than the client accepts (declared or received). */
+export class BlobTooLargeError extends HypercoreError {
+  constructor(message: string) {
+    super(ErrorCodes.imageLimitExceeded, message);
+  }
+}
+
 /**
  * A blob transfer that broke off (connection closed early, body shorter than announced).
  * Worth retrying, unlike a digest mismatch, which would recur.

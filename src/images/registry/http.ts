@@ -73,7 +73,8 @@ export async function fetchWithRetry(request: HttpRequest, dispatcher: Dispatche
         method: request.method,
         headers: request.headers,
         dispatcher,
-        redirect: 'follow',
+        // Redirects are the transport's to judge (redirects.ts), hop by hop.
+        redirect: 'manual',
         ...(body !== undefined ? { body, duplex: 'half' as const } : {}),
         ...(request.signal ? { signal: request.signal } : {}),
       });

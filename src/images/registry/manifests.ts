@@ -21,8 +21,10 @@ export interface PlatformSpec {
 /** A fetched and validated manifest or index. */
 export type FetchedManifest = { digest: string; mediaType: string; bytes: Buffer } & ({ kind: 'index'; index: mt.ImageIndex } | { kind: 'manifest'; manifest: mt.ImageManifest });
 
-const manifestLimit = 4 * 1024 * 1024; // containerd's limit too; real manifests are a few KiB
-const configLimit = 8 * 1024 * 1024;
+/** Largest manifest or index read into memory (containerd's limit too; real ones are a few KiB). */
+export const manifestLimit = 4 * 1024 * 1024;
+/** Largest image config read into memory. */
+export const configLimit = 8 * 1024 * 1024;
 
 const archAliases: Record<string, string> = { x86_64: 'amd64', 'x86-64': 'amd64', aarch64: 'arm64', i386: '386', i686: '386', armhf: 'arm', armel: 'arm' };
 
@@ -154,6 +156,35 @@ export interface ResolvedImage {
   configBytes: Buffer;
 }
 
+/** Refuses manifests that are not container images of layer types this client can unpack. */
+export function checkManifestContent(manifest: mt.ImageManifest, name: string): void {
+  if (!mt.isConfigMediaType(manifest.config.mediaType)) {
+    throw new ImageUnsupportedError(`${name} is not a container image: its config has media type "${manifest.config.mediaType}"`);
+  }
+  const unknown = manifest.layers.filter((l) => mt.layerCompression(l.mediaType) === undefined).map((l) => l.mediaType);
+  if (unknown.length > 0) throw new ImageUnsupportedError(`${name} has layers of unsupported media types: ${[...new Set(unknown)].join(', ')}`);
+}
+
+/**
+ * Parses and checks an image config against its manifest and the wanted platform: a valid config,
+ * for that platform, listing one diff id per layer. Pulls and imports both go through here.
+ */
+export function checkImageConfig(configBytes: Uint8Array, manifest: mt.ImageManifest, platform: PlatformSpec, name: string): { config: mt.ImageConfig; platform: PlatformSpec } {
+  const parsed = mt.imageConfigSchema.safeParse(parseJson(configBytes, `config of ${name}`));
+  if (!parsed.success) throw new ImageUnsupportedError(`the config of ${name} is invalid`, issues(parsed.error));
+  const config = parsed.data;
+  const actual: PlatformSpec = config.variant ? { os: config.os, architecture: config.architecture, variant: config.variant } : { os: config.os, architecture: config.architecture };
+  // Catches single-platform images for another architecture, which a VM could not boot.
+  const [have, want] = [normalisePlatform(actual), normalisePlatform(platform)];
+  if (have.os !== want.os || have.architecture !== want.architecture || (platform.variant !== undefined && have.variant !== want.variant)) {
+    throw new RegistryNotFoundError(`${name} is an image for ${formatPlatform(have)}, not ${formatPlatform(platform)}`);
+  }
+  if (config.rootfs.diff_ids.length !== manifest.layers.length) {
+    throw new ImageUnsupportedError(`${name}: the config lists ${config.rootfs.diff_ids.length} layer diff ids but the manifest has ${manifest.layers.length} layers`);
+  }
+  return { config, platform: have };
+}
+
 /** Resolves `ref` for `platform` (see RegistryClient.resolve). */
 export async function resolveImage(transport: RegistryTransport, ref: ImageReference, platform: PlatformSpec, signal?: AbortSignal): Promise<ResolvedImage> {
   const name = formatReference(ref);
@@ -167,24 +198,9 @@ export async function resolveImage(transport: RegistryTransport, ref: ImageRefer
     if (fetched.kind !== 'manifest') throw new ImageUnsupportedError(`${name}: the ${formatPlatform(platform)} entry is itself an index; nested indexes are not supported`);
   }
   const manifest = fetched.manifest;
-  if (!mt.isConfigMediaType(manifest.config.mediaType)) {
-    throw new ImageUnsupportedError(`${name} is not a container image: its config has media type "${manifest.config.mediaType}"`);
-  }
-  const unknown = manifest.layers.filter((l) => mt.layerCompression(l.mediaType) === undefined).map((l) => l.mediaType);
-  if (unknown.length > 0) throw new ImageUnsupportedError(`${name} has layers of unsupported media types: ${[...new Set(unknown)].join(', ')}`);
+  checkManifestContent(manifest, name);
   const configBytes = await readBlob(transport, ref, manifest.config.digest, { expectedSize: manifest.config.size, limit: configLimit, ...(signal ? { signal } : {}) });
-  const parsed = mt.imageConfigSchema.safeParse(parseJson(configBytes, `config of ${name}`));
-  if (!parsed.success) throw new ImageUnsupportedError(`the config of ${name} is invalid`, issues(parsed.error));
-  const config = parsed.data;
-  const actual: PlatformSpec = config.variant ? { os: config.os, architecture: config.architecture, variant: config.variant } : { os: config.os, architecture: config.architecture };
-  // Catches single-platform images for another architecture, which a VM could not boot.
-  const [have, want] = [normalisePlatform(actual), normalisePlatform(platform)];
-  if (have.os !== want.os || have.architecture !== want.architecture || (platform.variant !== undefined && have.variant !== want.variant)) {
-    throw new RegistryNotFoundError(`${name} is an image for ${formatPlatform(have)}, not ${formatPlatform(platform)}`);
-  }
-  if (config.rootfs.diff_ids.length !== manifest.layers.length) {
-    throw new ImageUnsupportedError(`${name}: the config lists ${config.rootfs.diff_ids.length} layer diff ids but the manifest has ${manifest.layers.length} layers`);
-  }
+  const { config, platform: have } = checkImageConfig(configBytes, manifest, platform, name);
   const result: ResolvedImage = { reference: ref, manifestDigest: fetched.digest, manifestMediaType: fetched.mediaType, manifest, manifestBytes: fetched.bytes, platform: have, config, configDigest: manifest.config.digest, configBytes };
   if (index !== undefined) {
     result.indexDigest = index.digest;

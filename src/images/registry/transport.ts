@@ -2,12 +2,14 @@
  * One place that talks HTTP to registries: picks http/https per registry, attaches and renews
  * authentication, retries, and maps 401/403 to RegistryAuthError. Everything else builds on `send`.
  */
+import { isIP } from 'node:net';
 import { Agent, type BodyInit, type Response } from 'undici';
 import { AuthManager, type AuthTarget } from './auth.js';
 import type { CredentialSource } from './credentials.js';
 import { RegistryAuthError } from './errors.js';
-import { errorDetail, fetchWithRetry, readLimited, type RetryPolicy } from './http.js';
+import { errorDetail, fetchWithRetry, readLimited, type HttpRequest, type RetryPolicy } from './http.js';
 import { isInsecureByDefault, registryApiHost } from './reference.js';
+import { addressKind, checkRedirect, guardedLookup, isRedirect, type RedirectTrust } from './redirects.js';
 
 /** Options shared by the transport and the client. */
 export interface TransportOptions {
@@ -44,9 +46,13 @@ export class RegistryTransport {
   private readonly auth: AuthManager;
   private readonly insecure: readonly string[];
   private readonly userAgent: string;
+  private readonly timeout: number;
+  /** Agents for redirect hops to other origins, by trust: their sockets check what host names resolve to. */
+  private readonly hopAgents = new Map<boolean, Agent>();
 
   constructor(options: TransportOptions = {}) {
     const timeout = options.fetchTimeoutMs ?? 30_000;
+    this.timeout = timeout;
     this.dispatcher = new Agent({ headersTimeout: timeout, bodyTimeout: timeout, connectTimeout: Math.min(timeout, 10_000) });
     this.policy = { retries: options.retries ?? 3, baseDelayMs: options.retryBaseDelayMs ?? 250, maxDelayMs: 10_000 };
     this.insecure = options.insecureRegistries ?? [];
@@ -75,7 +81,7 @@ export class RegistryTransport {
       const headers: Record<string, string> = { 'user-agent': this.userAgent, ...options.headers };
       if (authorization !== undefined) headers.authorization = authorization;
       const request = { url: url.toString(), method: options.method ?? 'GET', headers, ...(options.body ? { body: options.body } : {}), ...(options.signal ? { signal: options.signal } : {}) };
-      const response = await fetchWithRetry(request, this.dispatcher, this.policy, `${options.what} (${target.registry})`);
+      const response = await this.fetchFollowing(request, target.registry, `${options.what} (${target.registry})`);
       if (response.status === 403) {
         const detail = await errorDetail(response);
         throw new RegistryAuthError(target.registry, target.repository, `access denied (HTTP 403${detail ? `: ${detail}` : ''})`);
@@ -94,9 +100,51 @@ export class RegistryTransport {
   /** Closes pooled connections; the transport must not be used afterwards. */
   async close(): Promise<void> {
     await this.dispatcher.close();
+    for (const agent of this.hopAgents.values()) await agent.close();
+  }
+
+  /** How far redirects of `registry` are trusted: local ones (loopback, private, insecure-listed) further. */
+  private trustOf(registry: string): RedirectTrust {
+    const host = new URL(this.baseUrl(registry)).hostname.replace(/^\[|\]$/g, '');
+    return { local: isInsecureByDefault(registry, this.insecure) || (isIP(host) !== 0 && addressKind(host) !== 'public') };
+  }
+
+  private hopAgent(trust: RedirectTrust): Agent {
+    let agent = this.hopAgents.get(trust.local);
+    if (!agent) {
+      agent = new Agent({ headersTimeout: this.timeout, bodyTimeout: this.timeout, connect: { timeout: Math.min(this.timeout, 10_000), lookup: guardedLookup(trust) } });
+      this.hopAgents.set(trust.local, agent);
+    }
+    return agent;
+  }
+
+  /**
+   * Sends `request` and follows the redirects the rules allow (redirects.ts); a refused one throws.
+   * Hops to another origin than the registry's go without Authorization, through an agent that
+   * checks the addresses a host name resolves to.
+   */
+  private async fetchFollowing(request: HttpRequest, registry: string, what: string): Promise<Response> {
+    const origin = new URL(this.baseUrl(registry)).origin;
+    let current = request;
+    let response = await fetchWithRetry(current, this.dispatcher, this.policy, what);
+    for (let hops = 1; isRedirect(response.status, current.method); hops++) {
+      const location = response.headers.get('location');
+      if (!location) return response;
+      await response.body?.cancel().catch(() => undefined);
+      const from = new URL(current.url);
+      const to = new URL(location, from);
+      const trust = this.trustOf(registry);
+      checkRedirect(from, to, trust, hops);
+      const sameOrigin = to.origin === origin;
+      const { authorization: _dropped, ...withoutAuth } = current.headers;
+      current = { url: to.toString(), method: response.status === 303 ? 'GET' : current.method, headers: sameOrigin ? current.headers : withoutAuth, ...(current.signal ? { signal: current.signal } : {}) };
+      response = await fetchWithRetry(current, sameOrigin ? this.dispatcher : this.hopAgent(trust), this.policy, `${what}, redirected to ${to.host}`);
+    }
+    return response;
   }
 
   private async getToken(url: string, headers: Record<string, string>): Promise<{ status: number; body: unknown; detail: string }> {
+    // Token realms are not followed through redirects: a realm is named by the registry itself.
     const response = await fetchWithRetry({ url, method: 'GET', headers: { 'user-agent': this.userAgent, ...headers } }, this.dispatcher, this.policy, `GET token ${new URL(url).host}`);
     if (response.status !== 200) return { status: response.status, body: undefined, detail: await errorDetail(response) };
     const bytes = await readLimited(response, 1024 * 1024, 'token response');

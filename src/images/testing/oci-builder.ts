@@ -138,9 +138,20 @@ export function buildIndex(images: readonly { image: BuiltImage; os: string; arc
   );
 }
 
-async function writeTar(path: string, files: readonly { name: string; bytes: Buffer }[]): Promise<void> {
+/** An entry of a hand-made archive: a file, or (for hostile archives) a symlink or a device node. */
+export type ArchiveEntry =
+  | { name: string; bytes: Buffer }
+  | { name: string; symlink: string }
+  | { name: string; device: { major: number; minor: number } };
+
+/** Writes a plain tar of `entries`, in order. */
+export async function writeTar(path: string, entries: readonly ArchiveEntry[]): Promise<void> {
   const pack = tar.pack();
-  for (const f of files) pack.entry({ name: f.name, mtime: MTIME, mode: 0o644 }, f.bytes);
+  for (const e of entries) {
+    if ('bytes' in e) pack.entry({ name: e.name, mtime: MTIME, mode: 0o644 }, e.bytes);
+    else if ('symlink' in e) pack.entry({ name: e.name, mtime: MTIME, type: 'symlink', linkname: e.symlink });
+    else pack.entry({ name: e.name, mtime: MTIME, mode: 0o600, type: 'character-device', devmajor: e.device.major, devminor: e.device.minor });
+  }
   pack.finalize();
   await pipeline(pack, createWriteStream(path));
 }

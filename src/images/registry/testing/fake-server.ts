@@ -14,7 +14,7 @@ export interface SeenRequest {
 
 /** A running fake server. */
 export interface FakeServer {
-  /** `127.0.0.1:<port>`. */
+  /** `<address>:<port>`. */
   host: string;
   requests: SeenRequest[];
   close(): Promise<void>;
@@ -23,8 +23,8 @@ export interface FakeServer {
 /** Handles one request; may be async. */
 export type FakeHandler = (req: IncomingMessage, res: ServerResponse, body: Buffer) => void | Promise<void>;
 
-/** Starts a server on a random loopback port. */
-export async function startFakeServer(handler: FakeHandler): Promise<FakeServer> {
+/** Starts a server on a random port of a loopback address (default 127.0.0.1). */
+export async function startFakeServer(handler: FakeHandler, address = '127.0.0.1'): Promise<FakeServer> {
   const requests: SeenRequest[] = [];
   const server = createServer((req, res) => {
     requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers });
@@ -37,10 +37,10 @@ export async function startFakeServer(handler: FakeHandler): Promise<FakeServer>
       });
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  await new Promise<void>((resolve) => server.listen(0, address, () => resolve()));
   const { port } = server.address() as AddressInfo;
   return {
-    host: `127.0.0.1:${port}`,
+    host: `${address}:${port}`,
     requests,
     close: () =>
       new Promise<void>((resolve) => {
