@@ -3,10 +3,10 @@
  * line for a spec, run in the foreground with the console on stdout, timed to a line on that console.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { qemuArguments, type QemuLaunchPlan } from '../../src/providers/qemu/command-line.js';
 import { DEFAULT_QEMU_BINARY } from '../../src/providers/qemu/qemu-provider.js';
+import { GuestBootContract } from '../../src/guest/boot-contract.js';
 import { hostTscKhz } from '../../src/system/host.js';
 import { bootDir } from '../../test/e2e/harness.js';
 import { killHard, type ChildSet } from './processes.js';
@@ -45,12 +45,13 @@ export function foreground(full: readonly string[]): string[] {
 }
 
 /** The provider's command line for this plan (default kernel and initrd, the host's TSC), in the foreground. */
-export function rawQemuArguments(plan: Pick<QemuLaunchPlan, 'vmId' | 'spec' | 'rootDisk' | 'accel' | 'agentSocket'>): string[] {
+export function rawQemuArguments(plan: Pick<QemuLaunchPlan, 'vmId' | 'spec' | 'accel' | 'agentSocket'> & { rootDisk: { path: string; readOnly: boolean } }): string[] {
   const tscKhz = hostTscKhz();
+  const boot = new GuestBootContract(bootDir).plan({ spec: plan.spec, kernelFormats: ['bzimage'], rootDisk: plan.rootDisk, ...(plan.agentSocket ? { agentChannel: 'virtio-serial' as const } : {}) });
   return foreground(
     qemuArguments({
       ...plan,
-      boot: { kernel: join(bootDir, 'vmlinuz'), initrd: join(bootDir, 'initrd.img') },
+      boot,
       consoleLog: '/dev/null',
       qmpSocket: '/dev/null',
       controlSocket: '/dev/null',

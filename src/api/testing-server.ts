@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import type { FastifyInstance } from 'fastify';
-import { FakeProvider } from '../core/testing/fake-provider.js';
+import { FakeProvider, fakeBoot } from '../core/testing/fake-provider.js';
 import { VmService } from '../core/vm-service.js';
 import { SqliteVmStore } from '../store/sqlite-vm-store.js';
 import { VmDirectories } from '../store/vm-directories.js';
@@ -83,6 +83,7 @@ export class TestServer {
         clock: { now: () => new Date() },
         ids: { newVmId: () => `${String(++ids).padStart(4, '0')}${'a'.repeat(12)}` },
         logger: silent,
+        boot: fakeBoot,
       });
       const ops = new VmOperations({ service, hostCpus: TEST_HOST_CPUS, logger: silent });
       const socket = join(dir, 'hypercore.sock');

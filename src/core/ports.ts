@@ -19,15 +19,44 @@ export interface VmStore {
   delete(id: string): void;
 }
 
+export type AgentChannel = 'virtio-serial' | 'vsock';
+export type KernelFormat = 'bzimage' | 'elf';
+
 /** What a provider can do, so planners ask instead of testing provider names. */
 export interface ProviderCapabilities {
   pause: boolean;
   snapshot: boolean;
-  agentChannels: readonly ('virtio-serial' | 'vsock')[];
+  /** Agent channels the VMM offers, preferred first; the guest is told which one to use. */
+  agentChannels: readonly AgentChannel[];
   diskFormats: readonly ('raw' | 'qcow2')[];
   hotplug: boolean;
-  /** Whether the VMM can boot a compressed bzImage (`vmlinuz`) directly. */
-  bootsCompressedKernel: boolean;
+  /** Kernel image formats the VMM loads: a compressed bzImage (`vmlinuz`) and/or an uncompressed ELF (`vmlinux`). */
+  kernelFormats: readonly KernelFormat[];
+}
+
+/** What the guest is to boot: a kernel, an initrd and its command line (without the VMM's own arguments). */
+export interface BootPlan {
+  kernel: string;
+  initrd?: string;
+  /** Kernel arguments of the guest boot contract (root, address, agent channel, ...) and the user's, last. */
+  args: string[];
+}
+
+/** What the guest boot contract needs to know about a VM. */
+export interface BootInput {
+  spec: VmSpec;
+  /** Kernel formats the provider loads (for the default kernel). */
+  kernelFormats: readonly KernelFormat[];
+  /** Absent for a kernel-only VM. */
+  rootDisk?: { readOnly: boolean };
+  network?: NetworkAttachment;
+  /** The agent's channel, for agent VMs. */
+  agentChannel?: AgentChannel;
+}
+
+/** The guest boot contract (guest/): default kernel and initramfs, and the `hc.*` kernel arguments. */
+export interface GuestBoot {
+  plan(input: BootInput): BootPlan;
 }
 
 /** Where a VM's files live: `stateDir` survives reboots (root dir), `runDir` is runtime (sockets, pidfile). */
@@ -41,8 +70,10 @@ export interface LaunchRequest {
   vmId: string;
   spec: VmSpec;
   paths: VmPaths;
-  /** The disk the guest boots from: the spec's drive, or the guest system image. */
-  rootDisk: { path: string; readOnly: boolean };
+  /** Kernel, initrd and the guest's kernel arguments; the provider adds its own (console, ...) before them. */
+  boot: BootPlan;
+  /** The disk the guest boots from: the spec's drive, or the guest system image; absent for a kernel-only VM. */
+  rootDisk?: { path: string; readOnly: boolean };
   /** Extra disks after the root drive, in the order the guest should see them. */
   disks: readonly VmDisk[];
   /** Give the guest an agent channel (see Provider.agentEndpoint). */

@@ -11,7 +11,7 @@ import { SqliteVmStore } from '../store/sqlite-vm-store.js';
 import { VmDirectories } from '../store/vm-directories.js';
 import { ErrorCodes, type HypercoreError } from './errors.js';
 import { FakeAgentConnector, fakeGuest, fakeImages, MemoryWorkloadLog } from './testing/fake-agent.js';
-import { FakeProvider } from './testing/fake-provider.js';
+import { FakeProvider, fakeBoot } from './testing/fake-provider.js';
 import { VmService } from './vm-service.js';
 import type { VmSpec } from './vm.js';
 
@@ -30,6 +30,7 @@ function makeService(agentBootTimeoutMs = 30_000): VmService {
     clock: { now: () => new Date() },
     ids: { newVmId: () => `${String(++ids).padStart(4, '0')}${'e'.repeat(12)}` },
     logger: silent,
+    boot: fakeBoot,
     images: fakeImages,
     guest: fakeGuest,
     agents,

@@ -8,11 +8,11 @@ import type { AgentSupervisor } from './agent-supervisor.js';
 import { ProviderUnavailableError, asHypercoreError } from './errors.js';
 import type { Provider, ProviderRegistry, VmFiles, VmmExit, VmNetworks, VmPaths } from './ports.js';
 import type { VmRecords } from './vm-records.js';
-import type { Vm, VmSpec } from './vm.js';
+import { vmKind, type Vm, type VmSpec } from './vm.js';
 
-/** A VM without its own drive boots the guest system image and runs its image under the agent. */
+/** An image VM boots the guest system image and runs its image under the agent; drive and kernel VMs run none. */
 export function usesAgent(spec: VmSpec): boolean {
-  return spec.drive === undefined;
+  return vmKind(spec) === 'image';
 }
 
 export interface HaltOptions {

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { VmService } from './vm-service.js';
 import { ErrorCodes, HypercoreError, ProviderFailedError } from './errors.js';
-import { FakeProvider } from './testing/fake-provider.js';
+import { FakeProvider, fakeBoot } from './testing/fake-provider.js';
 import type { VmEvent, VmSpec } from './vm.js';
 import { SqliteVmStore } from '../store/sqlite-vm-store.js';
 import { VmDirectories } from '../store/vm-directories.js';
@@ -27,6 +27,7 @@ function makeService(): VmService {
     clock: { now: () => new Date() },
     ids: { newVmId: () => `${String(++ids).padStart(4, '0')}${'f'.repeat(12)}` },
     logger: silent,
+    boot: fakeBoot,
   });
   s.events.subscribe((e) => events.push(e));
   return s;

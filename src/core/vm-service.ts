@@ -16,7 +16,7 @@ import type { EventHub } from './event-hub.js';
 import type { Image, PullProgress } from './image.js';
 import { KeyedLock } from './keyed-lock.js';
 import { hasVmm } from './lifecycle.js';
-import type { Clock, GuestSystem, IdGenerator, ImageProvisioner, Logger, Provider, ProviderRegistry, VmFiles, VmmExit, VmNetworks, VmPaths, VmStore } from './ports.js';
+import type { Clock, GuestBoot, GuestSystem, IdGenerator, ImageProvisioner, Logger, Provider, ProviderRegistry, VmFiles, VmmExit, VmNetworks, VmPaths, VmStore } from './ports.js';
 import { VmProcesses } from './processes.js';
 import { reconcileVm, type Followup } from './reconcile.js';
 import { VmRecords } from './vm-records.js';
@@ -42,6 +42,8 @@ export interface VmServiceDeps {
   agentBootTimeoutMs?: number;
   /** Needed for specs with a `network`. */
   networks?: VmNetworks;
+  /** The guest boot contract: default kernel and initrd, and the kernel arguments every guest gets. */
+  boot: GuestBoot;
 }
 
 export interface CreateOptions {
@@ -79,6 +81,7 @@ export class VmService {
       records: this.records,
       runtime: this.runtime,
       files: deps.files,
+      boot: deps.boot,
       ...(deps.networks ? { networks: deps.networks } : {}),
       ...(deps.images ? { images: deps.images } : {}),
       ...(deps.guest ? { guest: deps.guest } : {}),

@@ -93,6 +93,17 @@ export interface VmSpec {
 /** `hardware.disk_size` when a spec has none (records from before it existed): room for package installs. */
 export const DEFAULT_DISK_SIZE_MIB = 4096;
 
+/**
+ * What a VM boots: its own root disk (`drive`), an OCI image run by the in-guest agent (`ref`
+ * without `drive`), or only a kernel and initrd (neither: unikernels, initramfs-only guests).
+ */
+export type VmKind = 'drive' | 'image' | 'kernel';
+
+export function vmKind(spec: Pick<VmSpec, 'drive' | 'image'>): VmKind {
+  if (spec.drive !== undefined) return 'drive';
+  return spec.image !== undefined ? 'image' : 'kernel';
+}
+
 export const vmStates = ['creating', 'starting', 'running', 'stopping', 'stopped', 'failed', 'deleting'] as const;
 export type VmState = (typeof vmStates)[number];
 

@@ -20,6 +20,7 @@ import { VmOperations } from '../api/operations.js';
 import { listenMultiplexed } from '../api/socket-mux.js';
 import { appendConsoleLog, readConsoleLog, rotateIfNeeded, tailConsoleLog } from '../providers/console-log.js';
 import { TtrpcAgentConnector } from '../agent-client/agent-session.js';
+import { GuestBootContract } from '../guest/boot-contract.js';
 import { ensureSystemImage } from '../guest/system-image.js';
 import { QemuProvider } from '../providers/qemu/qemu-provider.js';
 import { SqliteVmStore } from '../store/sqlite-vm-store.js';
@@ -110,7 +111,7 @@ export class Daemon {
     });
     await images.init();
     const providers = new StaticProviderRegistry([
-      new QemuProvider({ boot: { kernel: join(bootDir, 'vmlinuz'), initrd: join(bootDir, 'initrd.img') }, logger: log, workDir: join(runDir, 'probe') }),
+      new QemuProvider({ logger: log, workDir: join(runDir, 'probe') }),
     ]);
     const files = new VmDirectories(rootDir, runDir);
     this.service = new VmService({
@@ -124,6 +125,7 @@ export class Daemon {
       guest: { rootDisk: async () => (await ensureSystemImage({ cacheDir: join(rootDir, 'guest') })).path },
       agents: new TtrpcAgentConnector(),
       agentBootTimeoutMs: this.settings.agentTimeoutMs,
+      boot: new GuestBootContract(bootDir),
       networks: new NatVmNetworks({ leases: new SqliteLeaseStore(db), logger: log, scope: rootDir, describeVm: (id) => `VM ${vmStore.get(id)?.name ?? '?'} (${id})` }),
       workloadLog: {
         append: async (vm, data) => {

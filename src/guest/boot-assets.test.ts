@@ -33,7 +33,7 @@ test('parseKernelDependency finds the pinned linux-image package of the metapack
 test('boot dir defaults to $HYPERCORE_BOOT_DIR, then /var/lib/hypercore/boot', () => {
   assert.equal(defaultBootDir({ HYPERCORE_BOOT_DIR: '/x/boot' }), '/x/boot');
   assert.equal(defaultBootDir({}), '/var/lib/hypercore/boot');
-  assert.deepEqual(bootAssetPaths('/b'), { kernel: '/b/vmlinuz', initrd: '/b/initrd.img', manifest: '/b/manifest.json' });
+  assert.deepEqual(bootAssetPaths('/b'), { kernel: '/b/vmlinuz', kernelElf: '/b/vmlinux', initrd: '/b/initrd.img', manifest: '/b/manifest.json' });
 });
 
 test('readBootManifest returns a well-formed manifest and undefined for missing or malformed ones', async () => {

@@ -36,8 +36,8 @@ export interface BootManifest {
 }
 
 /** File names inside a boot directory; the QEMU provider reads them from here. */
-export function bootAssetPaths(bootDir: string): { kernel: string; initrd: string; manifest: string } {
-  return { kernel: join(bootDir, 'vmlinuz'), initrd: join(bootDir, 'initrd.img'), manifest: join(bootDir, 'manifest.json') };
+export function bootAssetPaths(bootDir: string): { kernel: string; kernelElf: string; initrd: string; manifest: string } {
+  return { kernel: join(bootDir, 'vmlinuz'), kernelElf: join(bootDir, 'vmlinux'), initrd: join(bootDir, 'initrd.img'), manifest: join(bootDir, 'manifest.json') };
 }
 
 /** `$HYPERCORE_BOOT_DIR`, else /var/lib/hypercore/boot. */

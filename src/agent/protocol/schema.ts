@@ -8,6 +8,9 @@ export const AGENT_SERVICE = 'hypercore.agent.v1.Agent';
 /** The channel's name: QEMU's virtserialport name, and the guest's /sys/class/virtio-ports/<p>/name. */
 export const AGENT_PORT_NAME = 'hypercore.agent';
 
+/** The vsock port the agent listens on when the VMM's channel is vsock (Firecracker, Cloud Hypervisor). */
+export const AGENT_VSOCK_PORT = 1024;
+
 export const AGENT_PROTO = `
 syntax = "proto3";
 package hypercore.agent.v1;

@@ -1,6 +1,6 @@
 /** What the steps of a create (or start) plan share: the VM being built, and the services they use. */
 import type { Image, PullProgress } from '../image.js';
-import type { GuestSystem, ImageProvisioner, NetworkAttachment, Provider, VmFiles, VmmExit, VmNetworks } from '../ports.js';
+import type { GuestBoot, GuestSystem, ImageProvisioner, NetworkAttachment, Provider, VmFiles, VmmExit, VmNetworks } from '../ports.js';
 import type { VmRecords } from '../vm-records.js';
 import type { VmRuntime } from '../vm-runtime.js';
 import type { Vm } from '../vm.js';
@@ -12,6 +12,8 @@ export interface PlanServices {
   networks?: VmNetworks;
   images?: ImageProvisioner;
   guest?: GuestSystem;
+  /** Kernel, initrd and kernel arguments of the guest boot contract. */
+  boot: GuestBoot;
   /** Where a watched VMM's unexpected exit is reported. */
   onVmmExit(vmId: string, exit: VmmExit): void;
 }

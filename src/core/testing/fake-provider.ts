@@ -2,12 +2,12 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import type { AgentEndpoint } from '../agent.js';
-import type { LaunchRequest, Provider, ProviderCapabilities, VmmExit, VmmInfo, VmPaths } from '../ports.js';
+import type { GuestBoot, LaunchRequest, Provider, ProviderCapabilities, VmmExit, VmmInfo, VmPaths } from '../ports.js';
 
 /** A provider double that records calls; VMMs are entries in a set instead of processes. */
 export class FakeProvider implements Provider {
   readonly name = 'qemu' as const;
-  readonly capabilities: ProviderCapabilities = { pause: false, snapshot: false, agentChannels: [], diskFormats: ['raw'], hotplug: false, bootsCompressedKernel: true };
+  readonly capabilities: ProviderCapabilities = { pause: false, snapshot: false, agentChannels: ['virtio-serial'], diskFormats: ['raw'], hotplug: false, kernelFormats: ['bzimage'] };
   readonly alive = new Set<string>();
   readonly calls: string[] = [];
   failLaunch: Error | undefined;
@@ -59,3 +59,6 @@ export class FakeProvider implements Provider {
   }
 }
 
+
+/** A boot contract that needs no installed kernel: the plan names files that do not exist. */
+export const fakeBoot: GuestBoot = { plan: ({ spec }) => ({ kernel: spec.kernel ?? '/nonexistent/vmlinuz', args: spec.kernelArgs ? [spec.kernelArgs] : [] }) };

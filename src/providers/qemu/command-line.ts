@@ -4,21 +4,16 @@
  */
 import type { VmSpec } from '../../core/vm.js';
 import type { VmDisk } from '../../core/image.js';
-import type { NetworkAttachment } from '../../core/ports.js';
+import type { BootPlan, NetworkAttachment } from '../../core/ports.js';
 import { AGENT_PORT_NAME } from '../../agent/protocol/schema.js';
-
-export interface BootAssets {
-  /** Default kernel (Debian's cloud kernel) installed by set-up. */
-  kernel: string;
-  /** Stage-1 initramfs that loads the virtio modules and switches to the drive's /sbin/init. */
-  initrd: string;
-}
 
 export interface QemuLaunchPlan {
   vmId: string;
   spec: VmSpec;
-  /** The boot disk. */
-  rootDisk: { path: string; readOnly: boolean };
+  /** Kernel, initrd and the guest boot contract's arguments. */
+  boot: BootPlan;
+  /** The boot disk; absent for a kernel-only VM. */
+  rootDisk?: { path: string; readOnly: boolean };
   /** Disks after the root drive; the guest sees them as vdb, vdc, ... in this order. */
   disks?: readonly VmDisk[];
   /** Unix socket for the agent's virtio-serial port; none when the guest runs no agent. */
@@ -26,7 +21,6 @@ export interface QemuLaunchPlan {
   /** A virtio-net NIC on this TAP; the guest learns its address from the kernel command line. */
   network?: NetworkAttachment;
   accel: 'kvm' | 'tcg';
-  boot: BootAssets;
   /** Host TSC frequency in kHz; needed by the guest kernel on microvm under TCG. */
   tscKhz?: number;
   consoleLog: string;
@@ -38,33 +32,20 @@ export interface QemuLaunchPlan {
 /** Translation cache for TCG in MiB: 64 halves QEMU's RSS against the 1 GiB default at the same speed (probe). */
 export const TCG_TB_SIZE_MIB = 64;
 
+/** QEMU's own kernel arguments, then the guest boot contract's (which end with the user's). */
 export function kernelCommandLine(plan: QemuLaunchPlan): string {
-  const { spec } = plan;
-  const usesStage1 = spec.initrd === undefined && spec.kernel === undefined;
-  const mode = plan.rootDisk.readOnly ? 'ro' : 'rw';
+  // ttyS0 is the console; reboot=t: a guest reboot triple-faults, which -no-reboot turns into an exit.
   const args = ['console=ttyS0', 'reboot=t', 'panic=-1'];
   if (plan.accel === 'tcg' && plan.tscKhz) {
     // microvm has no HPET/PM timer: under TCG the kernel's TSC calibration can hang without these.
     args.push(`tsc_early_khz=${plan.tscKhz}`, 'tsc=reliable');
   }
-  args.push(usesStage1 ? `hc.root=vda hc.rootflags=${mode}` : `root=/dev/vda ${mode}`);
-  const net = plan.network;
-  if (net) {
-    // The cloud kernel has no ip= autoconfiguration: the guest's init (or agent init) reads these.
-    args.push(`hc.ip=${net.ip}/${net.prefixLength}`);
-    if (net.gateway) args.push(`hc.gw=${net.gateway}`);
-    if (net.dns.length > 0) args.push(`hc.dns=${net.dns.join(',')}`);
-  }
-  if (spec.kernelArgs.trim()) args.push(spec.kernelArgs.trim());
-  return args.join(' ');
+  return [...args, ...plan.boot.args].join(' ');
 }
 
 export function qemuArguments(plan: QemuLaunchPlan): string[] {
-  const { spec } = plan;
-  const kernel = spec.kernel ?? plan.boot.kernel;
-  const initrd = spec.initrd ?? (spec.kernel === undefined ? plan.boot.initrd : undefined);
-  const drive = [`id=root`, `file=${escapeOption(plan.rootDisk.path)}`, 'format=raw', 'if=none'];
-  if (plan.rootDisk.readOnly) drive.push('readonly=on');
+  const { spec, rootDisk } = plan;
+  const drive = rootDisk ? [`id=root`, `file=${escapeOption(rootDisk.path)}`, 'format=raw', 'if=none', ...(rootDisk.readOnly ? ['readonly=on'] : [])] : undefined;
   const args = [
     // The VM id in -name lets the daemon recognise its own QEMU in /proc after a restart.
     '-name', `${spec.name},process=hypercore-${plan.vmId}`,
@@ -75,11 +56,10 @@ export function qemuArguments(plan: QemuLaunchPlan): string[] {
     '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
     '-chardev', `file,id=console,path=${escapeOption(plan.consoleLog)},append=on`,
     '-serial', 'chardev:console',
-    '-kernel', kernel,
-    ...(initrd ? ['-initrd', initrd] : []),
+    '-kernel', plan.boot.kernel,
+    ...(plan.boot.initrd ? ['-initrd', plan.boot.initrd] : []),
     '-append', kernelCommandLine(plan),
-    '-drive', drive.join(','),
-    '-device', 'virtio-blk-device,drive=root',
+    ...(drive ? ['-drive', drive.join(','), '-device', 'virtio-blk-device,drive=root'] : []),
     ...(plan.disks ?? []).flatMap((disk, i) => {
       const id = `disk${i + 1}`;
       const opts = [`id=${id}`, `file=${escapeOption(disk.path)}`, `format=${disk.format}`, 'if=none', ...(disk.readOnly ? ['readonly=on'] : [])];

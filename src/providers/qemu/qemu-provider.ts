@@ -3,8 +3,7 @@
  * QEMU daemonizes itself (own session, pidfile), so VMs outlive hypercored; the daemon talks to
  * it over QMP only.
  */
-import { access, chmod, open, rm } from 'node:fs/promises';
-import { constants } from 'node:fs';
+import { chmod, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ProviderFailedError, ProviderUnavailableError, asHypercoreError } from '../../core/errors.js';
 import type { LaunchRequest, Logger, Provider, ProviderCapabilities, VmmExit, VmmInfo, VmmProcess, VmPaths } from '../../core/ports.js';
@@ -14,13 +13,12 @@ import { runCommand } from '../../system/command.js';
 import { hostTscKhz } from '../../system/host.js';
 import { isOurProcess, killAndWait, readPidFile, waitForExit } from '../../system/process.js';
 import { resolveAccel } from './accel-probe.js';
-import { qemuArguments, type BootAssets } from './command-line.js';
+import { qemuArguments } from './command-line.js';
 import { QmpClient } from './qmp-client.js';
 
 export const DEFAULT_QEMU_BINARY = 'qemu-system-x86_64';
 
 export interface QemuProviderOptions {
-  boot: BootAssets;
   logger: Logger;
   /** Where the accel probe may write its scratch files. */
   workDir: string;
@@ -44,7 +42,7 @@ export class QemuProvider implements Provider {
     agentChannels: ['virtio-serial'],
     diskFormats: ['raw', 'qcow2'],
     hotplug: false,
-    bootsCompressedKernel: true,
+    kernelFormats: ['bzimage', 'elf'],
   };
 
   constructor(private readonly options: QemuProviderOptions) {}
@@ -59,17 +57,6 @@ export class QemuProvider implements Provider {
       await runCommand(binary, ['--version'], { timeoutMs: 10_000 });
     } catch (err) {
       throw new ProviderUnavailableError(`QEMU is not usable: ${asHypercoreError(err).message}`, err);
-    }
-    if (spec.kernel === undefined) {
-      for (const file of [this.options.boot.kernel, this.options.boot.initrd]) {
-        try {
-          await access(file, constants.R_OK);
-        } catch {
-          throw new ProviderUnavailableError(
-            `the default guest kernel is not installed (${file} is missing); run the set-up step (scripts/setup.sh) or set [hardware] kernel in hac.toml`,
-          );
-        }
-      }
     }
   }
 
@@ -90,7 +77,7 @@ export class QemuProvider implements Provider {
     const tscKhz = hostTscKhz();
     // Only agent VMs get the agent's virtio-serial port.
     const { agentSocket, ...vmmFiles } = files;
-    const args = qemuArguments({ vmId, spec, rootDisk: req.rootDisk, disks: req.disks, ...(req.agent ? { agentSocket } : {}), ...(req.network ? { network: req.network } : {}), accel: accel.accel, boot: this.options.boot, consoleLog: paths.consoleLog, ...vmmFiles, ...(tscKhz ? { tscKhz } : {}) });
+    const args = qemuArguments({ vmId, spec, boot: req.boot, ...(req.rootDisk ? { rootDisk: req.rootDisk } : {}), disks: req.disks, ...(req.agent ? { agentSocket } : {}), ...(req.network ? { network: req.network } : {}), accel: accel.accel, consoleLog: paths.consoleLog, ...vmmFiles, ...(tscKhz ? { tscKhz } : {}) });
     this.options.logger.child({ vmId }).info({ accel: accel.accel, accelReason: accel.reason, args }, 'launching QEMU');
     // -daemonize sets QEMU's umask to 027, so files it creates would be group-readable: the
     // console log is created here first (QEMU appends to it) and its sockets are narrowed after.

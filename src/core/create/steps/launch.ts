@@ -3,14 +3,29 @@
  * runs (the daemon died after launching it, before recording it), it is adopted, never launched twice.
  */
 import { ProviderUnavailableError } from '../../errors.js';
+import type { AgentChannel } from '../../ports.js';
+import { vmKind } from '../../vm.js';
 import type { Step } from '../plan.js';
 import type { PlanContext } from '../context.js';
 
-async function rootDisk({ vm, services }: PlanContext): Promise<{ path: string; readOnly: boolean }> {
-  if (vm.spec.drive !== undefined) return { path: vm.spec.drive, readOnly: vm.spec.driveReadOnly };
-  if (!services.guest) throw new ProviderUnavailableError('this hypercored cannot run image workloads (no guest system image configured)');
-  // The system image is shared by all agent VMs, so it is always attached read-only.
-  return { path: await services.guest.rootDisk(), readOnly: true };
+async function rootDisk({ vm, services }: PlanContext): Promise<{ path: string; readOnly: boolean } | undefined> {
+  switch (vmKind(vm.spec)) {
+    case 'drive':
+      return { path: vm.spec.drive!, readOnly: vm.spec.driveReadOnly };
+    case 'image':
+      if (!services.guest) throw new ProviderUnavailableError('this hypercored cannot run image workloads (no guest system image configured)');
+      // The system image is shared by all agent VMs, so it is always attached read-only.
+      return { path: await services.guest.rootDisk(), readOnly: true };
+    case 'kernel':
+      return undefined;
+  }
+}
+
+/** The channel the provider offers the agent: the first it prefers (its capabilities decide, not its name). */
+function agentChannel({ provider, vm }: PlanContext): AgentChannel {
+  const channel = provider.capabilities.agentChannels[0];
+  if (!channel) throw new ProviderUnavailableError(`provider ${provider.name} offers no agent channel, which VM ${vm.name} needs to run its image`);
+  return channel;
 }
 
 export const launchStep: Step<PlanContext> = {
@@ -25,11 +40,20 @@ export const launchStep: Step<PlanContext> = {
   run: async (ctx) => {
     const { vm, provider, services, agent, attachment } = ctx;
     await provider.checkAvailable(vm.spec);
+    const root = await rootDisk(ctx);
+    const boot = services.boot.plan({
+      spec: vm.spec,
+      kernelFormats: provider.capabilities.kernelFormats,
+      ...(root ? { rootDisk: { readOnly: root.readOnly } } : {}),
+      ...(attachment ? { network: attachment } : {}),
+      ...(agent ? { agentChannel: agentChannel(ctx) } : {}),
+    });
     const vmm = await provider.launch({
       vmId: vm.id,
       spec: vm.spec,
       paths: services.runtime.paths(vm.id),
-      rootDisk: await rootDisk(ctx),
+      boot,
+      ...(root ? { rootDisk: root } : {}),
       disks: vm.disks ?? [],
       agent,
       ...(attachment ? { network: attachment } : {}),
