@@ -21,6 +21,13 @@ interface ErrorPayload {
   error?: { code?: string; message?: string; details?: ValidationIssue[] };
 }
 
+/** Why the daemon cannot be reached, for the connection errors that say so; undefined for others. */
+export function daemonUnavailable(code: string | undefined, socketPath: string): string | undefined {
+  if (code === 'ENOENT' || code === 'ECONNREFUSED') return `hypercored is not running (nothing listens on ${socketPath}); start it with \`hypercored &\` (as root), or point --socket / HYPERCORE_SOCKET at a running one`;
+  if (code === 'EACCES' || code === 'EPERM') return `permission denied on ${socketPath}: the API socket is mode 0600, for the daemon's user only (whoever can use it is root on the host); run hypercore as that user`;
+  return undefined;
+}
+
 export class ApiClient {
   private readonly agent: Agent;
 
@@ -45,13 +52,8 @@ export class ApiClient {
       });
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ECONNREFUSED') {
-        throw new HypercoreError(
-          ErrorCodes.daemonUnavailable,
-          `hypercored is not running (nothing listens on ${this.socketPath}); start it with \`hypercored &\` (as root), or point --socket / HYPERCORE_SOCKET at a running one`,
-          { cause: err },
-        );
-      }
+      const unavailable = daemonUnavailable(code, this.socketPath);
+      if (unavailable) throw new HypercoreError(ErrorCodes.daemonUnavailable, unavailable, { cause: err });
       throw err;
     }
   }

@@ -55,7 +55,7 @@ export function registerImageCommands(program: Command, api: () => ApiClient): v
   image
     .command('import <file>')
     .description("load a `docker save` tar or an OCI image layout tar (a path on the daemon's host)")
-    .option('--reference <name>', 'name to store it under when the archive names none')
+    .option('--reference <name>', 'name to store it under (default: the name the archive gives)')
     .action(async (file: string, opts: { reference?: string }) => {
       const renderer = progressRenderer(process.stderr);
       try {

@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import { HypercoreError, asHypercoreError } from '../core/errors.js';
 import { hacJsonSchema, loadHacFile, type HacOverrides } from '../config/index.js';
 import { hostCpuCount } from '../system/host.js';
-import { resolveSettings } from '../daemon/settings.js';
+import { apiSocketPath } from '../daemon/settings.js';
 import { ApiClient } from './api-client.js';
 import { shortId, vmSummary, vmTable } from './format.js';
 import { pullIfMissing, registerImageCommands } from './image-commands.js';
@@ -19,7 +19,7 @@ function integer(value: string): number {
 let client: ApiClient | undefined;
 function api(program: Command): ApiClient {
   const socket = (program.opts() as { socket?: string }).socket;
-  client ??= new ApiClient(resolveSettings({ ...(socket ? { socket } : {}) }, process.env).socket);
+  client ??= new ApiClient(apiSocketPath(socket, process.env));
   return client;
 }
 
@@ -30,7 +30,7 @@ function printError(err: unknown): void {
 }
 
 const program = new Command('hypercore')
-  .description('Hypercore: microVMs from a hac.toml, on QEMU, Firecracker or Cloud Hypervisor')
+  .description('Hypercore: microVMs from a hac.toml')
   .option('--socket <path>', "hypercored's API socket (env HYPERCORE_SOCKET; default /run/hypercore/hypercore.sock)")
   .showHelpAfterError();
 

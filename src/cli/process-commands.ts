@@ -5,12 +5,13 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type { Command } from 'commander';
+import { constants } from 'node:os';
 import { ErrorCodes, HypercoreError, type ErrorCode } from '../core/errors.js';
 import { loadVmServiceDefinition } from '../api/proto.js';
 import type { ProcessInput, ProcessOutput } from '../api/process-session.js';
 import { specFromImageReference } from '../config/index.js';
 import { hostCpuCount } from '../system/host.js';
-import type { ApiClient } from './api-client.js';
+import { daemonUnavailable, type ApiClient } from './api-client.js';
 import { pullIfMissing } from './image-commands.js';
 
 /** Commander collector for repeatable options (-e A=1 -e B=2). */
@@ -20,7 +21,7 @@ function collect(value: string, previous: string[] = []): string[] {
 
 /** ctrl-p ctrl-q, as in Docker: leave an attached session, the process keeps running. */
 const DETACH_SEQUENCE = [0x10, 0x11];
-const SIGNAL_NUMBERS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGTERM: 15 };
+
 
 interface SessionOptions {
   interactive: boolean;
@@ -28,9 +29,16 @@ interface SessionOptions {
   detachKeys: boolean;
 }
 
+/** A shell's exit status for a process killed by `signal`: 128 + its number (SIGSEGV → 139); 129 if the name is unknown. */
+export function exitCodeOfSignal(signal: string): number {
+  return 128 + ((constants.signals as Record<string, number>)[signal] ?? 1);
+}
+
 function grpcError(err: grpc.ServiceError, socket: string): HypercoreError {
   if (err.code === grpc.status.UNAVAILABLE && !err.metadata?.get('hc-error-code').length) {
-    return new HypercoreError(ErrorCodes.daemonUnavailable, `hypercored is not running (nothing listens on ${socket}); start it with \`hypercored &\` (as root), or point --socket / HYPERCORE_SOCKET at a running one`);
+    // grpc-js puts the connect error's text in the details: EACCES reads "Permission denied".
+    const denied = /EACCES|permission denied/i.test(err.details ?? '');
+    return new HypercoreError(ErrorCodes.daemonUnavailable, daemonUnavailable(denied ? 'EACCES' : 'ECONNREFUSED', socket)!);
   }
   const code = (err.metadata?.get('hc-error-code')[0] as string | undefined) ?? ErrorCodes.internal;
   return new HypercoreError(code as ErrorCode, err.details || err.message);
@@ -59,7 +67,7 @@ function runSession(socket: string, method: 'Exec' | 'Attach', first: ProcessInp
     };
     call.on('data', (out: ProcessOutput) => {
       if (out.data && out.data.length > 0) (out.fd === 2 ? process.stderr : stdout).write(out.data);
-      if (out.exited) exitCode = out.signal ? 128 + (SIGNAL_NUMBERS[out.signal] ?? 1) : (out.exitCode ?? 0);
+      if (out.exited) exitCode = out.signal ? exitCodeOfSignal(out.signal) : (out.exitCode ?? 0);
     });
     call.on('end', () => finish());
     call.on('error', (err: grpc.ServiceError) => (err.code === grpc.status.CANCELLED && detached ? finish() : finish(grpcError(err, socket))));
@@ -116,7 +124,7 @@ export function registerProcessCommands(program: Command, api: () => ApiClient):
     .option('-t, --tty', 'allocate a pseudo-terminal (raw mode, window size follows)')
     .option('-e, --env <KEY=VALUE>', 'an environment variable (repeatable)', collect)
     .option('-w, --workdir <dir>', 'working directory')
-    .option('-u, --user <uid[:gid]>', 'user to run as')
+    .option('-u, --user <user[:group]>', "user to run as: numbers, or names from the image's /etc/passwd and /etc/group")
     .action(async (id: string, command: string[], opts: { interactive?: boolean; tty?: boolean; env?: string[]; workdir?: string; user?: string }) => {
       const start = { id, args: command, tty: opts.tty === true, ...windowSize(), ...(opts.env ? { env: opts.env } : {}), ...(opts.workdir ? { cwd: opts.workdir } : {}), ...(opts.user ? { user: opts.user } : {}) };
       process.exitCode = await runSession(api().socketPath, 'Exec', { start }, { interactive: opts.interactive === true, tty: opts.tty === true, detachKeys: false });

@@ -9,7 +9,7 @@ const program = new Command('hypercored')
   .option('--run-dir <dir>', 'runtime directory for sockets and pidfiles (env HYPERCORE_RUN_DIR; default /run/hypercore)')
   .option('--socket <path>', 'API socket (env HYPERCORE_SOCKET; default <run-dir>/hypercore.sock)')
   .option('--boot-dir <dir>', 'default guest kernel and initramfs (env HYPERCORE_BOOT_DIR; default /var/lib/hypercore/boot)')
-  .option('--log-level <level>', 'trace, debug, info, warn or error (env HYPERCORE_LOG_LEVEL; default info)')
+  .option('--log-level <level>', 'trace, debug, info, warn, error, fatal or silent (env HYPERCORE_LOG_LEVEL; default info)')
   .option('--max-image-size <MiB>', 'largest image (compressed layers in all, and any one blob) a pull or import may bring in (env HYPERCORE_MAX_IMAGE_SIZE; default 8192)')
   .option('--insecure-registry <host[:port]>', 'reach this registry over plain HTTP (repeatable; env HYPERCORE_INSECURE_REGISTRIES, comma-separated); localhost always is', (v: string, prev: string[] = []) => [...prev, v])
   .action(async (flags: { root?: string; runDir?: string; socket?: string; bootDir?: string; logLevel?: string; insecureRegistry?: string[]; maxImageSize?: string }) => {

@@ -59,6 +59,14 @@ function pick(flag: string | undefined, flagName: string, env: NodeJS.ProcessEnv
 /** host, host:port or [v6]:port, as Docker's --insecure-registry takes them (no scheme, no path). */
 const registryHost = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/;
 
+/**
+ * The API socket as the CLI finds it: `--socket`, else HYPERCORE_SOCKET, else the run dir's
+ * (HYPERCORE_RUN_DIR), else the default. Only these: a client must not fail on the daemon's other settings.
+ */
+export function apiSocketPath(flag: string | undefined, env: NodeJS.ProcessEnv): string {
+  return resolve(flag ?? env['HYPERCORE_SOCKET'] ?? join(env['HYPERCORE_RUN_DIR'] ?? DEFAULT_RUN_DIR, 'hypercore.sock'));
+}
+
 /** @throws ConfigInvalidError listing every bad setting. */
 export function resolveSettings(flags: SettingsInput, env: NodeJS.ProcessEnv): DaemonSettings {
   const problems: ValidationIssue[] = [];

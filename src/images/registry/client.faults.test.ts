@@ -75,8 +75,9 @@ test('a truncated blob (server closes early) is retried, then fails with nothing
     res.write(layer().bytes.subarray(0, 100), () => setTimeout(() => res.socket?.destroy(), 10));
     return true;
   });
+  // Under load undici may see the close before it hands over the 100 bytes, so 0 is a valid count too.
   await assert.rejects(client.downloadBlob(ref, layer().digest, join(dir, 'layer')), (err: unknown) => {
-    return err instanceof TransferInterruptedError && err.code === 'HC_REGISTRY_UNAVAILABLE' && /broke off after 100 bytes/.test(err.message);
+    return err instanceof TransferInterruptedError && err.code === 'HC_REGISTRY_UNAVAILABLE' && /broke off after (100|0) bytes/.test(err.message);
   });
   assert.equal(hits(server, layer().digest), 3, 'first attempt + 2 retries');
   assert.deepEqual(await readdir(dir), []);
