@@ -5,6 +5,7 @@
  */
 import * as z from 'zod';
 import { DEFAULT_DISK_SIZE_MIB, providerNames } from '../core/vm.js';
+import { providerSettings } from '../providers/catalog.js';
 import { tableIssueParam } from './issues.js';
 import { getAt, isTable } from './key-path.js';
 
@@ -46,11 +47,6 @@ function path(what: string) {
   return text('must be a non-empty string (a path)').optional().describe(`${what}; relative paths are resolved against the hac.toml's folder`);
 }
 
-function binary(name: string) {
-  return text('must be a non-empty string (a program name or path)')
-    .optional()
-    .describe(`the ${name} program: a name looked up on PATH, or a path (relative to the hac.toml's folder if it contains a '/')`);
-}
 
 /**
  * A table that may be left out: a missing table is validated as an empty one, so its required
@@ -193,16 +189,6 @@ export function hacSchema(options: HacSchemaOptions = {}) {
     },
     tableError,
   );
-  const qemu = z.strictObject(
-    {
-      binary: binary('QEMU'),
-      accel: z
-        .enum(accelModes, { error: oneOf(accelModes) })
-        .default('auto')
-        .describe('acceleration: KVM, TCG emulation, or "auto" (KVM when /dev/kvm is usable)'),
-    },
-    tableError,
-  );
   const ipv4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
   const portSpec = /^((\d{1,3}\.){3}\d{1,3}:)?\d{1,5}:\d{1,5}(\/(tcp|udp))?$/;
   const network = z.strictObject(
@@ -264,9 +250,8 @@ export function hacSchema(options: HacSchemaOptions = {}) {
         .enum(providerChoices, { error: oneOf(providerChoices) })
         .default('auto')
         .describe('which hypervisor runs the VM ("auto" picks an available one)'),
-      qemu: table(qemu).describe('QEMU (microvm machine) settings'),
-      firecracker: table(z.strictObject({ binary: binary('Firecracker') }, tableError)).describe('Firecracker settings'),
-      cloud_hypervisor: table(z.strictObject({ binary: binary('Cloud Hypervisor') }, tableError)).describe('Cloud Hypervisor settings'),
+      // Each provider's own table, validated by the schema the provider declares.
+      ...Object.fromEntries(providerSettings.map((p) => [p.table, table(p.file).describe(p.description)])),
     },
     tableError,
   );

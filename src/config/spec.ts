@@ -2,6 +2,7 @@
 import type { VmSpec, WorkloadSpec } from '../core/vm.js';
 import { resolveBinary } from './files.js';
 import type { HacFile } from './schema.js';
+import { providerSettings } from '../providers/catalog.js';
 
 /**
  * Builds the VmSpec. `resolveFile` turns a path key's value into an absolute path (it knows
@@ -19,11 +20,10 @@ export function toVmSpec(hac: HacFile, resolveFile: (key: 'kernel' | 'initrd' | 
     kernelArgs: hw.kernel_args,
     driveReadOnly: hw.drive_readonly,
     provider: hv.provider,
-    hypervisor: {
-      qemu: withBinary({ accel: hv.qemu.accel }, resolveBinary(hv.qemu.binary, fileDir)),
-      firecracker: withBinary({}, resolveBinary(hv.firecracker.binary, fileDir)),
-      cloudHypervisor: withBinary({}, resolveBinary(hv.cloud_hypervisor.binary, fileDir)),
-    },
+    // Each provider maps its own table (validated by its own schema).
+    hypervisor: Object.fromEntries(
+      providerSettings.map((p) => [p.specKey, p.toSpec(((hv as Record<string, unknown>)[p.table] ?? {}) as Record<string, unknown>, (value) => resolveBinary(value, fileDir))]),
+    ),
   };
   // Optional keys are left out rather than set to undefined, so specs compare and serialise cleanly.
   if (hw.kernel !== undefined) spec.kernel = resolveFile('kernel', hw.kernel);
@@ -56,8 +56,4 @@ function toWorkloadSpec(w: NonNullable<HacFile['workload']>): WorkloadSpec {
   if (w.pids_limit !== undefined) spec.pidsLimit = w.pids_limit;
   if (w.memory_limit !== undefined) spec.memoryLimitMib = w.memory_limit;
   return spec;
-}
-
-function withBinary<T extends object>(settings: T, binary: string | undefined): T & { binary?: string } {
-  return binary === undefined ? settings : { ...settings, binary };
 }

@@ -6,12 +6,12 @@ export type ProviderName = (typeof providerNames)[number];
 export type ProviderChoice = ProviderName | 'auto';
 export type AccelMode = 'auto' | 'kvm' | 'tcg';
 
-/** Per-provider settings from `[hypervisor.<name>]`. */
-export interface HypervisorSettings {
-  qemu: { binary?: string; accel: AccelMode };
-  firecracker: { binary?: string };
-  cloudHypervisor: { binary?: string };
-}
+/**
+ * Per-provider settings from `[hypervisor.<name>]`, keyed by each provider's settings key
+ * (`qemu`, `firecracker`, `cloudHypervisor`). Each provider validates and reads its own object;
+ * the core passes them through.
+ */
+export type HypervisorSettings = Readonly<Record<string, Readonly<Record<string, unknown>>>>;
 
 /**
  * How the VM runs its image's process (`[workload]` in hac.toml), when it boots Hypercore's guest

@@ -14,6 +14,7 @@ import { hostTscKhz } from '../../system/host.js';
 import { isOurProcess, killAndWait, readPidFile, waitForExit } from '../../system/process.js';
 import { resolveAccel } from './accel-probe.js';
 import { qemuArguments } from './command-line.js';
+import { qemuSettings } from './settings.js';
 import { QmpClient } from './qmp-client.js';
 
 export const DEFAULT_QEMU_BINARY = 'qemu-system-x86_64';
@@ -48,7 +49,7 @@ export class QemuProvider implements Provider {
   constructor(private readonly options: QemuProviderOptions) {}
 
   private binary(spec: VmSpec): string {
-    return spec.hypervisor.qemu.binary ?? DEFAULT_QEMU_BINARY;
+    return qemuSettings.read(spec).binary ?? DEFAULT_QEMU_BINARY;
   }
 
   async checkAvailable(spec: VmSpec): Promise<void> {
@@ -72,7 +73,7 @@ export class QemuProvider implements Provider {
   async launch(req: LaunchRequest): Promise<VmmProcess> {
     const { spec, paths, vmId } = req;
     const binary = this.binary(spec);
-    const accel = await resolveAccel(spec.hypervisor.qemu.accel, { qemuBinary: binary, workDir: this.options.workDir });
+    const accel = await resolveAccel(qemuSettings.read(spec).accel, { qemuBinary: binary, workDir: this.options.workDir });
     const files = this.files(paths);
     const tscKhz = hostTscKhz();
     // Only agent VMs get the agent's virtio-serial port.
