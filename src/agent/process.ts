@@ -55,6 +55,7 @@ export class ManagedProcess {
   private readonly filter: CrunErrorFilter | undefined;
   private filterTimer: NodeJS.Timeout | undefined;
   private sent = new Set<number>();
+  private outputPaused = false;
   private readonly done: Promise<ExitInfo>;
   private resolveDone: (exit: ExitInfo) => void = () => {};
 
@@ -65,6 +66,9 @@ export class ManagedProcess {
     private readonly onDone: (p: ManagedProcess) => void,
   ) {
     this.output = new OutputBuffer(bufferBytes);
+    // A holding reader fell a whole buffer behind: stop reading the process's output, so that it blocks
+    // on its full pipe or terminal instead of losing bytes that reader has not read.
+    this.output.onPressure = (full) => this.pauseOutput(full);
     this.filter = launch.crunErrors ? new CrunErrorFilter() : undefined;
     this.done = new Promise((resolve) => {
       this.resolveDone = resolve;
@@ -196,6 +200,8 @@ export class ManagedProcess {
     child.on('exit', (code, signal) => {
       exited = { code, signal };
       grace = setTimeout(() => {
+        // Output paused for a slow reader is still wanted: the pipes are not closed under it.
+        if (this.outputPaused) return void grace?.refresh();
         child.stdout?.destroy();
         child.stderr?.destroy();
         this.finishFromStatus(code, signal ? constants.signals[signal] : 0);
@@ -216,6 +222,17 @@ export class ManagedProcess {
     this.pid = pty.pid;
     pty.onData((d: string | Buffer) => this.emit(1, typeof d === 'string' ? Buffer.from(d) : d));
     pty.onExit(({ exitCode, signal }) => this.finishFromStatus(exitCode, signal ?? 0));
+  }
+
+  private pauseOutput(pause: boolean): void {
+    this.outputPaused = pause;
+    const sources = [this.child?.stdout, this.child?.stderr];
+    for (const s of sources) {
+      if (pause) s?.pause();
+      else s?.resume();
+    }
+    if (pause) this.pty?.pause();
+    else this.pty?.resume();
   }
 
   private finishFromStatus(code: number | null, signal: number): void {

@@ -309,7 +309,8 @@ export class VmService {
       return { processId: MAIN_PROCESS, io: recordedWorkload(this.deps.workloadLog.read(vm), vm.workloadExit) };
     }
     const session = this.agentSession(vm);
-    return { processId: MAIN_PROCESS, io: session.io(MAIN_PROCESS, options.fromStart ? 0 : this.supervisor!.loggedOffset(vm.id)) };
+    // attach follows: a slow attach client must not pause the workload (the log pump holds it).
+    return { processId: MAIN_PROCESS, io: session.io(MAIN_PROCESS, options.fromStart ? 0 : this.supervisor!.loggedOffset(vm.id), { follow: true }) };
   }
 
   async resizeProcess(ref: string, processId: string, rows: number, cols: number): Promise<void> {
