@@ -1,7 +1,7 @@
 /** `hypercored`: the daemon's command line. */
 import { Command } from 'commander';
 import { Daemon } from './daemon.js';
-import { resolveSettings } from './settings.js';
+import { resolveSettings, type DaemonSettings } from './settings.js';
 
 const program = new Command('hypercored')
   .description('Hypercore daemon: owns VM state, supervises VMMs, serves the gRPC and HTTP/JSON API on a unix socket')
@@ -11,8 +11,16 @@ const program = new Command('hypercored')
   .option('--boot-dir <dir>', 'default guest kernel and initramfs (env HYPERCORE_BOOT_DIR; default /var/lib/hypercore/boot)')
   .option('--log-level <level>', 'trace, debug, info, warn or error (env HYPERCORE_LOG_LEVEL; default info)')
   .option('--insecure-registry <host[:port]>', 'reach this registry over plain HTTP (repeatable; env HYPERCORE_INSECURE_REGISTRIES, comma-separated); localhost always is', (v: string, prev: string[] = []) => [...prev, v])
-  .action(async (flags: { root?: string; runDir?: string; socket?: string; bootDir?: string; logLevel?: string; insecureRegistry?: string[] }) => {
-    const daemon = new Daemon(resolveSettings(flags, process.env));
+  .option('--workload-log-cap <size>', "cap of each VM's workload.log, e.g. 16M; one rotated file is kept beside it (env HYPERCORE_WORKLOAD_LOG_CAP; default 16M)")
+  .action(async (flags: { root?: string; runDir?: string; socket?: string; bootDir?: string; logLevel?: string; insecureRegistry?: string[]; workloadLogCap?: string }) => {
+    let settings: DaemonSettings;
+    try {
+      settings = resolveSettings(flags, process.env);
+    } catch (err) {
+      process.stderr.write(`hypercored: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exit(2);
+    }
+    const daemon = new Daemon(settings);
     try {
       await daemon.start();
     } catch (err) {
