@@ -58,8 +58,9 @@ async function serveIo(table: ProcessTable, stream: ServerStream, ctx: CallConte
       if (got.chunks.length > 0) {
         for (const chunk of got.chunks) {
           const message = codecs.IoOutput.encode({ fd: chunk.fd, data: chunk.data, offset: chunk.offset, droppedBytes: dropped });
-          await stream.send(message);
+          // Spent before the send: the client may report it consumed before `send` resolves here.
           credit.spend(ioOutputCost(message));
+          await stream.send(message);
           dropped = 0;
         }
         offset = got.next;
