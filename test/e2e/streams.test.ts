@@ -76,26 +76,53 @@ test('a workload that prints 100 MiB: the log files stay within their caps throu
   assert.ok(logs.stdout.length <= 2 * MiB + 256 * 1024, `logs printed ${logs.stdout.length} bytes`);
   assert.ok(logs.stdout.trimEnd().endsWith('flood-done'), `logs ends with: ${JSON.stringify(logs.stdout.slice(-200))}`);
   assert.ok(readFileSync(join(dir, 'workload.log'), 'utf8').endsWith('flood-done\n'), 'workload.log ends with the newest output');
+
+  // After a daemon crash, copying resumes at the stored offset: the agent's buffered output is not logged again.
+  await daemon.kill9();
+  await daemon.start();
+  await sleep(8000);
+  const again = await daemon.cliAsync(['logs', vmId]);
+  assert.equal(again.stdout.split('flood-done').length - 1, 1, 'the marker is logged once');
 });
 
-test('exec clients that never read (WebSocket and gRPC, paused): the daemon RSS grows by less than 64 MiB', async () => {
-  const pid = daemon.pid!;
-  const before = rssBytes(pid);
+/** Opens a WebSocket exec of `args`; `paused`: the client never reads what comes back. */
+async function wsExec(args: string[], paused: boolean): Promise<WebSocket> {
   const ws = new WebSocket(`ws+unix://${daemon.socket}:/v1/vms/${vmId}/exec`);
   await new Promise<void>((resolve, reject) => {
     ws.once('open', () => {
-      ws.send(JSON.stringify({ start: { args: ['cat', '/dev/zero'] } }));
-      ws.pause();
+      ws.send(JSON.stringify({ start: { args } }));
+      if (paused) ws.pause();
       resolve();
     });
     ws.once('error', reject);
   });
+  return ws;
+}
+
+type ExecCall = grpc.ClientDuplexStream<object, { exited?: boolean }>;
+
+function grpcExec(client: grpc.Client, args: string[], paused: boolean): ExecCall {
+  const call = (client as unknown as { Exec(): ExecCall }).Exec();
+  call.on('error', () => undefined);
+  call.write({ start: { id: vmId, args } });
+  if (paused) call.pause();
+  return call;
+}
+
+test('exec clients that never read (WebSocket and gRPC, paused): the daemon RSS grows by less than 64 MiB', async () => {
+  const pid = daemon.pid!;
   const Client = loadVmServiceDefinition();
   const client = new Client(`unix:${daemon.socket}`, grpc.credentials.createInsecure());
-  const call = (client as unknown as { Exec(): grpc.ClientDuplexStream<object, unknown> }).Exec();
-  call.on('error', () => undefined);
-  call.write({ start: { id: vmId, args: ['cat', '/dev/zero'] } });
-  call.pause();
+  // Warm up both transports first, so the baseline is a daemon that has served them.
+  const warmWs = await wsExec(['true'], false);
+  await new Promise((r) => warmWs.once('close', r));
+  const warmCall = grpcExec(client, ['true'], false);
+  await new Promise((r) => warmCall.on('data', (m: { exited?: boolean }) => m.exited && r(undefined)));
+  await sleep(2000);
+
+  const before = rssBytes(pid);
+  const ws = await wsExec(['cat', '/dev/zero'], true);
+  const call = grpcExec(client, ['cat', '/dev/zero'], true);
   let peak = before;
   for (let i = 0; i < 25; i++) {
     await sleep(1000);
