@@ -46,6 +46,7 @@ async function serveIo(table: ProcessTable, stream: ServerStream, ctx: CallConte
 
   let offset = input.fromOffset ?? 0;
   const hold = input.holdOutput ? proc.output.hold(offset) : undefined;
+  if (hold) proc.readerArrived();
   let dropped = 0;
   try {
     for (;;) {

@@ -25,7 +25,7 @@ before(async () => {
   sock = join(dir, 'agent.sock');
   server = new TtrpcServer();
   // A small ring so the overflow test stays fast; everything else fits.
-  registerAgentService(server, { powerOff: (reboot) => void powerOffs.push(reboot), processes: { bufferBytes: 2 * 1024 * 1024 } });
+  registerAgentService(server, { powerOff: (reboot) => void powerOffs.push(reboot), processes: { bufferBytes: 2 * 1024 * 1024, firstReaderGraceMs: 2000 } });
   listener = await listenUnix(server, sock);
 });
 
@@ -286,6 +286,23 @@ test('4 MiB of stdin through cat with credit: output is read while stdin is writ
     await io.closeStdin();
     const output = await reading;
     assert.equal(createHash('sha256').update(output).digest('hex'), createHash('sha256').update(input).digest('hex'));
+  } finally {
+    session.close();
+  }
+});
+
+test('output before the first reader opens Io is held for it: a fast process loses nothing', async () => {
+  const session = await hostSession();
+  try {
+    const { processId } = await session.createProcess({ args: ['head', '-c', String(3 * 1024 * 1024), '/dev/zero'] }, false);
+    await sleep(500); // the process fills the 2 MiB ring before anyone reads
+    let next = 0;
+    for await (const event of session.io(processId)) {
+      if (event.kind !== 'output') continue;
+      assert.equal(event.offset, next, 'from byte 0, no gap');
+      next += event.data.length;
+    }
+    assert.equal(next, 3 * 1024 * 1024);
   } finally {
     session.close();
   }
