@@ -2,7 +2,7 @@
 import type { AgentConnector, AgentEndpoint, AgentInfo, AgentSession, ExitStatus, ProcessEvent, ProcessIo, ProcessSpec, WorkloadStart } from '../core/agent.js';
 import { ErrorCodes, HypercoreError } from '../core/errors.js';
 import { AGENT_SERVICE } from '../agent/protocol/schema.js';
-import { codecs, methods, type UnaryMethod } from '../agent/protocol/messages.js';
+import { codecs, ioOutputCost, methods, type UnaryMethod } from '../agent/protocol/messages.js';
 import { TtrpcClient, TtrpcError, type ClientStream } from '../ttrpc/index.js';
 import { openAgentChannel } from './connect.js';
 
@@ -18,6 +18,20 @@ function fromRemote(err: unknown, what: string): HypercoreError {
   return new HypercoreError(ErrorCodes.agentUnavailable, `agent ${what} failed: ${message}`, { cause: err });
 }
 
+/**
+ * Output credit the daemon grants each Io stream: the most guest output (in message cost, see
+ * `ioOutputCost`) it takes in ahead of the stream's reader. The agent keeps the rest in the process's
+ * ring (1 MiB) and then pauses the process, so a reader that stops reading costs the daemon at most this.
+ */
+export const IO_WINDOW_BYTES = 1024 * 1024;
+/** Consumed output is reported in steps of this much (fewer, larger credit messages). */
+const CREDIT_STEP_BYTES = IO_WINDOW_BYTES / 4;
+/**
+ * Bound of one Io stream's unread messages in the TTRPC client: the window plus one message of slack.
+ * An agent that ignores its credit overruns it, and only that stream fails.
+ */
+const IO_STREAM_BUFFER_BYTES = IO_WINDOW_BYTES + 128 * 1024;
+
 class ProcessStream implements ProcessIo {
   constructor(private readonly stream: ClientStream) {}
 
@@ -29,17 +43,30 @@ class ProcessStream implements ProcessIo {
     await this.stream.send(codecs.IoInput.encode({ closeStdin: true }));
   }
 
+  /** Tells the agent the stream is over (closing our side is ttrpc's only cancel), then stops locally. */
   close(): void {
+    this.stream.closeSend().catch(() => undefined);
     this.stream.cancel('closed by the host');
   }
 
+  /**
+   * Events in order. Credit is granted for a message only once the consumer has come back for the next
+   * one, so a consumer that stops pulling (its client does not read) stops the agent within the window.
+   */
   async *[Symbol.asyncIterator](): AsyncIterator<ProcessEvent> {
+    let consumed = 0;
+    let reported = 0;
     for await (const bytes of this.stream) {
       const out = codecs.IoOutput.decode(bytes);
       if (out.data && out.data.length > 0) yield { kind: 'output', fd: out.fd === 2 ? 2 : 1, data: out.data, offset: out.offset ?? 0 };
       if (out.exited) {
         yield { kind: 'exit', status: { exitCode: out.exitCode ?? 0, ...(out.signal ? { signal: out.signal } : {}) } };
         return;
+      }
+      consumed += ioOutputCost(bytes);
+      if (consumed - reported >= CREDIT_STEP_BYTES) {
+        reported = consumed;
+        this.stream.send(codecs.IoInput.encode({ consumedBytes: consumed })).catch(() => undefined);
       }
     }
   }
@@ -85,9 +112,10 @@ export class TtrpcAgentSession implements AgentSession {
     return this.call('CreateProcess', { process: spec, inWorkload });
   }
 
-  io(processId: string, fromOffset = 0): ProcessIo {
-    const stream = this.client.stream(AGENT_SERVICE, 'Io', { streamingClient: true, streamingServer: true });
-    void stream.send(codecs.IoInput.encode({ processId, fromOffset })).catch(() => undefined);
+  io(processId: string, fromOffset = 0, options: { follow?: boolean } = {}): ProcessIo {
+    const stream = this.client.stream(AGENT_SERVICE, 'Io', { streamingClient: true, streamingServer: true, maxBufferedBytes: IO_STREAM_BUFFER_BYTES });
+    const first = { processId, fromOffset, windowBytes: IO_WINDOW_BYTES, holdOutput: options.follow !== true };
+    void stream.send(codecs.IoInput.encode(first)).catch(() => undefined);
     return new ProcessStream(stream);
   }
 

@@ -68,3 +68,26 @@ test('changed() wakes waiters on append and close, and honours abort', async () 
   assert.equal(o.end, 1, 'nothing is added after close');
   assert.throws(() => new OutputBuffer(0), RangeError);
 });
+
+test('a holding reader keeps its unread bytes and asks the producer to pause once a whole buffer behind', () => {
+  const o = new OutputBuffer(10);
+  const pressure: boolean[] = [];
+  o.onPressure = (full) => pressure.push(full);
+  const hold = o.hold(0);
+  o.append(1, b('0123456'));
+  assert.deepEqual(pressure, []);
+  o.append(1, b('789AB'));
+  assert.deepEqual(pressure, [true], 'a whole buffer behind: pause');
+  assert.equal(o.start, 0, 'nothing the reader has not read is evicted, even past the capacity');
+  assert.equal(o.read(0).chunks[0]?.data.toString(), '0123456789AB');
+  hold.advance(6);
+  assert.deepEqual(pressure, [true, false], 'the reader caught up: go on');
+  assert.equal(o.start, 2, 'evicted down to the capacity, no further than the reader');
+  hold.advance(8);
+  o.append(1, b('CDEFGH'));
+  assert.equal(o.start, 8);
+  assert.equal(o.full, true);
+  hold.release();
+  assert.equal(o.full, false, 'a reader that left holds nothing');
+  assert.deepEqual(pressure, [true, false, true, false]);
+});

@@ -3,6 +3,12 @@
  * (the daemon restarting, the channel reconnecting) can still be read later. Offsets are absolute:
  * byte N of the output keeps offset N forever, so a reader that saw up to N resumes exactly there,
  * and a reader that asks for bytes already evicted learns how many it missed.
+ *
+ * A reader may also hold the output (exec's client, the host's workload log): bytes it has not read are
+ * then never evicted, and once it is a whole buffer behind the producer is told to pause (the process
+ * then blocks on its full pipe, as it would writing to a slow terminal). The buffer may pass its capacity
+ * by the one chunk that was already read from the pipe when the pause began. Readers that do not hold
+ * (followers such as attach) skip what was evicted and learn how much through `dropped`.
  */
 
 /** Default ring size per process. */
@@ -25,6 +31,14 @@ export interface OutputRead {
   next: number;
 }
 
+/** A reader that holds the output: see the module comment. */
+export interface OutputHold {
+  /** The reader has taken everything before `offset`. */
+  advance(offset: number): void;
+  /** The reader is gone; its unread bytes may be evicted. */
+  release(): void;
+}
+
 /** Bounded, fd-tagged output with absolute offsets, readable by any number of readers at their own pace. */
 export class OutputBuffer {
   private chunks: OutputChunk[] = [];
@@ -34,6 +48,10 @@ export class OutputBuffer {
   private evicted = 0;
   private ended = false;
   private waiters = new Set<() => void>();
+  private readonly holds = new Set<{ position: number }>();
+  private pressed = false;
+  /** Told when the producer should pause (true) and when it may go on (false). */
+  onPressure: ((full: boolean) => void) | undefined;
 
   constructor(readonly capacity: number = DEFAULT_OUTPUT_BYTES) {
     if (!(capacity > 0)) throw new RangeError('output buffer capacity must be positive');
@@ -54,6 +72,11 @@ export class OutputBuffer {
     return this.evicted;
   }
 
+  /** True while a holding reader is a whole buffer behind: the producer should pause. */
+  get full(): boolean {
+    return this.pressed;
+  }
+
   /** True once the producer is done (the process exited and its output was drained). */
   get closed(): boolean {
     return this.ended;
@@ -66,13 +89,36 @@ export class OutputBuffer {
     this.total += data.length;
     this.size += data.length;
     this.evict();
+    this.updatePressure();
     this.wake();
+  }
+
+  /** Registers a reader that holds the output from `from` on (see the module comment). */
+  hold(from: number): OutputHold {
+    const h = { position: Math.min(Math.max(from, this.start), this.total) };
+    this.holds.add(h);
+    const changed = (): void => {
+      this.evict();
+      this.updatePressure();
+    };
+    changed();
+    return {
+      advance: (offset) => {
+        if (offset <= h.position) return;
+        h.position = Math.min(offset, this.total);
+        changed();
+      },
+      release: () => {
+        if (this.holds.delete(h)) changed();
+      },
+    };
   }
 
   /** Marks the end of the output (wakes waiting readers so they can send the exit status). */
   close(): void {
     if (this.ended) return;
     this.ended = true;
+    this.updatePressure();
     this.wake();
   }
 
@@ -141,20 +187,37 @@ export class OutputBuffer {
     return lo;
   }
 
+  /** Offset of the oldest byte some holding reader still needs (Infinity when none holds). */
+  private lowestHold(): number {
+    let low = Infinity;
+    for (const h of this.holds) low = Math.min(low, h.position);
+    return low;
+  }
+
+  private updatePressure(): void {
+    const full = !this.ended && this.total - this.lowestHold() >= this.capacity;
+    if (full === this.pressed) return;
+    this.pressed = full;
+    this.onPressure?.(full);
+  }
+
   private evict(): void {
-    while (this.size > this.capacity) {
+    // Never evict what a holding reader has not read yet.
+    let excess = Math.min(this.size - this.capacity, this.lowestHold() - this.start);
+    while (excess > 0) {
       const oldest = this.chunks[this.head]!;
-      const excess = this.size - this.capacity;
       if (oldest.data.length <= excess) {
         this.head++;
         this.size -= oldest.data.length;
         this.evicted += oldest.data.length;
+        excess -= oldest.data.length;
       } else {
         // Keep the tail of a chunk rather than dropping more than needed.
         oldest.data = oldest.data.subarray(excess);
         oldest.offset += excess;
         this.size -= excess;
         this.evicted += excess;
+        excess = 0;
       }
     }
     // Compact now and then so the array does not grow with every chunk ever written.

@@ -7,7 +7,7 @@ import { constants } from 'node:os';
 import { Code, TtrpcError } from '../ttrpc/index.js';
 import { CrunErrorFilter } from './crun-errors.js';
 import type { Launch } from './launch.js';
-import { OutputBuffer } from './output-buffer.js';
+import { OutputBuffer, type OutputHold } from './output-buffer.js';
 import type { ProcessInfo } from './protocol/messages.js';
 import { loadPty, type Pty } from './pty.js';
 
@@ -19,6 +19,8 @@ export interface ExitInfo {
 
 /** After exit, how long to wait for the pipes to close (a background child may hold them open). */
 const PIPE_CLOSE_GRACE_MS = 2000;
+/** How long a new process's output is held for its first reader (see the constructor). */
+const FIRST_READER_GRACE_MS = 5000;
 /** How long output that might be a crun error is held back at most. */
 const CRUN_HOLD_MS = 2000;
 
@@ -42,6 +44,14 @@ export function parseSignal(text: string): NodeJS.Signals {
   throw new TtrpcError(Code.INVALID_ARGUMENT, `unknown signal "${text}"`);
 }
 
+/** Output buffering of a process. */
+export interface OutputOptions {
+  /** Ring size. */
+  bufferBytes: number;
+  /** How long output is held from byte 0 for the first holding reader (default 5 s). */
+  firstReaderGraceMs?: number;
+}
+
 /** A running or finished process and its output. */
 export class ManagedProcess {
   readonly output: OutputBuffer;
@@ -55,16 +65,28 @@ export class ManagedProcess {
   private readonly filter: CrunErrorFilter | undefined;
   private filterTimer: NodeJS.Timeout | undefined;
   private sent = new Set<number>();
+  private outputPaused = false;
+  private readonly firstHold: OutputHold;
+  private readonly firstHoldTimer: NodeJS.Timeout;
   private readonly done: Promise<ExitInfo>;
   private resolveDone: (exit: ExitInfo) => void = () => {};
 
   private constructor(
     readonly id: string,
     readonly launch: Launch,
-    bufferBytes: number,
+    output: OutputOptions,
     private readonly onDone: (p: ManagedProcess) => void,
   ) {
-    this.output = new OutputBuffer(bufferBytes);
+    this.output = new OutputBuffer(output.bufferBytes);
+    // Until the first holding reader comes (the exec client opens Io right after CreateProcess), the
+    // output is held from byte 0, so a fast process loses nothing in between; a reader that never
+    // comes releases it after the grace time.
+    this.firstHold = this.output.hold(0);
+    this.firstHoldTimer = setTimeout(() => this.readerArrived(), output.firstReaderGraceMs ?? FIRST_READER_GRACE_MS);
+    this.firstHoldTimer.unref();
+    // A holding reader fell a whole buffer behind: stop reading the process's output, so that it blocks
+    // on its full pipe or terminal instead of losing bytes that reader has not read.
+    this.output.onPressure = (full) => this.pauseOutput(full);
     this.filter = launch.crunErrors ? new CrunErrorFilter() : undefined;
     this.done = new Promise((resolve) => {
       this.resolveDone = resolve;
@@ -72,8 +94,8 @@ export class ManagedProcess {
   }
 
   /** Starts `launch`; a failed start (missing command) is a process that has already exited. */
-  static async start(id: string, launch: Launch, bufferBytes: number, onDone: (p: ManagedProcess) => void): Promise<ManagedProcess> {
-    const proc = new ManagedProcess(id, launch, bufferBytes, onDone);
+  static async start(id: string, launch: Launch, output: OutputOptions, onDone: (p: ManagedProcess) => void): Promise<ManagedProcess> {
+    const proc = new ManagedProcess(id, launch, output, onDone);
     if (launch.failure) {
       proc.output.append(2, Buffer.from(`${launch.failure.message}\n`));
       proc.finish(launch.failure.exitCode, undefined);
@@ -83,6 +105,12 @@ export class ManagedProcess {
       proc.startPipes();
     }
     return proc;
+  }
+
+  /** A holding reader has registered (or the grace time is over): the hold from the start is released. */
+  readerArrived(): void {
+    clearTimeout(this.firstHoldTimer);
+    this.firstHold.release();
   }
 
   get running(): boolean {
@@ -196,6 +224,8 @@ export class ManagedProcess {
     child.on('exit', (code, signal) => {
       exited = { code, signal };
       grace = setTimeout(() => {
+        // Output paused for a slow reader is still wanted: the pipes are not closed under it.
+        if (this.outputPaused) return void grace?.refresh();
         child.stdout?.destroy();
         child.stderr?.destroy();
         this.finishFromStatus(code, signal ? constants.signals[signal] : 0);
@@ -216,6 +246,17 @@ export class ManagedProcess {
     this.pid = pty.pid;
     pty.onData((d: string | Buffer) => this.emit(1, typeof d === 'string' ? Buffer.from(d) : d));
     pty.onExit(({ exitCode, signal }) => this.finishFromStatus(exitCode, signal ?? 0));
+  }
+
+  private pauseOutput(pause: boolean): void {
+    this.outputPaused = pause;
+    const sources = [this.child?.stdout, this.child?.stderr];
+    for (const s of sources) {
+      if (pause) s?.pause();
+      else s?.resume();
+    }
+    if (pause) this.pty?.pause();
+    else this.pty?.resume();
   }
 
   private finishFromStatus(code: number | null, signal: number): void {

@@ -17,6 +17,8 @@ export const MAIN_PROCESS_ID = 'main';
 export interface ProcessTableOptions {
   /** Output ring size per process (default 1 MiB). */
   bufferBytes?: number;
+  /** How long a new process's output waits for its first holding reader (default 5 s). */
+  firstReaderGraceMs?: number;
   /** Finished processes kept at most (default 100, oldest dropped first). */
   keepFinished?: number;
   /** How long a finished process is kept (default 10 minutes). */
@@ -36,6 +38,7 @@ export interface SpawnOptions {
 export class ProcessTable {
   private readonly procs = new Map<string, ManagedProcess>();
   private readonly bufferBytes: number;
+  private readonly firstReaderGraceMs: number | undefined;
   private readonly keepFinished: number;
   private readonly ttlMs: number;
   private readonly log: Log;
@@ -43,6 +46,7 @@ export class ProcessTable {
 
   constructor(options: ProcessTableOptions = {}) {
     this.bufferBytes = options.bufferBytes ?? DEFAULT_OUTPUT_BYTES;
+    this.firstReaderGraceMs = options.firstReaderGraceMs;
     this.keepFinished = options.keepFinished ?? 100;
     this.ttlMs = options.finishedTtlMs ?? 10 * 60 * 1000;
     this.log = options.log ?? silentLog;
@@ -73,7 +77,8 @@ export class ProcessTable {
     const existing = this.procs.get(id);
     if (existing?.running) throw new TtrpcError(Code.ALREADY_EXISTS, `process ${id} is already running`);
     this.procs.delete(id);
-    const proc = await ManagedProcess.start(id, launch, this.bufferBytes, (p) => {
+    const output = { bufferBytes: this.bufferBytes, ...(this.firstReaderGraceMs !== undefined ? { firstReaderGraceMs: this.firstReaderGraceMs } : {}) };
+    const proc = await ManagedProcess.start(id, launch, output, (p) => {
       this.log(`process ${p.id} exited: code ${p.exit?.exitCode}${p.exit?.signal ? ` (${p.exit.signal})` : ''}`);
       this.prune();
     });

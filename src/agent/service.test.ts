@@ -10,6 +10,9 @@ import { listenUnix } from './channel.js';
 import { codecs } from './protocol/messages.js';
 import { registerAgentService } from './service.js';
 import { AgentTestClient } from './test-helpers.js';
+import { TtrpcAgentSession } from '../agent-client/agent-session.js';
+import type { ExitStatus } from '../core/agent.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 let dir: string;
 let server: TtrpcServer;
@@ -22,7 +25,7 @@ before(async () => {
   sock = join(dir, 'agent.sock');
   server = new TtrpcServer();
   // A small ring so the overflow test stays fast; everything else fits.
-  registerAgentService(server, { powerOff: (reboot) => void powerOffs.push(reboot), processes: { bufferBytes: 2 * 1024 * 1024 } });
+  registerAgentService(server, { powerOff: (reboot) => void powerOffs.push(reboot), processes: { bufferBytes: 2 * 1024 * 1024, firstReaderGraceMs: 2000 } });
   listener = await listenUnix(server, sock);
 });
 
@@ -214,5 +217,93 @@ test('errors: unknown process, no workload; GetStats and Shutdown', async () => 
     assert.deepEqual(powerOffs, [false]);
   } finally {
     c.close();
+  }
+});
+
+/** The daemon's own client of the agent (credit, hold, close), over the test connection. */
+async function hostSession(): Promise<TtrpcAgentSession & { testClient: AgentTestClient }> {
+  const client = await AgentTestClient.connect(sock);
+  return Object.assign(new TtrpcAgentSession(client.ttrpc), { testClient: client });
+}
+
+function seqOutput(n: number): Buffer {
+  return Buffer.from(Array.from({ length: n }, (_, i) => `${i + 1}\n`).join(''));
+}
+
+test('a reader that does not read pauses the process; when it reads, it gets every byte in order', async () => {
+  const session = await hostSession();
+  try {
+    // About 8 MiB: four times the agent's ring, eight times the host's window.
+    const { processId } = await session.createProcess({ args: ['seq', '1', '1100000'] }, false);
+    const io = session.io(processId);
+    await sleep(1500);
+    const listed = (await session.testClient.call('ListProcesses', {})).processes.find((p) => p.processId === processId);
+    assert.equal(listed?.running, true, 'the process waits for its reader instead of finishing (and dropping output)');
+    const chunks: Buffer[] = [];
+    let next = 0;
+    let exit: ExitStatus | undefined;
+    for await (const event of io) {
+      if (event.kind === 'exit') exit = event.status;
+      else {
+        assert.equal(event.offset, next, 'no gap, no overlap');
+        next += event.data.length;
+        chunks.push(Buffer.from(event.data));
+      }
+    }
+    assert.deepEqual(exit, { exitCode: 0 });
+    assert.ok(Buffer.concat(chunks).equals(seqOutput(1100000)), 'all output, in order');
+  } finally {
+    session.close();
+  }
+});
+
+test('closing a held Io lets the process go on; the agent ends that stream', async () => {
+  const session = await hostSession();
+  try {
+    const { processId } = await session.createProcess({ args: ['seq', '1', '1100000'] }, false);
+    const io = session.io(processId);
+    await sleep(1000);
+    io.close();
+    const exit = await Promise.race([session.wait(processId), sleep(15_000, 'still paused', { ref: false })]);
+    assert.deepEqual(exit, { exitCode: 0 });
+  } finally {
+    session.close();
+  }
+});
+
+test('4 MiB of stdin through cat with credit: output is read while stdin is written, byte for byte', async () => {
+  const session = await hostSession();
+  try {
+    const input = randomBytes(4 * 1024 * 1024);
+    const { processId } = await session.createProcess({ args: ['cat'] }, false);
+    const io = session.io(processId);
+    const reading = (async () => {
+      const out: Buffer[] = [];
+      for await (const event of io) if (event.kind === 'output') out.push(Buffer.from(event.data));
+      return Buffer.concat(out);
+    })();
+    for (let at = 0; at < input.length; at += 32 * 1024) await io.write(input.subarray(at, at + 32 * 1024));
+    await io.closeStdin();
+    const output = await reading;
+    assert.equal(createHash('sha256').update(output).digest('hex'), createHash('sha256').update(input).digest('hex'));
+  } finally {
+    session.close();
+  }
+});
+
+test('output before the first reader opens Io is held for it: a fast process loses nothing', async () => {
+  const session = await hostSession();
+  try {
+    const { processId } = await session.createProcess({ args: ['head', '-c', String(3 * 1024 * 1024), '/dev/zero'] }, false);
+    await sleep(500); // the process fills the 2 MiB ring before anyone reads
+    let next = 0;
+    for await (const event of session.io(processId)) {
+      if (event.kind !== 'output') continue;
+      assert.equal(event.offset, next, 'from byte 0, no gap');
+      next += event.data.length;
+    }
+    assert.equal(next, 3 * 1024 * 1024);
+  } finally {
+    session.close();
   }
 });

@@ -30,6 +30,7 @@ const table: Record<ErrorCode, StatusPair> = {
   [ErrorCodes.agentUnavailable]: { grpc: GrpcStatus.UNAVAILABLE, http: 503 },
   [ErrorCodes.registryAuth]: { grpc: GrpcStatus.UNAUTHENTICATED, http: 401 },
   [ErrorCodes.registryUnavailable]: { grpc: GrpcStatus.UNAVAILABLE, http: 502 },
+  [ErrorCodes.clientTooSlow]: { grpc: GrpcStatus.RESOURCE_EXHAUSTED, http: 429 },
 };
 
 export function statusFor(err: HypercoreError): StatusPair {

@@ -2,6 +2,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { asHypercoreError } from '../core/errors.js';
 import type { VmEvent } from '../core/vm.js';
+import { eventsTooSlow, MAX_QUEUED_EVENTS, pacedProgress } from './client-pace.js';
 import { statusFor } from './error-status.js';
 import type { VmOperations } from './operations.js';
 import { serveProcessSession, type ProcessInput, type ProcessOutput } from './process-session.js';
@@ -26,12 +27,39 @@ function unary<Req, Res>(op: (req: Req) => Res | Promise<Res>): Unary {
   };
 }
 
+/** Resolves on the stream's next 'drain'; rejects when the client goes away first. */
+function whenDrained(stream: { once(event: 'drain', l: () => void): unknown; off(event: 'drain', l: () => void): unknown }, gone: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const onGone = (): void => {
+      stream.off('drain', onDrain);
+      reject(new Error('the client is gone'));
+    };
+    const onDrain = (): void => {
+      gone.removeEventListener('abort', onGone);
+      resolve();
+    };
+    if (gone.aborted) return onGone();
+    stream.once('drain', onDrain);
+    gone.addEventListener('abort', onGone, { once: true });
+  });
+}
+
 /** Exec/Attach: a bidi stream relayed by serveProcessSession; errors end the call with a status. */
 function processStream(ops: VmOperations, mode: 'exec' | 'attach'): grpc.handleBidiStreamingCall<ProcessInput, ProcessOutput> {
   return (call) => {
-    serveProcessSession(ops.service, mode, call as AsyncIterable<ProcessInput>, (out) => {
-      if (!call.write(out)) return new Promise<void>((r) => call.once('drain', () => r()));
-    }).then(
+    const gone = new AbortController();
+    const onGone = (): void => gone.abort();
+    call.once('cancelled', onGone);
+    call.once('close', onGone);
+    serveProcessSession(
+      ops.service,
+      mode,
+      call as AsyncIterable<ProcessInput>,
+      (out) => {
+        if (!call.write(out)) return whenDrained(call, gone.signal);
+      },
+      gone.signal,
+    ).then(
       () => call.end(),
       (err: unknown) => call.emit('error', toServiceError(err)),
     );
@@ -51,7 +79,16 @@ export function grpcHandlers(ops: VmOperations): grpc.UntypedServiceImplementati
     StopVm: unary((req: { id?: string; timeoutSeconds?: number; force?: boolean }) => ops.stopVm(req)),
     DeleteVm: unary((req: { id?: string; force?: boolean }) => ops.deleteVm(req)),
     WatchEvents: ((call: grpc.ServerWritableStream<unknown, VmEvent>) => {
-      const unsubscribe = ops.watchEvents((event) => call.write(event));
+      // The hub publishes synchronously and cannot wait for one client: a client that stops reading is
+      // dropped once MAX_QUEUED_EVENTS are waiting (objects, as the call's stream is in object mode).
+      const unsubscribe = ops.watchEvents((event) => {
+        if (call.writableLength >= MAX_QUEUED_EVENTS) {
+          unsubscribe();
+          call.emit('error', toServiceError(eventsTooSlow(`${MAX_QUEUED_EVENTS} events`)));
+          return;
+        }
+        call.write(event);
+      });
       call.on('cancelled', unsubscribe);
       call.on('close', unsubscribe);
     }) as grpc.handleServerStreamingCall<unknown, VmEvent>,
@@ -62,7 +99,7 @@ export function grpcHandlers(ops: VmOperations): grpc.UntypedServiceImplementati
       void (async () => {
         try {
           for await (const data of ops.streamLogs(call.request, abort.signal)) {
-            if (!call.write({ data })) await new Promise((r) => call.once('drain', r));
+            if (!call.write({ data })) await whenDrained(call, abort.signal);
           }
           call.end();
         } catch (err) {
@@ -74,11 +111,18 @@ export function grpcHandlers(ops: VmOperations): grpc.UntypedServiceImplementati
   };
 }
 
-/** A server stream of progress messages that ends when `run` settles (an error ends it with a status). */
+/**
+ * A server stream of progress messages that ends when `run` settles (an error ends it with a status).
+ * Progress goes at the client's pace: see pacedProgress.
+ */
 function progressStream<Req>(run: (req: Req, onProgress: (p: ProgressMessage) => void) => Promise<unknown>): grpc.handleServerStreamingCall<Req, ProgressMessage> {
   return (call) => {
-    run(call.request, (p) => call.write(p)).then(
-      () => call.end(),
+    const progress = pacedProgress<ProgressMessage>(call);
+    run(call.request, (p) => progress.push(p)).then(
+      () => {
+        progress.finish();
+        call.end();
+      },
       (err: unknown) => call.emit('error', toServiceError(err)),
     );
   };

@@ -2,6 +2,7 @@
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { PassThrough, Readable } from 'node:stream';
 import { asHypercoreError, ErrorCodes, HypercoreError, InvalidArgumentError } from '../core/errors.js';
+import { eventsTooSlow, MAX_QUEUED_EVENT_BYTES, pacedProgress } from './client-pace.js';
 import { errorBody, statusFor } from './error-status.js';
 import { openApiDocument } from './openapi.js';
 import type { VmOperations } from './operations.js';
@@ -28,12 +29,17 @@ function sendError(reply: FastifyReply, err: unknown): FastifyReply {
 
 /**
  * Streams progress as NDJSON. The status line is sent before the work can fail, so a failure
- * arrives as a last line `{"error": {...}}` (the same body as an HTTP error).
+ * arrives as a last line `{"error": {...}}` (the same body as an HTTP error). Progress goes at the
+ * client's pace: see pacedProgress.
  */
 function ndjsonProgress(reply: FastifyReply, run: (onProgress: (p: ProgressMessage) => void) => Promise<unknown>): FastifyReply {
   const out = new PassThrough();
-  run((p) => out.write(`${JSON.stringify(p)}\n`)).then(
-    () => out.end(),
+  const progress = pacedProgress<ProgressMessage>({ write: (p) => out.write(`${JSON.stringify(p)}\n`), once: (event, listener) => out.once(event, listener) });
+  run((p) => progress.push(p)).then(
+    () => {
+      progress.finish();
+      out.end();
+    },
     (err: unknown) => {
       const e = err instanceof HypercoreError ? err : asHypercoreError(err);
       out.end(`${JSON.stringify(errorBody(e))}\n`);
@@ -81,10 +87,18 @@ export function buildHttpApi(ops: VmOperations, imageOps?: ImageOperations): Fas
 
   app.get('/v1/events', async (req, reply) => {
     const out = new PassThrough();
-    const unsubscribe = ops.watchEvents((event) => out.write(`${JSON.stringify(event)}\n`));
+    // As WatchEvents: a client that stops reading is dropped, with the reason as the last line.
+    const unsubscribe = ops.watchEvents((event) => {
+      if (out.writableLength >= MAX_QUEUED_EVENT_BYTES) {
+        unsubscribe();
+        out.end(`${JSON.stringify(errorBody(eventsTooSlow(`${MAX_QUEUED_EVENT_BYTES} bytes`)))}\n`);
+        return;
+      }
+      out.write(`${JSON.stringify(event)}\n`);
+    });
     req.raw.on('close', () => {
       unsubscribe();
-      out.end();
+      if (!out.writableEnded) out.end();
     });
     reply.type('application/x-ndjson').send(out);
     // A quiet stream must still tell the client it is subscribed: send the head now.

@@ -2,6 +2,11 @@
  * One interactive process session (exec or attach), independent of the transport: gRPC bidi streams
  * and WebSockets both feed `inputs` and take `send`. Closing the session (client gone) stops the
  * IO relay; the process itself keeps running in the guest, as with `docker exec` when the client drops.
+ *
+ * Output goes at the client's pace: `send` resolves once the transport can take more, and only then is
+ * the next event pulled from the agent (which grants the guest more credit). A client that stops reading
+ * thus pauses the process (exec) or makes it skip output (attach), and costs the daemon a bounded amount:
+ * the agent stream's window (1 MiB) plus the transport's high-water mark.
  */
 import { InvalidArgumentError } from '../core/errors.js';
 import type { ProcessIo } from '../core/agent.js';
@@ -33,6 +38,8 @@ export async function serveProcessSession(
   mode: 'exec' | 'attach',
   inputs: AsyncIterable<ProcessInput>,
   send: (output: ProcessOutput) => void | Promise<void>,
+  /** Aborted when the client is gone: the relay stops at once, even while it waits for the client. */
+  clientGone?: AbortSignal,
 ): Promise<void> {
   const iterator = inputs[Symbol.asyncIterator]();
   const first = (await iterator.next()).value as ProcessInput | undefined;
@@ -57,6 +64,10 @@ export async function serveProcessSession(
     session = service.attach(vmRef, { fromStart: first.attach.fromStart === true });
   }
   const { processId, io } = session;
+  // Closing the IO releases the process, which is paused while this client's output waits.
+  const stop = (): void => io.close();
+  if (clientGone?.aborted) stop();
+  clientGone?.addEventListener('abort', stop, { once: true });
   await send({ processId });
   // Input runs beside output: stdin, resizes and signals until the client closes its side.
   void (async () => {
@@ -80,6 +91,7 @@ export async function serveProcessSession(
       }
     }
   } finally {
+    clientGone?.removeEventListener('abort', stop);
     io.close();
   }
 }

@@ -7,7 +7,7 @@
  */
 import websocket from '@fastify/websocket';
 import type { FastifyInstance } from 'fastify';
-import type { WebSocket } from 'ws';
+import { WebSocket } from 'ws';
 import { asHypercoreError } from '../core/errors.js';
 import type { VmService } from '../core/vm-service.js';
 import { errorBody } from './error-status.js';
@@ -17,18 +17,29 @@ interface WireInput extends Omit<ProcessInput, 'stdin'> {
   stdin?: string;
 }
 
+/** Largest message a client may send (a stdin chunk as base64 JSON); ws would allow 100 MiB. */
+const MAX_MESSAGE_BYTES = 1024 * 1024;
+/** Input held for the process before the socket stops being read (the client then waits in TCP). */
+const INPUT_HIGH_WATER_BYTES = 1024 * 1024;
+/** Output queued on the socket before the relay waits for the client to read (and so pauses the process). */
+const OUTPUT_HIGH_WATER_BYTES = 1024 * 1024;
+
 /**
  * Incoming messages as ProcessInput, ending when the socket closes. The listeners are attached at
- * once, not when iteration starts, so stdin sent right behind the start message is not lost.
+ * once, not when iteration starts, so stdin sent right behind the start message is not lost. While
+ * more than INPUT_HIGH_WATER_BYTES wait (the process is slow to read its stdin), the socket is paused.
  */
 function inputsOf(socket: WebSocket, first: ProcessInput): AsyncGenerator<ProcessInput> {
-  const queue: ProcessInput[] = [first];
+  const queue: { input: ProcessInput; bytes: number }[] = [{ input: first, bytes: 0 }];
+  let queuedBytes = 0;
   let wake: (() => void) | undefined;
   let closed = false;
   socket.on('message', (raw: Buffer) => {
     try {
       const wire = JSON.parse(raw.toString('utf8')) as WireInput;
-      queue.push({ ...wire, ...(wire.stdin !== undefined ? { stdin: Buffer.from(wire.stdin, 'base64') } : {}) } as ProcessInput);
+      queue.push({ input: { ...wire, ...(wire.stdin !== undefined ? { stdin: Buffer.from(wire.stdin, 'base64') } : {}) } as ProcessInput, bytes: raw.length });
+      queuedBytes += raw.length;
+      if (queuedBytes > INPUT_HIGH_WATER_BYTES) socket.pause();
     } catch {
       // A malformed message is ignored rather than killing an interactive session.
     }
@@ -41,11 +52,34 @@ function inputsOf(socket: WebSocket, first: ProcessInput): AsyncGenerator<Proces
   return (async function* () {
     for (;;) {
       const next = queue.shift();
-      if (next) yield next;
-      else if (closed) return;
+      if (next) {
+        queuedBytes -= next.bytes;
+        if (socket.isPaused && queuedBytes <= INPUT_HIGH_WATER_BYTES / 2) socket.resume();
+        yield next.input;
+      } else if (closed) return;
       else await new Promise<void>((r) => (wake = r));
     }
   })();
+}
+
+/**
+ * Sends one message; once more than OUTPUT_HIGH_WATER_BYTES are queued, resolves only when this message
+ * was handed to the kernel, i.e. when the client reads. Rejects when the client is gone, so the relay stops.
+ */
+function sendPaced(socket: WebSocket, text: string): Promise<void> | undefined {
+  if (socket.readyState !== WebSocket.OPEN) return Promise.reject(new Error('the WebSocket client is gone'));
+  let settle: (err?: Error) => void = () => {};
+  const sent = new Promise<void>((resolve, reject) => {
+    settle = (err) => (err ? reject(err) : resolve());
+  });
+  socket.send(text, (err) => settle(err ?? undefined));
+  if (socket.bufferedAmount <= OUTPUT_HIGH_WATER_BYTES) {
+    sent.catch(() => undefined);
+    return undefined;
+  }
+  const onClose = (): void => settle(new Error('the WebSocket client is gone'));
+  socket.once('close', onClose);
+  return sent.finally(() => socket.off('close', onClose));
 }
 
 function toWire(out: ProcessOutput): string {
@@ -53,9 +87,11 @@ function toWire(out: ProcessOutput): string {
 }
 
 export async function registerProcessSockets(app: FastifyInstance, service: VmService): Promise<void> {
-  await app.register(websocket);
+  await app.register(websocket, { options: { maxPayload: MAX_MESSAGE_BYTES } });
   const run = (socket: WebSocket, mode: 'exec' | 'attach', first: ProcessInput) => {
-    serveProcessSession(service, mode, inputsOf(socket, first), (out) => void socket.send(toWire(out))).then(
+    const gone = new AbortController();
+    socket.once('close', () => gone.abort());
+    serveProcessSession(service, mode, inputsOf(socket, first), (out) => sendPaced(socket, toWire(out)), gone.signal).then(
       () => socket.close(1000),
       (err: unknown) => {
         socket.send(JSON.stringify(errorBody(asHypercoreError(err))));

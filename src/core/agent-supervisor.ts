@@ -14,14 +14,20 @@ export const MAIN_PROCESS = 'main';
 export const AGENT_BOOT_TIMEOUT_MS = 120_000;
 
 export interface WorkloadLog {
-  /** Appends workload output to the VM's log (the console log) and to its workload-only output. */
-  append(vm: Vm, data: Uint8Array): Promise<void>;
+  /**
+   * Appends workload output to the VM's log (the console log) and to its workload-only output, and
+   * records `nextOffset` (the output offset just past `data`) as where copying resumes.
+   */
+  append(vm: Vm, data: Uint8Array, nextOffset: number): Promise<void>;
   /** Appends a line about the workload to the VM's log only. */
   note(vm: Vm, line: string): Promise<void>;
   /** The workload's output so far (for `run` after the VM already stopped). */
   read(vm: Vm): AsyncIterable<Uint8Array>;
-  /** Bytes of workload output recorded so far: where copying resumes after a daemon restart. */
-  size(vm: Vm): Promise<number>;
+  /**
+   * The output offset recorded by the last `append`: where copying resumes after a daemon restart. A
+   * stored counter: the logs are capped and rotated, so their size says nothing about it.
+   */
+  resumeOffset(vm: Vm): Promise<number>;
   /** Console output so far, for error messages. */
   tail(vm: Vm, bytes: number): Promise<string>;
 }
@@ -99,7 +105,7 @@ export class AgentSupervisor {
   async reattach(vm: Vm, endpoint: AgentEndpoint): Promise<void> {
     await this.connect(vm, endpoint, undefined, 15_000);
     // Resume after what the previous daemon recorded, so buffered output is not logged twice.
-    this.tracked.get(vm.id)!.logged = await this.log.size(vm).catch(() => 0);
+    this.tracked.get(vm.id)!.logged = await this.log.resumeOffset(vm).catch(() => 0);
     this.pumpLogs(vm);
   }
 
@@ -144,7 +150,7 @@ export class AgentSupervisor {
       try {
         for await (const event of io) {
           if (event.kind === 'output') {
-            await this.log.append(vm, event.data);
+            await this.log.append(vm, event.data, event.offset + event.data.length);
             tracked.logged = event.offset + event.data.length;
           } else {
             const s = event.status;

@@ -54,7 +54,12 @@ export interface AgentSession {
   hello(): Promise<AgentInfo>;
   startWorkload(start: WorkloadStart): Promise<{ processId: string; pid: number }>;
   createProcess(spec: ProcessSpec, inWorkload: boolean): Promise<{ processId: string; pid: number }>;
-  io(processId: string, fromOffset?: number): ProcessIo;
+  /**
+   * The process's IO from output offset `fromOffset`. The process waits for this reader (its output
+   * pauses while the reader is behind, nothing is lost) unless `follow` is set: a follower that falls
+   * behind skips output instead, so a slow follower never slows the process.
+   */
+  io(processId: string, fromOffset?: number, options?: { follow?: boolean }): ProcessIo;
   signal(processId: string, signal: string): Promise<void>;
   resize(processId: string, rows: number, cols: number): Promise<void>;
   wait(processId: string): Promise<ExitStatus>;

@@ -25,6 +25,7 @@ export const ErrorCodes = {
   registryAuth: 'HC_REGISTRY_AUTH',
   agentUnavailable: 'HC_AGENT_UNAVAILABLE',
   registryUnavailable: 'HC_REGISTRY_UNAVAILABLE',
+  clientTooSlow: 'HC_CLIENT_TOO_SLOW',
   internal: 'HC_INTERNAL',
 } as const;
 
@@ -60,6 +61,13 @@ export class ConfigInvalidError extends HypercoreError {
 export class InvalidArgumentError extends HypercoreError {
   constructor(message: string, details: readonly ValidationIssue[] = []) {
     super(ErrorCodes.invalidArgument, message, { details });
+  }
+}
+
+/** A client fell so far behind a stream that the daemon stopped holding data for it. */
+export class ClientTooSlowError extends HypercoreError {
+  constructor(message: string) {
+    super(ErrorCodes.clientTooSlow, message);
   }
 }
 

@@ -35,7 +35,8 @@ export class VmProcesses {
       return { processId: MAIN_PROCESS, io: recordedWorkload(this.workloadLog.read(vm), vm.workloadExit) };
     }
     const session = this.session(vm);
-    return { processId: MAIN_PROCESS, io: session.io(MAIN_PROCESS, options.fromStart ? 0 : this.supervisor!.loggedOffset(vm.id)) };
+    // attach follows: a slow attach client must not pause the workload (the log pump holds it).
+    return { processId: MAIN_PROCESS, io: session.io(MAIN_PROCESS, options.fromStart ? 0 : this.supervisor!.loggedOffset(vm.id), { follow: true }) };
   }
 
   async resize(ref: string, processId: string, rows: number, cols: number): Promise<void> {

@@ -3,7 +3,7 @@
  * core VmService, reconciles with what is running, then serves the API on the unix socket.
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import type { Server as NetServer } from 'node:net';
 import { join } from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
@@ -18,7 +18,7 @@ import { buildHttpApi } from '../api/http-server.js';
 import { registerProcessSockets } from '../api/websocket-process.js';
 import { VmOperations } from '../api/operations.js';
 import { listenMultiplexed } from '../api/socket-mux.js';
-import { appendConsoleLog, readConsoleLog, rotateIfNeeded, tailConsoleLog } from '../providers/console-log.js';
+import { VmLogFiles } from '../providers/vm-logs.js';
 import { TtrpcAgentConnector } from '../agent-client/agent-session.js';
 import { GuestBootContract } from '../guest/boot-contract.js';
 import { ensureSystemImage } from '../guest/system-image.js';
@@ -77,6 +77,7 @@ export class Daemon {
   private grpc?: grpc.Server;
   private socketServer?: NetServer;
   private rotateTimer?: NodeJS.Timeout;
+  private logs?: VmLogFiles;
 
   constructor(private readonly settings: DaemonSettings, logger?: pino.Logger) {
     this.logger = logger ?? pino({ level: settings.logLevel, base: { pid: process.pid } }, pino.destination(2));
@@ -114,6 +115,7 @@ export class Daemon {
       new QemuProvider({ logger: log, workDir: join(runDir, 'probe') }),
     ]);
     const files = new VmDirectories(rootDir, runDir);
+    this.logs = new VmLogFiles((id) => files.paths(id), { consoleBytes: this.settings.consoleLogCapBytes, workloadBytes: this.settings.workloadLogCapBytes });
     this.service = new VmService({
       store: this.store,
       providers,
@@ -127,16 +129,7 @@ export class Daemon {
       agentBootTimeoutMs: this.settings.agentTimeoutMs,
       boot: new GuestBootContract(bootDir),
       networks: new NatVmNetworks({ leases: new SqliteLeaseStore(db), logger: log, scope: rootDir, describeVm: (id) => `VM ${vmStore.get(id)?.name ?? '?'} (${id})` }),
-      workloadLog: {
-        append: async (vm, data) => {
-          await appendConsoleLog(files.paths(vm.id).consoleLog, data);
-          await appendConsoleLog(join(files.paths(vm.id).stateDir, 'workload.log'), data);
-        },
-        note: (vm, line) => appendConsoleLog(files.paths(vm.id).consoleLog, Buffer.from(line)),
-        read: (vm) => readConsoleLog(join(files.paths(vm.id).stateDir, 'workload.log'), { follow: false }),
-        size: async (vm) => (await stat(join(files.paths(vm.id).stateDir, 'workload.log')).catch(() => undefined))?.size ?? 0,
-        tail: (vm, bytes) => tailConsoleLog(files.paths(vm.id).consoleLog, bytes),
-      },
+      workloadLog: this.logs,
     });
     await this.service.reconcile();
     const pruned = await this.service.pruneNetworks().catch((err: unknown) => [`network prune failed: ${String(err)}`]);
@@ -186,7 +179,7 @@ export class Daemon {
     if (!this.service) return;
     for (const vm of this.service.list()) {
       if (vm.state !== 'running') continue;
-      await rotateIfNeeded(this.service.paths(vm).consoleLog, this.settings.consoleLogCapBytes).catch((err: unknown) =>
+      await this.logs?.rotateConsole(vm).catch((err: unknown) =>
         this.logger.warn({ vmId: vm.id, err: String(err) }, 'console log rotation failed'),
       );
     }

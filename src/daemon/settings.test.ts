@@ -16,6 +16,10 @@ test('flags win over the environment, which wins over defaults', () => {
   assert.equal(s.maxImageBytes, 8192 * 1024 * 1024);
   assert.equal(resolveSettings({ maxImageSize: '100' }, {}).maxImageBytes, 100 * 1024 * 1024);
   assert.throws(() => resolveSettings({}, { HYPERCORE_MAX_IMAGE_SIZE: '1.5G' }), /HYPERCORE_MAX_IMAGE_SIZE = "1.5G": must be a whole number of MiB/);
+  assert.equal(s.workloadLogCapBytes, 16 * 1024 * 1024);
+  assert.equal(resolveSettings({ workloadLogCap: '4M' }, {}).workloadLogCapBytes, 4 * 1024 * 1024);
+  assert.equal(resolveSettings({}, { HYPERCORE_WORKLOAD_LOG_CAP: '65536' }).workloadLogCapBytes, 65536);
+  assert.throws(() => resolveSettings({ workloadLogCap: 'lots' }, {}), /--workload-log-cap = "lots": must be a size/);
 });
 
 test('every bad setting is reported at once, named by its flag or variable', () => {

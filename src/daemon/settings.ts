@@ -6,6 +6,7 @@
  */
 import { join, resolve } from 'node:path';
 import { ConfigInvalidError, type ValidationIssue } from '../core/errors.js';
+import { DEFAULT_WORKLOAD_LOG_CAP_BYTES } from '../providers/vm-logs.js';
 
 export interface DaemonSettings {
   rootDir: string;
@@ -14,6 +15,8 @@ export interface DaemonSettings {
   bootDir: string;
   logLevel: LogLevel;
   consoleLogCapBytes: number;
+  /** Cap of each VM's workload.log, kept live plus one rotated file (env HYPERCORE_WORKLOAD_LOG_CAP, bytes). */
+  workloadLogCapBytes: number;
   /** Registries reached over plain HTTP besides localhost (which always is, as in Docker). */
   insecureRegistries: string[];
   /** How long a booting guest's agent may take to answer (env HYPERCORE_AGENT_TIMEOUT, seconds). */
@@ -41,6 +44,8 @@ export interface SettingsInput {
   insecureRegistry?: string[];
   /** MiB; see DaemonSettings.maxImageBytes. */
   maxImageSize?: string;
+  /** Bytes with an optional K, M or G suffix; see DaemonSettings.workloadLogCapBytes. */
+  workloadLogCap?: string;
 }
 
 /** A value and where it came from, for error messages. */
@@ -54,6 +59,14 @@ function pick(flag: string | undefined, flagName: string, env: NodeJS.ProcessEnv
   if (flag !== undefined) return { value: flag, from: flagName };
   const fromEnv = env[envName];
   return fromEnv !== undefined ? { value: fromEnv, from: envName } : undefined;
+}
+
+/** A whole number of bytes with an optional K, M or G suffix (powers of 1024), or undefined. */
+function byteCount(text: string): number | undefined {
+  const m = /^(\d+)\s*([KMG]?)i?B?$/i.exec(text.trim());
+  if (!m) return undefined;
+  const bytes = Number(m[1]) * { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[m[2]!.toUpperCase() as '' | 'K' | 'M' | 'G'];
+  return Number.isSafeInteger(bytes) ? bytes : undefined;
 }
 
 /** host, host:port or [v6]:port, as Docker's --insecure-registry takes them (no scheme, no path). */
@@ -105,6 +118,14 @@ export function resolveSettings(flags: SettingsInput, env: NodeJS.ProcessEnv): D
     else bad(imageSize, 'must be a whole number of MiB from 1 to 1048576');
   }
 
+  const logCap = pick(flags.workloadLogCap, '--workload-log-cap', env, 'HYPERCORE_WORKLOAD_LOG_CAP');
+  let workloadLogCapBytes = DEFAULT_WORKLOAD_LOG_CAP_BYTES;
+  if (logCap !== undefined) {
+    const bytes = byteCount(logCap.value);
+    if (bytes !== undefined && bytes >= 4096) workloadLogCapBytes = bytes;
+    else bad(logCap, 'must be a size of at least 4096 bytes, like 16777216 or 16M (K, M, G: powers of 1024)');
+  }
+
   const consoleLogCapBytes = flags.consoleLogCapBytes ?? 1024 * 1024;
   if (!Number.isSafeInteger(consoleLogCapBytes) || consoleLogCapBytes < 4096) bad({ value: String(consoleLogCapBytes), from: 'consoleLogCapBytes' }, 'must be an integer of at least 4096 (bytes)');
 
@@ -118,5 +139,5 @@ export function resolveSettings(flags: SettingsInput, env: NodeJS.ProcessEnv): D
     const lines = problems.map((p) => `${p.path} = ${JSON.stringify(p.value)}: ${p.message}`);
     throw new ConfigInvalidError(`invalid hypercored settings: ${lines.join('; ')}`, problems);
   }
-  return { rootDir, runDir, socket, bootDir, logLevel, consoleLogCapBytes, agentTimeoutMs, maxImageBytes, insecureRegistries: registries.map((r) => r.value) };
+  return { rootDir, runDir, socket, bootDir, logLevel, consoleLogCapBytes, workloadLogCapBytes, agentTimeoutMs, maxImageBytes, insecureRegistries: registries.map((r) => r.value) };
 }

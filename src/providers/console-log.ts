@@ -2,8 +2,11 @@
  * Serial console logs. Every VMM appends the guest's serial output to one file per VM. The daemon
  * caps it the way logrotate's copytruncate does (copy to `.1`, truncate the live file), which works
  * while the VMM keeps the file open in append mode; `read` streams `.1` then the live file.
+ * Files only the daemon writes (the workload's log) rotate by rename instead, and every write of the
+ * daemon's goes through `appendCapped`, which rotates before the cap would be passed, so the daemon's
+ * own writes never take a live file over its cap.
  */
-import { copyFile, open, stat, truncate } from 'node:fs/promises';
+import { copyFile, open, rename, stat, truncate } from 'node:fs/promises';
 
 export const DEFAULT_CONSOLE_LOG_CAP_BYTES = 1024 * 1024;
 
@@ -11,13 +14,42 @@ export function rotatedPath(path: string): string {
   return `${path}.1`;
 }
 
-/** Rotates when the live file passes `capBytes`; disk use stays under about twice the cap. */
-export async function rotateIfNeeded(path: string, capBytes: number): Promise<boolean> {
-  const size = await fileSize(path);
-  if (size === undefined || size <= capBytes) return false;
+/**
+ * How a live file becomes `.1`: `copy-truncate` while another process (the VMM) appends to it, `rename`
+ * when only the daemon writes it (cheaper: no copy).
+ */
+export type Rotation = 'copy-truncate' | 'rename';
+
+async function rotate(path: string, rotation: Rotation): Promise<void> {
+  if (rotation === 'rename') {
+    await rename(path, rotatedPath(path)).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+    });
+    return;
+  }
   await copyFile(path, rotatedPath(path));
   await truncate(path, 0);
+}
+
+/** Rotates when the live file passes `capBytes`; disk use stays under about twice the cap. */
+export async function rotateIfNeeded(path: string, capBytes: number, rotation: Rotation = 'copy-truncate'): Promise<boolean> {
+  const size = await fileSize(path);
+  if (size === undefined || size <= capBytes) return false;
+  await rotate(path, rotation);
   return true;
+}
+
+/**
+ * Appends so that the live file stays within `capBytes`: when the bytes would not fit, the live file is
+ * rotated first; bytes longer than the cap keep only their newest `capBytes`. Disk use: at most twice
+ * the cap (live + `.1`). Callers serialise writes to one file.
+ */
+export async function appendCapped(path: string, data: Uint8Array, capBytes: number, rotation: Rotation): Promise<void> {
+  if (data.length === 0) return;
+  const bytes = data.length > capBytes ? data.subarray(data.length - capBytes) : data;
+  const size = (await fileSize(path)) ?? 0;
+  if (size > 0 && size + bytes.length > capBytes) await rotate(path, rotation);
+  await appendConsoleLog(path, bytes);
 }
 
 async function fileSize(path: string): Promise<number | undefined> {

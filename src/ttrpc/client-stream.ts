@@ -13,7 +13,7 @@
 import { Code, TtrpcError } from './errors.js';
 import { Flags, MessageType, type Frame } from './framing.js';
 import { decodeResponse } from './messages.js';
-import { MessageQueue } from './queue.js';
+import { DEFAULT_STREAM_BUFFER_BYTES, MessageQueue } from './queue.js';
 
 /** Which sides stream (ttrpc StreamDesc). */
 export interface StreamDesc {
@@ -69,7 +69,7 @@ export function watchCall(opts: { timeoutMs?: number; signal?: AbortSignal }, on
 
 /** Handle of an open stream: send, closeSend, and async iteration over the server's messages. */
 export class ClientStream implements AsyncIterable<Uint8Array> {
-  private readonly queue = new MessageQueue<Uint8Array>();
+  private readonly queue: MessageQueue<Uint8Array>;
   private localClosed: boolean;
   private endError: TtrpcError | null = null;
   private finished = false;
@@ -82,7 +82,10 @@ export class ClientStream implements AsyncIterable<Uint8Array> {
     readonly id: number,
     /** Which sides stream. */
     readonly desc: StreamDesc,
+    /** Bound of the server's unread messages; see {@link MessageQueue}. */
+    maxBufferedBytes: number = DEFAULT_STREAM_BUFFER_BYTES,
   ) {
+    this.queue = new MessageQueue<Uint8Array>(maxBufferedBytes);
     this.localClosed = !desc.streamingClient;
     host.register(id, { onFrame: (f) => this.onFrame(f), fail: (e) => this.finish(e) });
   }
@@ -146,17 +149,26 @@ export class ClientStream implements AsyncIterable<Uint8Array> {
         this.finish(new TtrpcError(res.status.code, res.status.message, { details: res.status.details }));
         return;
       }
-      if (!this.desc.streamingServer || res.payload.length > 0) this.queue.push(res.payload);
+      if (!this.desc.streamingServer || res.payload.length > 0) {
+        if (!this.queue.push(res.payload)) return this.overflow();
+      }
       this.finish(null);
     } else if (frame.type === MessageType.Data) {
       if (!this.desc.streamingServer) {
         this.finish(new TtrpcError(Code.INTERNAL, 'ttrpc: received data from non-streaming server: protocol error'));
         return;
       }
-      if ((frame.flags & Flags.NoData) === 0) this.queue.push(frame.data);
+      // A frame's data may be a view into a large socket chunk; a copy lets that chunk be freed.
+      if ((frame.flags & Flags.NoData) === 0 && !this.queue.push(Buffer.from(frame.data))) return this.overflow();
       if ((frame.flags & Flags.RemoteClosed) !== 0) this.finish(null);
     }
     // Other types (a Request from the server) are ignored, as Go ignores unknown types.
+  }
+
+  /** The server ran too far ahead of the reader: drop what it sent and fail the stream. */
+  private overflow(): void {
+    if (this.finished) return;
+    this.finish(this.queue.overflow(`the server of stream ${this.id}`));
   }
 
   /** Ends the stream once: null = clean end, else the error the reader gets after buffered messages. */

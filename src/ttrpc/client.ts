@@ -25,6 +25,11 @@ export interface CallOptions {
 export interface StreamOptions extends CallOptions, StreamDesc {
   /** Payload of the Request frame: the single input message of a server-streaming call. */
   payload?: Uint8Array;
+  /**
+   * Most bytes of server messages held for the reader (default 16 MiB); a server that sends more fails the
+   * stream with RESOURCE_EXHAUSTED instead of growing this process's memory (see queue.ts).
+   */
+  maxBufferedBytes?: number;
 }
 
 /** TTRPC client over any {@link Transport}. */
@@ -115,7 +120,7 @@ export class TtrpcClient {
   stream(service: string, method: string, options: StreamOptions): ClientStream {
     const data = this.prepare(service, method, options.payload ?? new Uint8Array(0), options);
     const id = this.allocId();
-    const stream = new ClientStream(this.host, id, { streamingClient: options.streamingClient, streamingServer: options.streamingServer });
+    const stream = new ClientStream(this.host, id, { streamingClient: options.streamingClient, streamingServer: options.streamingServer }, options.maxBufferedBytes);
     const fail = (err: TtrpcError): void => this.streams.get(id)?.fail(err);
     stream.setDisarm(watchCall(options, fail));
     this.sendRequest(id, options.streamingClient ? Flags.RemoteOpen : Flags.RemoteClosed, data, fail);

@@ -1,32 +1,71 @@
 /**
  * A single-consumer async queue of received stream messages: `push` from the frame dispatcher, `next` from the
- * user. ttrpc has no flow control (PROTOCOL.md: no "flow control"), so the queue is unbounded; Go instead
- * buffers 64 messages and closes the stream with ErrStreamFull after 1 s, which would only turn a slow
- * consumer into an error here, where the dispatcher never blocks.
+ * user. ttrpc has no flow control (PROTOCOL.md: no "flow control"), and the dispatcher must never block: one
+ * connection carries every stream, so pausing the socket for one slow reader would stall all the others and
+ * every unary call. The queue is therefore bounded in bytes instead: a peer that sends more than `maxBytes`
+ * ahead of its reader overflows it, which drops what was buffered and fails the stream with
+ * RESOURCE_EXHAUSTED. Protocols on top keep within the bound by pacing themselves (the agent's Io stream
+ * grants output credit as its reader consumes). Go buffers 64 messages and closes the stream with
+ * ErrStreamFull after 1 s, which bounds the count but not the bytes (64 × 4 MiB).
  */
-export class MessageQueue<T> implements AsyncIterable<T> {
+import { Code, TtrpcError } from './errors.js';
+
+/** Default bound of one stream's unread messages. */
+export const DEFAULT_STREAM_BUFFER_BYTES = 16 * 1024 * 1024;
+/** What one message costs beyond its bytes, so that a flood of empty messages is bounded too. */
+const MESSAGE_OVERHEAD_BYTES = 64;
+
+export class MessageQueue<T extends { byteLength: number }> implements AsyncIterable<T> {
   private readonly items: T[] = [];
   private head = 0;
+  private bytes = 0;
   private waiter: { resolve: (v: T | undefined) => void; reject: (e: unknown) => void } | null = null;
   private finished = false;
   private error: unknown = undefined;
   private failed = false;
+
+  constructor(
+    /** Unread bytes beyond which `push` overflows (Infinity: unbounded, for a peer that is trusted). */
+    readonly maxBytes: number = DEFAULT_STREAM_BUFFER_BYTES,
+  ) {}
 
   /** True once `end` or `fail` was called (buffered items may still be waiting to be read). */
   get closed(): boolean {
     return this.finished || this.failed;
   }
 
-  /** Adds a message; ignored after end/fail. */
-  push(item: T): void {
-    if (this.closed) return;
+  /** Bytes received and not read yet (each message counted with a small fixed overhead). */
+  get bufferedBytes(): number {
+    return this.bytes;
+  }
+
+  /**
+   * Adds a message; ignored after end/fail. Returns false, and buffers nothing, when the message would take
+   * the unread bytes past `maxBytes` (the caller then ends the stream, see {@link overflow}).
+   */
+  push(item: T): boolean {
+    if (this.closed) return true;
     if (this.waiter) {
       const w = this.waiter;
       this.waiter = null;
       w.resolve(item);
-      return;
+      return true;
     }
+    const cost = item.byteLength + MESSAGE_OVERHEAD_BYTES;
+    if (this.bytes + cost > this.maxBytes) return false;
     this.items.push(item);
+    this.bytes += cost;
+    return true;
+  }
+
+  /** Drops everything buffered (so it is freed now) and fails the queue with the overflow error. */
+  overflow(what: string): TtrpcError {
+    const err = new TtrpcError(Code.RESOURCE_EXHAUSTED, `ttrpc: ${what} sent more than ${this.maxBytes} bytes ahead of its reader`);
+    this.items.length = 0;
+    this.head = 0;
+    this.bytes = 0;
+    this.fail(err);
+    return err;
   }
 
   /** Marks a clean end; buffered messages are still delivered first. */
@@ -48,8 +87,9 @@ export class MessageQueue<T> implements AsyncIterable<T> {
   next(): Promise<T | undefined> {
     if (this.head < this.items.length) {
       const item = this.items[this.head] as T;
-      this.items[this.head] = undefined as T; // release memory of consumed messages early
+      this.items[this.head] = undefined as unknown as T; // release memory of consumed messages early
       this.head++;
+      this.bytes -= item.byteLength + MESSAGE_OVERHEAD_BYTES;
       if (this.head === this.items.length) {
         this.items.length = 0;
         this.head = 0;

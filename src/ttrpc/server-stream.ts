@@ -51,7 +51,11 @@ export interface ServerStreamHost {
 
 /** Handle given to a streaming handler. */
 export class ServerStream implements AsyncIterable<Uint8Array> {
-  private readonly queue = new MessageQueue<Uint8Array>();
+  /**
+   * Unbounded: the server (the agent in a guest) trusts its client (the host), and a client that streams
+   * faster than the handler reads only spends the server's own memory.
+   */
+  private readonly queue = new MessageQueue<Uint8Array>(Infinity);
   private done = false;
 
   constructor(

@@ -149,6 +149,43 @@ describe('streams', () => {
     await assert.rejects(s.recv(), (e: unknown) => e instanceof TtrpcError && e.code === 12 && e.message === 'method Nope');
   });
 
+  test('a server that floods a stream nobody reads fails that stream only; the connection stays usable', async () => {
+    const server = new TtrpcServer();
+    server.register(SVC, {
+      // Sends 1 KiB messages without end (a hostile or runaway peer: ttrpc has no flow control).
+      Flood: {
+        streamingClient: false,
+        streamingServer: true,
+        stream: async (stream, ctx) => {
+          const kib = Buffer.alloc(1024, 0x61);
+          while (!ctx.signal.aborted && !stream.finished) await stream.send(kib);
+        },
+      },
+      Ping: () => enc('pong'),
+      // Many empty messages: each costs a little even without bytes.
+      Empty: {
+        streamingClient: false,
+        streamingServer: true,
+        stream: async (stream, ctx) => {
+          while (!ctx.signal.aborted && !stream.finished) await stream.send(new Uint8Array(0));
+        },
+      },
+    });
+    const local = await socketFixture(server);
+    try {
+      const s = local.client.stream(SVC, 'Flood', { streamingClient: false, streamingServer: true, maxBufferedBytes: 256 * 1024 });
+      // Nobody reads `s` while the server sends; then the reader finds the bounded error, not 256 KiB+ of data.
+      await sleep(300);
+      await assert.rejects(s.recv(), (e: unknown) => e instanceof TtrpcError && e.code === 8 && /more than 262144 bytes ahead of its reader/.test(e.message));
+      assert.equal(dec(await local.client.call(SVC, 'Ping', new Uint8Array(0))), 'pong');
+      const e = local.client.stream(SVC, 'Empty', { streamingClient: false, streamingServer: true, maxBufferedBytes: 64 * 1024 });
+      await sleep(300);
+      await assert.rejects(e.recv(), (err: unknown) => err instanceof TtrpcError && err.code === 8);
+    } finally {
+      await local.cleanup();
+    }
+  });
+
   test('connection loss mid-stream fails both ends', async () => {
     const server = new TtrpcServer();
     let serverRecv: Promise<unknown> | undefined;

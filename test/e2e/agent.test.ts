@@ -10,10 +10,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Vm } from '../../src/core/vm.js';
-import { RegistryClient } from '../../src/images/registry/client.js';
-import { parseReference } from '../../src/images/registry/reference.js';
 import { startRegistry, type RegistryProcess } from '../../src/images/registry/testing/registry-process.js';
-import { buildImage, buildLayer, busyboxLayerEntries } from '../../src/images/testing/oci-builder.js';
+import { pushBusyboxImage } from './busybox-image.js';
 import { WebSocket } from 'ws';
 import { isAlive, lastLine, repoRoot, sleep, TestDaemon, waitFor } from './harness.js';
 
@@ -24,13 +22,7 @@ let vmId: string;
 
 before(async () => {
   registry = await startRegistry();
-  const client = new RegistryClient({});
-  const image = buildImage([await buildLayer(busyboxLayerEntries('NAME="Hypercore agent test"\nID=hcagent\n'))], { cmd: ['/bin/sh'] });
-  imageRef = `${registry.host}/hc/busybox:1`;
-  const ref = parseReference(imageRef);
-  for (const b of [...image.layers, image.config]) await client.pushBlob(ref, b.digest, b.bytes);
-  await client.pushManifest(ref, image.manifest.mediaType, image.manifest.bytes);
-  await client.close();
+  imageRef = await pushBusyboxImage(registry, 'NAME="Hypercore agent test"\nID=hcagent\n');
   process.env['HYPERCORE_AGENT_TIMEOUT'] = '90';
   await daemon.start();
   const hac = join(daemon.dir, 'agent.toml');

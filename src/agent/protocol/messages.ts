@@ -20,7 +20,7 @@ export interface WorkloadLimits { memoryBytes?: number; pids?: number }
 export interface StartWorkloadRequest { process: ProcessSpec; imageDiskSerial: string; scratchDiskSerial?: string; limits?: WorkloadLimits; hostname?: string }
 export interface ProcessStarted { processId: string; pid: number }
 export interface CreateProcessRequest { process: ProcessSpec; inWorkload?: boolean }
-export interface IoInput { processId?: string; fromOffset?: number; stdin?: Uint8Array; closeStdin?: boolean }
+export interface IoInput { processId?: string; fromOffset?: number; stdin?: Uint8Array; closeStdin?: boolean; windowBytes?: number; consumedBytes?: number; holdOutput?: boolean }
 export interface IoOutput { fd?: number; data?: Uint8Array; offset?: number; exited?: boolean; exitCode?: number; signal?: string; droppedBytes?: number }
 export interface WaitRequest { processId: string }
 export interface ExitStatus { exitCode: number; signal?: string }
@@ -46,6 +46,14 @@ function codec<T>(name: string): Codec<T> {
     // longs as numbers, bytes as Buffers, unset scalars as their defaults, arrays always present.
     decode: (bytes) => type.toObject(type.decode(bytes), { longs: Number, bytes: Buffer, defaults: true, arrays: true }) as T,
   };
+}
+
+/**
+ * What one IoOutput message costs against the Io stream's output credit: its encoded size plus a fixed
+ * part, so that a flood of tiny messages is paced as well as a few large ones.
+ */
+export function ioOutputCost(encoded: Uint8Array): number {
+  return encoded.byteLength + 64;
 }
 
 export const codecs = {

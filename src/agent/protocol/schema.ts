@@ -61,12 +61,22 @@ message CreateProcessRequest {
   bool in_workload = 2;          // run inside the workload's container (crun exec)
 }
 
-// Client side of the Io stream. The first message names the process; later ones carry stdin.
+// Client side of the Io stream. The first message names the process; later ones carry stdin and
+// output credit. The client closing its side ends the stream (ttrpc has no cancel).
 message IoInput {
   string process_id = 1;
   uint64 from_offset = 2;        // resume output from this offset (0 = everything still buffered)
   bytes stdin = 3;
   bool close_stdin = 4;
+  // Output credit (first message): the agent sends at most this many output bytes beyond what the
+  // client reported in consumed_bytes. 0 = no limit (the client reads as fast as the agent sends).
+  uint64 window_bytes = 5;
+  // Output bytes this stream's client has consumed so far (a running total), granting more credit.
+  uint64 consumed_bytes = 6;
+  // First message: the process waits for this reader. Bytes it has not read are kept, and the
+  // process's output pauses once the reader is a whole output buffer behind (exec, the workload log).
+  // Otherwise a reader that falls behind skips the evicted bytes (dropped_bytes tells how many).
+  bool hold_output = 7;
 }
 
 // Server side of the Io stream: output in order, then one last message with the exit status.

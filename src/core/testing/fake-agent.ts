@@ -106,15 +106,17 @@ export class FakeAgentConnector implements AgentConnector {
 
 export class MemoryWorkloadLog implements WorkloadLog {
   readonly data = new Map<string, Uint8Array[]>();
-  async append(vm: Vm, data: Uint8Array): Promise<void> {
+  private readonly offsets = new Map<string, number>();
+  async append(vm: Vm, data: Uint8Array, nextOffset: number): Promise<void> {
     this.data.set(vm.id, [...(this.data.get(vm.id) ?? []), data]);
+    this.offsets.set(vm.id, nextOffset);
+  }
+  async resumeOffset(vm: Vm): Promise<number> {
+    return this.offsets.get(vm.id) ?? 0;
   }
   async note(): Promise<void> {}
   async *read(vm: Vm): AsyncIterable<Uint8Array> {
     yield* this.data.get(vm.id) ?? [];
-  }
-  async size(vm: Vm): Promise<number> {
-    return (this.data.get(vm.id) ?? []).reduce((n, d) => n + d.length, 0);
   }
   async tail(): Promise<string> {
     return '';
