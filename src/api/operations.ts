@@ -3,7 +3,7 @@
  * cannot drift apart: same names, same fields, same validation, same errors.
  */
 import { InvalidArgumentError } from '../core/errors.js';
-import type { Logger } from '../core/ports.js';
+import type { Logger, ProviderReport } from '../core/ports.js';
 import type { Vm, VmEvent } from '../core/vm.js';
 import { DEFAULT_STOP_TIMEOUT_MS, type VmService } from '../core/vm-service.js';
 import { readConsoleLog } from '../providers/console-log.js';
@@ -75,8 +75,8 @@ export class VmOperations {
     return { removed: await this.ctx.service.pruneNetworks() };
   }
 
-  doctor(): { problems: string[] } {
-    return { problems: this.ctx.service.doctor() };
+  async doctor(): Promise<{ problems: string[]; providers: ProviderReport[] }> {
+    return { problems: this.ctx.service.doctor(), providers: await this.ctx.service.providerReports() };
   }
 
   watchEvents(listener: (event: VmEvent) => void): () => void {

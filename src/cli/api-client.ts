@@ -1,6 +1,7 @@
 /** The CLI's client of the daemon's HTTP/JSON API over the unix socket (undici). */
 import { Agent, request } from 'undici';
 import { ErrorCodes, HypercoreError, type ErrorCode, type ValidationIssue } from '../core/errors.js';
+import type { ProviderReport } from '../core/ports.js';
 import type { Vm } from '../core/vm.js';
 import type { VmSpec } from '../core/vm.js';
 import type { Image, PullProgress } from '../core/image.js';
@@ -136,7 +137,7 @@ export class ApiClient {
   pruneNetworks(): Promise<{ removed: string[] }> {
     return this.call('POST', '/v1/network/prune');
   }
-  doctor(): Promise<{ problems: string[] }> {
+  doctor(): Promise<{ problems: string[]; providers: ProviderReport[] }> {
     return this.call('GET', '/v1/doctor');
   }
 

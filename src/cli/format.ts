@@ -1,6 +1,6 @@
 /** Human-readable output of the CLI: tables and durations. */
 import Table from 'cli-table3';
-import type { Vm } from '../core/vm.js';
+import { vmKind, type Vm } from '../core/vm.js';
 
 export function shortId(id: string): string {
   return id.slice(0, 12);
@@ -37,15 +37,26 @@ export function vmSummary(vm: Vm): string {
     `ID:        ${vm.id}`,
     `Name:      ${vm.name}`,
     `State:     ${vm.state}${vm.error ? ` (${vm.error.code}: ${vm.error.message})` : ''}`,
-    `Provider:  ${vm.provider}${vm.pid ? ` (pid ${vm.pid})` : ''}`,
+    `Provider:  ${vm.provider}${vm.pid ? ` (pid ${vm.pid})` : ''}${vm.providerReason ? `; ${vm.providerReason}` : ''}`,
     `Created:   ${vm.createdAt}`,
     `Started:   ${vm.startedAt ?? '-'}`,
     `CPUs:      ${vm.spec.cores}`,
     `Memory:    ${vm.spec.memoryMib} MiB`,
     `Kernel:    ${vm.spec.kernel ?? '(default)'}`,
-    `Drive:     ${vm.spec.drive === undefined ? '(guest system image; the workload runs from Image)' : `${vm.spec.drive}${vm.spec.driveReadOnly ? ' (read-only)' : ''}`}`,
+    `Drive:     ${driveSummary(vm)}`,
   ];
   if (vm.spec.image) lines.push(`Image:     ${vm.spec.image}`);
   if (vm.network) lines.push(`Network:   ${vm.network.ip} via ${vm.network.gateway} (mac ${vm.network.mac}, host ${vm.network.tap})`);
   return lines.join('\n');
+}
+
+function driveSummary(vm: Vm): string {
+  switch (vmKind(vm.spec)) {
+    case 'drive':
+      return `${vm.spec.drive}${vm.spec.driveReadOnly ? ' (read-only)' : ''}`;
+    case 'image':
+      return '(guest system image; the workload runs from Image)';
+    case 'kernel':
+      return '(none: the kernel and initrd alone)';
+  }
 }

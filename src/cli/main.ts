@@ -6,7 +6,7 @@ import { hacJsonSchema, loadHacFile, type HacOverrides } from '../config/index.j
 import { hostCpuCount } from '../system/host.js';
 import { apiSocketPath } from '../daemon/settings.js';
 import { ApiClient } from './api-client.js';
-import { shortId, vmSummary, vmTable } from './format.js';
+import { plainTable, shortId, vmSummary, vmTable } from './format.js';
 import { pullIfMissing, registerImageCommands } from './image-commands.js';
 import { registerProcessCommands } from './process-commands.js';
 
@@ -124,9 +124,10 @@ registerProcessCommands(program, () => api(program));
 
 program
   .command('doctor')
-  .description('list leftovers (network leases, TAPs, rules of removed VMs) and failed VMs; exits 1 if there are any')
+  .description('list the hypervisors (version, or why unusable), leftovers (network leases, TAPs, rules of removed VMs) and failed VMs; exits 1 if there are problems')
   .action(async () => {
-    const { problems } = await api(program).doctor();
+    const { problems, providers } = await api(program).doctor();
+    process.stdout.write(`${plainTable(['PROVIDER', 'USABLE', 'VERSION', 'DETAIL'], providers.map((p) => [p.name, p.usable ? 'yes' : 'no', p.version ?? '-', p.detail]))}\n\n`);
     process.stdout.write(problems.length === 0 ? 'no problems found\n' : `${problems.map((p) => `- ${p}`).join('\n')}\n`);
     if (problems.length > 0) process.exitCode = 1;
   });

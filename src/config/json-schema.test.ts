@@ -34,8 +34,8 @@ test('hacJsonSchema: keys carry types, bounds, defaults and descriptions', () =>
   assert.ok(props(hv.cloud_hypervisor).binary);
 });
 
-test('hacJsonSchema: drive or ref (or both); workload needs ref', () => {
-  assert.deepEqual(props(schema).hardware.anyOf, [{ required: ['drive'] }, { required: ['ref'] }]);
+test('hacJsonSchema: drive, ref (or both), or a kernel alone; workload needs ref', () => {
+  assert.deepEqual(props(schema).hardware.anyOf, [{ required: ['drive'] }, { required: ['ref'] }, { required: ['kernel'] }]);
   assert.deepEqual(schema.dependentSchemas, { workload: { required: ['hardware'], properties: { hardware: { required: ['ref'] } } } });
   const hw = props(props(schema).hardware);
   assert.match(String(hw.drive.description), /extra disk/);

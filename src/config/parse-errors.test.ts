@@ -193,7 +193,7 @@ test('errors: file problems come before flag problems', () => {
   assert.deepEqual(err.details.map((d) => d.location), ['hac.toml:5:10', '--cores']);
 });
 
-const neither = 'missing required key "hardware.drive" or "hardware.ref": a disk to boot, an OCI image to run, or both';
+const neither = 'missing required key "hardware.drive", "hardware.ref" or "hardware.kernel": a disk to boot, an OCI image to run, or a kernel (and initrd) to boot alone';
 
 test('errors: neither drive nor ref names both keys, at the [hardware] header', () => {
   const { line, issue } = only('[spacecore]\nname = "x"\n\n  [hardware]\ncores = 1\n');

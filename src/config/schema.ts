@@ -259,8 +259,8 @@ export function hacSchema(options: HacSchemaOptions = {}) {
     .strictObject(
       {
         spacecore: table(spacecore).describe('identity of the VM'),
-        hardware: table(hardware.meta({ anyOf: [{ required: ['drive'] }, { required: ['ref'] }] })).describe(
-          'virtual hardware of the VM; it needs drive (a disk to boot), ref (an OCI image to run) or both',
+        hardware: table(hardware.meta({ anyOf: [{ required: ['drive'] }, { required: ['ref'] }, { required: ['kernel'] }] })).describe(
+          'virtual hardware of the VM; it needs drive (a disk to boot), ref (an OCI image to run), both, or only kernel (and initrd: a kernel-only VM, with no disk and no agent)',
         ),
         workload: workload
           .optional()
@@ -289,12 +289,12 @@ function crossKeyRules(value: unknown, ctx: z.RefinementCtx): void {
   if (!isTable(hardware)) return;
   const table = { [tableIssueParam]: true };
   const has = (key: string): boolean => hardware[key] !== undefined;
-  if (!has('drive') && !has('ref')) {
+  if (!has('drive') && !has('ref') && !has('kernel')) {
     ctx.addIssue({
       code: 'custom',
       path: ['hardware'],
       params: table,
-      message: 'missing required key "hardware.drive" or "hardware.ref": a disk to boot, an OCI image to run, or both',
+      message: 'missing required key "hardware.drive", "hardware.ref" or "hardware.kernel": a disk to boot, an OCI image to run, or a kernel (and initrd) to boot alone',
     });
   }
   const workload = getAt(value, ['workload']);

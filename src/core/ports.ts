@@ -102,11 +102,27 @@ export interface VmmExit {
   reason: string;
 }
 
+/** What `doctor` and `provider = "auto"` learn of a provider on this host. */
+export interface ProviderReport {
+  name: ProviderName;
+  usable: boolean;
+  /** The VMM's version as it reports it, when it could be run. */
+  version?: string;
+  /** Why it is unusable, or how it would run (e.g. "KVM" or "TCG emulation"). */
+  detail: string;
+}
+
 export interface Provider {
   readonly name: ProviderName;
   readonly capabilities: ProviderCapabilities;
   /** Resolves when the provider's binary can be used; rejects with ProviderUnavailableError otherwise. */
   checkAvailable(spec: VmSpec): Promise<void>;
+  /**
+   * Whether the provider can run VMs on this host with `spec`'s settings (binary present, version,
+   * KVM usable), and how; never throws. `provider = "auto"` picks the first usable one in the
+   * registry's order, and `doctor` lists them all.
+   */
+  describe(spec?: VmSpec): Promise<ProviderReport>;
   /** Starts the VMM detached (it must outlive the daemon). Rejects with the VMM's stderr tail on failure. */
   launch(req: LaunchRequest): Promise<VmmProcess>;
   /**

@@ -206,3 +206,35 @@ test('a failed resumed create is rolled back completely', async () => {
   assert.equal(existsSync(join(dir, 'root', 'vms', 'fail000000000000')), false);
   assert.equal(provider.alive.size, 0);
 });
+
+test('provider "auto" takes the first usable provider in order and records why; doctor lists them all', async () => {
+  const fc = new FakeProvider('firecracker');
+  fc.unavailable = new Error('firecracker: not found');
+  const qemu = new FakeProvider('qemu');
+  const s = new VmService({
+    store,
+    providers: { get: (n) => [fc, qemu].find((p) => p.name === n), all: () => [fc, qemu] },
+    files: new VmDirectories(join(dir, 'root'), join(dir, 'run')),
+    clock: { now: () => new Date() },
+    ids: { newVmId: () => `${String(++ids).padStart(4, '0')}${'c'.repeat(12)}` },
+    logger: silent,
+    boot: fakeBoot,
+  });
+  const vm = await s.create(spec('auto'));
+  assert.equal(vm.provider, 'qemu');
+  assert.equal(vm.providerReason, 'auto: firecracker unusable (firecracker: not found); qemu picked (fake)');
+  assert.equal(store.get(vm.id)?.providerReason, vm.providerReason);
+  assert.deepEqual((await s.providerReports()).map((r) => [r.name, r.usable]), [['firecracker', false], ['qemu', true]]);
+  qemu.unavailable = new Error('qemu: gone');
+  await assert.rejects(s.create(spec('none')), (err: HypercoreError) => err.code === ErrorCodes.providerUnavailable && /firecracker unusable .*qemu unusable \(qemu: gone\)/.test(err.message));
+});
+
+test('a kernel-only VM (no drive, no image) boots with no root disk and no agent', async () => {
+  const { drive: _drive, ...withoutDrive } = spec('bare');
+  const vm = await service.create({ ...withoutDrive, kernel: '/boot/unikernel' });
+  assert.equal(vm.state, 'running');
+  const launch = provider.requests.at(-1)!;
+  assert.equal(launch.rootDisk, undefined);
+  assert.equal(launch.agent, false);
+  assert.equal(launch.boot.kernel, '/boot/unikernel');
+});

@@ -16,7 +16,7 @@ import type { EventHub } from './event-hub.js';
 import type { Image, PullProgress } from './image.js';
 import { KeyedLock } from './keyed-lock.js';
 import { hasVmm } from './lifecycle.js';
-import type { Clock, GuestBoot, GuestSystem, IdGenerator, ImageProvisioner, Logger, Provider, ProviderRegistry, VmFiles, VmmExit, VmNetworks, VmPaths, VmStore } from './ports.js';
+import type { Clock, GuestBoot, GuestSystem, IdGenerator, ImageProvisioner, Logger, Provider, ProviderRegistry, ProviderReport, VmFiles, VmmExit, VmNetworks, VmPaths, VmStore } from './ports.js';
 import { VmProcesses } from './processes.js';
 import { reconcileVm, type Followup } from './reconcile.js';
 import { VmRecords } from './vm-records.js';
@@ -108,9 +108,9 @@ export class VmService {
     if (agent) this.requireAgentSupport();
     const taken = this.records.findByName(spec.name);
     if (taken) throw new VmNameTakenError(spec.name, taken.id);
-    const provider = await this.chooseProvider(spec);
+    const { provider, reason } = await this.chooseProvider(spec);
     const now = this.records.now();
-    const vm: Vm = { id: this.deps.ids.newVmId(), name: spec.name, state: 'creating', provider: provider.name, createdAt: now, updatedAt: now, spec, disks: [] };
+    const vm: Vm = { id: this.deps.ids.newVmId(), name: spec.name, state: 'creating', provider: provider.name, providerReason: reason, createdAt: now, updatedAt: now, spec, disks: [] };
     const ctx: PlanContext = { vm, provider, agent, services: this.services, ...(options.onProgress ? { onProgress: options.onProgress } : {}) };
     const booted = await this.lock.run(vm.id, async () => {
       const timings = await this.runCreatePlan(ctx);
@@ -227,24 +227,35 @@ export class VmService {
 
   // --- internals -------------------------------------------------------------------------
 
-  private async chooseProvider(spec: VmSpec): Promise<Provider> {
+  /** The provider for `spec`, and why: "auto" takes the first usable one in the registry's order. */
+  private async chooseProvider(spec: VmSpec): Promise<{ provider: Provider; reason: string }> {
     const { providers } = this.deps;
     if (spec.provider !== 'auto') {
       const provider = providers.get(spec.provider);
       if (!provider) throw new ProviderUnavailableError(`provider "${spec.provider}" is not built into this hypercored`);
       await provider.checkAvailable(spec);
-      return provider;
+      return { provider, reason: `provider = "${spec.provider}" was asked for` };
     }
-    const reasons: string[] = [];
+    const seen: string[] = [];
     for (const provider of providers.all()) {
-      try {
+      const report = await provider.describe(spec);
+      if (report.usable && this.canRun(provider, spec)) {
         await provider.checkAvailable(spec);
-        return provider;
-      } catch (err) {
-        reasons.push(`${provider.name}: ${asHypercoreError(err).message}`);
+        return { provider, reason: `auto: ${[...seen, `${provider.name} picked (${report.detail})`].join('; ')}` };
       }
+      seen.push(`${provider.name} ${report.usable ? 'cannot run this VM (no agent channel)' : `unusable (${report.detail})`}`);
     }
-    throw new ProviderUnavailableError(`no hypervisor is usable on this host (${reasons.join('; ')})`);
+    throw new ProviderUnavailableError(`no hypervisor is usable on this host: ${seen.join('; ')}`);
+  }
+
+  /** An image VM needs an agent channel; the rest any provider can boot. */
+  private canRun(provider: Provider, spec: VmSpec): boolean {
+    return !usesAgent(spec) || provider.capabilities.agentChannels.length > 0;
+  }
+
+  /** Every provider with its version, or why it is unusable, with default settings (for `doctor`). */
+  async providerReports(): Promise<ProviderReport[]> {
+    return Promise.all(this.deps.providers.all().map((p) => p.describe()));
   }
 
   private requireAgentSupport(): void {

@@ -134,6 +134,8 @@ export interface Vm {
   network?: { ip: string; mac: string; tap: string; gateway: string };
   /** How the workload's main process ended, once it has (agent VMs). */
   workloadExit?: { exitCode: number; signal?: string };
+  /** Why this provider runs the VM: with `provider = "auto"`, what each candidate was found to be. */
+  providerReason?: string;
 }
 
 /** Event published on every state change (WatchEvents). */

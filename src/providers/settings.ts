@@ -21,12 +21,12 @@ export interface ProviderSettings<T> {
    * (a program name stays a name; a path becomes absolute), unset keys left out.
    */
   toSpec(table: Record<string, unknown>, resolveBinary: (value: string | undefined) => string | undefined): Record<string, unknown>;
-  /** The provider's typed view of a validated spec's settings (defaults filled in for old records). */
-  read(spec: VmSpec): T;
+  /** The provider's typed view of a validated spec's settings (defaults filled in for old records; all defaults without a spec). */
+  read(spec: VmSpec | undefined): T;
 }
 
 /** The provider's settings object in `spec`, or an empty one. */
-export function settingsOf(spec: VmSpec, specKey: string): Record<string, unknown> {
-  const value = spec.hypervisor[specKey];
+export function settingsOf(spec: VmSpec | undefined, specKey: string): Record<string, unknown> {
+  const value = spec?.hypervisor[specKey];
   return value && typeof value === 'object' ? value : {};
 }

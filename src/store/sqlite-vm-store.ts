@@ -24,6 +24,7 @@ interface VmExtra {
   imageDigest?: string;
   workloadExit?: Vm['workloadExit'];
   network?: Vm['network'];
+  providerReason?: string;
 }
 
 function toVm(row: VmRow): Vm {
@@ -45,6 +46,7 @@ function toVm(row: VmRow): Vm {
   if (extra.imageDigest) vm.imageDigest = extra.imageDigest;
   if (extra.workloadExit) vm.workloadExit = extra.workloadExit;
   if (extra.network) vm.network = extra.network;
+  if (extra.providerReason) vm.providerReason = extra.providerReason;
   return vm;
 }
 
@@ -61,8 +63,8 @@ function toRow(vm: Vm): VmRow {
     spec_json: JSON.stringify(vm.spec),
     error_json: vm.error ? JSON.stringify(vm.error) : null,
     extra_json:
-      vm.disks?.length || vm.imageDigest || vm.workloadExit || vm.network
-        ? JSON.stringify({ disks: vm.disks, imageDigest: vm.imageDigest, workloadExit: vm.workloadExit, network: vm.network } satisfies VmExtra)
+      vm.disks?.length || vm.imageDigest || vm.workloadExit || vm.network || vm.providerReason
+        ? JSON.stringify({ disks: vm.disks, imageDigest: vm.imageDigest, workloadExit: vm.workloadExit, network: vm.network, providerReason: vm.providerReason } satisfies VmExtra)
         : null,
   };
 }

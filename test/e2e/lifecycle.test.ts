@@ -10,8 +10,11 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { loadVmServiceDefinition } from '../../src/api/proto.js';
 import { buildDemoRootfs, DEMO_MARKER } from '../../src/guest/demo-rootfs.js';
+import { loadStaticBusybox } from '../../src/guest/busybox.js';
+import { encodeNewc } from '../../src/guest/newc.js';
+import { gzipSync } from 'node:zlib';
 import type { Vm } from '../../src/core/vm.js';
-import { isAlive, lastLine, TestDaemon, waitFor } from './harness.js';
+import { bootDir, isAlive, lastLine, TestDaemon, waitFor } from './harness.js';
 
 const daemon = new TestDaemon('hc-e2e-life-');
 let hacFile: string;
@@ -112,4 +115,28 @@ test('a VM lives from spawn to rm and leaves nothing behind', async (t) => {
   assert.deepEqual(daemon.vmDirs(), [], 'no VM directory remains');
   assert.equal(existsSync(join(daemon.runDir, 'vms', id)), false);
   assert.deepEqual(daemon.strayProcesses(), [], 'no process of the test remains');
+});
+
+test('a kernel-only VM (kernel and initrd, no disk, no agent) boots, prints to its console and ends stopped with a clean exit', async () => {
+  // An initramfs-only guest: static busybox and an /init that prints a line and powers off.
+  const marker = 'hypercore-kernel-only: hello from the initramfs';
+  const init = `#!/bin/busybox sh\n/bin/busybox echo "${marker}"\n/bin/busybox poweroff -f\n`;
+  const initrd = join(daemon.dir, 'hello.cpio.gz');
+  writeFileSync(initrd, gzipSync(encodeNewc([
+    { type: 'dir', path: 'bin' },
+    { type: 'dir', path: 'dev' },
+    { type: 'chardev', path: 'dev/console', major: 5, minor: 1, mode: 0o600 },
+    { type: 'file', path: 'bin/busybox', data: (await loadStaticBusybox()).data, mode: 0o755 },
+    { type: 'file', path: 'init', data: Buffer.from(init), mode: 0o755 },
+  ])));
+  const file = join(daemon.dir, 'bare.toml');
+  writeFileSync(file, `[spacecore]\nname = "bare"\n[hardware]\nmemory = 128\nkernel = "${join(bootDir, 'vmlinuz')}"\ninitrd = "hello.cpio.gz"\n[hypervisor]\nprovider = "qemu"\n[hypervisor.qemu]\naccel = "tcg"\n[network]\nmode = "none"\n`);
+  const spawn = daemon.cli(['spawn', '--hac', file]);
+  assert.equal(spawn.code, 0, `${spawn.stderr}\n${daemon.log()}`);
+  const id = lastLine(spawn.stdout);
+  const stopped = await waitFor('the guest to power off', 90_000, () => listJson().find((v) => v.id === id && v.state === 'stopped'));
+  assert.equal(stopped.error, undefined, 'a clean power-off, not a failure');
+  assert.match(daemon.cli(['logs', id]).stdout, new RegExp(marker));
+  assert.equal(daemon.cli(['rm', id]).code, 0);
+  assert.deepEqual(daemon.strayProcesses(), []);
 });

@@ -2,11 +2,11 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import type { AgentEndpoint } from '../agent.js';
-import type { GuestBoot, LaunchRequest, Provider, ProviderCapabilities, VmmExit, VmmInfo, VmPaths } from '../ports.js';
+import type { ProviderName } from '../vm.js';
+import type { GuestBoot, LaunchRequest, Provider, ProviderReport, ProviderCapabilities, VmmExit, VmmInfo, VmPaths } from '../ports.js';
 
 /** A provider double that records calls; VMMs are entries in a set instead of processes. */
 export class FakeProvider implements Provider {
-  readonly name = 'qemu' as const;
   readonly capabilities: ProviderCapabilities = { pause: false, snapshot: false, agentChannels: ['virtio-serial'], diskFormats: ['raw'], hotplug: false, kernelFormats: ['bzimage'] };
   readonly alive = new Set<string>();
   readonly calls: string[] = [];
@@ -18,11 +18,19 @@ export class FakeProvider implements Provider {
   /** The pid of each VMM, as a pidfile would give it. */
   readonly pids = new Map<string, number>();
 
+  constructor(readonly name: ProviderName = 'qemu') {}
+
   async checkAvailable(): Promise<void> {
     if (this.unavailable) throw this.unavailable;
   }
+  async describe(): Promise<ProviderReport> {
+    return this.unavailable ? { name: this.name, usable: false, detail: this.unavailable.message } : { name: this.name, usable: true, version: 'fake 1.0', detail: 'fake' };
+  }
+  /** Every launch request, in order. */
+  readonly requests: LaunchRequest[] = [];
   async launch(req: LaunchRequest) {
     this.calls.push(`launch ${req.vmId}`);
+    this.requests.push(req);
     assert.ok(existsSync(req.paths.stateDir), 'directories exist before the VMM launches');
     this.alive.add(req.vmId);
     const pid = this.nextPid++;

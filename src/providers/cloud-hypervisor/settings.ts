@@ -1,20 +1,6 @@
 /** `[hypervisor.cloud_hypervisor]`: which Cloud Hypervisor. */
-import { binaryOnly, binaryToSpec } from '../settings-schema.js';
-import { settingsOf, type ProviderSettings } from '../settings.js';
+import { binaryOnlySettings, type BinarySettings } from '../settings-schema.js';
 
-export interface CloudHypervisorSettings {
-  binary?: string;
-}
+export type CloudHypervisorSettings = BinarySettings;
 
-export const cloudHypervisorSettings: ProviderSettings<CloudHypervisorSettings> = {
-  provider: 'cloud-hypervisor',
-  table: 'cloud_hypervisor',
-  specKey: 'cloudHypervisor',
-  description: 'Cloud Hypervisor settings',
-  file: binaryOnly('Cloud Hypervisor'),
-  toSpec: binaryToSpec,
-  read: (spec) => {
-    const s = settingsOf(spec, 'cloudHypervisor');
-    return typeof s['binary'] === 'string' ? { binary: s['binary'] } : {};
-  },
-};
+export const cloudHypervisorSettings = binaryOnlySettings('cloud-hypervisor', 'cloud_hypervisor', 'cloudHypervisor', 'Cloud Hypervisor');

@@ -1,20 +1,6 @@
 /** `[hypervisor.firecracker]`: which Firecracker. */
-import { binaryOnly, binaryToSpec } from '../settings-schema.js';
-import { settingsOf, type ProviderSettings } from '../settings.js';
+import { binaryOnlySettings, type BinarySettings } from '../settings-schema.js';
 
-export interface FirecrackerSettings {
-  binary?: string;
-}
+export type FirecrackerSettings = BinarySettings;
 
-export const firecrackerSettings: ProviderSettings<FirecrackerSettings> = {
-  provider: 'firecracker',
-  table: 'firecracker',
-  specKey: 'firecracker',
-  description: 'Firecracker settings',
-  file: binaryOnly('Firecracker'),
-  toSpec: binaryToSpec,
-  read: (spec) => {
-    const s = settingsOf(spec, 'firecracker');
-    return typeof s['binary'] === 'string' ? { binary: s['binary'] } : {};
-  },
-};
+export const firecrackerSettings = binaryOnlySettings('firecracker', 'firecracker', 'firecracker', 'Firecracker');

@@ -6,11 +6,12 @@
 import { chmod, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ProviderFailedError, ProviderUnavailableError, asHypercoreError } from '../../core/errors.js';
-import type { LaunchRequest, Logger, Provider, ProviderCapabilities, VmmExit, VmmInfo, VmmProcess, VmPaths } from '../../core/ports.js';
+import type { LaunchRequest, Logger, Provider, ProviderCapabilities, ProviderReport, VmmExit, VmmInfo, VmmProcess, VmPaths } from '../../core/ports.js';
 import type { VmSpec } from '../../core/vm.js';
 import type { AgentEndpoint } from '../../core/agent.js';
 import { runCommand } from '../../system/command.js';
 import { hostTscKhz } from '../../system/host.js';
+import { watchPid } from '../../system/pid-watch.js';
 import { isOurProcess, killAndWait, readPidFile, waitForExit } from '../../system/process.js';
 import { resolveAccel } from './accel-probe.js';
 import { qemuArguments } from './command-line.js';
@@ -48,7 +49,7 @@ export class QemuProvider implements Provider {
 
   constructor(private readonly options: QemuProviderOptions) {}
 
-  private binary(spec: VmSpec): string {
+  private binary(spec: VmSpec | undefined): string {
     return qemuSettings.read(spec).binary ?? DEFAULT_QEMU_BINARY;
   }
 
@@ -58,6 +59,22 @@ export class QemuProvider implements Provider {
       await runCommand(binary, ['--version'], { timeoutMs: 10_000 });
     } catch (err) {
       throw new ProviderUnavailableError(`QEMU is not usable: ${asHypercoreError(err).message}`, err);
+    }
+  }
+
+  async describe(spec?: VmSpec): Promise<ProviderReport> {
+    const binary = this.binary(spec);
+    let version: string;
+    try {
+      version = (await runCommand(binary, ['--version'], { timeoutMs: 10_000 })).stdout.split('\n')[0]!.replace(/^QEMU emulator version\s*/, '').trim();
+    } catch (err) {
+      return { name: this.name, usable: false, detail: `${binary}: ${asHypercoreError(err).message}` };
+    }
+    try {
+      const accel = await resolveAccel(qemuSettings.read(spec).accel, { qemuBinary: binary, workDir: this.options.workDir });
+      return { name: this.name, usable: true, version, detail: accel.accel === 'kvm' ? `KVM: ${accel.reason}` : `TCG emulation: ${accel.reason}` };
+    } catch (err) {
+      return { name: this.name, usable: false, version, detail: asHypercoreError(err).message };
     }
   }
 
@@ -129,22 +146,16 @@ export class QemuProvider implements Provider {
     let stopped = false;
     let qmp: QmpClient | undefined;
     let shutdownReason: string | undefined;
-    let poll: NodeJS.Timeout | undefined;
+    const exitFromReason = (): VmmExit => describeShutdown(shutdownReason);
+    // Polling the pid is the fallback when QMP cannot be reached; the QMP connection closing is the fast path.
+    const stopPolling = watchPid(pid, vmId, () => finish(exitFromReason()));
     const finish = (exit: VmmExit) => {
       if (stopped) return;
       stopped = true;
-      if (poll) clearInterval(poll);
+      stopPolling();
       qmp?.close();
       onExit(exit);
     };
-    const exitFromReason = (): VmmExit => describeShutdown(shutdownReason);
-    // Polling the pid is the fallback when QMP cannot be reached; the QMP connection closing is the fast path.
-    poll = setInterval(() => {
-      void isOurProcess(pid, vmId).then((alive) => {
-        if (!alive) finish(exitFromReason());
-      });
-    }, 2000);
-    poll.unref();
     void QmpClient.connect(this.files(paths).qmpSocket, { timeoutMs: QMP_TIMEOUT_MS })
       .then((client) => {
         if (stopped) return client.close();
@@ -160,7 +171,7 @@ export class QemuProvider implements Provider {
       .catch((err) => this.options.logger.warn({ vmId, err: String(err) }, 'QMP watch unavailable; polling the pid'));
     return () => {
       stopped = true;
-      if (poll) clearInterval(poll);
+      stopPolling();
       qmp?.close();
     };
   }
