@@ -25,6 +25,7 @@ export type KernelFormat = 'bzimage' | 'elf';
 /** What a provider can do, so planners ask instead of testing provider names. */
 export interface ProviderCapabilities {
   pause: boolean;
+  /** Saves a paused guest's memory and device state (`saveSnapshot`) and starts new VMMs from it (`restore`). */
   snapshot: boolean;
   /** Agent channels the VMM offers, preferred first; the guest is told which one to use. */
   agentChannels: readonly AgentChannel[];
@@ -80,6 +81,23 @@ export interface LaunchRequest {
   agent: boolean;
   /** A NIC on this TAP, and what the guest should configure (on its kernel command line). */
   network?: NetworkAttachment;
+}
+
+/**
+ * What a provider wrote into a snapshot directory: the guest's memory and device state, in the
+ * VMM's own formats. Only the same VMM version reads them back (device state layouts change
+ * between versions), so the version is recorded and a restore elsewhere is refused.
+ */
+export interface VmmSnapshot {
+  /** The VMM's version as `describe()` reports it. */
+  vmmVersion: string;
+  /** The files written, as names relative to the snapshot directory (memory, device state, the provider's notes). */
+  files: string[];
+}
+
+/** A VMM started from a snapshot: the same devices as the saved VM, on this VM's own disks, TAP and sockets. */
+export interface RestoreRequest extends LaunchRequest {
+  snapshot: { dir: string; vmm: VmmSnapshot };
 }
 
 /** A VMM process that runs detached from the daemon. */
@@ -140,6 +158,18 @@ export interface Provider {
   pause?(vmId: string, paths: VmPaths, pid: number): Promise<void>;
   /** Lets a paused guest run on. */
   resume?(vmId: string, paths: VmPaths, pid: number): Promise<void>;
+  /**
+   * Writes a paused guest's memory and device state into `dir` (only when `capabilities.snapshot`);
+   * the guest stays paused, so the caller can copy its disks at the same instant. Rejects with
+   * SnapshotUnsupportedError when this VMM cannot be saved (e.g. its memory is a private copy).
+   */
+  saveSnapshot?(vmId: string, paths: VmPaths, pid: number, dir: string): Promise<VmmSnapshot>;
+  /**
+   * Starts a new VMM whose guest resumes from a snapshot instead of booting; resolves once the guest
+   * runs. Rejects with SnapshotIncompatibleError, before starting anything, when the snapshot was
+   * saved by another VMM version or accelerator.
+   */
+  restore?(req: RestoreRequest): Promise<VmmProcess>;
   /** Asks the guest to power off; resolves when the VMM has exited or `timeoutMs` passed (returns whether it exited). */
   shutdown(vmId: string, paths: VmPaths, pid: number, timeoutMs: number): Promise<boolean>;
   /** Ends the VMM at once (pidfile when `pid` is unknown). Idempotent: a VMM that is already gone is fine. */
