@@ -39,7 +39,7 @@ test('a VM created over HTTP reads back identically through gRPC GetVm and HTTP 
     provider: 'qemu',
     hypervisor: { qemu: { accel: 'tcg' }, firecracker: {}, cloudHypervisor: {} },
   });
-  assert.deepEqual(Object.keys(vm).sort(), ['createdAt', 'disks', 'id', 'name', 'pid', 'provider', 'providerReason', 'spec', 'startedAt', 'state', 'updatedAt']);
+  assert.deepEqual(Object.keys(vm).sort(), ['createdAt', 'disks', 'id', 'launch', 'name', 'pid', 'provider', 'providerReason', 'spec', 'startedAt', 'state', 'updatedAt']);
 
   const overHttp = await server.httpJson<Vm>('GET', `/v1/vms/${vm.id}`);
   assert.equal(overHttp.status, 200);

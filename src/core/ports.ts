@@ -5,6 +5,7 @@
 import type { NetworkSpec, ProviderName, Vm, VmEvent, VmSpec, VmState, VmError } from './vm.js';
 import type { Image, PullProgress, VmDisk } from './image.js';
 import type { AgentEndpoint } from './agent.js';
+import type { Snapshot } from './snapshot.js';
 
 /** Persistent VM records. Implementations must make each call atomic. */
 export interface VmStore {
@@ -53,6 +54,8 @@ export interface BootInput {
   network?: NetworkAttachment;
   /** The agent's channel, for agent VMs. */
   agentChannel?: AgentChannel;
+  /** The VM's machine id, for agent VMs (the guest binds it over the workload's /etc/machine-id). */
+  machineId?: string;
 }
 
 /** The guest boot contract (guest/): default kernel and initramfs, and the `hc.*` kernel arguments. */
@@ -193,6 +196,31 @@ export interface VmFiles {
   remove(vmId: string): Promise<void>;
 }
 
+/** Snapshot records. */
+export interface SnapshotStore {
+  insert(snapshot: Snapshot): void;
+  update(snapshot: Snapshot): void;
+  get(id: string): Snapshot | undefined;
+  findByName(name: string): Snapshot | undefined;
+  findByIdPrefix(prefix: string): Snapshot[];
+  list(): Snapshot[];
+  delete(id: string): void;
+}
+
+/** A snapshot's directory, and the copies that give it (and VMs restored from it) disks of that instant. */
+export interface SnapshotFiles {
+  /** The snapshot's own directory (files 0600). */
+  dir(snapshotId: string): string;
+  create(snapshotId: string): Promise<string>;
+  remove(snapshotId: string): Promise<void>;
+  /** A copy of a disk as it is now: sparse, and a reflink where the filesystem can. */
+  copyDisk(source: string, target: string): Promise<void>;
+  /** Keeps a shared read-only file (a hard link, else a copy), so it outlives the original's removal. */
+  keep(source: string, target: string): Promise<void>;
+  /** Bytes the directory takes on disk. */
+  sizeOf(snapshotId: string): Promise<number>;
+}
+
 /** Local image records. */
 export interface ImageStore {
   put(image: Image): void;
@@ -274,6 +302,8 @@ export interface Clock {
 
 export interface IdGenerator {
   newVmId(): string;
+  /** A snapshot id (defaults to the VM id form). */
+  newSnapshotId?(): string;
 }
 
 /** Minimal structured logger the core may use (pino satisfies it). */
@@ -287,4 +317,4 @@ export interface Logger {
 
 export type VmEventListener = (event: VmEvent) => void;
 
-export type { ProviderName, Vm, VmEvent, VmSpec, VmState, VmError, Image, PullProgress, VmDisk };
+export type { ProviderName, Vm, VmEvent, VmSpec, VmState, VmError, Image, PullProgress, VmDisk, Snapshot };
