@@ -105,11 +105,13 @@ export class AgentSupervisor {
 
   /**
    * Restore path: the guest resumed from a snapshot, its workload running. Its agent is told the
-   * VM's identity before anything else, then the workload's output is copied into this VM's log.
+   * VM's identity (`identity` is called once the agent answers) before anything else, then the
+   * workload's output is copied into this VM's log.
    */
-  async resumeRestored(vm: Vm, endpoint: AgentEndpoint, identity: GuestIdentity, signal?: AbortSignal): Promise<void> {
+  async resumeRestored(vm: Vm, endpoint: AgentEndpoint, identity: () => GuestIdentity, signal?: AbortSignal): Promise<void> {
     const { session, info } = await this.connect(vm, endpoint, signal, RESTORED_AGENT_TIMEOUT_MS);
-    await session.restored(identity);
+    // Made only now: the host time it carries must not age while the agent is reached.
+    await session.restored(identity());
     if (info.workloadStarted) this.pumpLogs(vm);
   }
 

@@ -374,7 +374,7 @@ export class VmService {
     const abort = new AbortController();
     this.booting.set(vm.id, abort);
     try {
-      return await resumeWorkload(vm, provider, restoredIdentity(vm, this.deps.clock.now(), ctx.attachment), this.workloadBoot(), abort.signal);
+      return await resumeWorkload(vm, provider, () => restoredIdentity(vm, this.deps.clock.now(), ctx.attachment), this.workloadBoot(), abort.signal);
     } finally {
       if (this.booting.get(vm.id) === abort) this.booting.delete(vm.id);
     }

@@ -176,3 +176,12 @@ test('create with start false defines the VM without booting it; start boots it'
   assert.equal(started.state, 'running');
   assert.equal(agents.workloadStarts, 1);
 });
+
+test("a restored guest's clock is set to the host's time when its agent answers, not when the restore began", async () => {
+  await service.create(imageSpec('web'));
+  await service.snapshot('web', { name: 's' });
+  agents.connectDelayMs = 1500;
+  await service.restore('s');
+  const connected = agents.connectedAt.at(-1)!;
+  assert.ok(agents.restores[0]!.unixTimeMs >= connected, `time sent ${agents.restores[0]!.unixTimeMs} is not older than the agent's answer ${connected}`);
+});

@@ -180,3 +180,17 @@ test('snapshot rm removes its files; a VM resumed from it runs on', () => {
   assert.throws(() => readFileSync(join(daemon.root, 'snapshots', snapshotId, 'qemu.json')));
   assert.equal(exec(resumed.id, 'echo alive'), 'alive\n');
 });
+
+test('create defines a VM without booting it (no VMM, no TAP); start boots it', () => {
+  const hac = join(daemon.dir, 'later.toml');
+  writeFileSync(hac, `[spacecore]\nname = "later"\n[hardware]\nmemory = 256\nref = "hc/busybox:1"\n[workload]\ncommand = ["sleep", "100000"]\n[hypervisor]\nprovider = "qemu"\n[network]\nmode = "nat"\nsubnet = "10.78.0.0/24"\n`);
+  const tapsBefore = taps().sort();
+  const id = lastLine(ok(['create', '--hac', hac]));
+  const defined = vms().find((v) => v.id === id)!;
+  assert.equal(defined.state, 'created');
+  assert.equal(defined.pid, undefined);
+  assert.deepEqual(taps().sort(), tapsBefore);
+  ok(['start', id]);
+  assert.equal(vms().find((v) => v.id === id)?.state, 'running');
+  assert.equal(exec(id, 'echo booted'), 'booted\n');
+});

@@ -32,7 +32,7 @@ export async function bootWorkload(vm: Vm, provider: Provider, image: Image | un
  * A guest restored from a snapshot: its workload already runs; its agent is reconnected and told the
  * VM's own identity (clock, entropy, hostname, machine id, network) before the VM counts as running.
  */
-export async function resumeWorkload(vm: Vm, provider: Provider, identity: GuestIdentity, boot: WorkloadBoot, signal?: AbortSignal): Promise<StepTiming> {
+export async function resumeWorkload(vm: Vm, provider: Provider, identity: () => GuestIdentity, boot: WorkloadBoot, signal?: AbortSignal): Promise<StepTiming> {
   const endpoint = provider.agentEndpoint(vm.id, boot.runtime.paths(vm.id));
   return untilRunning(vm, boot, 'identity', signal, () => boot.supervisor.resumeRestored(vm, endpoint, identity, signal));
 }

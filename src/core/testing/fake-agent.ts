@@ -93,7 +93,14 @@ export class FakeAgentConnector implements AgentConnector {
   workloadRunning = false;
   readonly sessions: FakeSession[] = [];
 
+  /** How long reaching the guest's agent takes (a loaded host, a guest still polling its channel). */
+  connectDelayMs = 0;
+  /** When each connect completed (Date.now()). */
+  readonly connectedAt: number[] = [];
+
   async connect(_endpoint: AgentEndpoint, options: { timeoutMs: number; signal?: AbortSignal }): Promise<AgentSession> {
+    if (this.connectDelayMs > 0) await new Promise((r) => setTimeout(r, this.connectDelayMs));
+    this.connectedAt.push(Date.now());
     if (this.mode === 'silent') {
       await new Promise<void>((_, reject) => {
         const timer = setTimeout(() => reject(new Error(`the agent did not answer within ${options.timeoutMs} ms`)), options.timeoutMs);
