@@ -116,7 +116,7 @@ export class Daemon {
     });
     await images.init();
     const providers = new StaticProviderRegistry([
-      new QemuProvider({ logger: log, workDir: join(runDir, 'probe') }),
+      new QemuProvider({ logger: log, workDir: join(runDir, 'probe'), memoryDir: this.settings.memoryDir }),
     ]);
     const files = new VmDirectories(rootDir, runDir);
     this.logs = new VmLogFiles((id) => files.paths(id), { consoleBytes: this.settings.consoleLogCapBytes, workloadBytes: this.settings.workloadLogCapBytes });

@@ -11,9 +11,10 @@ const program = new Command('hypercored')
   .option('--boot-dir <dir>', 'default guest kernel and initramfs (env HYPERCORE_BOOT_DIR; default /var/lib/hypercore/boot)')
   .option('--log-level <level>', 'trace, debug, info, warn, error, fatal or silent (env HYPERCORE_LOG_LEVEL; default info)')
   .option('--max-image-size <MiB>', 'largest image (compressed layers in all, and any one blob) a pull or import may bring in (env HYPERCORE_MAX_IMAGE_SIZE; default 8192)')
+  .option('--memory-dir <dir>', "where guests' RAM files live; a tmpfs (env HYPERCORE_MEMORY_DIR; default /dev/shm/hypercore-<hash of the root>)")
   .option('--workload-log-cap <size>', "cap of each VM's workload.log, e.g. 16M; one rotated file is kept beside it (env HYPERCORE_WORKLOAD_LOG_CAP; default 16M)")
   .option('--insecure-registry <host[:port]>', 'reach this registry over plain HTTP (repeatable; env HYPERCORE_INSECURE_REGISTRIES, comma-separated); localhost always is', (v: string, prev: string[] = []) => [...prev, v])
-  .action(async (flags: { root?: string; runDir?: string; socket?: string; bootDir?: string; logLevel?: string; insecureRegistry?: string[]; maxImageSize?: string; workloadLogCap?: string }) => {
+  .action(async (flags: { root?: string; runDir?: string; socket?: string; bootDir?: string; logLevel?: string; insecureRegistry?: string[]; maxImageSize?: string; workloadLogCap?: string; memoryDir?: string }) => {
     let settings: DaemonSettings;
     try {
       settings = resolveSettings(flags, process.env);

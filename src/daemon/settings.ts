@@ -4,6 +4,7 @@
  * environment variable they came from (a bad HYPERCORE_AGENT_TIMEOUT would otherwise become NaN
  * deep inside the agent client, and a bad log level would throw inside pino).
  */
+import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { ConfigInvalidError, type ValidationIssue } from '../core/errors.js';
 import { DEFAULT_WORKLOAD_LOG_CAP_BYTES } from '../providers/vm-logs.js';
@@ -21,6 +22,8 @@ export interface DaemonSettings {
   insecureRegistries: string[];
   /** How long a booting guest's agent may take to answer (env HYPERCORE_AGENT_TIMEOUT, seconds). */
   agentTimeoutMs: number;
+  /** Where guests' RAM files live (a tmpfs; each daemon its own directory). */
+  memoryDir: string;
   /** Largest compressed image (sum of its layers) a pull or import may bring in, in bytes; also the cap of one blob. */
   maxImageBytes: number;
 }
@@ -44,6 +47,7 @@ export interface SettingsInput {
   insecureRegistry?: string[];
   /** MiB; see DaemonSettings.maxImageBytes. */
   maxImageSize?: string;
+  memoryDir?: string;
   /** Bytes with an optional K, M or G suffix; see DaemonSettings.workloadLogCapBytes. */
   workloadLogCap?: string;
 }
@@ -94,6 +98,8 @@ export function resolveSettings(flags: SettingsInput, env: NodeJS.ProcessEnv): D
   const runDir = dir(pick(flags.runDir, '--run-dir', env, 'HYPERCORE_RUN_DIR'), DEFAULT_RUN_DIR);
   const socket = dir(pick(flags.socket, '--socket', env, 'HYPERCORE_SOCKET'), join(runDir, 'hypercore.sock'));
   const bootDir = dir(pick(flags.bootDir, '--boot-dir', env, 'HYPERCORE_BOOT_DIR'), DEFAULT_BOOT_DIR);
+  // Guest RAM on tmpfs, one directory per daemon (root), so two daemons never share a file name.
+  const memoryDir = dir(pick(flags.memoryDir, '--memory-dir', env, 'HYPERCORE_MEMORY_DIR'), `/dev/shm/hypercore-${createHash('sha256').update(rootDir).digest('hex').slice(0, 8)}`);
 
   const level = pick(flags.logLevel, '--log-level', env, 'HYPERCORE_LOG_LEVEL');
   let logLevel: LogLevel = 'info';
@@ -139,5 +145,5 @@ export function resolveSettings(flags: SettingsInput, env: NodeJS.ProcessEnv): D
     const lines = problems.map((p) => `${p.path} = ${JSON.stringify(p.value)}: ${p.message}`);
     throw new ConfigInvalidError(`invalid hypercored settings: ${lines.join('; ')}`, problems);
   }
-  return { rootDir, runDir, socket, bootDir, logLevel, consoleLogCapBytes, workloadLogCapBytes, agentTimeoutMs, maxImageBytes, insecureRegistries: registries.map((r) => r.value) };
+  return { rootDir, runDir, socket, bootDir, memoryDir, logLevel, consoleLogCapBytes, workloadLogCapBytes, agentTimeoutMs, maxImageBytes, insecureRegistries: registries.map((r) => r.value) };
 }

@@ -5,7 +5,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -34,7 +34,7 @@ export class TestDaemon {
   }
 
   get env(): NodeJS.ProcessEnv {
-    return { ...process.env, HYPERCORE_ROOT: this.root, HYPERCORE_RUN_DIR: this.runDir, HYPERCORE_SOCKET: this.socket, HYPERCORE_BOOT_DIR: bootDir };
+    return { ...process.env, HYPERCORE_ROOT: this.root, HYPERCORE_RUN_DIR: this.runDir, HYPERCORE_SOCKET: this.socket, HYPERCORE_BOOT_DIR: bootDir, HYPERCORE_MEMORY_DIR: this.memoryDir };
   }
 
   get pid(): number | undefined {
@@ -106,6 +106,11 @@ export class TestDaemon {
     return [join(this.root, 'vms'), join(this.runDir, 'vms')].flatMap((d) => (existsSync(d) ? readdirSync(d).map((e) => join(d, e)) : []));
   }
 
+  /** Guest RAM files of this daemon's VMs (on tmpfs, outside the test's directory). */
+  get memoryDir(): string {
+    return join('/dev/shm', basename(this.dir));
+  }
+
   /** Kills everything this test started and removes its directory. Safe to call twice. */
   async cleanup(): Promise<void> {
     await this.stop();
@@ -117,6 +122,7 @@ export class TestDaemon {
       }
     }
     rmSync(this.dir, { recursive: true, force: true });
+    rmSync(this.memoryDir, { recursive: true, force: true });
   }
 }
 
