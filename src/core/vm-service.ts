@@ -16,7 +16,7 @@ import type { EventHub } from './event-hub.js';
 import type { Image, PullProgress } from './image.js';
 import { KeyedLock } from './keyed-lock.js';
 import { hasVmm } from './lifecycle.js';
-import type { Clock, GuestBoot, GuestSystem, IdGenerator, ImageProvisioner, Logger, Provider, ProviderRegistry, ProviderReport, VmFiles, VmmExit, VmNetworks, VmPaths, VmStore } from './ports.js';
+import type { Clock, GuestBoot, GuestSystem, IdGenerator, ImageProvisioner, Logger, Provider, ProviderRegistry, ProviderReport, VmFiles, VmmExit, VmNetworks, VmObserver, VmPaths, VmStore } from './ports.js';
 import { VmProcesses } from './processes.js';
 import { reconcileVm, type Followup } from './reconcile.js';
 import { VmRecords } from './vm-records.js';
@@ -44,6 +44,8 @@ export interface VmServiceDeps {
   networks?: VmNetworks;
   /** The guest boot contract: default kernel and initrd, and the kernel arguments every guest gets. */
   boot: GuestBoot;
+  /** Told of boots (and restores) with their timings, for metrics. */
+  observer?: VmObserver;
 }
 
 export interface CreateOptions {
@@ -115,7 +117,7 @@ export class VmService {
     const booted = await this.lock.run(vm.id, async () => {
       const timings = await this.runCreatePlan(ctx);
       if (agent && !options.detach) timings.push(await this.bootAbortably(vm, provider, ctx.image));
-      this.logBoot(vm, timings);
+      this.logBoot(vm, timings, 'create');
       return vm;
     });
     if (agent && options.detach) this.inBackground(vm, 'booting the workload', () => this.bootWorkloadLocked(vm.id, ctx.image));
@@ -140,7 +142,7 @@ export class VmService {
         throw e;
       }
       if (agent) timings.push(await this.bootAbortably(vm, provider, this.imageOf(vm)));
-      this.logBoot(vm, timings);
+      this.logBoot(vm, timings, 'start');
       return vm;
     });
   }
@@ -312,9 +314,14 @@ export class VmService {
     }
   }
 
-  private logBoot(vm: Vm, timings: StepTiming[]): void {
+  private logBoot(vm: Vm, timings: StepTiming[], operation: 'create' | 'start'): void {
     const totalMs = Math.round(timings.reduce((sum, t) => sum + t.ms, 0));
     this.records.log(vm).info({ provider: vm.provider, vmmPid: vm.pid, totalMs, steps: timings }, `VM ${vm.state}`);
+    try {
+      this.deps.observer?.booted?.(vm, operation, timings);
+    } catch (err) {
+      this.records.log(vm).warn({ err: asHypercoreError(err).message }, 'boot observer failed');
+    }
   }
 
   private workloadBoot() {
@@ -423,7 +430,7 @@ export class VmService {
       if (vm.state !== 'creating') return undefined;
       this.records.log(vm).warn({}, 'resuming a create that hypercored was interrupted in');
       const ctx: PlanContext = { vm, provider: this.runtime.providerOf(vm), agent: usesAgent(vm.spec), services: this.services };
-      this.logBoot(vm, await this.runCreatePlan(ctx));
+      this.logBoot(vm, await this.runCreatePlan(ctx), 'create');
       return ctx;
     });
     if (ctx?.agent) await this.bootWorkloadLocked(id, ctx.image);
