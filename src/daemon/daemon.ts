@@ -4,17 +4,26 @@
  */
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import type { Server as NetServer } from 'node:net';
+import type { AddressInfo, Server as NetServer } from 'node:net';
 import { join } from 'node:path';
-import type * as grpc from '@grpc/grpc-js';
+import * as grpc from '@grpc/grpc-js';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { HypercoreError, ErrorCodes } from '../core/errors.js';
 import type { Logger, Provider, ProviderRegistry } from '../core/ports.js';
 import type { ProviderName } from '../core/vm.js';
 import { VmService } from '../core/vm-service.js';
-import { startGrpcServer } from '../api/grpc-server.js';
+import { RemoteAuth } from '../api/auth/authenticate.js';
+import { hostPathsWithin, type HostPathPolicy } from '../api/auth/host-paths.js';
+import { ApiTokens } from '../api/auth/tokens.js';
+import { buildGrpcServer, startGrpcServer } from '../api/grpc-server.js';
+import { authInterceptor, countingInterceptor } from '../api/grpc-interceptors.js';
 import { buildHttpApi } from '../api/http-server.js';
+import { ConnectionPeers, listenRemote } from '../api/remote-listener.js';
+import { TokenOperations } from '../api/token-operations.js';
+import { HypercoreMetrics, type ApiListener } from '../metrics/hypercore-metrics.js';
+import { SqliteTokenStore } from '../store/sqlite-token-store.js';
+import { loadServerIdentity, type TlsIdentity } from '../tls/material.js';
 import { registerProcessSockets } from '../api/websocket-process.js';
 import { VmOperations } from '../api/operations.js';
 import { listenMultiplexed } from '../api/socket-mux.js';
@@ -48,6 +57,16 @@ class StaticProviderRegistry implements ProviderRegistry {
 }
 
 const CONSOLE_ROTATE_INTERVAL_MS = 5000;
+/** A remote client must send a whole request (not wait for its response) within this. */
+const REMOTE_REQUEST_TIMEOUT_MS = 60_000;
+/** Concurrent gRPC streams per remote connection. */
+const REMOTE_MAX_STREAMS = 100;
+
+/** What the remote listener needs, checked before the daemon touches anything. */
+interface RemotePlan {
+  identity?: TlsIdentity;
+  hostPaths: HostPathPolicy;
+}
 
 /**
  * The root holds workload env (secrets), private image contents and the state database; the run
@@ -78,6 +97,12 @@ export class Daemon {
   private socketServer?: NetServer;
   private rotateTimer?: NodeJS.Timeout;
   private logs?: VmLogFiles;
+  private remoteHttp?: FastifyInstance;
+  private remoteGrpc?: grpc.Server;
+  private remoteInjector?: grpc.ConnectionInjector;
+  private readonly remoteServers: NetServer[] = [];
+  /** The bound address of each remote listener (the port, when 0 was asked for). */
+  readonly remoteAddresses: string[] = [];
 
   constructor(private readonly settings: DaemonSettings, logger?: pino.Logger) {
     this.logger = logger ?? pino({ level: settings.logLevel, base: { pid: process.pid } }, pino.destination(2));
@@ -93,6 +118,7 @@ export class Daemon {
 
   async start(): Promise<void> {
     const { rootDir, runDir, socket, bootDir } = this.settings;
+    const remote = this.planRemote();
     await restrictToOwner(rootDir, runDir);
     await this.claimPidFile();
 
@@ -101,6 +127,12 @@ export class Daemon {
     const vmStore = new SqliteVmStore(db);
     this.store = vmStore;
     const imagesDir = join(rootDir, 'images');
+    const providerList: Provider[] = [new QemuProvider({ logger: log, workDir: join(runDir, 'probe') })];
+    const metrics = new HypercoreMetrics({
+      vms: () => vmStore.list(),
+      providers: providerList.map((p) => p.name),
+      imageCache: () => images.diskUsage(),
+    });
     const images = new ImageService({
       dir: imagesDir,
       store: new SqliteImageStore(db),
@@ -109,11 +141,10 @@ export class Daemon {
       normalize: normalizeReference,
       usersOf: (digest) => vmStore.list().filter((vm) => vm.imageDigest === digest).map((vm) => vm.name),
       logger: log,
+      onPulledBytes: (bytes) => metrics.pulledBytes(bytes),
     });
     await images.init();
-    const providers = new StaticProviderRegistry([
-      new QemuProvider({ logger: log, workDir: join(runDir, 'probe') }),
-    ]);
+    const providers = new StaticProviderRegistry(providerList);
     const files = new VmDirectories(rootDir, runDir);
     this.logs = new VmLogFiles((id) => files.paths(id), { consoleBytes: this.settings.consoleLogCapBytes, workloadBytes: this.settings.workloadLogCapBytes });
     this.service = new VmService({
@@ -125,11 +156,12 @@ export class Daemon {
       logger: log,
       images,
       guest: { rootDisk: async () => (await ensureSystemImage({ cacheDir: join(rootDir, 'guest') })).path },
-      agents: new TtrpcAgentConnector(),
+      agents: new TtrpcAgentConnector((method, seconds, ok) => metrics.agentCall(method, seconds, ok)),
       agentBootTimeoutMs: this.settings.agentTimeoutMs,
       boot: new GuestBootContract(bootDir),
       networks: new NatVmNetworks({ leases: new SqliteLeaseStore(db), logger: log, scope: rootDir, describeVm: (id) => `VM ${vmStore.get(id)?.name ?? '?'} (${id})` }),
       workloadLog: this.logs,
+      observer: metrics,
     });
     await this.service.reconcile();
     const pruned = await this.service.pruneNetworks().catch((err: unknown) => [`network prune failed: ${String(err)}`]);
@@ -137,22 +169,63 @@ export class Daemon {
 
     const ops = new VmOperations({ service: this.service, hostCpus: hostCpuCount(), logger: log });
     const imageOps = new ImageOperations(images, new ImageImporter(images, normalizeReference, join(imagesDir, 'tmp')));
+    const tokens = new ApiTokens(new SqliteTokenStore(db));
+    const tokenOps = new TokenOperations(tokens);
+    const counting = (listener: ApiListener) => countingInterceptor((path, status) => metrics.apiRequest('grpc', listener, path, status));
     await rm(this.grpcSocket, { force: true });
-    this.grpc = await startGrpcServer(ops, imageOps, this.grpcSocket);
+    this.grpc = await startGrpcServer(ops, imageOps, this.grpcSocket, { tokens: tokenOps, options: { interceptors: [counting('local')] } });
     await chmod(this.grpcSocket, 0o600);
-    this.http = buildHttpApi(ops, imageOps);
+    this.http = buildHttpApi(ops, imageOps, { tokens: tokenOps, metrics, listener: 'local' });
     await registerProcessSockets(this.http, this.service);
     await this.http.ready();
     this.socketServer = await listenMultiplexed(socket, this.http.server, this.grpcSocket);
+
+    if (remote) {
+      // The same operations, but host files only under the allowed directories, and every call authenticated.
+      const remoteOps = ops.withHostPaths(remote.hostPaths);
+      const remoteImageOps = imageOps.withHostPaths(remote.hostPaths);
+      const auth = new RemoteAuth(tokens);
+      const peers = new ConnectionPeers();
+      this.remoteGrpc = buildGrpcServer(
+        { vms: remoteOps, images: remoteImageOps, tokens: tokenOps },
+        { interceptors: [counting('remote'), authInterceptor(auth, (c) => peers.lookup(c), log)], 'grpc.max_concurrent_streams': REMOTE_MAX_STREAMS },
+      );
+      this.remoteInjector = this.remoteGrpc.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+      this.remoteHttp = buildHttpApi(remoteOps, remoteImageOps, { tokens: tokenOps, metrics, listener: 'remote', auth: { check: auth, log }, requestTimeoutMs: REMOTE_REQUEST_TIMEOUT_MS });
+      await registerProcessSockets(this.remoteHttp, this.service);
+      await this.remoteHttp.ready();
+      for (const address of this.settings.remote.listen) {
+        const server = await listenRemote(address, remote.identity, { http: this.remoteHttp.server, grpc: this.remoteInjector }, peers, log);
+        this.remoteServers.push(server);
+        const bound = server.address() as AddressInfo;
+        this.remoteAddresses.push(`${address.scheme}://${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}`);
+      }
+    }
     this.rotateTimer = setInterval(() => void this.rotateConsoleLogs(), CONSOLE_ROTATE_INTERVAL_MS);
     this.rotateTimer.unref();
-    this.logger.info({ socket, rootDir, runDir, bootDir, vms: this.store.list().length }, 'hypercored ready');
+    this.logger.info({ socket, rootDir, runDir, bootDir, vms: this.store.list().length, ...(remote ? { remote: this.remoteAddresses, allowHostPaths: this.settings.remote.allowHostPaths } : {}) }, 'hypercored ready');
+  }
+
+  /**
+   * The remote listener's TLS files and allowed directories, loaded and checked first: a bad
+   * --tls-dir or --allow-host-path stops the daemon before it changes anything.
+   */
+  private planRemote(): RemotePlan | undefined {
+    const { listen, tlsDir, allowHostPaths } = this.settings.remote;
+    if (listen.length === 0) return undefined;
+    const identity = listen.some((l) => l.scheme === 'https') && tlsDir ? loadServerIdentity(tlsDir) : undefined;
+    return { hostPaths: hostPathsWithin(allowHostPaths, '--allow-host-path'), ...(identity ? { identity } : {}) };
   }
 
   /** Stops serving; VMs keep running and are adopted by the next hypercored. */
   async stop(): Promise<void> {
     if (this.rotateTimer) clearInterval(this.rotateTimer);
     this.service?.detachAll();
+    // Remote clients first: stop accepting, end their streams (open ones would keep close() waiting).
+    for (const server of this.remoteServers.splice(0)) server.close();
+    this.remoteInjector?.destroy();
+    this.remoteGrpc?.forceShutdown();
+    await this.remoteHttp?.close();
     await new Promise<void>((resolve) => (this.socketServer ? this.socketServer.close(() => resolve()) : resolve()));
     await this.http?.close();
     this.grpc?.forceShutdown();
