@@ -5,7 +5,7 @@ import { asHypercoreError, ErrorCodes, HypercoreError, InvalidArgumentError } fr
 import type { Logger } from '../core/ports.js';
 import type { ApiListener, HypercoreMetrics } from '../metrics/hypercore-metrics.js';
 import { tlsPeerOf, type RemoteAuth } from './auth/authenticate.js';
-import { httpScope } from './auth/scopes.js';
+import { httpRouteScopes, httpScope } from './auth/scopes.js';
 import { eventsTooSlow, MAX_QUEUED_EVENT_BYTES, pacedProgress } from './client-pace.js';
 import { errorBody, statusFor } from './error-status.js';
 import { openApiDocument } from './openapi.js';
@@ -51,6 +51,12 @@ function sendError(reply: FastifyReply, err: unknown): FastifyReply {
  * any handler runs.
  */
 function requireCredentials(app: FastifyInstance, auth: NonNullable<HttpApiOptions['auth']>): void {
+  // A route without a scope would need admin (fail closed), which is surely not what its author meant: refuse to build.
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) {
+      if (method !== 'HEAD' && !(`${method} ${route.url}` in httpRouteScopes)) throw new Error(`route ${method} ${route.url} has no scope in api/auth/scopes.ts`);
+    }
+  });
   app.addHook('onRequest', async (req) => {
     const route = req.routeOptions.url;
     try {

@@ -4,24 +4,23 @@
  */
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import type { AddressInfo, Server as NetServer } from 'node:net';
+import type { Server as NetServer } from 'node:net';
 import { join } from 'node:path';
-import * as grpc from '@grpc/grpc-js';
+import type * as grpc from '@grpc/grpc-js';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { HypercoreError, ErrorCodes } from '../core/errors.js';
 import type { Logger, Provider, ProviderRegistry } from '../core/ports.js';
 import type { ProviderName } from '../core/vm.js';
 import { VmService } from '../core/vm-service.js';
-import { RemoteAuth } from '../api/auth/authenticate.js';
 import { hostPathsWithin, type HostPathPolicy } from '../api/auth/host-paths.js';
 import { ApiTokens } from '../api/auth/tokens.js';
-import { buildGrpcServer, startGrpcServer } from '../api/grpc-server.js';
-import { authInterceptor, countingInterceptor } from '../api/grpc-interceptors.js';
+import { startGrpcServer } from '../api/grpc-server.js';
+import { countingInterceptor } from '../api/grpc-interceptors.js';
 import { buildHttpApi } from '../api/http-server.js';
-import { ConnectionPeers, listenRemote } from '../api/remote-listener.js';
+import { RemoteApi } from '../api/remote-api.js';
 import { TokenOperations } from '../api/token-operations.js';
-import { HypercoreMetrics, type ApiListener } from '../metrics/hypercore-metrics.js';
+import { HypercoreMetrics } from '../metrics/hypercore-metrics.js';
 import { SqliteTokenStore } from '../store/sqlite-token-store.js';
 import { loadServerIdentity, type TlsIdentity } from '../tls/material.js';
 import { registerProcessSockets } from '../api/websocket-process.js';
@@ -57,11 +56,6 @@ class StaticProviderRegistry implements ProviderRegistry {
 }
 
 const CONSOLE_ROTATE_INTERVAL_MS = 5000;
-/** A remote client must send a whole request (not wait for its response) within this. */
-const REMOTE_REQUEST_TIMEOUT_MS = 60_000;
-/** Concurrent gRPC streams per remote connection. */
-const REMOTE_MAX_STREAMS = 100;
-
 /** What the remote listener needs, checked before the daemon touches anything. */
 interface RemotePlan {
   identity?: TlsIdentity;
@@ -97,12 +91,7 @@ export class Daemon {
   private socketServer?: NetServer;
   private rotateTimer?: NodeJS.Timeout;
   private logs?: VmLogFiles;
-  private remoteHttp?: FastifyInstance;
-  private remoteGrpc?: grpc.Server;
-  private remoteInjector?: grpc.ConnectionInjector;
-  private readonly remoteServers: NetServer[] = [];
-  /** The bound address of each remote listener (the port, when 0 was asked for). */
-  readonly remoteAddresses: string[] = [];
+  private remote?: RemoteApi;
 
   constructor(private readonly settings: DaemonSettings, logger?: pino.Logger) {
     this.logger = logger ?? pino({ level: settings.logLevel, base: { pid: process.pid } }, pino.destination(2));
@@ -171,39 +160,19 @@ export class Daemon {
     const imageOps = new ImageOperations(images, new ImageImporter(images, normalizeReference, join(imagesDir, 'tmp')));
     const tokens = new ApiTokens(new SqliteTokenStore(db));
     const tokenOps = new TokenOperations(tokens);
-    const counting = (listener: ApiListener) => countingInterceptor((path, status) => metrics.apiRequest('grpc', listener, path, status));
     await rm(this.grpcSocket, { force: true });
-    this.grpc = await startGrpcServer(ops, imageOps, this.grpcSocket, { tokens: tokenOps, options: { interceptors: [counting('local')] } });
+    const counting = countingInterceptor((path, status) => metrics.apiRequest('grpc', 'local', path, status));
+    this.grpc = await startGrpcServer(ops, imageOps, this.grpcSocket, { tokens: tokenOps, options: { interceptors: [counting] } });
     await chmod(this.grpcSocket, 0o600);
     this.http = buildHttpApi(ops, imageOps, { tokens: tokenOps, metrics, listener: 'local' });
     await registerProcessSockets(this.http, this.service);
     await this.http.ready();
     this.socketServer = await listenMultiplexed(socket, this.http.server, this.grpcSocket);
 
-    if (remote) {
-      // The same operations, but host files only under the allowed directories, and every call authenticated.
-      const remoteOps = ops.withHostPaths(remote.hostPaths);
-      const remoteImageOps = imageOps.withHostPaths(remote.hostPaths);
-      const auth = new RemoteAuth(tokens);
-      const peers = new ConnectionPeers();
-      this.remoteGrpc = buildGrpcServer(
-        { vms: remoteOps, images: remoteImageOps, tokens: tokenOps },
-        { interceptors: [counting('remote'), authInterceptor(auth, (c) => peers.lookup(c), log)], 'grpc.max_concurrent_streams': REMOTE_MAX_STREAMS },
-      );
-      this.remoteInjector = this.remoteGrpc.createConnectionInjector(grpc.ServerCredentials.createInsecure());
-      this.remoteHttp = buildHttpApi(remoteOps, remoteImageOps, { tokens: tokenOps, metrics, listener: 'remote', auth: { check: auth, log }, requestTimeoutMs: REMOTE_REQUEST_TIMEOUT_MS });
-      await registerProcessSockets(this.remoteHttp, this.service);
-      await this.remoteHttp.ready();
-      for (const address of this.settings.remote.listen) {
-        const server = await listenRemote(address, remote.identity, { http: this.remoteHttp.server, grpc: this.remoteInjector }, peers, log);
-        this.remoteServers.push(server);
-        const bound = server.address() as AddressInfo;
-        this.remoteAddresses.push(`${address.scheme}://${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}`);
-      }
-    }
+    if (remote) this.remote = await RemoteApi.start({ ...remote, listen: this.settings.remote.listen, vms: ops, images: imageOps, tokens, metrics, log });
     this.rotateTimer = setInterval(() => void this.rotateConsoleLogs(), CONSOLE_ROTATE_INTERVAL_MS);
     this.rotateTimer.unref();
-    this.logger.info({ socket, rootDir, runDir, bootDir, vms: this.store.list().length, ...(remote ? { remote: this.remoteAddresses, allowHostPaths: this.settings.remote.allowHostPaths } : {}) }, 'hypercored ready');
+    this.logger.info({ socket, rootDir, runDir, bootDir, vms: this.store.list().length, ...(this.remote ? { remote: this.remote.addresses, allowHostPaths: this.settings.remote.allowHostPaths } : {}) }, 'hypercored ready');
   }
 
   /**
@@ -222,10 +191,7 @@ export class Daemon {
     if (this.rotateTimer) clearInterval(this.rotateTimer);
     this.service?.detachAll();
     // Remote clients first: stop accepting, end their streams (open ones would keep close() waiting).
-    for (const server of this.remoteServers.splice(0)) server.close();
-    this.remoteInjector?.destroy();
-    this.remoteGrpc?.forceShutdown();
-    await this.remoteHttp?.close();
+    await this.remote?.close();
     await new Promise<void>((resolve) => (this.socketServer ? this.socketServer.close(() => resolve()) : resolve()));
     await this.http?.close();
     this.grpc?.forceShutdown();

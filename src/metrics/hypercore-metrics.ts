@@ -64,15 +64,11 @@ export class HypercoreMetrics implements VmObserver {
         for (const vm of sources.vms()) this.set({ vm_id: vm.id, name: vm.name, provider: vm.provider }, 1);
       },
     });
-    // Read once per scrape for both per-VM metrics, whichever is collected first.
-    let usage: Promise<{ vm: Vm; usage: VmmUsage }[]> | undefined;
-    const vmmUsages = (): Promise<{ vm: Vm; usage: VmmUsage }[]> => {
-      usage ??= (async () => {
-        const running = sources.vms().filter((vm) => hasVmm(vm.state) && vm.pid !== undefined);
-        const read = await Promise.all(running.map(async (vm) => ({ vm, usage: await usageOf(vm.pid!) })));
-        return read.filter((r): r is { vm: Vm; usage: VmmUsage } => r.usage !== undefined);
-      })().finally(() => setImmediate(() => (usage = undefined)));
-      return usage;
+    // Each per-VM metric reads /proc itself: two small reads per VMM per scrape, and never a stale value.
+    const vmmUsages = async (): Promise<{ vm: Vm; usage: VmmUsage }[]> => {
+      const running = sources.vms().filter((vm) => hasVmm(vm.state) && vm.pid !== undefined);
+      const read = await Promise.all(running.map(async (vm) => ({ vm, usage: await usageOf(vm.pid!) })));
+      return read.filter((r): r is { vm: Vm; usage: VmmUsage } => r.usage !== undefined);
     };
     new Counter({
       name: 'hypercore_vm_cpu_seconds_total',
