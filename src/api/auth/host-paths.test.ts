@@ -4,6 +4,10 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { ErrorCodes, HypercoreError } from '../../core/errors.js';
+import type { ImageService } from '../../images/image-service.js';
+import type { ImageImporter } from '../../images/import/index.js';
+import { ImageOperations } from '../image-operations.js';
 import { admitHostPath, anyHostPath, hostPathsWithin } from './host-paths.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'hc-hostpaths-'));
@@ -52,4 +56,15 @@ test('with no allowed directory everything is refused; on the unix socket everyt
 
 test('an allowed directory that does not exist is a settings error naming it', () => {
   assert.throws(() => hostPathsWithin([join(dir, 'nope')], '--allow-host-path'), /--allow-host-path = ".*nope": no such directory/);
+});
+
+test('a remote import names an archive only under an allowed directory; the importer never sees another', async () => {
+  const opened: string[] = [];
+  const importer = { importTar: async (path: string) => { opened.push(path); throw new Error('stop here'); } } as unknown as ImageImporter;
+  const remote = new ImageOperations({} as ImageService, importer).withHostPaths(policy);
+  await assert.rejects(remote.importImage({ path: join(secret, 'key') }, () => {}), (err: unknown) => err instanceof HypercoreError && err.code === ErrorCodes.permissionDenied && /path = ".*secret\/key": is outside/.test(err.message));
+  await assert.rejects(remote.importImage({ path: join(vms, 'key-link') }, () => {}), /through a symbolic link/);
+  assert.deepEqual(opened, []);
+  await assert.rejects(remote.importImage({ path: join(vms, 'disk.ext4') }, () => {}), /stop here/);
+  assert.deepEqual(opened, [join(vms, 'disk.ext4')]);
 });
