@@ -101,7 +101,7 @@ export class HypercoreMetrics implements VmObserver {
     });
     this.bootStepSeconds = new Histogram({
       name: 'hypercore_vm_boot_step_seconds',
-      help: 'Time of each step of the create and start plans (image, network, launch, workload, ...)',
+      help: 'Time of each step of the create and start plans (image-disk, network, launch, workload, ...)',
       labelNames: ['step'],
       buckets: STEP_BUCKETS,
       registers,

@@ -14,7 +14,9 @@ import * as grpc from '@grpc/grpc-js';
 import { loadVmServiceDefinition } from '../../src/api/proto.js';
 import type { Vm } from '../../src/core/vm.js';
 import { buildDemoRootfs, DEMO_MARKER } from '../../src/guest/demo-rootfs.js';
+import { startRegistry, type RegistryProcess } from '../../src/images/registry/testing/registry-process.js';
 import { issueCertificate } from '../../src/tls/pki.js';
+import { pushBusyboxImage } from './busybox-image.js';
 import { freePort, isAlive, lastLine, processesMentioning, repoRoot, TestDaemon, waitFor, type CliResult } from './harness.js';
 
 const daemon = new TestDaemon('hc-e2e-remote-');
@@ -23,6 +25,7 @@ const allowed = join(daemon.dir, 'allowed');
 const outside = join(daemon.dir, 'outside');
 let https = '';
 let plain = '';
+let registry: RegistryProcess | undefined;
 
 /** The CLI as a remote client: no socket in its environment, only what `env` gives. */
 function remote(args: readonly string[], env: Record<string, string> = {}): CliResult {
@@ -73,6 +76,7 @@ before(async () => {
 
 after(async () => {
   await daemon.cleanup();
+  await registry?.stop();
 });
 
 test('hypercored refuses plain TCP off loopback, or without --insecure-loopback, and a missing TLS directory, before it touches anything', () => {
@@ -206,6 +210,29 @@ test('gRPC on the same port: a client certificate or a token gets in, nothing el
   assert.deepEqual((await list(grpc.credentials.createSsl(ca), token)).vms?.map((v) => v.name), ['far']);
   const none = await list(grpc.credentials.createSsl(ca));
   assert.equal(none.err?.code, grpc.status.UNAUTHENTICATED);
+});
+
+test('exec and run go over remote gRPC: a write token runs a command in an image VM, a read token may not', async () => {
+  registry = await startRegistry();
+  const image = await pushBusyboxImage(registry, 'NAME="Hypercore remote test"\nID=hcremote\n');
+  const writer = daemon.cli(['token', 'create', '--scope', 'write']).stdout.trim();
+  const reader = daemon.cli(['token', 'create', '--scope', 'read']).stdout.trim();
+  const env = (token: string) => ({ HYPERCORE_HOST: https, HYPERCORE_TLS_DIR: join(daemon.dir, 'trust-only'), HYPERCORE_TOKEN: token, HYPERCORE_AGENT_TIMEOUT: '90' });
+  const run = remote(['run', '--rm', '--network', 'none', image, '--', 'sh', '-c', 'grep ^ID= /etc/os-release; exit 4'], env(writer));
+  assert.equal(run.code, 4, `${run.stderr}\n${daemon.log()}`);
+  assert.match(run.stdout, /ID=hcremote/);
+  const file = join(daemon.dir, 'agent.toml');
+  writeFileSync(file, `[spacecore]\nname = "agentvm"\n[hardware]\nmemory = 256\nref = "${image}"\n[workload]\ncommand = ["sleep", "100000"]\n[network]\nmode = "none"\n`);
+  const spawned = remote(['spawn', '--hac', file], env(writer));
+  assert.equal(spawned.code, 0, spawned.stderr);
+  const exec = remote(['exec', 'agentvm', '--', 'cat', '/etc/os-release'], env(writer));
+  assert.equal(exec.code, 0, exec.stderr);
+  assert.match(exec.stdout, /Hypercore remote test/);
+  const refused = remote(['exec', 'agentvm', '--', 'touch', '/tmp/should-not-exist'], env(reader));
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /\/hypercore\.v1\.VmService\/Exec needs scope write; token [0-9a-f]{16} has scope read \[HC_PERMISSION_DENIED\]/);
+  assert.equal(remote(['exec', 'agentvm', '--', 'test', '-e', '/tmp/should-not-exist'], env(writer)).code, 1, 'the refused exec never ran');
+  assert.equal(remote(['rm', '-f', 'agentvm'], env(writer)).code, 0);
 });
 
 test('the remote VM is removed through the remote API and leaves nothing behind', () => {
