@@ -217,7 +217,7 @@ test('exec and run go over remote gRPC: a write token runs a command in an image
   const image = await pushBusyboxImage(registry, 'NAME="Hypercore remote test"\nID=hcremote\n');
   const writer = daemon.cli(['token', 'create', '--scope', 'write']).stdout.trim();
   const reader = daemon.cli(['token', 'create', '--scope', 'read']).stdout.trim();
-  const env = (token: string) => ({ HYPERCORE_HOST: https, HYPERCORE_TLS_DIR: join(daemon.dir, 'trust-only'), HYPERCORE_TOKEN: token, HYPERCORE_AGENT_TIMEOUT: '90' });
+  const env = (token: string) => ({ HYPERCORE_HOST: https, HYPERCORE_TLS_DIR: join(daemon.dir, 'trust-only'), HYPERCORE_TOKEN: token });
   const run = remote(['run', '--rm', '--network', 'none', image, '--', 'sh', '-c', 'grep ^ID= /etc/os-release; exit 4'], env(writer));
   assert.equal(run.code, 4, `${run.stderr}\n${daemon.log()}`);
   assert.match(run.stdout, /ID=hcremote/);
