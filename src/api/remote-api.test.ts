@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { connect as connectTcp } from 'node:net';
+import { connect as connectTcp, createServer as createTcpServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as connectTls } from 'node:tls';
@@ -13,13 +13,13 @@ import { after, before, beforeEach, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { Agent, request } from 'undici';
 import { WebSocket } from 'ws';
-import { FakeProvider, fakeBoot } from '../core/testing/fake-provider.js';
-import { VmService } from '../core/vm-service.js';
+import { FakeProvider } from '../core/testing/fake-provider.js';
+import { fakeVmService, silentLogger as silent } from '../core/testing/fake-service.js';
+import type { VmService } from '../core/vm-service.js';
 import { HypercoreMetrics } from '../metrics/hypercore-metrics.js';
 import { openDatabase } from '../store/database.js';
 import { SqliteTokenStore } from '../store/sqlite-token-store.js';
 import { SqliteVmStore } from '../store/sqlite-vm-store.js';
-import { VmDirectories } from '../store/vm-directories.js';
 import { loadServerIdentity, TLS_FILES } from '../tls/material.js';
 import { initTlsDir, issueCertificate } from '../tls/pki.js';
 import { hostPathsWithin } from './auth/host-paths.js';
@@ -28,7 +28,6 @@ import { VmOperations } from './operations.js';
 import { loadVmServiceDefinition } from './proto.js';
 import { RemoteApi } from './remote-api.js';
 
-const silent = { info() {}, warn() {}, error() {}, debug() {}, child() { return silent; } };
 const dir = mkdtempSync(join(tmpdir(), 'hc-remote-'));
 const tls = join(dir, 'tls');
 const otherCa = join(dir, 'other-tls');
@@ -56,16 +55,7 @@ before(async () => {
   const db = openDatabase(join(dir, 'state.db'));
   const store = new SqliteVmStore(db);
   provider = new FakeProvider();
-  let ids = 0;
-  service = new VmService({
-    store,
-    providers: { get: (n) => (n === 'qemu' ? provider : undefined), all: () => [provider] },
-    files: new VmDirectories(join(dir, 'root'), join(dir, 'run')),
-    clock: { now: () => new Date() },
-    ids: { newVmId: () => `${String(++ids).padStart(4, '0')}${'b'.repeat(12)}` },
-    logger: silent,
-    boot: fakeBoot,
-  });
+  service = fakeVmService(dir, store, provider, 'b');
   tokens = new ApiTokens(new SqliteTokenStore(db));
   const metrics = new HypercoreMetrics({ vms: () => service.list(), providers: ['qemu'], vmmUsage: async () => undefined });
   remote = await RemoteApi.start({
@@ -292,6 +282,29 @@ test('the loopback plain-TCP listener (--insecure-loopback) takes tokens, and no
   const { secret } = tokens.create({ scope: 'read' });
   assert.equal((await call('GET', '/v1/vms', {}, undefined, plain)).status, 401);
   assert.equal((await call('GET', '/v1/vms', { token: secret }, undefined, plain)).status, 200);
+});
+
+test('a port in use is refused naming the address, and the listeners already opened are closed again', async () => {
+  const free = await new Promise<number>((resolve) => {
+    const s = createTcpServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+  const taken = Number(https.split(':').at(-1));
+  const start = RemoteApi.start({
+    listen: [{ scheme: 'http', host: '127.0.0.1', port: free }, { scheme: 'https', host: '127.0.0.1', port: taken }],
+    identity: loadServerIdentity(tls),
+    hostPaths: hostPathsWithin([], '--allow-host-path'),
+    vms: new VmOperations({ service, hostCpus: 2, logger: silent }),
+    tokens,
+    log: silent,
+  });
+  await assert.rejects(start, new RegExp(`--listen https://127\\.0\\.0\\.1:${taken}: cannot listen there: the port is in use`));
+  const reused = await new Promise<boolean>((resolve) => {
+    const s = createTcpServer().once('error', () => resolve(false)).listen(free, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+  assert.equal(reused, true, 'the first listener was closed');
 });
 
 test('remote requests are counted by listener, route template and status', async () => {

@@ -12,6 +12,7 @@ import { createServer as createTcpServer, type Server, type Socket } from 'node:
 import type { Server as HttpServer } from 'node:http';
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import type * as grpc from '@grpc/grpc-js';
+import { ConfigInvalidError } from '../core/errors.js';
 import type { Logger } from '../core/ports.js';
 import { tlsPeerOf, type TlsPeer } from './auth/authenticate.js';
 import type { ConnectionInfo } from './grpc-interceptors.js';
@@ -105,9 +106,13 @@ export async function listenRemote(address: ListenAddress, tls: TlsMaterial | un
   }
   server.maxConnections = MAX_CONNECTIONS;
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    const fail = (err: NodeJS.ErrnoException) => {
+      const where = `${address.scheme}://${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}`;
+      reject(new ConfigInvalidError(`--listen ${where}: cannot listen there: ${err.code === 'EADDRINUSE' ? 'the port is in use' : err.message}`, [{ path: '--listen', message: err.message, value: where }]));
+    };
+    server.once('error', fail);
     server.listen({ host: address.host, port: address.port }, () => {
-      server.off('error', reject);
+      server.off('error', fail);
       resolve();
     });
   });

@@ -314,11 +314,13 @@ export class VmService {
     }
   }
 
-  private logBoot(vm: Vm, timings: StepTiming[], operation: 'create' | 'start'): void {
+  /** Logs a boot's steps and tells the observer: a restore (from a snapshot) counts as `restored`, not as a boot. */
+  private logBoot(vm: Vm, timings: StepTiming[], operation: 'create' | 'start' | 'restore'): void {
     const totalMs = Math.round(timings.reduce((sum, t) => sum + t.ms, 0));
     this.records.log(vm).info({ provider: vm.provider, vmmPid: vm.pid, totalMs, steps: timings }, `VM ${vm.state}`);
     try {
-      this.deps.observer?.booted?.(vm, operation, timings);
+      if (operation === 'restore') this.deps.observer?.restored?.(vm, totalMs / 1000);
+      else this.deps.observer?.booted?.(vm, operation, timings);
     } catch (err) {
       this.records.log(vm).warn({ err: asHypercoreError(err).message }, 'boot observer failed');
     }

@@ -169,7 +169,15 @@ export class Daemon {
     await this.http.ready();
     this.socketServer = await listenMultiplexed(socket, this.http.server, this.grpcSocket);
 
-    if (remote) this.remote = await RemoteApi.start({ ...remote, listen: this.settings.remote.listen, vms: ops, images: imageOps, tokens, metrics, log });
+    if (remote) {
+      try {
+        this.remote = await RemoteApi.start({ ...remote, listen: this.settings.remote.listen, vms: ops, images: imageOps, tokens, metrics, log });
+      } catch (err) {
+        // A port in use: leave no socket or pidfile behind (VMs keep running, as at any stop).
+        await this.stop();
+        throw err;
+      }
+    }
     this.rotateTimer = setInterval(() => void this.rotateConsoleLogs(), CONSOLE_ROTATE_INTERVAL_MS);
     this.rotateTimer.unref();
     this.logger.info({ socket, rootDir, runDir, bootDir, vms: this.store.list().length, ...(this.remote ? { remote: this.remote.addresses, allowHostPaths: this.settings.remote.allowHostPaths } : {}) }, 'hypercored ready');

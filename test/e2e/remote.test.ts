@@ -232,6 +232,17 @@ test('exec and run go over remote gRPC: a write token runs a command in an image
   assert.equal(refused.code, 1);
   assert.match(refused.stderr, /\/hypercore\.v1\.VmService\/Exec needs scope write; token [0-9a-f]{16} has scope read \[HC_PERMISSION_DENIED\]/);
   assert.equal(remote(['exec', 'agentvm', '--', 'test', '-e', '/tmp/should-not-exist'], env(writer)).code, 1, 'the refused exec never ran');
+
+  // What the image VMs did shows in the metrics, read remotely with the read token.
+  const scrape = spawnSync('curl', ['-sS', '--cacert', join(tls, 'ca.pem'), '-H', `authorization: Bearer ${reader}`, `${https}/metrics`], { encoding: 'utf8' });
+  assert.equal(scrape.status, 0, scrape.stderr);
+  const value = (series: string) => Number(new RegExp(`^${series.replace(/[{}"()|.]/g, '\\$&')} (\\S+)$`, 'm').exec(scrape.stdout)?.[1]);
+  assert.ok(value('hypercore_image_pull_bytes_total') > 100_000, 'the busybox layer was pulled');
+  assert.ok(value('hypercore_image_cache_bytes{kind="blobs"}') > 100_000 && value('hypercore_image_cache_bytes{kind="blocks"}') > 0);
+  assert.ok(value('hypercore_agent_rpc_seconds_count{method="CreateProcess",outcome="ok"}') >= 2, 'the execs');
+  assert.ok(value('hypercore_agent_rpc_seconds_count{method="StartWorkload",outcome="ok"}') >= 2, 'the run and the spawn');
+  assert.ok(value('hypercore_vm_boot_step_seconds_count{step="workload"}') >= 2);
+  assert.equal(value('hypercore_api_requests_total{transport="grpc",listener="remote",route="/hypercore.v1.VmService/Exec",code="PERMISSION_DENIED"}'), 1);
   assert.equal(remote(['rm', '-f', 'agentvm'], env(writer)).code, 0);
 });
 
