@@ -4,6 +4,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -41,9 +42,9 @@ export class TestDaemon {
     return this.proc?.pid;
   }
 
-  /** Starts hypercored and waits until its socket answers. */
-  async start(): Promise<void> {
-    const daemon = [process.execPath, join(repoRoot, 'bin', 'hypercored')];
+  /** Starts hypercored (with `extraArgs`, e.g. a remote listener) and waits until its socket answers. */
+  async start(extraArgs: readonly string[] = []): Promise<void> {
+    const daemon = [process.execPath, join(repoRoot, 'bin', 'hypercored'), ...extraArgs];
     const [file, ...args] = this.netns ? ['ip', 'netns', 'exec', this.netns, ...daemon] : daemon;
     const proc = spawn(file!, args, { env: this.env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = proc;
@@ -140,6 +141,18 @@ export function processesMentioning(text: string): number[] {
     }
   }
   return pids;
+}
+
+/** A loopback port nothing listens on now (the kernel's pick for port 0). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
 }
 
 export function sleep(ms: number): Promise<void> {
