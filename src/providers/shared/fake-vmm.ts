@@ -7,6 +7,7 @@
  * asserts that a provider's whole call sequence passed.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Server as NetServer } from 'node:net';
 import { OpenApiContract, type ContractOperation } from './openapi-contract.js';
 
 /** One request as the fake VMM saw it. */
@@ -71,13 +72,7 @@ export class FakeVmmServer {
   }
 
   listen(socketPath: string): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(socketPath, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
+    return listenOn(this.server, socketPath);
   }
 
   close(): Promise<void> {
@@ -120,6 +115,17 @@ export class FakeVmmServer {
       record(violation.status, this.rules.errorBody(violation.message), { ...(body === undefined ? {} : { body }), violation: violation.message });
     }
   }
+}
+
+/** Starts a test server on a unix socket. */
+export function listenOn(server: NetServer, socketPath: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(socketPath, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
 }
 
 /** The request body as text, or undefined when it passes `limit` bytes. */

@@ -7,6 +7,7 @@
  * listener that appears late (a booting guest) is found by the host's retry.
  */
 import { connect, createServer, type Server, type Socket } from 'node:net';
+import { listenOn } from './fake-vmm.js';
 
 const MAX_CONNECT_LINE = 32;
 /** Firecracker hands out host-side ports from 2^30 upwards. */
@@ -23,13 +24,7 @@ export class HybridVsockEndpoint {
   }
 
   listen(path: string): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(path, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
+    return listenOn(this.server, path);
   }
 
   close(): Promise<void> {
