@@ -5,6 +5,8 @@
 #
 # Kernel command line (optional):
 #   hc.hostname=<name>    hostname (default: /etc/hostname)
+#   hc.agent=vsock:<port> the agent listens on vsock <port> (Firecracker, Cloud Hypervisor) instead
+#                         of the virtio-serial port
 #
 # PID 1 stays this shell for the whole life of the VM: ash's wait uses waitpid(-1), so orphans that
 # the kernel re-parents to PID 1 are reaped while we wait for the agent. The agent runs in the
@@ -71,12 +73,21 @@ name=
 ip4=
 gw=
 dns=
+agent_args=
 for arg in $(cat /proc/cmdline); do
   case "$arg" in
     hc.hostname=*) name=${arg#hc.hostname=} ;;
     hc.ip=*) ip4=${arg#hc.ip=} ;;
     hc.gw=*) gw=${arg#hc.gw=} ;;
     hc.dns=*) dns=${arg#hc.dns=} ;;
+    hc.agent=vsock:*)
+      port=${arg#hc.agent=vsock:}
+      # Digits only: the value becomes an argument of the agent.
+      case "$port" in
+        '' | *[!0-9]*) log "warning: ignoring $arg (the port must be a number)" ;;
+        *) agent_args="--vsock $port" ;;
+      esac
+      ;;
   esac
 done
 if [ -n "$name" ]; then hostname "$name"; else hostname -F /etc/hostname; fi
@@ -104,7 +115,8 @@ restarts=
 agent=
 log "starting agent uptime=$(uptime_s)"
 while :; do
-  node /agent/agent.js &
+  # shellcheck disable=SC2086 # agent_args is empty or "--vsock <digits>"
+  node /agent/agent.js $agent_args &
   agent=$!
   wait "$agent"
   rc=$?
