@@ -76,6 +76,8 @@ export function grpcHandlers(ops: VmOperations): grpc.UntypedServiceImplementati
     PruneNetworks: unary(() => ops.pruneNetworks()),
     Doctor: unary(() => ops.doctor()),
     StartVm: unary((req: { id?: string }) => ops.startVm(req)),
+    PauseVm: unary((req: { id?: string }) => ops.pauseVm(req)),
+    ResumeVm: unary((req: { id?: string }) => ops.resumeVm(req)),
     StopVm: unary((req: { id?: string; timeoutSeconds?: number; force?: boolean }) => ops.stopVm(req)),
     DeleteVm: unary((req: { id?: string; force?: boolean }) => ops.deleteVm(req)),
     WatchEvents: ((call: grpc.ServerWritableStream<unknown, VmEvent>) => {

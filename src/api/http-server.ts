@@ -70,6 +70,8 @@ export function buildHttpApi(ops: VmOperations, imageOps?: ImageOperations): Fas
   app.post<{ Body: { spec?: unknown; detach?: boolean } }>('/v1/vms', async (req, reply) => reply.code(201).send(await ops.createVm(req.body ?? {})));
   app.get<{ Params: IdParams }>('/v1/vms/:id', async (req) => ops.getVm(req.params));
   app.post<{ Params: IdParams }>('/v1/vms/:id/start', async (req) => ops.startVm(req.params));
+  app.post<{ Params: IdParams }>('/v1/vms/:id/pause', async (req) => ops.pauseVm(req.params));
+  app.post<{ Params: IdParams }>('/v1/vms/:id/resume', async (req) => ops.resumeVm(req.params));
   app.post<{ Params: IdParams; Body: { timeoutSeconds?: number; force?: boolean } | undefined }>('/v1/vms/:id/stop', async (req) =>
     ops.stopVm({ ...(req.body ?? {}), id: req.params.id }),
   );

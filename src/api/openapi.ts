@@ -79,6 +79,8 @@ export function openApiDocument(): JsonSchema {
         delete: { operationId: 'DeleteVm', parameters: [idParam, { name: 'force', in: 'query', schema: { type: 'boolean' } }], responses: { '200': json('DeleteVmResponse'), ...errors } },
       },
       '/v1/vms/{id}/start': { post: { operationId: 'StartVm', parameters: [idParam], responses: { '200': json('Vm'), ...errors } } },
+      '/v1/vms/{id}/pause': { post: { operationId: 'PauseVm', parameters: [idParam], responses: { '200': json('Vm'), ...errors } } },
+      '/v1/vms/{id}/resume': { post: { operationId: 'ResumeVm', parameters: [idParam], responses: { '200': json('Vm'), ...errors } } },
       '/v1/vms/{id}/stop': {
         post: { operationId: 'StopVm', parameters: [idParam], requestBody: { required: false, content: { 'application/json': { schema: { type: 'object', properties: { timeoutSeconds: { type: 'integer' }, force: { type: 'boolean' } } } } } }, responses: { '200': json('Vm'), ...errors } },
       },

@@ -53,6 +53,14 @@ export class VmOperations {
     return this.ctx.service.start(requireId(req.id));
   }
 
+  pauseVm(req: { id?: string }): Promise<Vm> {
+    return this.ctx.service.pause(requireId(req.id));
+  }
+
+  resumeVm(req: { id?: string }): Promise<Vm> {
+    return this.ctx.service.resume(requireId(req.id));
+  }
+
   stopVm(req: Partial<StopVmRequest>): Promise<Vm> {
     const timeout = req.timeoutSeconds;
     if (timeout !== undefined && (!Number.isInteger(timeout) || timeout < 0 || timeout > MAX_STOP_TIMEOUT_S)) {

@@ -76,6 +76,12 @@ export class ApiClient {
   startVm(id: string): Promise<Vm> {
     return this.call('POST', `/v1/vms/${encodeURIComponent(id)}/start`);
   }
+  pauseVm(id: string): Promise<Vm> {
+    return this.call('POST', `/v1/vms/${encodeURIComponent(id)}/pause`);
+  }
+  resumeVm(id: string): Promise<Vm> {
+    return this.call('POST', `/v1/vms/${encodeURIComponent(id)}/resume`);
+  }
   stopVm(id: string, options: { timeoutSeconds?: number; force?: boolean }): Promise<Vm> {
     return this.call('POST', `/v1/vms/${encodeURIComponent(id)}/stop`, options);
   }

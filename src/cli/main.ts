@@ -96,6 +96,20 @@ program
   });
 
 program
+  .command('pause <id>')
+  .description("freeze a running VM's vCPUs; its memory stays, exec waits for resume")
+  .action(async (id: string) => {
+    process.stdout.write(`${(await api(program).pauseVm(id)).id}\n`);
+  });
+
+program
+  .command('resume <id>')
+  .description('let a paused VM run on')
+  .action(async (id: string) => {
+    process.stdout.write(`${(await api(program).resumeVm(id)).id}\n`);
+  });
+
+program
   .command('stop <ids...>')
   .description('power a VM off: ACPI shutdown, then killed after the timeout')
   .option('-t, --time <seconds>', 'seconds to wait for the guest to power off before killing it', integer, 10)

@@ -109,6 +109,11 @@ export class AgentSupervisor {
     this.pumpLogs(vm);
   }
 
+  /** Whether the VM's agent is connected. */
+  connected(vmId: string): boolean {
+    return this.tracked.has(vmId);
+  }
+
   forget(vmId: string): void {
     this.tracked.get(vmId)?.session.close();
     this.tracked.delete(vmId);

@@ -9,7 +9,9 @@ import type { VmState } from './vm.js';
 const transitions: Readonly<Record<VmState, readonly VmState[]>> = {
   creating: ['starting', 'running', 'deleting'],
   starting: ['running', 'stopping', 'failed', 'stopped', 'deleting'],
-  running: ['stopping', 'stopped', 'failed', 'deleting'],
+  running: ['paused', 'stopping', 'stopped', 'failed', 'deleting'],
+  // Frozen vCPUs; the VMM (and its memory) lives on.
+  paused: ['running', 'stopping', 'stopped', 'failed', 'deleting'],
   stopping: ['stopped', 'failed', 'deleting'],
   stopped: ['starting', 'deleting'],
   failed: ['starting', 'stopped', 'deleting'],
@@ -28,5 +30,5 @@ export function assertTransition(vmRef: string, from: VmState, to: VmState): voi
 
 /** States in which a VMM process is expected to exist. */
 export function hasVmm(state: VmState): boolean {
-  return state === 'starting' || state === 'running' || state === 'stopping';
+  return state === 'starting' || state === 'running' || state === 'paused' || state === 'stopping';
 }

@@ -136,6 +136,10 @@ export interface Provider {
    * stops watching without touching the VMM.
    */
   watch(vmId: string, paths: VmPaths, pid: number, onExit: (exit: VmmExit) => void): () => void;
+  /** Freezes the guest's vCPUs; its memory and devices stay as they are (only when `capabilities.pause`). */
+  pause?(vmId: string, paths: VmPaths, pid: number): Promise<void>;
+  /** Lets a paused guest run on. */
+  resume?(vmId: string, paths: VmPaths, pid: number): Promise<void>;
   /** Asks the guest to power off; resolves when the VMM has exited or `timeoutMs` passed (returns whether it exited). */
   shutdown(vmId: string, paths: VmPaths, pid: number, timeoutMs: number): Promise<boolean>;
   /** Ends the VMM at once (pidfile when `pid` is unknown). Idempotent: a VMM that is already gone is fine. */

@@ -50,6 +50,7 @@ export class VmProcesses {
   private session(vm: Vm): AgentSession {
     if (!usesAgent(vm.spec)) throw new HypercoreError(ErrorCodes.agentUnavailable, `VM ${vm.name} boots its own drive and runs no Hypercore agent; exec and attach need a VM created from an image (ref without drive)`);
     if (!this.supervisor) throw new ProviderUnavailableError('this hypercored cannot run image workloads (no agent support configured)');
+    if (vm.state === 'paused') throw new VmStateConflictError(`VM ${vm.name} is paused; resume it first (hypercore resume ${vm.name})`);
     if (vm.state !== 'running') throw new VmStateConflictError(`VM ${vm.name} is ${vm.state}; it must be running`);
     return this.supervisor.session(vm);
   }

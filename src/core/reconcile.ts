@@ -37,7 +37,11 @@ export async function reconcileVm(vm: Vm, records: VmRecords, runtime: VmRuntime
     log.info({ vmmPid: vm.pid, state: vm.state }, 'adopted running VM');
     await runtime.restoreNetwork(vm);
     if (vm.state === 'starting' && !usesAgent(vm.spec)) records.transition(vm, 'running');
+    // What the VMM says wins: a pause or resume may have happened while the daemon was down.
+    if (found.status === 'paused' && vm.state === 'running') records.transition(vm, 'paused');
+    if (found.status === 'running' && vm.state === 'paused') records.transition(vm, 'running');
     if (!usesAgent(vm.spec)) return 'watch';
+    if (vm.state === 'paused') return 'watch'; // its agent is reconnected on resume
     return vm.state === 'starting' ? 'boot-workload' : 'reattach-agent';
   }
   await provider.kill(vm.id, runtime.paths(vm.id), vm.pid).catch((err: unknown) => log.warn({ err: asHypercoreError(err).message }, 'kill of a VMM found gone failed'));

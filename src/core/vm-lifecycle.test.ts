@@ -139,3 +139,53 @@ test('after a restart, a starting VM gets its workload started, unless the guest
     second.detachAll();
   }
 });
+
+test('pause and resume: a paused VM takes no exec, says why, and runs again after resume', async () => {
+  const service = makeService();
+  const vm = await service.create(imageSpec('frozen'));
+  assert.equal((await service.pause(vm.id)).state, 'paused');
+  assert.ok(provider.paused.has(vm.id));
+  await assert.rejects(service.exec(vm.id, { args: ['true'] }), (err: HypercoreError) => err.code === ErrorCodes.vmStateConflict && /is paused; resume it first/.test(err.message));
+  assert.equal((await service.pause(vm.id)).state, 'paused', 'pausing a paused VM is a no-op');
+  assert.equal((await service.resume(vm.id)).state, 'running');
+  assert.equal(provider.paused.has(vm.id), false);
+  await assert.rejects(service.resume('nope'), (err: HypercoreError) => err.code === ErrorCodes.vmNotFound);
+});
+
+test('only a running VM can be paused, and only by a provider that can', async () => {
+  const service = makeService();
+  const vm = await service.create(imageSpec('stiff'));
+  await service.stop(vm.id, { timeoutMs: 10, force: true });
+  await assert.rejects(service.pause(vm.id), (err: HypercoreError) => err.code === ErrorCodes.vmStateConflict && /is stopped; only a running VM/.test(err.message));
+  await service.start(vm.id);
+  (provider.capabilities as { pause: boolean }).pause = false;
+  await assert.rejects(service.pause(vm.id), (err: HypercoreError) => err.code === ErrorCodes.vmStateConflict && /cannot pause/.test(err.message));
+});
+
+test('a graceful stop of a paused VM resumes it first; a forced one just kills it', async () => {
+  const service = makeService();
+  const a = await service.create(imageSpec('p-graceful'));
+  await service.pause(a.id);
+  assert.equal((await service.stop(a.id, { timeoutMs: 100, force: false })).state, 'stopped');
+  assert.ok(provider.calls.indexOf(`resume ${a.id}`) < provider.calls.indexOf(`shutdown ${a.id}`));
+  const b = await service.create(imageSpec('p-forced'));
+  await service.pause(b.id);
+  assert.equal((await service.stop(b.id, { timeoutMs: 100, force: true })).state, 'stopped');
+  assert.ok(!provider.calls.includes(`resume ${b.id}`));
+});
+
+test('after a restart the record follows the VMM: paused while the daemon was down becomes paused; resume reconnects the agent', async () => {
+  const first = makeService();
+  const vm = await first.create(imageSpec('slept'));
+  first.detachAll();
+  provider.paused.add(vm.id);
+  const second = makeService();
+  await second.reconcile();
+  await second.settled();
+  assert.equal(store.get(vm.id)?.state, 'paused');
+  const sessions = agents.sessions.length;
+  await second.resume(vm.id);
+  await second.settled();
+  assert.equal(agents.sessions.length, sessions + 1, 'the agent was reconnected');
+  await second.exec(vm.id, { args: ['true'] });
+});

@@ -152,6 +152,38 @@ export class VmService {
     return this.lock.run(id, () => this.stopLocked(id, options));
   }
 
+  /** Freezes a running VM's vCPUs (provider capability `pause`); a paused VM takes no exec. */
+  async pause(ref: string): Promise<Vm> {
+    const id = this.records.find(ref).id;
+    return this.lock.run(id, async () => {
+      const vm = this.records.current(id);
+      if (vm.state === 'paused') return vm;
+      if (vm.state !== 'running') throw new VmStateConflictError(`VM ${vm.name} is ${vm.state}; only a running VM can be paused`);
+      const provider = this.runtime.providerOf(vm);
+      if (!provider.capabilities.pause || !provider.pause) throw new VmStateConflictError(`provider ${provider.name} cannot pause VMs`);
+      await provider.pause(vm.id, this.paths(vm), vm.pid!);
+      return this.records.transition(vm, 'paused');
+    });
+  }
+
+  /** Lets a paused VM run on. */
+  async resume(ref: string): Promise<Vm> {
+    const id = this.records.find(ref).id;
+    return this.lock.run(id, async () => {
+      const vm = this.records.current(id);
+      if (vm.state === 'running') return vm;
+      if (vm.state !== 'paused') throw new VmStateConflictError(`VM ${vm.name} is ${vm.state}; only a paused VM can be resumed`);
+      await this.resumeVmm(vm);
+      this.records.transition(vm, 'running');
+      // Paused across a daemon restart: its agent was not reconnected then.
+      const supervisor = this.supervisor;
+      if (usesAgent(vm.spec) && supervisor && !supervisor.connected(vm.id)) {
+        this.inBackground(vm, 'reconnecting to the agent after a resume', () => supervisor.reattach(vm, this.runtime.providerOf(vm).agentEndpoint(vm.id, this.paths(vm))));
+      }
+      return vm;
+    });
+  }
+
   /** Deletes a VM and every file it owns. A VM with a VMM needs `force`. */
   async delete(ref: string, options: { force: boolean }): Promise<void> {
     const id = this.records.find(ref).id;
@@ -316,6 +348,8 @@ export class VmService {
   private async stopLocked(id: string, options: StopOptions): Promise<Vm> {
     const vm = this.records.current(id);
     if (vm.state === 'stopped' || vm.state === 'failed') return vm;
+    // A frozen guest cannot power itself off: let it run for a graceful stop (a forced one just kills).
+    if (vm.state === 'paused' && !options.force) await this.resumeVmm(vm);
     // A stop interrupted earlier (daemon crash, a failed kill) left `stopping`: finish it.
     if (vm.state !== 'stopping') this.records.transition(vm, 'stopping');
     try {
@@ -334,7 +368,7 @@ export class VmService {
     await this.lock.run(id, async () => {
       if (!this.records.exists(id)) return;
       const vm = this.records.current(id);
-      if (vm.state !== 'running' && vm.state !== 'starting') return;
+      if (vm.state !== 'running' && vm.state !== 'starting' && vm.state !== 'paused') return;
       await this.runtime.released(vm);
       const error = exit.outcome === 'failed' ? { code: 'HC_VMM_EXITED', message: exit.reason } : undefined;
       this.records.transition(vm, exit.outcome, { pid: undefined, error });
@@ -393,6 +427,12 @@ export class VmService {
       return ctx;
     });
     if (ctx?.agent) await this.bootWorkloadLocked(id, ctx.image);
+  }
+
+  private async resumeVmm(vm: Vm): Promise<void> {
+    const provider = this.runtime.providerOf(vm);
+    if (!provider.resume) throw new VmStateConflictError(`provider ${provider.name} cannot resume VMs`);
+    await provider.resume(vm.id, this.paths(vm), vm.pid!);
   }
 
   /** Runs `task` after the current call returns; its failure is logged with the VM, never lost. */

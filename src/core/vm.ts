@@ -104,7 +104,7 @@ export function vmKind(spec: Pick<VmSpec, 'drive' | 'image'>): VmKind {
   return spec.image !== undefined ? 'image' : 'kernel';
 }
 
-export const vmStates = ['creating', 'starting', 'running', 'stopping', 'stopped', 'failed', 'deleting'] as const;
+export const vmStates = ['creating', 'starting', 'running', 'paused', 'stopping', 'stopped', 'failed', 'deleting'] as const;
 export type VmState = (typeof vmStates)[number];
 
 export interface VmError {

@@ -80,6 +80,24 @@ test('exec over HTTP: a WebSocket on the same unix socket, with the gRPC message
   assert.deepEqual(messages.at(-1), { exited: true, exitCode: 5 });
 });
 
+test('pause freezes the guest (its clock stops, exec is refused with the reason); resume lets it run on', async () => {
+  const uptime = () => Number(daemon.cli(['exec', vmId, '--', 'cut', '-d.', '-f1', '/proc/uptime']).stdout.trim());
+  const guestBefore = uptime();
+  const hostBefore = Date.now();
+  assert.equal(daemon.cli(['pause', vmId]).code, 0);
+  assert.equal((JSON.parse(daemon.cli(['inspect', '--json', vmId]).stdout) as Vm).state, 'paused');
+  const refused = daemon.cli(['exec', vmId, '--', 'true']);
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /is paused; resume it first.*HC_VM_STATE_CONFLICT/);
+  await sleep(4000);
+  assert.equal(daemon.cli(['resume', vmId]).code, 0);
+  const guestAfter = uptime();
+  const hostSeconds = (Date.now() - hostBefore) / 1000;
+  // The guest did not count the 4 s it was frozen (uptime is whole seconds: allow 1.5 s of slack).
+  assert.ok(hostSeconds - (guestAfter - guestBefore) >= 2.5, `host ${hostSeconds.toFixed(1)} s, guest ${guestAfter - guestBefore} s`);
+  assert.equal((JSON.parse(daemon.cli(['inspect', '--json', vmId]).stdout) as Vm).state, 'running');
+});
+
 test('exec -i streams 1 MiB of stdin through cat byte for byte', () => {
   const input = randomBytes(1024 * 1024);
   const cat = spawnSync(process.execPath, [join(repoRoot, 'bin', 'hypercore'), 'exec', '-i', vmId, '--', 'cat'], { env: daemon.env, input, maxBuffer: 8 * 1024 * 1024, timeout: 120_000 });

@@ -7,7 +7,7 @@ import type { GuestBoot, LaunchRequest, Provider, ProviderReport, ProviderCapabi
 
 /** A provider double that records calls; VMMs are entries in a set instead of processes. */
 export class FakeProvider implements Provider {
-  readonly capabilities: ProviderCapabilities = { pause: false, snapshot: false, agentChannels: ['virtio-serial'], diskFormats: ['raw'], hotplug: false, kernelFormats: ['bzimage'] };
+  readonly capabilities: ProviderCapabilities = { pause: true, snapshot: false, agentChannels: ['virtio-serial'], diskFormats: ['raw'], hotplug: false, kernelFormats: ['bzimage'] };
   readonly alive = new Set<string>();
   readonly calls: string[] = [];
   failLaunch: Error | undefined;
@@ -38,8 +38,19 @@ export class FakeProvider implements Provider {
     if (this.failLaunch) throw this.failLaunch;
     return { pid };
   }
+  /** VMMs whose guest is frozen. */
+  readonly paused = new Set<string>();
   async status(vmId: string): Promise<VmmInfo> {
-    return this.alive.has(vmId) ? { status: 'running', pid: this.pids.get(vmId)! } : { status: 'gone' };
+    if (!this.alive.has(vmId)) return { status: 'gone' };
+    return { status: this.paused.has(vmId) ? 'paused' : 'running', pid: this.pids.get(vmId)! };
+  }
+  async pause(vmId: string): Promise<void> {
+    this.calls.push(`pause ${vmId}`);
+    this.paused.add(vmId);
+  }
+  async resume(vmId: string): Promise<void> {
+    this.calls.push(`resume ${vmId}`);
+    this.paused.delete(vmId);
   }
   watch(vmId: string, _p: VmPaths, _pid: number, onExit: (exit: VmmExit) => void) {
     this.exitHandlers.set(vmId, onExit);

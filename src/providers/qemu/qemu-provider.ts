@@ -176,6 +176,28 @@ export class QemuProvider implements Provider {
     };
   }
 
+  async pause(vmId: string, paths: VmPaths): Promise<void> {
+    await this.control(vmId, paths, 'stop');
+  }
+
+  async resume(vmId: string, paths: VmPaths): Promise<void> {
+    await this.control(vmId, paths, 'cont');
+  }
+
+  /** One QMP command on the control socket; a failure is the provider's error, naming the VM. */
+  private async control(vmId: string, paths: VmPaths, command: string): Promise<void> {
+    try {
+      const qmp = await QmpClient.connect(this.files(paths).controlSocket, { timeoutMs: QMP_TIMEOUT_MS });
+      try {
+        await qmp.execute(command, {}, { timeoutMs: QMP_TIMEOUT_MS });
+      } finally {
+        qmp.close();
+      }
+    } catch (err) {
+      throw new ProviderFailedError(`QEMU did not accept "${command}" for VM ${vmId}: ${asHypercoreError(err).message}`, err);
+    }
+  }
+
   async shutdown(vmId: string, paths: VmPaths, pid: number, timeoutMs: number): Promise<boolean> {
     if (!(await isOurProcess(pid, vmId))) return true;
     try {
