@@ -7,6 +7,7 @@
 #   hc.hostname=<name>    hostname (default: /etc/hostname)
 #   hc.agent=vsock:<port> the agent listens on vsock <port> (Firecracker, Cloud Hypervisor) instead
 #                         of the virtio-serial port
+#   hc.poweroff=reboot    power off by rebooting: Firecracker (x86) ends only when its guest reboots
 #
 # PID 1 stays this shell for the whole life of the VM: ash's wait uses waitpid(-1), so orphans that
 # the kernel re-parents to PID 1 are reaped while we wait for the agent. The agent runs in the
@@ -28,6 +29,7 @@ shutdown() {
   log "$1, powering off (uptime $(uptime_s) s)"
   [ -n "$agent" ] && kill -TERM "$agent" 2>/dev/null
   sync
+  case " $(cat /proc/cmdline) " in *" hc.poweroff=reboot "*) reboot -f ;; esac
   poweroff -f
   # Not reached when power-off works; a reboot is turned into an exit by QEMU's -no-reboot.
   sleep 2
@@ -39,6 +41,8 @@ trap 'shutdown "got SIGTERM"' TERM
 trap 'shutdown "got SIGPWR"' PWR
 trap 'shutdown "got SIGUSR1 (halt)"' USR1
 trap 'shutdown "got SIGUSR2 (poweroff)"' USR2
+# INT: the kernel's signal to init for Ctrl-Alt-Del (a VMM's SendCtrlAltDel).
+trap 'shutdown "got SIGINT (Ctrl-Alt-Del)"' INT
 
 # /proc/cmdline is split into words below; globbing would expand a stray '*' against the root.
 set -f

@@ -100,7 +100,7 @@ export class OpenApiContract {
     if (!isObject(raw) || !isObject(raw['paths'])) throw new Error(`${source} is not an OpenAPI document (no paths)`);
     const swagger = raw['swagger'] === '2.0';
     const doc = prepare(raw, false) as JsonObject;
-    const ajv = new Ajv({ strict: false, validateSchema: false, allErrors: true });
+    const ajv = new Ajv({ strict: false, validateSchema: false, allErrors: true, logger: false });
     for (const [name, [min, max]] of Object.entries(INTEGER_FORMATS)) {
       ajv.addFormat(name, { type: 'number', validate: (n: number) => Number.isInteger(n) && n >= min && n <= max });
     }
