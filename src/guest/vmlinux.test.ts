@@ -59,7 +59,7 @@ test('hostile or unsupported headers get a clear error before anything is decomp
 });
 
 const installed = bootAssetPaths(defaultBootDir());
-test('the installed Debian cloud kernel: vmlinux extracted from vmlinuz is a PVH ELF', { skip: !existsSync(installed.kernel) && 'opt-in: the guest kernel is not installed (scripts/setup.sh)' }, async () => {
+test('the installed Debian cloud kernel: vmlinux extracted from vmlinuz is a PVH ELF', { skip: !existsSync(installed.kernel) && 'the guest kernel is not installed (run scripts/setup.sh)' }, async () => {
   const vmlinux = await extractVmlinux(await readFile(installed.kernel));
   assert.equal(kernelImageKind(vmlinux), 'elf');
   // The Xen PVH entry note (type 18, XEN_ELFNOTE_PHYS32_ENTRY) is what QEMU and the VMMs boot from.

@@ -29,13 +29,12 @@ const scratch = new TestDaemon('hc-e2e-gvsock-');
 const quiet: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined, debug: () => undefined, child: () => quiet };
 const provider = new QemuProvider({ logger: quiet, workDir: join(scratch.dir, 'probe') });
 const assets = bootAssetPaths(bootDir);
-const missing = !existsSync(assets.kernelElf) && `opt-in: ${assets.kernelElf} is missing; run scripts/setup.sh (set-up extracts it)`;
 let systemImage: string;
 let modules: string[];
 const launched: { id: string; paths: VmPaths; pid: number }[] = [];
 
 before(async () => {
-  if (missing) return;
+  assert.ok(existsSync(assets.kernelElf), `${assets.kernelElf} is missing; run scripts/setup.sh (set-up extracts it)`);
   mkdirSync(join(scratch.dir, 'probe'), { recursive: true });
   systemImage = (await ensureSystemImage({ cacheDir: join(scratch.dir, 'system') })).path;
   modules = (await readBootManifest(bootDir))?.modules ?? [];
@@ -97,7 +96,7 @@ async function tunnel(session: AgentSession, args: string[]): Promise<Transport 
   };
 }
 
-test('the extracted vmlinux boots in QEMU, and the agent in vsock mode answers over a real AF_VSOCK connection', { skip: missing }, async (t) => {
+test('the extracted vmlinux boots in QEMU, and the agent in vsock mode answers over a real AF_VSOCK connection', async (t) => {
   assert.equal(kernelImageKind(readFileSync(assets.kernelElf).subarray(0, 4)), 'elf');
   const started = Date.now();
   const vm = await boot('gvsock', ['hc.poweroff=reboot'], true);
@@ -130,7 +129,7 @@ test('the extracted vmlinux boots in QEMU, and the agent in vsock mode answers o
   assert.doesNotMatch(consoleText, /reboot: Power down/);
 });
 
-test('hc.agent=vsock:1024 puts the system image\'s init and agent in vsock mode', { skip: missing }, async () => {
+test('hc.agent=vsock:1024 puts the system image\'s init and agent in vsock mode', async () => {
   const vm = await boot('ginit', ['hc.agent=vsock:1024'], false);
   const relayLine = /vsock relay: port 1024 -> \/run\/hc\/agent\.sock \(socat pid \d+\)/;
   await waitFor('the agent to listen on vsock', 240_000, () => {
