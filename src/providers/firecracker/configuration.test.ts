@@ -16,7 +16,6 @@ const full: FirecrackerPlan = {
   ],
   network: { tap: 'hc-t1', mac: '02:00:00:00:00:01', ip: '10.0.0.2', prefixLength: 24, gateway: '10.0.0.1', dns: [] },
   vsockSocket: '/run/hypercore/vms/x/vsock.sock',
-  serialOutput: '/var/lib/hypercore/vms/x/console.log',
 };
 
 test('every configuration request of a full plan matches the official API document', async () => {

@@ -15,8 +15,6 @@ export interface FirecrackerPlan {
   network?: NetworkAttachment;
   /** The vsock device's host socket, when the guest runs an agent. */
   vsockSocket?: string;
-  /** The console log, when this Firecracker takes `PUT /serial` (else the serial is its stdout). */
-  serialOutput?: string;
 }
 
 /** The vsock CID of every guest: each Firecracker has its own vsock device, so CIDs never meet. */
@@ -89,7 +87,6 @@ export function configurationRequests(plan: FirecrackerPlan): ApiRequest[] {
   if (plan.vsockSocket) requests.push({ method: 'PUT', path: '/vsock', body: { guest_cid: GUEST_CID, uds_path: plan.vsockSocket } });
   // Entropy: without it node and other programs block in getrandom() for seconds at boot.
   requests.push({ method: 'PUT', path: '/entropy', body: {} });
-  if (plan.serialOutput) requests.push({ method: 'PUT', path: '/serial', body: { serial_out_path: plan.serialOutput } });
   return requests;
 }
 

@@ -21,7 +21,7 @@ import { tailConsoleLog } from '../console-log.js';
 import { FirecrackerApi, FirecrackerApiError } from './api.js';
 import { configurationRequests, INSTANCE_START } from './configuration.js';
 import { firecrackerSettings } from './settings.js';
-import { atLeast, MINIMUM_VERSION, parseFirecrackerVersion, SERIAL_API_VERSION, type FirecrackerVersion } from './version.js';
+import { atLeast, MINIMUM_VERSION, parseFirecrackerVersion, type FirecrackerVersion } from './version.js';
 
 export const DEFAULT_FIRECRACKER_BINARY = 'firecracker';
 
@@ -125,7 +125,9 @@ export class FirecrackerProvider implements Provider {
     this.options.logger.child({ vmId }).info({ binary, version: version.text, args }, 'launching Firecracker');
     let pid: number;
     try {
-      // Before 1.14 (no PUT /serial) the guest's serial console is Firecracker's stdout.
+      // The guest's serial console is Firecracker's stdout, appended to the console log. Not PUT /serial
+      // (1.14+): Firecracker opens that file without O_APPEND, so it would write over earlier boots
+      // from the file's start and, after the daemon's copy-truncate rotation, past a hole.
       ({ pid } = await launchDetached({ file: binary, args, stdoutPath: paths.consoleLog, stderrPath: files.stderrFile, pidFile: files.pidFile }));
     } catch (err) {
       await this.cleanup(vmId, paths);
@@ -142,7 +144,6 @@ export class FirecrackerProvider implements Provider {
         disks: req.disks,
         ...(req.network ? { network: req.network } : {}),
         ...(req.agent ? { vsockSocket: files.vsockSocket } : {}),
-        ...(atLeast(apiVersion, SERIAL_API_VERSION) ? { serialOutput: paths.consoleLog } : {}),
       });
       for (const request of [...requests, INSTANCE_START]) await api.send(request);
     } catch (err) {

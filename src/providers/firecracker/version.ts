@@ -1,7 +1,8 @@
 /**
  * Firecracker versions: what `firecracker --version` and `GET /version` say, and what Hypercore
  * needs. 1.8 is the first release that describes its devices in ACPI, the only way the Debian cloud
- * kernel finds virtio-mmio devices; `PUT /serial` (console to a file) came with 1.14.
+ * kernel finds virtio-mmio devices; `PUT /serial` (console to a file) came with 1.14 (the fake
+ * Firecracker of the contract tests refuses it before that).
  */
 export interface FirecrackerVersion {
   major: number;

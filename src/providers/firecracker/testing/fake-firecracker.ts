@@ -12,7 +12,7 @@
  *   FAKE_FC_DIE="PUT /boot-source"    exit with code 1 when that call arrives (a VMM that dies)
  *   FAKE_FC_GUEST_LIFETIME_MS=n   the guest powers off (reboots) on its own n ms after the start
  */
-import { appendFileSync, existsSync, writeFileSync } from 'node:fs';
+import { appendFileSync, constants, existsSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AGENT_VSOCK_PORT } from '../../../agent/protocol/schema.js';
@@ -85,7 +85,11 @@ async function main(): Promise<void> {
   };
   const onStart = (config: FakeConfiguration): void => {
     const serial = config.serial?.['serial_out_path'];
-    if (typeof serial === 'string') writeConsole = (line) => appendFileSync(serial, line);
+    if (typeof serial === 'string') {
+      // As Firecracker opens it: for writing, created if missing, not in append mode (from offset 0).
+      const fd = openSync(serial, constants.O_WRONLY | constants.O_CREAT | constants.O_NONBLOCK, 0o600);
+      writeConsole = (line) => void writeSync(fd, line);
+    }
     writeConsole(`fake firecracker ${version.text}: booting ${String(config.bootSource?.['kernel_image_path'])} with "${String(config.bootSource?.['boot_args'] ?? '')}"\n`);
     if (config.vsock) {
       vsock = new HybridVsockEndpoint((port) => (port === AGENT_VSOCK_PORT && guestAgent && existsSync(guestAgent) ? guestAgent : undefined));
