@@ -50,7 +50,9 @@ export class FirecrackerProvider implements Provider {
   readonly name = 'firecracker' as const;
   readonly capabilities: ProviderCapabilities = {
     pause: true,
-    snapshot: true,
+    // Firecracker can snapshot (PUT /snapshot/create, /snapshot/load), but a restored VM must open its
+    // own copies of the disks and the load call cannot rename drives; not implemented yet.
+    snapshot: false,
     agentChannels: ['vsock'],
     diskFormats: ['raw'],
     hotplug: false,
