@@ -4,7 +4,7 @@ import { ErrorCodes, HypercoreError } from '../core/errors.js';
 import { AGENT_SERVICE } from '../agent/protocol/schema.js';
 import { codecs, ioOutputCost, methods, type UnaryMethod } from '../agent/protocol/messages.js';
 import { TtrpcClient, TtrpcError, type ClientStream } from '../ttrpc/index.js';
-import { openAgentChannel } from './connect.js';
+import { openAgentChannel, openHybridVsockChannel } from './connect.js';
 
 export const HOST_VERSION = '0.1.0';
 const CALL_TIMEOUT_MS = 30_000;
@@ -164,8 +164,7 @@ export class TtrpcAgentConnector implements AgentConnector {
   constructor(private readonly observe?: AgentCallObserver) {}
 
   async connect(endpoint: AgentEndpoint, options: { timeoutMs: number; signal?: AbortSignal }): Promise<AgentSession> {
-    if (endpoint.kind !== 'unix') throw new HypercoreError(ErrorCodes.agentUnavailable, `agent endpoint kind ${endpoint.kind} is not supported yet`);
-    const transport = await openAgentChannel(endpoint.path, options);
+    const transport = endpoint.kind === 'unix' ? await openAgentChannel(endpoint.path, options) : await openHybridVsockChannel(endpoint.path, endpoint.port, options);
     return new TtrpcAgentSession(new TtrpcClient(transport), this.observe);
   }
 }

@@ -30,6 +30,7 @@ import { VmLogFiles } from '../providers/vm-logs.js';
 import { TtrpcAgentConnector } from '../agent-client/agent-session.js';
 import { GuestBootContract } from '../guest/boot-contract.js';
 import { ensureSystemImage } from '../guest/system-image.js';
+import { FirecrackerProvider } from '../providers/firecracker/firecracker-provider.js';
 import { QemuProvider } from '../providers/qemu/qemu-provider.js';
 import { SqliteVmStore } from '../store/sqlite-vm-store.js';
 import { SqliteImageStore } from '../store/sqlite-image-store.js';
@@ -119,7 +120,8 @@ export class Daemon {
     const snapshotStore = new SqliteSnapshotStore(db);
     this.store = vmStore;
     const imagesDir = join(rootDir, 'images');
-    const providerList: Provider[] = [new QemuProvider({ logger: log, workDir: join(runDir, 'probe'), memoryDir: this.settings.memoryDir })];
+    // In the order provider = "auto" prefers them.
+    const providerList: Provider[] = [new FirecrackerProvider({ logger: log }), new QemuProvider({ logger: log, workDir: join(runDir, 'probe'), memoryDir: this.settings.memoryDir })];
     const metrics = new HypercoreMetrics({
       vms: () => vmStore.list(),
       providers: providerList.map((p) => p.name),
