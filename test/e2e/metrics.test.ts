@@ -107,8 +107,12 @@ test("the guest's VMM shows its CPU time and RSS under its VM id, and its boot i
   assert.ok(Math.abs(direct - Number(rss?.value[1])) < direct / 2, `about what /proc says now (${direct})`);
   assert.equal((await query(`hypercore_vm_info{vm_id="${vmId}"}`))[0]?.metric['name'], 'measured');
   assert.equal((await query('hypercore_vm_boot_seconds_count{operation="create",provider="qemu"}'))[0]?.value[1], '1');
-  const scrapes = await query('hypercore_api_requests_total{transport="http",listener="remote",route="GET /metrics",code="200"}');
-  assert.ok(Number(scrapes[0]?.value[1]) >= 1, JSON.stringify(scrapes));
+  // A scrape's own request is counted after its response is written, so the
+  // series first appears in the scrape after it: wait for that one.
+  const scrapes = await waitFor('a scrape counted by the next scrape', 30_000, async () =>
+    (await query('hypercore_api_requests_total{transport="http",listener="remote",route="GET /metrics",code="200"}'))[0],
+  );
+  assert.ok(Number(scrapes.value[1]) >= 1, JSON.stringify(scrapes));
 });
 
 test('/metrics also answers on the unix socket, without credentials', () => {
