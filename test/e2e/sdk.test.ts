@@ -2,10 +2,11 @@
  * @hypercore/sdk against a real hypercored: over its unix socket and its remote listener (mTLS
  * client certificate, bearer tokens with scopes), pull progress from a real registry, VMs created
  * without booting, events as an async iterator, each API error as its class; and one booted image
- * VM for exec as Node streams and logs `follow`.
+ * VM for exec as Node streams, logs `follow`, and the documented example (examples/sdk-quickstart.ts).
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startRegistry, type RegistryProcess } from '../../src/images/registry/testing/registry-process.js';
@@ -21,7 +22,7 @@ import {
   type VmEvent,
 } from '../../sdk/src/index.js';
 import { pushBusyboxImage } from './busybox-image.js';
-import { freePort, TestDaemon } from './harness.js';
+import { freePort, repoRoot, TestDaemon } from './harness.js';
 
 const daemon = new TestDaemon('hc-e2e-sdk-');
 const tls = join(daemon.dir, 'tls');
@@ -115,7 +116,7 @@ test('over the remote listener: mTLS, tokens by scope, refusals as classes; the 
     await assert.rejects(nobody.listVms(), UnauthenticatedError);
     assert.deepEqual(await local.listVms(), [], 'the refused create changed nothing');
     const served = await reader.openApi();
-    assert.deepEqual(served, JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', '..', 'sdk', 'openapi.json'), 'utf8')));
+    assert.deepEqual(served, JSON.parse(readFileSync(join(repoRoot, 'sdk', 'openapi.json'), 'utf8')));
   } finally {
     await Promise.all([mtls.close(), reader.close(), nobody.close()]);
   }
@@ -148,6 +149,11 @@ test('a booted image VM: exec with stdin/stdout as Node streams and an exit code
       clearTimeout(timer);
     }
     assert.match(log, /sdk-workload-up/);
+
+    // The documented example, as a user runs it, on this VM.
+    const example = spawnSync(process.execPath, [join(repoRoot, 'dist', 'examples', 'sdk-quickstart.js'), image, 'sdk-run'], { env: daemon.env, encoding: 'utf8', timeout: 60_000 });
+    assert.equal(example.status, 0, example.stderr);
+    assert.match(example.stdout, new RegExp(`^vm sdk-run ${vm.id} running\n42\nexit 0\n`, 'm'));
   } finally {
     await local.deleteVm(vm.id!, { force: true });
   }
