@@ -72,6 +72,11 @@ export class GuestProcess {
     this.send({ rows, cols });
   }
 
+  /** Detaches: ends the stream; the process goes on in the guest, and `exited` rejects. */
+  close(): void {
+    this.socket.close(1000);
+  }
+
   /** Sends a signal, e.g. SIGINT. */
   kill(signal = 'SIGTERM'): void {
     this.send({ signal });

@@ -122,7 +122,7 @@ test('over the remote listener: mTLS, tokens by scope, refusals as classes; the 
   }
 });
 
-test('a booted image VM: exec with stdin/stdout as Node streams and an exit code, logs follow as an async iterator', async () => {
+test('a booted image VM: exec with stdin/stdout as Node streams and an exit code, attach, logs follow as an async iterator', async () => {
   const vm = await local.createVm({ name: 'sdk-run', memoryMib: 256, image, workload: { cmd: ['sh', '-c', 'echo sdk-workload-up; sleep 100000'] } });
   try {
     assert.equal(vm.state, 'running');
@@ -135,6 +135,16 @@ test('a booted image VM: exec with stdin/stdout as Node streams and an exit code
     assert.deepEqual(await proc.exited, { exitCode: 3 });
     assert.equal(stdout, 'got hello\n');
     assert.equal(stderr, 'oops\n');
+    // Attach from the start replays the workload's output; closing detaches and leaves it running.
+    const attached = await local.attach(vm.id!, { fromStart: true });
+    let replay = '';
+    for await (const chunk of attached.stdout) {
+      replay += (chunk as Buffer).toString();
+      if (replay.includes('sdk-workload-up')) break;
+    }
+    attached.close();
+    await assert.rejects(attached.exited, /closed before the process exited/);
+    assert.equal((await local.getVm(vm.id!)).state, 'running');
     await assert.rejects(local.exec('no-such-vm', { args: ['true'] }).then((p) => p.exited), VmNotFoundError);
 
     const abort = new AbortController();
