@@ -5,7 +5,8 @@ import { asHypercoreError, ErrorCodes, HypercoreError, InvalidArgumentError } fr
 import type { Logger } from '../core/ports.js';
 import type { ApiListener, HypercoreMetrics } from '../metrics/hypercore-metrics.js';
 import { tlsPeerOf, type RemoteAuth } from './auth/authenticate.js';
-import { httpRouteScopes, httpScope } from './auth/scopes.js';
+import { checkOrigin, sessionToken } from './auth/browser-session.js';
+import { httpRouteScopes, httpScope, publicHttpRoutes } from './auth/scopes.js';
 import { eventsTooSlow, MAX_QUEUED_EVENT_BYTES, pacedProgress } from './client-pace.js';
 import { errorBody, statusFor } from './error-status.js';
 import { openApiDocument } from './openapi.js';
@@ -56,13 +57,22 @@ function requireCredentials(app: FastifyInstance, auth: NonNullable<HttpApiOptio
   // A route without a scope would need admin (fail closed), which is surely not what its author meant: refuse to build.
   app.addHook('onRoute', (route) => {
     for (const method of [route.method].flat()) {
-      if (method !== 'HEAD' && !(`${method} ${route.url}` in httpRouteScopes)) throw new Error(`route ${method} ${route.url} has no scope in api/auth/scopes.ts`);
+      const key = `${method} ${route.url}`;
+      if (method !== 'HEAD' && !(key in httpRouteScopes) && !publicHttpRoutes.has(key)) throw new Error(`route ${method} ${route.url} has no scope in api/auth/scopes.ts`);
     }
   });
   app.addHook('onRequest', async (req) => {
     const route = req.routeOptions.url;
     try {
-      const caller = auth.check.authenticate(tlsPeerOf(req.raw.socket), req.headers.authorization);
+      // The console's page, its files and its login are open to all: they hold nothing and change nothing but the caller's own cookie.
+      if (route !== undefined && publicHttpRoutes.has(`${req.method === 'HEAD' ? 'GET' : req.method} ${route}`)) {
+        checkOrigin({ method: req.method, origin: req.headers.origin, host: req.headers.host, upgrade: false, byCookie: false });
+        return;
+      }
+      // A browser logged in to the console sends the token in its session cookie instead of a header.
+      const cookieToken = req.headers.authorization === undefined ? sessionToken(req.headers.cookie) : undefined;
+      checkOrigin({ method: req.method, origin: req.headers.origin, host: req.headers.host, upgrade: req.headers.upgrade?.toLowerCase() === 'websocket', byCookie: cookieToken !== undefined });
+      const caller = auth.check.authenticate(tlsPeerOf(req.raw.socket), cookieToken !== undefined ? `Bearer ${cookieToken}` : req.headers.authorization);
       auth.check.authorize(caller, httpScope(req.method, route), `${req.method} ${route ?? req.url.split('?')[0]}`);
     } catch (err) {
       auth.log.warn({ method: req.method, route: route ?? '(none)', peer: `${req.raw.socket.remoteAddress}:${req.raw.socket.remotePort}`, err: asHypercoreError(err).message }, 'remote request refused');
@@ -131,6 +141,7 @@ export function buildHttpApi(ops: VmOperations, imageOps?: ImageOperations, opti
   app.get('/v1/doctor', async () => ops.doctor());
   app.get('/v1/vms', async () => ops.listVms());
   app.post<{ Body: { spec?: unknown; detach?: boolean; start?: boolean } }>('/v1/vms', async (req, reply) => reply.code(201).send(await ops.createVm(req.body ?? {})));
+  app.post<{ Body: { hac?: unknown; start?: boolean } }>('/v1/vms/hac', async (req, reply) => reply.code(201).send(await ops.createVmFromHac(req.body ?? {})));
   app.get<{ Params: IdParams }>('/v1/vms/:id', async (req) => ops.getVm(req.params));
   app.post<{ Params: IdParams }>('/v1/vms/:id/start', async (req) => ops.startVm(req.params));
   app.post<{ Params: IdParams }>('/v1/vms/:id/pause', async (req) => ops.pauseVm(req.params));

@@ -141,6 +141,16 @@ function routeDocs(p: ProtoSource): Record<string, Operation> {
       requestBody: { required: true, content: { 'application/json': { schema: ref('CreateVmRequest') } } },
       responses: { '201': json(ref('Vm'), 'created and running (with "start": false, created and not booted)'), ...failure },
     },
+    'POST /v1/vms/hac': {
+      operationId: 'CreateVmFromHac',
+      tags: ['vms'],
+      summary: 'create (and boot, unless "start": false) a VM from the text of a hac.toml; each problem comes back with its hac.toml:line:column',
+      requestBody: {
+        required: true,
+        content: { 'application/json': { schema: { type: 'object', required: ['hac'], properties: { hac: { type: 'string', maxLength: 65536, description: 'the hac.toml text' }, start: { type: 'boolean' } } } } },
+      },
+      responses: { '201': json(ref('Vm'), 'created; booting in the background'), ...failure },
+    },
     'GET /v1/vms/:id': { operationId: 'GetVm', tags: ['vms'], parameters: [vmId], responses: { '200': json(ref('Vm')), ...failure } },
     'DELETE /v1/vms/:id': { operationId: 'DeleteVm', tags: ['vms'], parameters: [vmId, ...p.query('DeleteVmRequest', 'force')], responses: { '200': json(ref('DeleteVmResponse')), ...failure } },
     'POST /v1/vms/:id/start': { operationId: 'StartVm', tags: ['vms'], parameters: [vmId], responses: { '200': json(ref('Vm')), ...failure } },

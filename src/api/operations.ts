@@ -7,6 +7,7 @@ import type { Logger, ProviderReport } from '../core/ports.js';
 import type { Vm, VmEvent } from '../core/vm.js';
 import type { Snapshot } from '../core/snapshot.js';
 import { DEFAULT_STOP_TIMEOUT_MS, type VmService } from '../core/vm-service.js';
+import { parseHac } from '../config/parse.js';
 import { readConsoleLog } from '../providers/console-log.js';
 import type { HostPathPolicy } from './auth/host-paths.js';
 import { validateVmName, validateVmSpec } from './spec-validation.js';
@@ -26,6 +27,8 @@ export interface StopVmRequest {
 }
 
 const MAX_STOP_TIMEOUT_S = 3600;
+/** A hac.toml is a few hundred bytes; this bounds what the parser is handed. */
+const MAX_HAC_TEXT_CHARS = 64 * 1024;
 
 function requireId(id: unknown, what = 'a VM id, unique id prefix, or name'): string {
   if (typeof id !== 'string' || id.length === 0) throw new InvalidArgumentError(`id is required (${what})`, [{ path: 'id', message: 'required' }]);
@@ -79,6 +82,18 @@ export class VmOperations {
   createVm(req: { spec?: unknown; detach?: boolean; start?: boolean }): Promise<Vm> {
     const spec = validateVmSpec(req.spec, this.ctx.hostCpus, this.ctx.hostPaths);
     return this.ctx.service.create(spec, { detach: req.detach === true, start: req.start !== false });
+  }
+
+  /**
+   * Creates a VM from hac.toml text (the web console's spawn form). Problems come back as one
+   * HC_CONFIG_INVALID error, each with its `hac.toml:line:column`. Host files are checked only by
+   * the spec validation (after the host-path policy), so a refused caller learns nothing of them.
+   */
+  createVmFromHac(req: { hac?: unknown; start?: boolean }): Promise<Vm> {
+    if (typeof req.hac !== 'string' || req.hac.trim() === '') throw new InvalidArgumentError('hac is required: the text of a hac.toml', [{ path: 'hac', message: 'required' }]);
+    if (req.hac.length > MAX_HAC_TEXT_CHARS) throw new InvalidArgumentError(`hac is ${req.hac.length} characters; at most ${MAX_HAC_TEXT_CHARS}`, [{ path: 'hac', message: 'too long' }]);
+    const spec = parseHac(req.hac, { file: 'hac.toml', hostCpus: this.ctx.hostCpus, cwd: '/', fileExists: () => true });
+    return this.createVm({ spec, detach: true, ...(req.start !== undefined ? { start: req.start } : {}) });
   }
 
   getVm(req: { id?: string }): Vm {

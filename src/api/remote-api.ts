@@ -14,6 +14,7 @@ import type { TlsIdentity } from '../tls/material.js';
 import { RemoteAuth } from './auth/authenticate.js';
 import type { HostPathPolicy } from './auth/host-paths.js';
 import type { ApiTokens } from './auth/tokens.js';
+import { loadConsoleAssets, registerConsole, type ConsoleAssets } from './console-routes.js';
 import { buildGrpcServer } from './grpc-server.js';
 import { authInterceptor, countingInterceptor } from './grpc-interceptors.js';
 import { buildHttpApi } from './http-server.js';
@@ -38,6 +39,17 @@ export interface RemoteApiOptions {
   tokens: ApiTokens;
   metrics?: HypercoreMetrics;
   log: Logger;
+  /** The web console's files (default: the build's); without them the console is not served. */
+  consoleAssets?: ConsoleAssets;
+}
+
+function consoleAssetsOrNone(log: Logger): ConsoleAssets | undefined {
+  try {
+    return loadConsoleAssets();
+  } catch (err) {
+    log.warn({ err: (err as Error).message }, 'the web console is not built (npm run build); it is not served');
+    return undefined;
+  }
 }
 
 export class RemoteApi {
@@ -65,6 +77,8 @@ export class RemoteApi {
     const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
     const http = buildHttpApi(vms, images, { tokens, listener: 'remote', auth: { check: auth, log }, requestTimeoutMs: REQUEST_TIMEOUT_MS, ...(metrics ? { metrics } : {}) });
     await registerProcessSockets(http, vms.service);
+    const consoleAssets = options.consoleAssets ?? consoleAssetsOrNone(log);
+    if (consoleAssets) registerConsole(http, options.tokens, consoleAssets);
     await http.ready();
     const api = new RemoteApi(http, grpcServer, injector, [], []);
     try {

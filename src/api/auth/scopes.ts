@@ -20,6 +20,7 @@ export const httpRouteScopes: Readonly<Record<string, TokenScope>> = {
   'GET /v1/snapshots': 'read',
   'GET /v1/snapshots/:id': 'read',
   'POST /v1/vms': 'write',
+  'POST /v1/vms/hac': 'write',
   'POST /v1/vms/:id/start': 'write',
   'POST /v1/vms/:id/pause': 'write',
   'POST /v1/vms/:id/resume': 'write',
@@ -40,6 +41,12 @@ export const httpRouteScopes: Readonly<Record<string, TokenScope>> = {
   'POST /v1/tokens': 'admin',
   'DELETE /v1/tokens/:id': 'admin',
 };
+
+/**
+ * Routes that need no credentials: the web console's page and files (static, no data) and its
+ * login and logout, which only set or clear the caller's own session cookie.
+ */
+export const publicHttpRoutes: ReadonlySet<string> = new Set(['GET /', 'GET /console/:file', 'POST /console/login', 'POST /console/logout']);
 
 /** gRPC methods by their bare name (`CreateVm`); names are unique across the services. */
 export const grpcMethodScopes: Readonly<Record<string, TokenScope>> = {
