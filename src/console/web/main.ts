@@ -281,7 +281,7 @@ async function listImages(): Promise<void> {
     .replaceChildren(
       ...images.map((img) => {
         const row = document.createElement('tr');
-        for (const text of [img.reference, img.digest.slice(0, 19), img.size === undefined ? "" : `${(img.size / 1048576).toFixed(1)} MiB`]) {
+        for (const text of [img.reference, img.digest.slice(0, 19), img.size === undefined ? '' : `${(img.size / 1048576).toFixed(1)} MiB`]) {
           const td = document.createElement('td');
           td.textContent = text;
           row.append(td);
