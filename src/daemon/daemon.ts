@@ -22,6 +22,7 @@ import { VmLogFiles } from '../providers/vm-logs.js';
 import { TtrpcAgentConnector } from '../agent-client/agent-session.js';
 import { GuestBootContract } from '../guest/boot-contract.js';
 import { ensureSystemImage } from '../guest/system-image.js';
+import { CloudHypervisorProvider } from '../providers/cloud-hypervisor/cloud-hypervisor-provider.js';
 import { FirecrackerProvider } from '../providers/firecracker/firecracker-provider.js';
 import { QemuProvider } from '../providers/qemu/qemu-provider.js';
 import { SqliteVmStore } from '../store/sqlite-vm-store.js';
@@ -114,6 +115,7 @@ export class Daemon {
     await images.init();
     const providers = new StaticProviderRegistry([
       new FirecrackerProvider({ logger: log }),
+      new CloudHypervisorProvider({ logger: log }),
       new QemuProvider({ logger: log, workDir: join(runDir, 'probe') }),
     ]);
     const files = new VmDirectories(rootDir, runDir);
