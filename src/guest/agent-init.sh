@@ -8,6 +8,7 @@
 #   hc.agent=vsock:<port> the agent listens on vsock <port> (Firecracker, Cloud Hypervisor) instead
 #                         of the virtio-serial port
 #   hc.poweroff=reboot    power off by rebooting: Firecracker (x86) ends only when its guest reboots
+#   hc.machine_id=<hex>   the VM's machine id, bound over the workload's /etc/machine-id
 #
 # PID 1 stays this shell for the whole life of the VM: ash's wait uses waitpid(-1), so orphans that
 # the kernel re-parents to PID 1 are reaped while we wait for the agent. The agent runs in the
@@ -78,6 +79,7 @@ ip4=
 gw=
 dns=
 agent_args=
+mid=
 for arg in $(cat /proc/cmdline); do
   case "$arg" in
     hc.hostname=*) name=${arg#hc.hostname=} ;;
@@ -92,9 +94,12 @@ for arg in $(cat /proc/cmdline); do
         *) agent_args="--vsock $port" ;;
       esac
       ;;
+    hc.machine_id=*) mid=${arg#hc.machine_id=} ;;
   esac
 done
 if [ -n "$name" ]; then hostname "$name"; else hostname -F /etc/hostname; fi
+# The agent rewrites it in place when the VM is restored from a snapshot (a new VM's id).
+[ -n "$mid" ] && echo "$mid" > /run/hc/machine-id
 
 # Networking: the host leased the address and put it on the command line (this kernel has no ip=).
 if [ -n "$ip4" ]; then

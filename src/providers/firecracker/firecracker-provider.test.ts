@@ -251,3 +251,15 @@ test('describe: version and KVM; an unusable /dev/kvm makes it unusable for auto
     assert.deepEqual(await new FirecrackerProvider({ logger: quietLogger, kvmDevice: kvm }).describe(fcSpec('d', binary)), { name: 'firecracker', usable: true, version: '1.12.0', detail: `KVM (${kvm})` });
   });
 });
+
+test('why Firecracker ended, from the console: a reboot is a power-off, a panic a failure, neither a crash or kill', async () => {
+  await withFixture(async (fx) => {
+    const { describeExit } = await import('./firecracker-provider.js');
+    await writeFile(fx.paths.consoleLog, '[    1.0] reboot: Restarting system\n');
+    assert.deepEqual(await describeExit(fx.paths), { outcome: 'stopped', reason: 'the guest powered off' });
+    await writeFile(fx.paths.consoleLog, '[    1.0] Kernel panic - not syncing: Attempted to kill init!\n[    2.0] reboot: Restarting system\n');
+    assert.equal((await describeExit(fx.paths)).outcome, 'failed');
+    await writeFile(fx.paths.consoleLog, 'hypercore-demo: guest is up\n');
+    assert.match((await describeExit(fx.paths)).reason, /exited without the guest powering off/);
+  });
+});

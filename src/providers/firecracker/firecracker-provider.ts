@@ -5,7 +5,7 @@
  * hybrid vsock. A launch that fails at any step kills the VMM and removes its files.
  */
 import { constants } from 'node:fs';
-import { access, lstat, open, readFile, rm } from 'node:fs/promises';
+import { access, lstat, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InvalidArgumentError, ProviderFailedError, ProviderUnavailableError, asHypercoreError } from '../../core/errors.js';
 import type { LaunchRequest, Logger, Provider, ProviderCapabilities, ProviderReport, VmmExit, VmmInfo, VmmProcess, VmPaths } from '../../core/ports.js';
@@ -35,8 +35,6 @@ interface RuntimeFiles {
   apiSocket: string;
   vsockSocket: string;
   pidFile: string;
-  logFile: string;
-  stderrFile: string;
 }
 
 /** How long Firecracker may take to open its API socket. */
@@ -52,7 +50,9 @@ export class FirecrackerProvider implements Provider {
   readonly name = 'firecracker' as const;
   readonly capabilities: ProviderCapabilities = {
     pause: true,
-    snapshot: true,
+    // Firecracker can snapshot (PUT /snapshot/create, /snapshot/load), but a restored VM must open its
+    // own copies of the disks and the load call cannot rename drives; not implemented yet.
+    snapshot: false,
     agentChannels: ['vsock'],
     diskFormats: ['raw'],
     hotplug: false,
@@ -105,8 +105,6 @@ export class FirecrackerProvider implements Provider {
       apiSocket: join(paths.runDir, 'firecracker.sock'),
       vsockSocket: join(paths.runDir, 'vsock.sock'),
       pidFile: join(paths.runDir, 'firecracker.pid'),
-      logFile: join(paths.runDir, 'firecracker.log'),
-      stderrFile: join(paths.runDir, 'firecracker.stderr'),
     };
   }
 
@@ -119,16 +117,16 @@ export class FirecrackerProvider implements Provider {
     // A Firecracker of this VM that is still around (a launch interrupted with the daemon) holds the sockets.
     await this.kill(vmId, paths, undefined);
     await this.cleanup(vmId, paths);
-    await (await open(paths.consoleLog, 'a', 0o600)).close();
-    await (await open(files.logFile, 'a', 0o600)).close();
-    const args = ['--api-sock', files.apiSocket, '--id', vmId, '--log-path', files.logFile, '--level', 'Warning'];
+    // No --log-path: Firecracker opens a log file without O_APPEND, which the daemon could not cap;
+    // its messages go to stdout and stderr, into the console log, which the daemon caps.
+    const args = ['--api-sock', files.apiSocket, '--id', vmId];
     this.options.logger.child({ vmId }).info({ binary, version: version.text, args }, 'launching Firecracker');
     let pid: number;
     try {
       // The guest's serial console is Firecracker's stdout, appended to the console log. Not PUT /serial
       // (1.14+): Firecracker opens that file without O_APPEND, so it would write over earlier boots
       // from the file's start and, after the daemon's copy-truncate rotation, past a hole.
-      ({ pid } = await launchDetached({ file: binary, args, stdoutPath: paths.consoleLog, stderrPath: files.stderrFile, pidFile: files.pidFile }));
+      ({ pid } = await launchDetached({ file: binary, args, stdoutPath: paths.consoleLog, stderrPath: paths.consoleLog, pidFile: files.pidFile }));
     } catch (err) {
       await this.cleanup(vmId, paths);
       throw new ProviderFailedError(`Firecracker failed to start VM ${spec.name}: ${asHypercoreError(err).message}`, err);
@@ -147,21 +145,13 @@ export class FirecrackerProvider implements Provider {
       });
       for (const request of [...requests, INSTANCE_START]) await api.send(request);
     } catch (err) {
-      const tail = await this.failureTail(files, paths);
+      const tail = await failureTail(paths);
       await killAndWait(pid, vmId);
       await this.cleanup(vmId, paths);
       const reason = err instanceof FirecrackerApiError ? err.message : asHypercoreError(err).message;
       throw new ProviderFailedError(`Firecracker failed to configure VM ${spec.name}: ${reason}${tail ? `; Firecracker said: ${tail}` : ''}`, err);
     }
     return { pid };
-  }
-
-  /** The end of Firecracker's stderr and log, for the error of a failed launch. */
-  private async failureTail(files: RuntimeFiles, paths: VmPaths): Promise<string> {
-    const read = async (path: string): Promise<string> => tailLines(await readFile(path, 'utf8').catch(() => ''), 1024).trim();
-    const parts = [await read(files.stderrFile), await read(files.logFile)];
-    if (parts.every((p) => !p)) parts.push((await tailConsoleLog(paths.consoleLog, 1024).catch(() => '')).trim());
-    return parts.filter(Boolean).join(' | ').replace(/\s+/g, ' ').slice(-1500);
   }
 
   /** Polls the API socket until Firecracker answers; fails at once when the process is gone. */
@@ -246,6 +236,12 @@ export class FirecrackerProvider implements Provider {
   async cleanup(_vmId: string, paths: VmPaths): Promise<void> {
     await Promise.all(Object.values(this.files(paths)).map((f) => rm(f, { force: true })));
   }
+}
+
+/** The end of the console log (where Firecracker's own messages go), for the error of a failed launch. */
+async function failureTail(paths: VmPaths): Promise<string> {
+  const tail = await tailConsoleLog(paths.consoleLog, 4096).catch(() => '');
+  return tailLines(tail, 1024).replace(/\s+/g, ' ').trim();
 }
 
 function checkVersion(version: FirecrackerVersion, binary: string): void {

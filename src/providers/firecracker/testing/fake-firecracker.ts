@@ -74,6 +74,8 @@ async function main(): Promise<void> {
   record({ event: 'start', argv: process.argv.slice(2), version: version.text });
   if (existsSync(cli.apiSock)) exitWith(1, `Failed to open the API socket at ${cli.apiSock}: Address in use`);
   if (cli.logPath && !existsSync(cli.logPath)) exitWith(1, `Failed to open the log file ${cli.logPath}`);
+  // Firecracker's messages without --log-path; the provider keeps them in the console log.
+  process.stderr.write(`fake firecracker ${version.text} (${cli.id}) running\n`);
 
   let writeConsole: (line: string) => void = (line) => process.stdout.write(line);
   let vsock: HybridVsockEndpoint | undefined;
