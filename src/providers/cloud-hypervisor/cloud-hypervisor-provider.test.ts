@@ -121,6 +121,21 @@ test('a guest that ignores the power button: vm.shutdown, then vmm.shutdown end 
   });
 });
 
+test("the VMM's own log, which a guest can make it write, goes only to the console log the daemon caps", async () => {
+  const vmId = 'ch0000000009';
+  await withFixture(vmId, async (fx) => {
+    const { pid } = await provider.launch(launchRequest(fx, vmId, chSpec('chatty', fake(fx, { FAKE_CH_GUEST_WARNINGS: '200' }))));
+    try {
+      assert.deepEqual((await readdir(fx.paths.runDir)).sort(), ['cloud-hypervisor.pid', 'cloud-hypervisor.sock'], 'no log file of its own in the run dir');
+      assert.equal((await readFile(fx.paths.consoleLog, 'utf8')).match(/guest-provoked warning/g)?.length, 200);
+    } finally {
+      await provider.kill(vmId, fx.paths, pid);
+    }
+    await provider.cleanup(vmId, fx.paths);
+    await assertNothingLeft(fx.paths, vmId);
+  });
+});
+
 test('an image VM: raw image and scratch disks with serials and stated formats, vsock, network; the agent answers over hybrid vsock', async () => {
   const vmId = 'ch0000000003';
   await withFixture(vmId, async (fx) => {

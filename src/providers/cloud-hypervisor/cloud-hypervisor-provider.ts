@@ -18,7 +18,7 @@ import { launchDetached } from '../../system/detached.js';
 import { watchPid } from '../../system/pid-watch.js';
 import { isOurProcess, killAndWait, readPidFile, waitForExit } from '../../system/process.js';
 import { tailConsoleLog } from '../console-log.js';
-import { binaryVersion, killVmm, kvmReport, launchFailureTail, waitForApiSocket, type ApiVmmFiles, type ApiVmmProviderOptions, type VersionRules } from '../shared/api-vmm.js';
+import { binaryVersion, killVmm, kvmReport, launchFailureTail, waitForApiSocket, type ApiVmmProviderOptions, type VersionRules } from '../shared/api-vmm.js';
 import { CloudHypervisorApi, CloudHypervisorApiError, type ApiRequest } from './api.js';
 import { checkDisk } from './disk-check.js';
 import { cloudHypervisorSettings } from './settings.js';
@@ -28,6 +28,12 @@ import { vmConfig } from './vm-config.js';
 export const DEFAULT_CLOUD_HYPERVISOR_BINARY = 'cloud-hypervisor';
 
 export type CloudHypervisorProviderOptions = ApiVmmProviderOptions;
+
+interface RuntimeFiles {
+  apiSocket: string;
+  vsockSocket: string;
+  pidFile: string;
+}
 
 /** How long Cloud Hypervisor may take to answer on its API socket. */
 const API_READY_MS = 5000;
@@ -75,13 +81,11 @@ export class CloudHypervisorProvider implements Provider {
     return kvmReport(this.name, VMM, version.text, this.options.kvmDevice);
   }
 
-  private files(paths: VmPaths): ApiVmmFiles {
+  private files(paths: VmPaths): RuntimeFiles {
     return {
       apiSocket: join(paths.runDir, 'cloud-hypervisor.sock'),
       vsockSocket: join(paths.runDir, 'vsock.sock'),
       pidFile: join(paths.runDir, 'cloud-hypervisor.pid'),
-      logFile: join(paths.runDir, 'cloud-hypervisor.log'),
-      stderrFile: join(paths.runDir, 'cloud-hypervisor.stderr'),
     };
   }
 
@@ -96,14 +100,16 @@ export class CloudHypervisorProvider implements Provider {
     await this.cleanup(vmId, paths);
     await (await open(paths.consoleLog, 'a', 0o600)).close();
     // The socket's path names the VM id, which is how the daemon recognises its own VMM in /proc.
-    const args = ['--api-socket', `path=${files.apiSocket}`, '--log-file', files.logFile];
+    const args = ['--api-socket', `path=${files.apiSocket}`];
     this.options.logger.child({ vmId }).info({ binary, version: version.text, args }, 'launching Cloud Hypervisor');
     let pid: number;
     try {
       // The serial console is Cloud Hypervisor's stdout (serial mode Tty), appended to the console
       // log. Not serial mode File: Cloud Hypervisor creates that file anew (truncating earlier boots)
-      // and writes without O_APPEND, past the daemon's copy-truncate rotation.
-      ({ pid } = await launchDetached({ file: binary, args, stdoutPath: paths.consoleLog, stderrPath: files.stderrFile, pidFile: files.pidFile }));
+      // and writes without O_APPEND, past the daemon's copy-truncate rotation. Its own log (warnings
+      // and errors, some of which a guest can provoke at will) goes to stderr, not --log-file, and
+      // stderr goes to the console log too: the one file of the VM whose size the daemon caps.
+      ({ pid } = await launchDetached({ file: binary, args, stdoutPath: paths.consoleLog, stderrPath: paths.consoleLog, pidFile: files.pidFile }));
     } catch (err) {
       await this.cleanup(vmId, paths);
       throw new ProviderFailedError(`Cloud Hypervisor failed to start VM ${spec.name}: ${asHypercoreError(err).message}`, err);
@@ -123,7 +129,7 @@ export class CloudHypervisorProvider implements Provider {
       await api.send({ method: 'PUT', operation: 'vm.create', body: config });
       await new CloudHypervisorApi(files.apiSocket, { timeoutMs: BOOT_TIMEOUT_MS }).send({ method: 'PUT', operation: 'vm.boot' });
     } catch (err) {
-      const tail = await launchFailureTail(files.stderrFile, files.logFile, paths.consoleLog);
+      const tail = await launchFailureTail(paths.consoleLog);
       await killAndWait(pid, vmId);
       await this.cleanup(vmId, paths);
       const reason = err instanceof CloudHypervisorApiError ? err.message : asHypercoreError(err).message;
@@ -217,7 +223,7 @@ function checkVersion(version: CloudHypervisorVersion, binary: string): void {
 }
 
 /** Refuses, naming the file, what Cloud Hypervisor cannot or must not open, before anything starts. */
-async function checkInputs(req: LaunchRequest, files: ApiVmmFiles): Promise<void> {
+async function checkInputs(req: LaunchRequest, files: RuntimeFiles): Promise<void> {
   const kernel = req.boot.kernel;
   let kind;
   try {

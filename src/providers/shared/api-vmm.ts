@@ -5,7 +5,7 @@
  * output, and end a VMM found by its pidfile. Each provider keeps only its VMM's particulars.
  */
 import { constants } from 'node:fs';
-import { access, lstat, readFile } from 'node:fs/promises';
+import { access, lstat } from 'node:fs/promises';
 import { ProviderFailedError, ProviderUnavailableError, asHypercoreError } from '../../core/errors.js';
 import type { BootPlan, Logger, NetworkAttachment, ProviderReport } from '../../core/ports.js';
 import type { VmDisk } from '../../core/image.js';
@@ -29,15 +29,6 @@ export interface ApiVmmProviderOptions {
   logger: Logger;
   /** /dev/kvm (tests). */
   kvmDevice?: string;
-}
-
-/** A VMM's runtime files in the VM's run dir. */
-export interface ApiVmmFiles {
-  apiSocket: string;
-  vsockSocket: string;
-  pidFile: string;
-  logFile: string;
-  stderrFile: string;
 }
 
 export interface VersionRules<V> {
@@ -93,12 +84,13 @@ export async function waitForApiSocket(socket: string, pid: number, vmm: string,
   }
 }
 
-/** The end of the VMM's stderr and log (else of the console), on one line, for the error of a failed launch. */
-export async function launchFailureTail(stderrFile: string, logFile: string, consoleLog: string): Promise<string> {
-  const read = async (path: string): Promise<string> => tailLines(await readFile(path, 'utf8').catch(() => ''), 1024).trim();
-  const parts = [await read(stderrFile), await read(logFile)];
-  if (parts.every((p) => !p)) parts.push((await tailConsoleLog(consoleLog, 1024).catch(() => '')).trim());
-  return parts.filter(Boolean).join(' | ').replace(/\s+/g, ' ').slice(-1500);
+/** The ends of the VMM's output files (the first with any text, in order), on one line, for the error of a failed launch. */
+export async function launchFailureTail(...files: string[]): Promise<string> {
+  for (const file of files) {
+    const tail = tailLines(await tailConsoleLog(file, 4096).catch(() => ''), 1024).trim();
+    if (tail) return tail.replace(/\s+/g, ' ').slice(-1500);
+  }
+  return '';
 }
 
 /** Ends the VMM of `vmId` (`pid`, else the one its pidfile names); a VMM already gone is fine. */

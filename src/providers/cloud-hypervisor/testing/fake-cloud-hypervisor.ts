@@ -13,6 +13,8 @@
  *   FAKE_CH_DIE="PUT vm.boot"        exit with code 1 when that call arrives (a VMM that dies)
  *   FAKE_CH_GUEST_LIFETIME_MS=n      the guest powers off on its own n ms after the boot
  *   FAKE_CH_IGNORE_POWER_BUTTON=1    the guest ignores the ACPI power button
+ *   FAKE_CH_GUEST_WARNINGS=n         at boot, log n warnings of the kind a guest can provoke (to
+ *                                    --log-file, else stderr, as Cloud Hypervisor logs)
  */
 import { appendFileSync, existsSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
@@ -83,8 +85,9 @@ async function main(): Promise<void> {
   if (recordDir) record = (r) => appendFileSync(join(recordDir, `${vmId}.jsonl`), `${JSON.stringify(r)}\n`);
   record({ event: 'start', argv: process.argv.slice(2), version: version.text });
   if (existsSync(cli.apiSocket)) exitWith(1, `Error creating HTTP API server: ${cli.apiSocket}: Address in use`);
-  // Cloud Hypervisor creates its log file anew.
+  // Cloud Hypervisor creates its log file anew; without one it logs to stderr.
   if (cli.logFile) writeFileSync(cli.logFile, '');
+  const logLine = (line: string): void => (cli.logFile ? appendFileSync(cli.logFile, line) : void process.stderr.write(line));
 
   let vsock: HybridVsockEndpoint | undefined;
   let lifetime: NodeJS.Timeout | undefined;
@@ -113,6 +116,8 @@ async function main(): Promise<void> {
         vsock = new HybridVsockEndpoint((port) => (port === AGENT_VSOCK_PORT && guestAgent && existsSync(guestAgent) ? guestAgent : undefined));
         void vsock.listen(String(device['socket']));
       }
+      const warnings = Number(process.env['FAKE_CH_GUEST_WARNINGS'] ?? '0');
+      for (let i = 0; i < warnings; i++) logLine(`cloud-hypervisor: ${i}ms: <vcpu0> WARN:virtio-devices/src/vsock/packet.rs -- guest-provoked warning ${i}\n`);
       const ms = Number(process.env['FAKE_CH_GUEST_LIFETIME_MS'] ?? '');
       if (ms > 0) lifetime = setTimeout(powerOff, ms);
     },
