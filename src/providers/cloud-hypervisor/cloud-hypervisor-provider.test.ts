@@ -314,9 +314,11 @@ for (const [step, modes] of steps) {
         const vmId = `${first}${mode[0]}`;
         const paths = await vmPaths(fx, vmId);
         const spec = chSpec('fail-vm', fake(fx, mode === 'refused' ? { FAKE_CH_FAIL: step } : { FAKE_CH_DIE: step }));
+        await writeFile(paths.consoleLog, 'an earlier boot: reboot: Power down\n');
         await assert.rejects(provider.launch(launchRequest(fx, vmId, spec, { paths })), (err: unknown) => {
           assert.ok(err instanceof HypercoreError && err.code === ErrorCodes.providerFailed, String(err));
           assert.match(err.message, /Cloud Hypervisor failed to create VM fail-vm/);
+          assert.doesNotMatch(err.message, /an earlier boot/, "the error quotes only this launch's output");
           if (mode === 'refused') assert.match(err.message, new RegExp(`refused ${step} \\(HTTP 500\\): injected failure`));
           else assert.match(err.message, /dying on|exited before its API socket answered/);
           return true;

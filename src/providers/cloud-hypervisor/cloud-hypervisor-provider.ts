@@ -18,7 +18,7 @@ import { launchDetached } from '../../system/detached.js';
 import { watchPid } from '../../system/pid-watch.js';
 import { isOurProcess, killAndWait, readPidFile, waitForExit } from '../../system/process.js';
 import { tailConsoleLog } from '../console-log.js';
-import { binaryVersion, killVmm, kvmReport, launchFailureTail, waitForApiSocket, type ApiVmmProviderOptions, type VersionRules } from '../shared/api-vmm.js';
+import { binaryVersion, fileLength, killVmm, kvmReport, launchFailureTail, waitForApiSocket, type ApiVmmProviderOptions, type VersionRules } from '../shared/api-vmm.js';
 import { CloudHypervisorApi, CloudHypervisorApiError, type ApiRequest } from './api.js';
 import { checkDisk } from './disk-check.js';
 import { cloudHypervisorSettings } from './settings.js';
@@ -99,6 +99,7 @@ export class CloudHypervisorProvider implements Provider {
     await this.kill(vmId, paths, undefined);
     await this.cleanup(vmId, paths);
     await (await open(paths.consoleLog, 'a', 0o600)).close();
+    const consoleAtLaunch = await fileLength(paths.consoleLog);
     // The socket's path names the VM id, which is how the daemon recognises its own VMM in /proc.
     const args = ['--api-socket', `path=${files.apiSocket}`];
     this.options.logger.child({ vmId }).info({ binary, version: version.text, args }, 'launching Cloud Hypervisor');
@@ -129,7 +130,7 @@ export class CloudHypervisorProvider implements Provider {
       await api.send({ method: 'PUT', operation: 'vm.create', body: config });
       await new CloudHypervisorApi(files.apiSocket, { timeoutMs: BOOT_TIMEOUT_MS }).send({ method: 'PUT', operation: 'vm.boot' });
     } catch (err) {
-      const tail = await launchFailureTail(paths.consoleLog);
+      const tail = await launchFailureTail(paths.consoleLog, consoleAtLaunch);
       await killAndWait(pid, vmId);
       await this.cleanup(vmId, paths);
       const reason = err instanceof CloudHypervisorApiError ? err.message : asHypercoreError(err).message;

@@ -5,14 +5,13 @@
  * output, and end a VMM found by its pidfile. Each provider keeps only its VMM's particulars.
  */
 import { constants } from 'node:fs';
-import { access, lstat } from 'node:fs/promises';
+import { access, lstat, open, stat } from 'node:fs/promises';
 import { ProviderFailedError, ProviderUnavailableError, asHypercoreError } from '../../core/errors.js';
 import type { BootPlan, Logger, NetworkAttachment, ProviderReport } from '../../core/ports.js';
 import type { VmDisk } from '../../core/image.js';
 import type { ProviderName, VmSpec } from '../../core/vm.js';
 import { runCommand, tailLines } from '../../system/command.js';
 import { isAlive, killAndWait, readPidFile } from '../../system/process.js';
-import { tailConsoleLog } from '../console-log.js';
 
 /** What a VMM's configuration is made from: the launch request, with the provider's own socket for vsock. */
 export interface VmmLaunchPlan {
@@ -84,13 +83,28 @@ export async function waitForApiSocket(socket: string, pid: number, vmm: string,
   }
 }
 
-/** The ends of the VMM's output files (the first with any text, in order), on one line, for the error of a failed launch. */
-export async function launchFailureTail(...files: string[]): Promise<string> {
-  for (const file of files) {
-    const tail = tailLines(await tailConsoleLog(file, 4096).catch(() => ''), 1024).trim();
-    if (tail) return tail.replace(/\s+/g, ' ').slice(-1500);
+/**
+ * What the VMM wrote to `file` since it was `since` bytes long (its launch), the last KiB on one
+ * line, for the error of a failed launch: earlier boots' lines would only mislead. A file now
+ * shorter than `since` was rotated meanwhile, and is read from its start.
+ */
+export async function launchFailureTail(file: string, since: number): Promise<string> {
+  const size = await fileLength(file);
+  const from = size >= since ? Math.max(since, size - 4096) : Math.max(0, size - 4096);
+  if (size <= from) return '';
+  const handle = await open(file, 'r');
+  try {
+    const buffer = Buffer.alloc(size - from);
+    const { bytesRead } = await handle.read(buffer, 0, buffer.length, from);
+    return tailLines(buffer.subarray(0, bytesRead).toString('utf8'), 1024).trim().replace(/\s+/g, ' ').slice(-1500);
+  } finally {
+    await handle.close();
   }
-  return '';
+}
+
+/** The size of `file` now (0 when it does not exist), for `launchFailureTail`. */
+export async function fileLength(file: string): Promise<number> {
+  return (await stat(file).catch(() => undefined))?.size ?? 0;
 }
 
 /** Ends the VMM of `vmId` (`pid`, else the one its pidfile names); a VMM already gone is fine. */
