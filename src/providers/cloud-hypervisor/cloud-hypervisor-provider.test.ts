@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { TtrpcAgentConnector } from '../../agent-client/agent-session.js';
 import { ErrorCodes, HypercoreError } from '../../core/errors.js';
 import type { VmDisk } from '../../core/image.js';
-import type { VmPaths } from '../../core/ports.js';
+import type { Provider, VmPaths } from '../../core/ports.js';
 import { createQcow2Overlay } from '../../images/vm-disks.js';
 import { runCommand } from '../../system/command.js';
 import { UnixHttpClient } from '../shared/unix-http.js';
@@ -363,4 +363,13 @@ test('describe: version and KVM; an unusable /dev/kvm makes it unusable for auto
     await writeFile(kvm, '');
     assert.deepEqual(await new CloudHypervisorProvider({ logger: quietLogger, kvmDevice: kvm }).describe(chSpec('d', binary)), { name: 'cloud-hypervisor', usable: true, version: 'v52.0-14-g1a2b3c4', detail: `KVM (${kvm})` });
   });
+});
+
+test('capabilities: pause and resume; no snapshots, so neither saveSnapshot nor restore', () => {
+  assert.deepEqual(provider.capabilities, { pause: true, snapshot: false, agentChannels: ['vsock'], diskFormats: ['raw', 'qcow2'], hotplug: false, kernelFormats: ['bzimage', 'elf'] });
+  const port: Provider = provider;
+  assert.equal(port.saveSnapshot, undefined);
+  assert.equal(port.restore, undefined);
+  assert.equal(typeof provider.pause, 'function');
+  assert.equal(typeof provider.resume, 'function');
 });
