@@ -95,6 +95,7 @@ export function openApiDocument(): JsonSchema {
       },
       '/v1/network/prune': { post: { operationId: 'PruneNetworks', responses: { '200': json('PruneNetworksResponse') } } },
       '/v1/doctor': { get: { operationId: 'Doctor', responses: { '200': json('DoctorResponse') } } },
+      '/v1/version': { get: { operationId: 'Version', responses: { '200': json('VersionResponse') } } },
       '/v1/events': {
         get: { operationId: 'WatchEvents', responses: { '200': { description: 'one VmEvent JSON object per line, as they happen', content: { 'application/x-ndjson': { schema: ref('VmEvent') } } } } },
       },

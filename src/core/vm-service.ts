@@ -21,7 +21,7 @@ import { VmProcesses } from './processes.js';
 import { reconcileVm, type Followup } from './reconcile.js';
 import { VmRecords } from './vm-records.js';
 import { usesAgent, VmRuntime, type HaltOptions } from './vm-runtime.js';
-import type { ProviderName, Vm, VmSpec } from './vm.js';
+import type { ProviderName, StartTrace, Vm, VmSpec } from './vm.js';
 
 export { usesAgent } from './vm-runtime.js';
 
@@ -114,8 +114,8 @@ export class VmService {
     const ctx: PlanContext = { vm, provider, agent, services: this.services, ...(options.onProgress ? { onProgress: options.onProgress } : {}) };
     const booted = await this.lock.run(vm.id, async () => {
       const timings = await this.runCreatePlan(ctx);
-      if (agent && !options.detach) timings.push(await this.bootAbortably(vm, provider, ctx.image));
-      this.logBoot(vm, timings);
+      if (agent && !options.detach) timings.push(...(await this.bootAbortably(vm, provider, ctx.image)));
+      this.logBoot(vm, now, timings);
       return vm;
     });
     if (agent && options.detach) this.inBackground(vm, 'booting the workload', () => this.bootWorkloadLocked(vm.id, ctx.image));
@@ -127,6 +127,7 @@ export class VmService {
     return this.lock.run(id, async () => {
       const vm = this.records.current(id);
       if (vm.state === 'running') return vm;
+      const at = this.records.now();
       this.records.transition(vm, 'starting', { error: undefined });
       const provider = this.runtime.providerOf(vm);
       const agent = usesAgent(vm.spec);
@@ -139,8 +140,8 @@ export class VmService {
         this.records.transition(vm, 'failed', { pid: undefined, error: { code: e.code, message: e.message } });
         throw e;
       }
-      if (agent) timings.push(await this.bootAbortably(vm, provider, this.imageOf(vm)));
-      this.logBoot(vm, timings);
+      if (agent) timings.push(...(await this.bootAbortably(vm, provider, this.imageOf(vm))));
+      this.logBoot(vm, at, timings);
       return vm;
     });
   }
@@ -312,9 +313,12 @@ export class VmService {
     }
   }
 
-  private logBoot(vm: Vm, timings: StepTiming[]): void {
-    const totalMs = Math.round(timings.reduce((sum, t) => sum + t.ms, 0));
-    this.records.log(vm).info({ provider: vm.provider, vmmPid: vm.pid, totalMs, steps: timings }, `VM ${vm.state}`);
+  /** Logs the steps of a create or start and keeps them on the record as its last start (`inspect`). */
+  private logBoot(vm: Vm, at: string, timings: StepTiming[]): void {
+    const trace: StartTrace = { at, totalMs: 0, steps: timings };
+    trace.totalMs = Math.round(timings.reduce((sum, t) => sum + t.ms, 0) * 10) / 10;
+    this.records.log(vm).info({ provider: vm.provider, vmmPid: vm.pid, totalMs: trace.totalMs, steps: timings }, `VM ${vm.state}`);
+    if (this.records.exists(vm.id)) this.records.save(vm, { lastStart: trace });
   }
 
   private workloadBoot() {
@@ -330,12 +334,15 @@ export class VmService {
       const vm = this.records.current(id);
       // A stop or rm that came first wins; there is nothing left to boot.
       if (vm.state !== 'starting') return;
-      await this.bootAbortably(vm, this.runtime.providerOf(vm), image ?? this.imageOf(vm));
+      const steps = await this.bootAbortably(vm, this.runtime.providerOf(vm), image ?? this.imageOf(vm));
+      // A detached create recorded its plan's steps; the workload's come now.
+      const earlier = vm.lastStart;
+      this.logBoot(vm, earlier?.at ?? this.records.now(), [...(earlier?.steps ?? []), ...steps]);
     });
   }
 
   /** Boots the workload; a stop or rm of the VM meanwhile aborts the wait for its agent. */
-  private async bootAbortably(vm: Vm, provider: Provider, image: Image | undefined): Promise<StepTiming> {
+  private async bootAbortably(vm: Vm, provider: Provider, image: Image | undefined): Promise<StepTiming[]> {
     const abort = new AbortController();
     this.booting.set(vm.id, abort);
     try {
@@ -423,7 +430,7 @@ export class VmService {
       if (vm.state !== 'creating') return undefined;
       this.records.log(vm).warn({}, 'resuming a create that hypercored was interrupted in');
       const ctx: PlanContext = { vm, provider: this.runtime.providerOf(vm), agent: usesAgent(vm.spec), services: this.services };
-      this.logBoot(vm, await this.runCreatePlan(ctx));
+      this.logBoot(vm, this.records.now(), await this.runCreatePlan(ctx));
       return ctx;
     });
     if (ctx?.agent) await this.bootWorkloadLocked(id, ctx.image);

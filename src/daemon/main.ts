@@ -1,10 +1,11 @@
 /** `hypercored`: the daemon's command line. */
 import { Command } from 'commander';
-import { Daemon } from './daemon.js';
+import { HYPERCORE_VERSION } from '../core/version.js';
 import { resolveSettings, type DaemonSettings } from './settings.js';
 
 const program = new Command('hypercored')
   .description('Hypercore daemon: owns VM state, supervises VMMs, serves the gRPC and HTTP/JSON API on a unix socket')
+  .version(`hypercored ${HYPERCORE_VERSION}`, '-V, --version', 'print the version and exit')
   .option('--root <dir>', 'state directory (env HYPERCORE_ROOT; default /var/lib/hypercore)')
   .option('--run-dir <dir>', 'runtime directory for sockets and pidfiles (env HYPERCORE_RUN_DIR; default /run/hypercore)')
   .option('--socket <path>', 'API socket (env HYPERCORE_SOCKET; default <run-dir>/hypercore.sock)')
@@ -22,6 +23,8 @@ const program = new Command('hypercored')
       process.stderr.write(`hypercored: ${err instanceof Error ? err.message : String(err)}\n`);
       process.exit(1);
     }
+    // Loaded only to run: `--version` and `--help` need none of it.
+    const { Daemon } = await import('./daemon.js');
     const daemon = new Daemon(settings);
     try {
       await daemon.start();

@@ -25,6 +25,7 @@ interface VmExtra {
   workloadExit?: Vm['workloadExit'];
   network?: Vm['network'];
   providerReason?: string;
+  lastStart?: Vm['lastStart'];
 }
 
 function toVm(row: VmRow): Vm {
@@ -47,6 +48,7 @@ function toVm(row: VmRow): Vm {
   if (extra.workloadExit) vm.workloadExit = extra.workloadExit;
   if (extra.network) vm.network = extra.network;
   if (extra.providerReason) vm.providerReason = extra.providerReason;
+  if (extra.lastStart) vm.lastStart = extra.lastStart;
   return vm;
 }
 
@@ -63,8 +65,8 @@ function toRow(vm: Vm): VmRow {
     spec_json: JSON.stringify(vm.spec),
     error_json: vm.error ? JSON.stringify(vm.error) : null,
     extra_json:
-      vm.disks?.length || vm.imageDigest || vm.workloadExit || vm.network || vm.providerReason
-        ? JSON.stringify({ disks: vm.disks, imageDigest: vm.imageDigest, workloadExit: vm.workloadExit, network: vm.network, providerReason: vm.providerReason } satisfies VmExtra)
+      vm.disks?.length || vm.imageDigest || vm.workloadExit || vm.network || vm.providerReason || vm.lastStart
+        ? JSON.stringify({ disks: vm.disks, imageDigest: vm.imageDigest, workloadExit: vm.workloadExit, network: vm.network, providerReason: vm.providerReason, lastStart: vm.lastStart } satisfies VmExtra)
         : null,
   };
 }

@@ -22,11 +22,12 @@ export interface WorkloadBoot {
  * `signal` aborts the wait for the agent: a stop or rm of a VM whose agent has not answered yet
  * must not wait for the boot timeout. An aborted boot leaves the VM to whoever aborted it.
  */
-export async function bootWorkload(vm: Vm, provider: Provider, image: Image | undefined, boot: WorkloadBoot, signal?: AbortSignal): Promise<StepTiming> {
+export async function bootWorkload(vm: Vm, provider: Provider, image: Image | undefined, boot: WorkloadBoot, signal?: AbortSignal): Promise<StepTiming[]> {
   const { records, runtime, supervisor } = boot;
   const started = performance.now();
+  let agentMs: number;
   try {
-    await supervisor.startWorkload(vm, provider.agentEndpoint(vm.id, runtime.paths(vm.id)), image, signal);
+    ({ agentMs } = await supervisor.startWorkload(vm, provider.agentEndpoint(vm.id, runtime.paths(vm.id)), image, signal));
   } catch (err) {
     if (signal?.aborted) throw new VmStateConflictError(`VM ${vm.name} was stopped or removed while its workload was booting`);
     const e = asHypercoreError(err);
@@ -42,5 +43,9 @@ export async function bootWorkload(vm: Vm, provider: Provider, image: Image | un
   }
   records.transition(vm, 'running');
   records.log(vm).info({}, 'workload running');
-  return { step: 'workload', ms: Math.round((performance.now() - started) * 10) / 10 };
+  const round = (ms: number): number => Math.round(ms * 10) / 10;
+  return [
+    { step: 'agent', ms: round(agentMs) },
+    { step: 'workload', ms: round(performance.now() - started - agentMs) },
+  ];
 }
