@@ -1,9 +1,13 @@
-/** The CLI's client of the daemon's HTTP/JSON API over the unix socket (undici). */
-import { Agent, request } from 'undici';
+/**
+ * The CLI's client of the daemon's HTTP/JSON API over the unix socket, on node's own http module:
+ * it is loaded with node already, where an HTTP library would cost the CLI's start-up more than the
+ * call itself. One kept-alive connection serves a command's calls.
+ */
+import { Agent, request, type IncomingMessage } from 'node:http';
 import { ErrorCodes, HypercoreError, type ErrorCode, type ValidationIssue } from '../core/errors.js';
 import type { ProviderReport } from '../core/ports.js';
-import type { Vm } from '../core/vm.js';
-import type { VmSpec } from '../core/vm.js';
+import type { Vm, VmSpec } from '../core/vm.js';
+import type { VersionReport } from '../core/version.js';
 import type { Image, PullProgress } from '../core/image.js';
 
 /** An error the daemon returned: its code, message and details, as the daemon put them. */
@@ -29,34 +33,61 @@ export function daemonUnavailable(code: string | undefined, socketPath: string):
   return undefined;
 }
 
-export class ApiClient {
-  private readonly agent: Agent;
+/** A response: its status and body stream. */
+interface Response {
+  statusCode: number;
+  body: IncomingMessage;
+}
 
-  constructor(readonly socketPath: string) {
-    this.agent = new Agent({ connect: { socketPath }, bodyTimeout: 0, headersTimeout: 0 });
+/** Largest JSON body the client reads (1000 VMs are well under 4 MiB); more is the daemon misbehaving. */
+const MAX_JSON_BYTES = 64 * 1024 * 1024;
+
+async function readText(body: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_JSON_BYTES) {
+      body.destroy();
+      throw new HypercoreError(ErrorCodes.internal, `the daemon's answer is larger than ${MAX_JSON_BYTES} bytes`);
+    }
+    chunks.push(chunk as Buffer);
   }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+export class ApiClient {
+  private readonly agent = new Agent({ keepAlive: true, maxSockets: 4 });
+
+  constructor(readonly socketPath: string) {}
 
   private async call<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<T> {
     const res = await this.send(method, path, body);
-    const text = await res.body.text();
+    const text = await readText(res.body);
     const payload: unknown = text ? JSON.parse(text) : {};
     if (res.statusCode >= 400) throw this.toError(res.statusCode, payload as ErrorPayload);
     return payload as T;
   }
 
-  private async send(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown) {
-    try {
-      return await request(`http://localhost${path}`, {
-        method,
-        dispatcher: this.agent,
-        ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+  private send(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<Response> {
+    const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    return new Promise((resolve, reject) => {
+      const req = request(
+        {
+          socketPath: this.socketPath,
+          agent: this.agent,
+          method,
+          path,
+          headers: { host: 'localhost', ...(data ? { 'content-type': 'application/json', 'content-length': data.length } : {}) },
+        },
+        (res) => resolve({ statusCode: res.statusCode ?? 500, body: res }),
+      );
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        const unavailable = daemonUnavailable(err.code, this.socketPath);
+        reject(unavailable ? new HypercoreError(ErrorCodes.daemonUnavailable, unavailable, { cause: err }) : err);
       });
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      const unavailable = daemonUnavailable(code, this.socketPath);
-      if (unavailable) throw new HypercoreError(ErrorCodes.daemonUnavailable, unavailable, { cause: err });
-      throw err;
-    }
+      req.end(data);
+    });
   }
 
   private toError(status: number, payload: ErrorPayload): ApiError {
@@ -92,7 +123,7 @@ export class ApiClient {
   /** Streams the console log to `out`; resolves when the daemon ends the stream. */
   async streamLogs(id: string, follow: boolean, out: NodeJS.WritableStream): Promise<void> {
     const res = await this.send('GET', `/v1/vms/${encodeURIComponent(id)}/logs${follow ? '?follow=true' : ''}`);
-    if (res.statusCode >= 400) throw this.toError(res.statusCode, JSON.parse(await res.body.text()) as ErrorPayload);
+    if (res.statusCode >= 400) throw this.toError(res.statusCode, JSON.parse(await readText(res.body)) as ErrorPayload);
     for await (const chunk of res.body) {
       if (!out.write(chunk as Buffer)) await new Promise((r) => out.once('drain', r));
     }
@@ -101,7 +132,7 @@ export class ApiClient {
   /** Reads an NDJSON progress stream; a line with `error` ends it with that error. */
   private async progressCall(path: string, body: unknown, onProgress: (p: PullProgress) => void): Promise<Image> {
     const res = await this.send('POST', path, body);
-    if (res.statusCode >= 400) throw this.toError(res.statusCode, JSON.parse(await res.body.text()) as ErrorPayload);
+    if (res.statusCode >= 400) throw this.toError(res.statusCode, JSON.parse(await readText(res.body)) as ErrorPayload);
     let buffered = '';
     let image: Image | undefined;
     for await (const chunk of res.body) {
@@ -146,8 +177,11 @@ export class ApiClient {
   doctor(): Promise<{ problems: string[]; providers: ProviderReport[] }> {
     return this.call('GET', '/v1/doctor');
   }
+  version(): Promise<VersionReport> {
+    return this.call('GET', '/v1/version');
+  }
 
   async close(): Promise<void> {
-    await this.agent.close();
+    this.agent.destroy();
   }
 }

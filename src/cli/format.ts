@@ -1,10 +1,7 @@
 /** Human-readable output of the CLI: tables and durations. */
 import Table from 'cli-table3';
-import { vmKind, type Vm } from '../core/vm.js';
-
-export function shortId(id: string): string {
-  return id.slice(0, 12);
-}
+import { vmKind, type StartTrace, type Vm } from '../core/vm.js';
+import { shortId } from './ids.js';
 
 export function age(iso: string, now = Date.now()): string {
   const s = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
@@ -47,7 +44,14 @@ export function vmSummary(vm: Vm): string {
   ];
   if (vm.spec.image) lines.push(`Image:     ${vm.spec.image}`);
   if (vm.network) lines.push(`Network:   ${vm.network.ip} via ${vm.network.gateway} (mac ${vm.network.mac}, host ${vm.network.tap})`);
+  if (vm.lastStart) lines.push(`Last start: ${startTrace(vm.lastStart)}`);
   return lines.join('\n');
+}
+
+/** `4312 ms at <time>: record 0.4, ..., agent 3900, workload 230` (ms per step). */
+export function startTrace(trace: StartTrace): string {
+  const ms = (v: number): string => (v < 10 ? v.toFixed(1) : String(Math.round(v)));
+  return `${ms(trace.totalMs)} ms at ${trace.at}: ${trace.steps.map((s) => `${s.step} ${ms(s.ms)}${s.done ? ' (done before)' : ''}`).join(', ')}`;
 }
 
 function driveSummary(vm: Vm): string {
