@@ -1,5 +1,5 @@
-// Bundles the CLI after tsc: dist/src/cli/main.js and everything it imports into dist/cli/, which
-// bin/hypercore runs. ES modules split into chunks: the entry answers `--version` alone, and each
+// Bundles the CLI after tsc: dist/src/cli/hypercore.js and everything it imports into dist/cli/,
+// which bin/hypercore runs (dist/cli/hypercore.js). ES modules split into chunks: the entry answers `--version` alone, and each
 // command's dynamic imports (the hac.toml schema, tables, progress bars, WebSockets, the registry
 // client) become chunks loaded only by the commands that use them. One file per chunk instead of
 // hundreds of modules is most of the start-up saved; loading less is the rest.
@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const entry = join(root, 'dist/src/cli/main.js');
+const entry = join(root, 'dist/src/cli/hypercore.js');
 const outdir = join(root, 'dist/cli');
 if (!existsSync(entry)) {
   console.error(`bundle-cli: ${entry} is missing; run tsc first`);
@@ -18,7 +18,7 @@ if (!existsSync(entry)) {
 const started = Date.now();
 rmSync(outdir, { recursive: true, force: true });
 const result = await build({
-  entryPoints: { main: entry },
+  entryPoints: { hypercore: entry },
   outdir,
   bundle: true,
   splitting: true,
@@ -38,5 +38,5 @@ const result = await build({
 });
 const outputs = Object.entries(result.metafile.outputs);
 const bytes = outputs.reduce((sum, [, o]) => sum + o.bytes, 0);
-const main = outputs.find(([path]) => path.endsWith('/main.js'))?.[1].bytes ?? 0;
+const main = outputs.find(([path]) => path.endsWith('/hypercore.js'))?.[1].bytes ?? 0;
 console.log(`bundle-cli: ${outdir} ${outputs.length} files, ${bytes} bytes (entry ${main} bytes) (${Date.now() - started} ms)`);

@@ -95,8 +95,9 @@ export class ApiClient {
     return new ApiError(status, (e.code ?? ErrorCodes.internal) as ErrorCode, e.message ?? `HTTP ${status}`, e.details ?? []);
   }
 
-  createVm(spec: VmSpec, options: { detach?: boolean } = {}): Promise<Vm> {
-    return this.call('POST', '/v1/vms', { spec, ...(options.detach ? { detach: true } : {}) });
+  /** `start: false` defines the VM without booting it, where the daemon can. */
+  createVm(spec: VmSpec, options: { detach?: boolean; start?: boolean } = {}): Promise<Vm> {
+    return this.call('POST', '/v1/vms', { spec, ...(options.detach ? { detach: true } : {}), ...(options.start === false ? { start: false } : {}) });
   }
   async listVms(): Promise<Vm[]> {
     return (await this.call<{ vms: Vm[] }>('GET', '/v1/vms')).vms;

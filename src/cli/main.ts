@@ -1,13 +1,203 @@
 /**
- * `hypercore`: the command line's entry. `--version` is answered here, before anything else is
- * loaded; every other command line goes to the commands (program.ts), loaded on demand.
+ * `hypercore`'s commands: a thin client of hypercored's API. Each command loads what it needs when
+ * it runs (the hac.toml schema, table and progress rendering, WebSockets), so a command pays only
+ * for its own modules: the bundle (scripts/bundle-cli.mjs) keeps each of them in its own chunk.
  */
+import { Command, InvalidArgumentError as CommanderArgError } from 'commander';
+import { resolve } from 'node:path';
+import { HypercoreError, asHypercoreError } from '../core/errors.js';
+import type { HacOverrides } from '../config/index.js';
 import { HYPERCORE_VERSION } from '../core/version.js';
+import { hostCpuCount } from '../system/host.js';
+import { apiSocketPath } from '../daemon/settings.js';
+import { ApiClient } from './api-client.js';
+import { shortId } from './ids.js';
+import { registerImageCommands } from './image-commands.js';
+import { registerProcessCommands } from './process-commands.js';
 
-const args = process.argv.slice(2);
-if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {
-  process.stdout.write(`hypercore ${HYPERCORE_VERSION}\n`);
-} else {
-  const { run } = await import('./program.js');
-  await run(process.argv);
+function integer(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n)) throw new CommanderArgError(`"${value}" is not an integer`);
+  return n;
+}
+
+let client: ApiClient | undefined;
+function api(program: Command): ApiClient {
+  const socket = (program.opts() as { socket?: string }).socket;
+  client ??= new ApiClient(apiSocketPath(socket, process.env));
+  return client;
+}
+
+function printError(err: unknown): void {
+  const e = asHypercoreError(err);
+  // Validation errors already name every problem in their message; `details` is for programs.
+  process.stderr.write(`hypercore: ${e.message} [${e.code}]\n`);
+}
+
+const program = new Command('hypercore')
+  .description('Hypercore: microVMs from a hac.toml')
+  .version(`hypercore ${HYPERCORE_VERSION}`, '-V, --version', 'print the client version and exit (`hypercore version` also asks the daemon)')
+  .option('--socket <path>', "hypercored's API socket (env HYPERCORE_SOCKET; default /run/hypercore/hypercore.sock)")
+  .showHelpAfterError();
+
+program
+  .command('spawn')
+  .description('create and boot a VM from a hac.toml; prints the VM id last')
+  .option('--hac <file>', 'hac.toml to use', 'hac.toml')
+  .option('--name <name>', 'VM name (overrides [spacecore] name)')
+  .option('--provider <provider>', 'qemu, firecracker, cloud-hypervisor or auto')
+  .option('--cores <n>', 'vCPUs', integer)
+  .option('--memory <mib>', 'memory in MiB', integer)
+  .option('--kernel <file>', 'kernel image')
+  .option('--initrd <file>', 'initramfs')
+  .option('--drive <file>', 'root disk image')
+  .option('--kernel-args <args>', 'extra kernel command-line arguments')
+  .option('--accel <mode>', 'QEMU accelerator: auto, kvm or tcg')
+  .option('--image <ref>', 'OCI image to run (overrides [hardware] ref)')
+  .option('--network <mode>', 'nat, bridge or none (overrides [network] mode)')
+  .option('-d, --detach', 'return once the VMM runs, without waiting for the agent and the workload')
+  .action(async (opts: { hac: string; memory?: number; detach?: boolean } & Omit<HacOverrides, 'memoryMib'>) => {
+    const { hac, memory, detach, ...rest } = opts;
+    const overrides: HacOverrides = { ...rest, ...(memory === undefined ? {} : { memoryMib: memory }) };
+    const { loadHacFile } = await import('../config/index.js');
+    const spec = await loadHacFile(resolve(hac), { hostCpus: hostCpuCount(), overrides, cwd: process.cwd() });
+    if (spec.image) await (await import('./image-pull.js')).pullIfMissing(api(program), spec.image);
+    const vm = await api(program).createVm(spec, { detach: detach === true });
+    process.stderr.write(`spawned ${vm.name} (${vm.provider}, pid ${vm.pid ?? '-'}); follow its console with: hypercore logs -f ${shortId(vm.id)}\n`);
+    process.stdout.write(`${vm.id}\n`);
+  });
+
+program
+  .command('ls')
+  .alias('list')
+  .description('list VMs')
+  .option('--json', 'print a JSON array of VM objects (the API fields)')
+  .action(async (opts: { json?: boolean }) => {
+    const vms = await api(program).listVms();
+    process.stdout.write(opts.json ? `${JSON.stringify(vms, null, 2)}\n` : `${(await import('./format.js')).vmTable(vms)}\n`);
+  });
+
+program
+  .command('inspect <id>')
+  .description('show one VM (id, unique id prefix, or name)')
+  .option('--json', 'print the VM object as JSON')
+  .action(async (id: string, opts: { json?: boolean }) => {
+    const vm = await api(program).getVm(id);
+    process.stdout.write(opts.json ? `${JSON.stringify(vm, null, 2)}\n` : `${(await import('./format.js')).vmSummary(vm)}\n`);
+  });
+
+program
+  .command('logs <id>')
+  .description("print a VM's serial console output")
+  .option('-f, --follow', 'keep printing new output')
+  .action(async (id: string, opts: { follow?: boolean }) => {
+    await api(program).streamLogs(id, opts.follow === true, process.stdout);
+  });
+
+program
+  .command('start <id>')
+  .description('boot a stopped VM again')
+  .action(async (id: string) => {
+    const vm = await api(program).startVm(id);
+    process.stdout.write(`${vm.id}\n`);
+  });
+
+program
+  .command('pause <id>')
+  .description("freeze a running VM's vCPUs; its memory stays, exec waits for resume")
+  .action(async (id: string) => {
+    process.stdout.write(`${(await api(program).pauseVm(id)).id}\n`);
+  });
+
+program
+  .command('resume <id>')
+  .description('let a paused VM run on')
+  .action(async (id: string) => {
+    process.stdout.write(`${(await api(program).resumeVm(id)).id}\n`);
+  });
+
+program
+  .command('stop <ids...>')
+  .description('power a VM off: ACPI shutdown, then killed after the timeout')
+  .option('-t, --time <seconds>', 'seconds to wait for the guest to power off before killing it', integer, 10)
+  .option('--force', 'kill at once')
+  .action(async (ids: string[], opts: { time: number; force?: boolean }) => {
+    for (const id of ids) {
+      const vm = await api(program).stopVm(id, { timeoutSeconds: opts.time, force: opts.force === true });
+      process.stdout.write(`${vm.id}\n`);
+    }
+  });
+
+program
+  .command('rm <ids...>')
+  .description('remove VMs and their files')
+  .option('-f, --force', 'stop running VMs first')
+  .action(async (ids: string[], opts: { force?: boolean }) => {
+    for (const id of ids) {
+      const vm = await api(program).getVm(id);
+      await api(program).deleteVm(vm.id, opts.force === true);
+      process.stdout.write(`${vm.id}\n`);
+    }
+  });
+
+registerImageCommands(program, () => api(program));
+registerProcessCommands(program, () => api(program));
+
+program
+  .command('version')
+  .description("show the versions of this client, the daemon, each hypervisor and the default guest kernel")
+  .option('--json', 'print them as JSON')
+  .action(async (opts: { json?: boolean }) => {
+    const { printVersions } = await import('./version-command.js');
+    await printVersions(api(program), opts.json === true);
+  });
+
+program
+  .command('doctor')
+  .description('list the hypervisors (version, or why unusable), leftovers (network leases, TAPs, rules of removed VMs) and failed VMs; exits 1 if there are problems')
+  .action(async () => {
+    const { problems, providers } = await api(program).doctor();
+    const { plainTable } = await import('./format.js');
+    process.stdout.write(`${plainTable(['PROVIDER', 'USABLE', 'VERSION', 'DETAIL'], providers.map((p) => [p.name, p.usable ? 'yes' : 'no', p.version ?? '-', p.detail]))}\n\n`);
+    process.stdout.write(problems.length === 0 ? 'no problems found\n' : `${problems.map((p) => `- ${p}`).join('\n')}\n`);
+    if (problems.length > 0) process.exitCode = 1;
+  });
+program
+  .command('network')
+  .description('host networking')
+  .command('prune')
+  .description('remove TAPs, firewall rules and leases that belong to no VM')
+  .action(async () => {
+    const { removed } = await api(program).pruneNetworks();
+    process.stdout.write(removed.length === 0 ? 'nothing to remove\n' : `${removed.map((r) => `removed ${r}`).join('\n')}\n`);
+  });
+
+const config = program.command('config').description('hac.toml tools (no daemon needed)');
+config
+  .command('validate [file]')
+  .description('check a hac.toml; exits non-zero with every problem listed')
+  .action(async (file: string | undefined) => {
+    const path = resolve(file ?? 'hac.toml');
+    const { loadHacFile } = await import('../config/index.js');
+    await loadHacFile(path, { hostCpus: hostCpuCount(), cwd: process.cwd() });
+    process.stdout.write(`${file ?? 'hac.toml'}: valid\n`);
+  });
+config
+  .command('schema')
+  .description('print the JSON Schema of hac.toml (for editors)')
+  .action(async () => {
+    const { hacJsonSchema } = await import('../config/index.js');
+    process.stdout.write(`${JSON.stringify(hacJsonSchema(), null, 2)}\n`);
+  });
+
+/** Runs the command line `argv` (node's process.argv); the exit code goes to process.exitCode. */
+export async function run(argv: readonly string[]): Promise<void> {
+  try {
+    await program.parseAsync(argv);
+    await client?.close();
+  } catch (err) {
+    printError(err);
+    await client?.close().catch(() => undefined);
+    process.exitCode = err instanceof HypercoreError ? 1 : 2;
+  }
 }
