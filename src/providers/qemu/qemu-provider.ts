@@ -3,8 +3,8 @@
  * QEMU daemonizes itself (own session, pidfile), so VMs outlive hypercored; the daemon talks to
  * it over QMP only.
  */
-import { chmod, open, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chmod, open, rm, stat } from 'node:fs/promises';
+import { delimiter, join } from 'node:path';
 import { ProviderFailedError, ProviderUnavailableError, asHypercoreError } from '../../core/errors.js';
 import type { LaunchRequest, Logger, Provider, ProviderCapabilities, ProviderReport, VmmExit, VmmInfo, VmmProcess, VmPaths } from '../../core/ports.js';
 import type { VmSpec } from '../../core/vm.js';
@@ -47,16 +47,33 @@ export class QemuProvider implements Provider {
     kernelFormats: ['bzimage', 'elf'],
   };
 
+  /**
+   * `--version` output by binary and the binary's identity: every create checks the binary, and
+   * running QEMU for it each time costs a spawn tens of milliseconds (more under load).
+   */
+  private readonly versions = new Map<string, { identity: string; output: Promise<string> }>();
+
   constructor(private readonly options: QemuProviderOptions) {}
 
   private binary(spec: VmSpec | undefined): string {
     return qemuSettings.read(spec).binary ?? DEFAULT_QEMU_BINARY;
   }
 
+  /** QEMU's `--version` output; run again only when the binary (as PATH finds it) changed. */
+  private async versionOutput(binary: string): Promise<string> {
+    const identity = await binaryIdentity(binary);
+    const known = this.versions.get(binary);
+    if (known && identity !== undefined && known.identity === identity) return known.output;
+    const output = runCommand(binary, ['--version'], { timeoutMs: 10_000 }).then((r) => r.stdout);
+    if (identity !== undefined) this.versions.set(binary, { identity, output });
+    output.catch(() => this.versions.delete(binary));
+    return output;
+  }
+
   async checkAvailable(spec: VmSpec): Promise<void> {
     const binary = this.binary(spec);
     try {
-      await runCommand(binary, ['--version'], { timeoutMs: 10_000 });
+      await this.versionOutput(binary);
     } catch (err) {
       throw new ProviderUnavailableError(`QEMU is not usable: ${asHypercoreError(err).message}`, err);
     }
@@ -66,7 +83,7 @@ export class QemuProvider implements Provider {
     const binary = this.binary(spec);
     let version: string;
     try {
-      version = (await runCommand(binary, ['--version'], { timeoutMs: 10_000 })).stdout.split('\n')[0]!.replace(/^QEMU emulator version\s*/, '').trim();
+      version = (await this.versionOutput(binary)).split('\n')[0]!.replace(/^QEMU emulator version\s*/, '').trim();
     } catch (err) {
       return { name: this.name, usable: false, detail: `${binary}: ${asHypercoreError(err).message}` };
     }
@@ -224,6 +241,16 @@ export class QemuProvider implements Provider {
     const files = this.files(paths);
     await Promise.all(Object.values(files).map((f) => rm(f, { force: true })));
   }
+}
+
+/** Where PATH finds `binary` and that file's identity (device, inode, size, times); undefined when it is not found. */
+async function binaryIdentity(binary: string): Promise<string | undefined> {
+  const candidates = binary.includes('/') ? [binary] : (process.env['PATH'] ?? '').split(delimiter).filter(Boolean).map((dir) => join(dir, binary));
+  for (const path of candidates) {
+    const st = await stat(path).catch(() => undefined);
+    if (st?.isFile()) return `${path}\0${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+  }
+  return undefined;
 }
 
 /** Turns QEMU's SHUTDOWN reason into the VM's outcome (QEMU runs with -no-reboot, so a reset ends it too). */
