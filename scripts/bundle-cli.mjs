@@ -30,7 +30,9 @@ const result = await build({
   banner: { js: "import { createRequire as __hcCreateRequire } from 'node:module'; const require = __hcCreateRequire(import.meta.url);" },
   // ws loads these optional native speed-ups only when they are installed.
   external: ['bufferutil', 'utf-8-validate'],
-  minify: false,
+  // Less to parse at every start; identifiers stay, so stack traces still name functions.
+  minifyWhitespace: true,
+  minifySyntax: true,
   sourcemap: false,
   legalComments: 'none',
   metafile: true,
