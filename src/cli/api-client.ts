@@ -1,14 +1,18 @@
 /**
- * The CLI's client of the daemon's HTTP/JSON API over the unix socket, on node's own http module:
- * it is loaded with node already, where an HTTP library would cost the CLI's start-up more than the
- * call itself. One kept-alive connection serves a command's calls.
+ * The CLI's client of the daemon's HTTP/JSON API, over the unix socket or a remote listener, on
+ * node's own http and https modules: they are loaded with node already, where an HTTP library would
+ * cost the CLI's start-up more than the call itself. One kept-alive connection serves a command's
+ * calls; https is loaded only for a remote daemon.
  */
-import { Agent, request, type IncomingMessage } from 'node:http';
+import { Agent, request, type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http';
+import type { ApiToken } from '../core/api-token.js';
 import { ErrorCodes, HypercoreError, type ErrorCode, type ValidationIssue } from '../core/errors.js';
 import type { ProviderReport } from '../core/ports.js';
 import type { Vm, VmSpec } from '../core/vm.js';
 import type { VersionReport } from '../core/version.js';
+import type { SnapshotView } from '../api/operations.js';
 import type { Image, PullProgress } from '../core/image.js';
+import { remoteUnavailable, type Endpoint } from './endpoint.js';
 
 /** An error the daemon returned: its code, message and details, as the daemon put them. */
 export class ApiError extends HypercoreError {
@@ -56,10 +60,47 @@ async function readText(body: IncomingMessage): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-export class ApiClient {
-  private readonly agent = new Agent({ keepAlive: true, maxSockets: 4 });
+/** A remote daemon's TCP connect and TLS handshake must come within this (a unix socket answers at once). */
+const REMOTE_CONNECT_TIMEOUT_MS = 30_000;
 
-  constructor(readonly socketPath: string) {}
+/** How to reach the endpoint: its request function, agent and the options each request starts from. */
+interface Transport {
+  request: (options: RequestOptions, onResponse: (res: IncomingMessage) => void) => ClientRequest;
+  agent: Agent;
+  options: RequestOptions & { headers: Record<string, string> };
+}
+
+async function transportOf(endpoint: Endpoint): Promise<Transport> {
+  if (endpoint.kind === 'unix') {
+    return { request, agent: new Agent({ keepAlive: true, maxSockets: 4 }), options: { socketPath: endpoint.socketPath, headers: { host: 'localhost' } } };
+  }
+  const options = { host: endpoint.host, port: Number(new URL(endpoint.origin).port), headers: endpoint.token ? { authorization: `Bearer ${endpoint.token}` } : ({} as Record<string, string>) };
+  if (!endpoint.secure) return { request, agent: new Agent({ keepAlive: true, maxSockets: 4 }), options };
+  const https = await import('node:https');
+  const tls = endpoint.tls;
+  const agent = new https.Agent({ keepAlive: true, maxSockets: 4, ...(tls ? { ca: tls.ca, ...(tls.cert && tls.key ? { cert: tls.cert, key: tls.key } : {}) } : {}) });
+  return { request: https.request, agent, options };
+}
+
+/** Fails a request whose new connection (TCP, then TLS for https) is not up within `ms`; a reused one is. */
+function boundConnect(req: ClientRequest, ms: number, secure: boolean): void {
+  req.once('socket', (socket) => {
+    if (!socket.connecting) return;
+    const timer = setTimeout(() => req.destroy(Object.assign(new Error(`no connection within ${ms} ms`), { code: 'ETIMEDOUT' })), ms);
+    const clear = (): void => clearTimeout(timer);
+    socket.once(secure ? 'secureConnect' : 'connect', clear);
+    socket.once('close', clear);
+  });
+}
+
+export class ApiClient {
+  readonly endpoint: Endpoint;
+  private transport?: Promise<Transport>;
+
+  /** A socket path, or any endpoint (see endpoint.ts). */
+  constructor(target: string | Endpoint) {
+    this.endpoint = typeof target === 'string' ? { kind: 'unix', socketPath: target } : target;
+  }
 
   private async call<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<T> {
     const res = await this.send(method, path, body);
@@ -69,25 +110,23 @@ export class ApiClient {
     return payload as T;
   }
 
-  private send(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<Response> {
+  private async send(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<Response> {
+    const t = await (this.transport ??= transportOf(this.endpoint));
     const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     return new Promise((resolve, reject) => {
-      const req = request(
-        {
-          socketPath: this.socketPath,
-          agent: this.agent,
-          method,
-          path,
-          headers: { host: 'localhost', ...(data ? { 'content-type': 'application/json', 'content-length': data.length } : {}) },
-        },
-        (res) => resolve({ statusCode: res.statusCode ?? 500, body: res }),
-      );
-      req.on('error', (err: NodeJS.ErrnoException) => {
-        const unavailable = daemonUnavailable(err.code, this.socketPath);
-        reject(unavailable ? new HypercoreError(ErrorCodes.daemonUnavailable, unavailable, { cause: err }) : err);
-      });
+      const headers = { ...t.options.headers, ...(data ? { 'content-type': 'application/json', 'content-length': String(data.length) } : {}) };
+      const req = t.request({ ...t.options, agent: t.agent, method, path, headers }, (res) => resolve({ statusCode: res.statusCode ?? 500, body: res }));
+      if (this.endpoint.kind === 'remote') boundConnect(req, REMOTE_CONNECT_TIMEOUT_MS, this.endpoint.secure);
+      req.on('error', (err: NodeJS.ErrnoException) => reject(this.connectError(err)));
       req.end(data);
     });
+  }
+
+  /** Why the daemon cannot be reached, for the connection errors that say so; the error itself otherwise. */
+  private connectError(err: NodeJS.ErrnoException): Error {
+    if (this.endpoint.kind === 'remote') return remoteUnavailable(this.endpoint, err.code, err.message) ?? err;
+    const unavailable = daemonUnavailable(err.code, this.endpoint.socketPath);
+    return unavailable ? new HypercoreError(ErrorCodes.daemonUnavailable, unavailable, { cause: err }) : err;
   }
 
   private toError(status: number, payload: ErrorPayload): ApiError {
@@ -95,7 +134,7 @@ export class ApiClient {
     return new ApiError(status, (e.code ?? ErrorCodes.internal) as ErrorCode, e.message ?? `HTTP ${status}`, e.details ?? []);
   }
 
-  /** `start: false` defines the VM without booting it, where the daemon can. */
+  /** `start: false` defines the VM without booting it. */
   createVm(spec: VmSpec, options: { detach?: boolean; start?: boolean } = {}): Promise<Vm> {
     return this.call('POST', '/v1/vms', { spec, ...(options.detach ? { detach: true } : {}), ...(options.start === false ? { start: false } : {}) });
   }
@@ -107,6 +146,21 @@ export class ApiClient {
   }
   startVm(id: string): Promise<Vm> {
     return this.call('POST', `/v1/vms/${encodeURIComponent(id)}/start`);
+  }
+  createSnapshot(id: string, options: { name?: string; leavePaused?: boolean }): Promise<SnapshotView> {
+    return this.call('POST', `/v1/vms/${encodeURIComponent(id)}/snapshots`, options);
+  }
+  async listSnapshots(): Promise<SnapshotView[]> {
+    return (await this.call<{ snapshots: SnapshotView[] }>('GET', '/v1/snapshots')).snapshots;
+  }
+  async deleteSnapshot(id: string): Promise<void> {
+    await this.call('DELETE', `/v1/snapshots/${encodeURIComponent(id)}`);
+  }
+  spawnFromSnapshot(id: string, name: string | undefined): Promise<Vm> {
+    return this.call('POST', `/v1/snapshots/${encodeURIComponent(id)}/spawn`, name === undefined ? {} : { name });
+  }
+  async cloneVm(id: string, count: number): Promise<Vm[]> {
+    return (await this.call<{ vms: Vm[] }>('POST', `/v1/vms/${encodeURIComponent(id)}/clone`, { count })).vms;
   }
   pauseVm(id: string): Promise<Vm> {
     return this.call('POST', `/v1/vms/${encodeURIComponent(id)}/pause`);
@@ -182,7 +236,17 @@ export class ApiClient {
     return this.call('GET', '/v1/version');
   }
 
+  createToken(scope: string, name: string | undefined): Promise<{ token: ApiToken; secret: string }> {
+    return this.call('POST', '/v1/tokens', { scope, ...(name !== undefined ? { name } : {}) });
+  }
+  async listTokens(): Promise<ApiToken[]> {
+    return (await this.call<{ tokens: ApiToken[] }>('GET', '/v1/tokens')).tokens;
+  }
+  revokeToken(id: string): Promise<ApiToken> {
+    return this.call('DELETE', `/v1/tokens/${encodeURIComponent(id)}`);
+  }
+
   async close(): Promise<void> {
-    this.agent.destroy();
+    if (this.transport) (await this.transport).agent.destroy();
   }
 }

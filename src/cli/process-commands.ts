@@ -1,8 +1,9 @@
 /**
  * `hypercore exec`, `attach` and `run`: interactive sessions over the daemon's WebSocket exec and
- * attach routes on the API socket (the gRPC Exec/Attach messages in JSON; a WebSocket client loads
- * in a fraction of gRPC's time, which an `exec` would otherwise pay on every call). With a
- * terminal the local tty goes raw and window resizes follow; the command's exit code becomes the CLI's.
+ * attach routes, on the unix socket or a remote listener (the gRPC Exec/Attach messages in JSON; a
+ * WebSocket client loads in a fraction of gRPC's time, which an `exec` would otherwise pay on every
+ * call). With a terminal the local tty goes raw and window resizes follow; the command's exit code
+ * becomes the CLI's.
  */
 import type { Command } from 'commander';
 import { constants } from 'node:os';
@@ -11,6 +12,7 @@ import { ErrorCodes, HypercoreError, type ErrorCode, type ValidationIssue } from
 import type { ProcessInput } from '../api/process-session.js';
 import { hostCpuCount } from '../system/host.js';
 import { daemonUnavailable, type ApiClient } from './api-client.js';
+import { describeEndpoint, remoteUnavailable, type Endpoint } from './endpoint.js';
 
 /** Commander collector for repeatable options (-e A=1 -e B=2). */
 function collect(value: string, previous: string[] = []): string[] {
@@ -23,6 +25,8 @@ const DETACH_SEQUENCE = [0x10, 0x11];
 const STDIN_HIGH_WATER_BYTES = 1024 * 1024;
 /** Largest message the daemon may send: an output chunk as base64 JSON (the agent sends at most 64 KiB). */
 const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+/** A remote daemon's TLS handshake and WebSocket upgrade must come within this. */
+const REMOTE_HANDSHAKE_TIMEOUT_MS = 30_000;
 
 interface SessionOptions {
   interactive: boolean;
@@ -68,13 +72,36 @@ function refused(res: NodeJS.ReadableStream & { statusCode?: number }): Promise<
   });
 }
 
+/** Why the endpoint could not be reached, for a connection error; the error itself otherwise. */
+function connectError(err: NodeJS.ErrnoException, endpoint: Endpoint): unknown {
+  if (endpoint.kind === 'remote') return remoteUnavailable(endpoint, err.code, err.message) ?? new HypercoreError(ErrorCodes.daemonUnavailable, `${describeEndpoint(endpoint)}: ${err.message}`, { cause: err });
+  const unavailable = daemonUnavailable(err.code, endpoint.socketPath);
+  return unavailable ? new HypercoreError(ErrorCodes.daemonUnavailable, unavailable, { cause: err }) : err;
+}
+
+/**
+ * The session's WebSocket: on the unix socket, or on a remote listener (wss with the daemon's CA
+ * and the client certificate, and/or the bearer token; ws only for a loopback --insecure-loopback daemon).
+ */
+function openSocket(Socket: typeof WebSocket, endpoint: Endpoint, path: string): WebSocket {
+  const common = { perMessageDeflate: false, maxPayload: MAX_MESSAGE_BYTES };
+  if (endpoint.kind === 'unix') return new Socket(`ws+unix:${endpoint.socketPath}:${path}`, common);
+  const tls = endpoint.tls;
+  return new Socket(`${endpoint.origin.replace(/^http/, 'ws')}${path}`, {
+    ...common,
+    ...(tls ? { ca: tls.ca, ...(tls.cert && tls.key ? { cert: tls.cert, key: tls.key } : {}) } : {}),
+    ...(endpoint.token ? { headers: { authorization: `Bearer ${endpoint.token}` } } : {}),
+    handshakeTimeout: REMOTE_HANDSHAKE_TIMEOUT_MS,
+  });
+}
+
 /**
  * Runs one exec or attach WebSocket to its end; resolves to the exit code the CLI should return.
  * `path` names the VM (`/v1/vms/{id}/exec`); an exec's `first` message is its `start`.
  */
-async function runSession(socketPath: string, path: string, first: ProcessInput | undefined, options: SessionOptions): Promise<number> {
+async function runSession(endpoint: Endpoint, path: string, first: ProcessInput | undefined, options: SessionOptions): Promise<number> {
   const { WebSocket } = await import('ws');
-  const ws: WebSocket = new WebSocket(`ws+unix:${socketPath}:${path}`, { perMessageDeflate: false, maxPayload: MAX_MESSAGE_BYTES });
+  const ws = openSocket(WebSocket, endpoint, path);
   const stdin = process.stdin;
   const stdout = process.stdout;
   // Detach keys must reach us byte by byte (in cooked mode the tty driver eats ^Q as XON), so an
@@ -129,8 +156,7 @@ async function runSession(socketPath: string, path: string, first: ProcessInput 
       });
     });
     ws.on('error', (err: NodeJS.ErrnoException) => {
-      const unavailable = daemonUnavailable(err.code, socketPath);
-      failure ??= unavailable ? new HypercoreError(ErrorCodes.daemonUnavailable, unavailable, { cause: err }) : err;
+      failure ??= connectError(err, endpoint);
       finish();
     });
     ws.on('close', () => {
@@ -200,7 +226,7 @@ export function registerProcessCommands(program: Command, api: () => ApiClient):
     .option('-u, --user <user[:group]>', "user to run as: numbers, or names from the image's /etc/passwd and /etc/group")
     .action(async (id: string, command: string[], opts: { interactive?: boolean; tty?: boolean; env?: string[]; workdir?: string; user?: string }) => {
       const start = { args: command, tty: opts.tty === true, ...windowSize(), ...(opts.env ? { env: opts.env } : {}), ...(opts.workdir ? { cwd: opts.workdir } : {}), ...(opts.user ? { user: opts.user } : {}) };
-      process.exitCode = await runSession(api().socketPath, `/v1/vms/${encodeURIComponent(id)}/exec`, { start }, { interactive: opts.interactive === true, tty: opts.tty === true, detachKeys: false });
+      process.exitCode = await runSession(api().endpoint, `/v1/vms/${encodeURIComponent(id)}/exec`, { start }, { interactive: opts.interactive === true, tty: opts.tty === true, detachKeys: false });
     });
 
   program
@@ -209,7 +235,7 @@ export function registerProcessCommands(program: Command, api: () => ApiClient):
     .action(async (id: string) => {
       const vm = await api().getVm(id);
       const tty = vm.spec.workload?.tty === true;
-      process.exitCode = await runSession(api().socketPath, `/v1/vms/${vm.id}/attach`, undefined, { interactive: true, tty, detachKeys: true });
+      process.exitCode = await runSession(api().endpoint, `/v1/vms/${vm.id}/attach`, undefined, { interactive: true, tty, detachKeys: true });
     });
 
   program
@@ -236,7 +262,7 @@ export function registerProcessCommands(program: Command, api: () => ApiClient):
         return;
       }
       try {
-        process.exitCode = await runSession(api().socketPath, `/v1/vms/${vm.id}/attach?fromStart=true`, undefined, { interactive: opts.interactive === true, tty: opts.tty === true, detachKeys: true });
+        process.exitCode = await runSession(api().endpoint, `/v1/vms/${vm.id}/attach?fromStart=true`, undefined, { interactive: opts.interactive === true, tty: opts.tty === true, detachKeys: true });
       } finally {
         if (opts.rm) await api().deleteVm(vm.id, true).catch(() => undefined);
       }

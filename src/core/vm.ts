@@ -1,5 +1,6 @@
 /** The domain model: what a VM is, what it was asked to be, and the states it moves through. */
 import type { VmDisk } from './image.js';
+import type { LaunchRecord } from './snapshot.js';
 
 export const providerNames = ['qemu', 'firecracker', 'cloud-hypervisor'] as const;
 export type ProviderName = (typeof providerNames)[number];
@@ -104,7 +105,7 @@ export function vmKind(spec: Pick<VmSpec, 'drive' | 'image'>): VmKind {
   return spec.image !== undefined ? 'image' : 'kernel';
 }
 
-export const vmStates = ['creating', 'starting', 'running', 'paused', 'stopping', 'stopped', 'failed', 'deleting'] as const;
+export const vmStates = ['creating', 'created', 'starting', 'running', 'paused', 'stopping', 'stopped', 'failed', 'deleting'] as const;
 export type VmState = (typeof vmStates)[number];
 
 export interface VmError {
@@ -138,6 +139,10 @@ export interface Vm {
   providerReason?: string;
   /** The last create or start, step by step. */
   lastStart?: StartTrace;
+  /** How its VMM was last launched (boot files, boot disk): what a snapshot of it must keep. */
+  launch?: LaunchRecord;
+  /** The snapshot this VM was resumed from, while it runs from it (a cold boot clears it). */
+  restoredFrom?: string;
 }
 
 /** How long one step of a create or start took; `done` when it found its work already there. */
