@@ -14,7 +14,7 @@ import { RegistryClient } from '../../src/images/registry/client.js';
 import { parseReference } from '../../src/images/registry/reference.js';
 import { startRegistry, type RegistryProcess } from '../../src/images/registry/testing/registry-process.js';
 import { buildImage, buildIndex, buildLayer, busyboxLayerEntries, writeDockerSaveTar, writeOciLayoutTar, writeTar, type BuiltBlob, type BuiltImage, type LayerEntry } from '../../src/images/testing/oci-builder.js';
-import { lastLine, TestDaemon, waitFor } from './harness.js';
+import { lastLine, sleep, TestDaemon, waitFor } from './harness.js';
 
 const daemon = new TestDaemon('hc-e2e-img-');
 let registry: RegistryProcess;
@@ -152,7 +152,13 @@ test('a VM boots with the image as a copy-on-write disk and the guest reads the 
   // refcounts, so a VMM that did not close it cleanly leaves it marked dirty with refcounts to
   // rebuild (as QEMU does on its next open): the repair must succeed, and leave nothing to fix.
   assert.equal(cli(['stop', id]).code, 0);
-  const repair = spawnSync('qemu-img', ['check', '-r', 'all', vm.disks[0]!.path], { encoding: 'utf8' });
+  // `stop` returns once QEMU's main thread is gone (a zombie); under load its other threads may
+  // still be closing the image for a moment, holding its lock. A lock still held after 10 s fails.
+  let repair = spawnSync('qemu-img', ['check', '-r', 'all', vm.disks[0]!.path], { encoding: 'utf8' });
+  for (const until = Date.now() + 10_000; repair.status !== 0 && /Failed to get "write" lock/.test(repair.stderr) && Date.now() < until; ) {
+    await sleep(200);
+    repair = spawnSync('qemu-img', ['check', '-r', 'all', vm.disks[0]!.path], { encoding: 'utf8' });
+  }
   assert.equal(repair.status, 0, `${repair.stdout}${repair.stderr}`);
   const check = spawnSync('qemu-img', ['check', vm.disks[0]!.path], { encoding: 'utf8' });
   assert.equal(check.status, 0, `${check.stdout}${check.stderr}`);
