@@ -112,6 +112,16 @@ test('the serial console and an exec terminal: echo $((6*7)) reads back 42', asy
   await page.keyboard.type('echo $((6*7))\n');
   await until('42 in the terminal', `[...document.querySelectorAll('#terminal .xterm-rows > div')].some((row) => row.textContent.trim() === '42')`, 30_000);
   await shot('3-terminal');
+  // A narrower window narrows the terminal; the new size goes to the guest's TTY over the WebSocket.
+  const wide = await page.$eval('#terminal', (el) => (el as HTMLElement).dataset['size'] ?? '');
+  await page.setViewport({ width: 600, height: 1400 });
+  await until('the terminal narrowed', `document.getElementById('terminal').dataset.size !== ${JSON.stringify(wide)}`);
+  const narrow = await page.$eval('#terminal', (el) => (el as HTMLElement).dataset['size'] ?? '');
+  assert.ok(Number(narrow.split(' ')[1]) < Number(wide.split(' ')[1]), `${wide} → ${narrow}`);
+  await page.focus('#terminal .xterm-helper-textarea');
+  await page.keyboard.type('stty size\n');
+  await until(`stty size saying ${narrow}`, `[...document.querySelectorAll('#terminal .xterm-rows > div')].some((row) => row.textContent.trim() === ${JSON.stringify(narrow)})`, 30_000);
+  await page.setViewport({ width: 1200, height: 1400 });
 });
 
 test('stop the VM from the page: its state changes live', async () => {

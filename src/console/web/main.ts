@@ -237,7 +237,13 @@ function openTerminal(vm: Vm): () => void {
     if (state.textContent === 'connected') state.textContent = 'closed';
   };
   const input = term.onData((data) => ws.readyState === WebSocket.OPEN && ws.send(JSON.stringify({ stdin: toBase64(encoder.encode(data)) })));
-  const resize = term.onResize(({ rows, cols }) => ws.readyState === WebSocket.OPEN && ws.send(JSON.stringify({ rows, cols })));
+  // The size the guest's TTY was last told, for people and tests reading the page.
+  const showSize = (): void => void ($('terminal').dataset['size'] = `${term.rows} ${term.cols}`);
+  showSize();
+  const resize = term.onResize(({ rows, cols }) => {
+    showSize();
+    if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ rows, cols }));
+  });
   const onWindowResize = () => fit.fit();
   window.addEventListener('resize', onWindowResize);
   return () => {
