@@ -5,6 +5,8 @@ import { AGENT_SERVICE } from '../agent/protocol/schema.js';
 import { codecs, ioOutputCost, methods, type UnaryMethod } from '../agent/protocol/messages.js';
 import { TtrpcClient, TtrpcError, type ClientStream } from '../ttrpc/index.js';
 import { openAgentChannel } from './connect.js';
+import { TtrpcPodAgent } from './pod-agent.js';
+import type { PodAgent } from '../core/pod-agent.js';
 
 export const HOST_VERSION = '0.1.0';
 const CALL_TIMEOUT_MS = 30_000;
@@ -74,6 +76,7 @@ class ProcessStream implements ProcessIo {
 
 export class TtrpcAgentSession implements AgentSession {
   readonly closed: Promise<void>;
+  private podAgent: PodAgent | undefined;
 
   constructor(private readonly client: TtrpcClient) {
     this.closed = client.whenClosed().then(() => undefined, () => undefined);
@@ -130,6 +133,11 @@ export class TtrpcAgentSession implements AgentSession {
   async wait(processId: string): Promise<ExitStatus> {
     const r = await this.call('Wait', { processId }, 24 * 3600_000);
     return { exitCode: r.exitCode, ...(r.signal ? { signal: r.signal } : {}) };
+  }
+
+  containers(): PodAgent {
+    this.podAgent ??= new TtrpcPodAgent(this.client);
+    return this.podAgent;
   }
 
   async shutdown(): Promise<void> {

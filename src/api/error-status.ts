@@ -31,6 +31,9 @@ const table: Record<ErrorCode, StatusPair> = {
   [ErrorCodes.registryAuth]: { grpc: GrpcStatus.UNAUTHENTICATED, http: 401 },
   [ErrorCodes.registryUnavailable]: { grpc: GrpcStatus.UNAVAILABLE, http: 502 },
   [ErrorCodes.clientTooSlow]: { grpc: GrpcStatus.RESOURCE_EXHAUSTED, http: 429 },
+  [ErrorCodes.containerNotFound]: { grpc: GrpcStatus.NOT_FOUND, http: 404 },
+  [ErrorCodes.containerExists]: { grpc: GrpcStatus.ALREADY_EXISTS, http: 409 },
+  [ErrorCodes.containerStateConflict]: { grpc: GrpcStatus.FAILED_PRECONDITION, http: 409 },
 };
 
 export function statusFor(err: HypercoreError): StatusPair {

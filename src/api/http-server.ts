@@ -7,6 +7,7 @@ import { errorBody, statusFor } from './error-status.js';
 import { openApiDocument } from './openapi.js';
 import type { VmOperations } from './operations.js';
 import type { ImageOperations, ProgressMessage } from './image-operations.js';
+import { registerShimRoutes, type ShimOperations } from './shim-operations.js';
 
 interface IdParams {
   id: string;
@@ -58,7 +59,7 @@ function registerImageRoutes(app: FastifyInstance, ops: ImageOperations): void {
   app.delete<{ Params: { '*': string }; Querystring: { force?: string } }>('/v1/images/*', async (req) => ops.deleteImage({ reference: req.params['*'], force: flag(req.query.force) }));
 }
 
-export function buildHttpApi(ops: VmOperations, imageOps?: ImageOperations): FastifyInstance {
+export function buildHttpApi(ops: VmOperations, imageOps?: ImageOperations, shimOps?: ShimOperations): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: 1024 * 1024 });
   app.setErrorHandler((err, _req, reply) => sendError(reply, err));
   app.setNotFoundHandler((req, reply) => sendError(reply, new HypercoreError(ErrorCodes.notFound, `no route ${req.method} ${req.url}; see GET /openapi.json`)));
@@ -86,6 +87,7 @@ export function buildHttpApi(ops: VmOperations, imageOps?: ImageOperations): Fas
   });
 
   if (imageOps) registerImageRoutes(app, imageOps);
+  if (shimOps) registerShimRoutes(app, shimOps);
 
   app.get('/v1/events', async (req, reply) => {
     const out = new PassThrough();

@@ -6,7 +6,7 @@
  * real adapters into it.
  */
 import { AgentSupervisor, type WorkloadLog } from './agent-supervisor.js';
-import type { AgentConnector, ProcessIo, ProcessSpec } from './agent.js';
+import type { AgentConnector, AgentSession, ProcessIo, ProcessSpec } from './agent.js';
 import type { PlanContext, PlanServices } from './create/context.js';
 import { runPlan, type StepTiming } from './create/plan.js';
 import { createPlan, startPlan } from './create/plans.js';
@@ -100,6 +100,11 @@ export class VmService {
 
   paths(vm: Vm): VmPaths {
     return this.runtime.paths(vm.id);
+  }
+
+  /** The agent session of a running agent VM (pod VMs' containers go through it). */
+  agentSession(ref: string): AgentSession {
+    return this.processes.session(this.records.find(ref));
   }
 
   /** Creates and boots a VM. On failure, everything the plan made is undone and no record remains. */

@@ -36,6 +36,13 @@ import { VmDirectories } from '../store/vm-directories.js';
 import { hostCpuCount } from '../system/host.js';
 import { isAlive, readPidFile } from '../system/process.js';
 import type { DaemonSettings } from './settings.js';
+import { PodService } from '../core/sandboxes.js';
+import { SqliteContainerStore } from '../store/sqlite-container-store.js';
+import { ContainerRootfsImages } from '../images/container-rootfs.js';
+import { ShimHost } from '../shim/host.js';
+import { NetnsPodNetworks } from '../network/pod-network.js';
+import { defaultRunner } from '../network/command-runner.js';
+import { shimOperations } from '../api/shim-operations.js';
 
 class StaticProviderRegistry implements ProviderRegistry {
   constructor(private readonly providers: readonly Provider[]) {}
@@ -48,6 +55,8 @@ class StaticProviderRegistry implements ProviderRegistry {
 }
 
 const CONSOLE_ROTATE_INTERVAL_MS = 5000;
+/** Free room in a pod container's root disk for its writes (sparse: it costs nothing until used). */
+const POD_ROOTFS_HEADROOM_BYTES = 1024 * 1024 * 1024;
 
 /**
  * The root holds workload env (secrets), private image contents and the state database; the run
@@ -78,6 +87,7 @@ export class Daemon {
   private socketServer?: NetServer;
   private rotateTimer?: NodeJS.Timeout;
   private logs?: VmLogFiles;
+  private shim?: ShimHost;
 
   constructor(private readonly settings: DaemonSettings, logger?: pino.Logger) {
     this.logger = logger ?? pino({ level: settings.logLevel, base: { pid: process.pid } }, pino.destination(2));
@@ -131,16 +141,27 @@ export class Daemon {
       networks: new NatVmNetworks({ leases: new SqliteLeaseStore(db), logger: log, scope: rootDir, describeVm: (id) => `VM ${vmStore.get(id)?.name ?? '?'} (${id})` }),
       workloadLog: this.logs,
     });
+    const pods = new PodService({
+      vms: this.service,
+      containers: new SqliteContainerStore(db),
+      rootfs: new ContainerRootfsImages({ dir: join(rootDir, 'pod-rootfs'), maxBytes: this.settings.maxImageBytes, headroomBytes: POD_ROOTFS_HEADROOM_BYTES, keep: 4, logger: log }),
+      providers,
+      networks: new NetnsPodNetworks(defaultRunner),
+      clock: { now: () => new Date() },
+      logger: log,
+    });
+    this.shim = new ShimHost({ pods, vms: this.service, runDir, logger: log });
     await this.service.reconcile();
     const pruned = await this.service.pruneNetworks().catch((err: unknown) => [`network prune failed: ${String(err)}`]);
     if (pruned.length > 0) this.logger.warn({ removed: pruned }, 'removed network leftovers that belong to no VM');
 
+    await this.shim.restore();
     const ops = new VmOperations({ service: this.service, hostCpus: hostCpuCount(), logger: log });
     const imageOps = new ImageOperations(images, new ImageImporter(images, normalizeReference, join(imagesDir, 'tmp')));
     await rm(this.grpcSocket, { force: true });
     this.grpc = await startGrpcServer(ops, imageOps, this.grpcSocket);
     await chmod(this.grpcSocket, 0o600);
-    this.http = buildHttpApi(ops, imageOps);
+    this.http = buildHttpApi(ops, imageOps, shimOperations(this.shim));
     await registerProcessSockets(this.http, this.service);
     await this.http.ready();
     this.socketServer = await listenMultiplexed(socket, this.http.server, this.grpcSocket);
@@ -153,6 +174,7 @@ export class Daemon {
   async stop(): Promise<void> {
     if (this.rotateTimer) clearInterval(this.rotateTimer);
     this.service?.detachAll();
+    await this.shim?.stop();
     await new Promise<void>((resolve) => (this.socketServer ? this.socketServer.close(() => resolve()) : resolve()));
     await this.http?.close();
     this.grpc?.forceShutdown();

@@ -34,6 +34,13 @@ export const migrations: readonly string[] = [
      PRIMARY KEY (subnet, ip)
    ) STRICT;
    CREATE UNIQUE INDEX leases_by_vm ON leases (vm_id, subnet);`,
+  // Containers of pod VMs (containerd tasks), kept as JSON: read and written whole.
+  `CREATE TABLE pod_containers (
+     vm_id           TEXT NOT NULL,
+     id              TEXT NOT NULL,
+     container_json  TEXT NOT NULL,
+     PRIMARY KEY (vm_id, id)
+   ) STRICT;`,
 ];
 
 export function migrate(db: Database.Database): void {
