@@ -1,5 +1,5 @@
 /** The core's AgentSession, spoken as TTRPC calls of `hypercore.agent.v1.Agent`. */
-import type { AgentConnector, AgentEndpoint, AgentInfo, AgentSession, ExitStatus, ProcessEvent, ProcessIo, ProcessSpec, WorkloadStart } from '../core/agent.js';
+import type { AgentConnector, AgentEndpoint, AgentInfo, AgentSession, ExitStatus, GuestIdentity, ProcessEvent, ProcessIo, ProcessSpec, WorkloadStart } from '../core/agent.js';
 import { ErrorCodes, HypercoreError } from '../core/errors.js';
 import { AGENT_SERVICE } from '../agent/protocol/schema.js';
 import { codecs, ioOutputCost, methods, type UnaryMethod } from '../agent/protocol/messages.js';
@@ -142,6 +142,10 @@ export class TtrpcAgentSession implements AgentSession {
 
   async shutdown(): Promise<void> {
     await this.call('Shutdown', {});
+  }
+
+  async restored(identity: GuestIdentity): Promise<void> {
+    await this.call('Restored', identity);
   }
 
   close(): void {

@@ -13,6 +13,8 @@ import { methods, type UnaryMethod } from './protocol/messages.js';
 import { AGENT_SERVICE } from './protocol/schema.js';
 import { helloResponse, readStats } from './stats.js';
 import { Workload, type WorkloadOptions } from './workload.js';
+import { applyRestore, pidFromFile, type RestoreTarget } from './restore.js';
+import { runCommand } from '../system/command.js';
 
 type RequestOf<M extends UnaryMethod> = ReturnType<(typeof methods)[M]['request']['decode']>;
 type ResponseOf<M extends UnaryMethod> = Parameters<(typeof methods)[M]['response']['encode']>[0];
@@ -22,6 +24,8 @@ export type PowerOff = (reboot: boolean) => void | Promise<void>;
 
 export interface AgentServiceOptions {
   processes?: ProcessTableOptions;
+  /** How Restored is applied (tests replace the commands and paths). */
+  restore?: Partial<RestoreTarget>;
   workload?: Omit<WorkloadOptions, 'table' | 'log'>;
   /** Pod VMs' containers (tests point their paths elsewhere). */
   containers?: Omit<PodContainersOptions, 'table' | 'log'>;
@@ -45,6 +49,17 @@ export function registerAgentService(server: TtrpcServer, options: AgentServiceO
   const workload = new Workload({ table, log, ...options.workload });
   const containers = new PodContainers({ table, log, ...options.containers });
   let shuttingDown = false;
+  const proc = options.proc ?? '/proc';
+  const restoreTarget: RestoreTarget = {
+    run: (file, args) => runCommand(file, args, { timeoutMs: 30_000 }),
+    workloadPid: () => pidFromFile(workload.pidFile, proc),
+    renamed: (hostname) => workload.renamed(hostname),
+    hcDir: '/run/hc',
+    proc,
+    perl: '/usr/bin/perl',
+    now: () => Date.now(),
+    ...options.restore,
+  };
 
   const unary = <M extends UnaryMethod>(name: M, handler: (req: RequestOf<M>, ctx: CallContext) => Promise<ResponseOf<M>> | ResponseOf<M>): UnaryHandler => {
     const codec = methods[name];
@@ -82,6 +97,11 @@ export function registerAgentService(server: TtrpcServer, options: AgentServiceO
     }),
     ListProcesses: unary('ListProcesses', () => ({ processes: table.list() })),
     GetStats: unary('GetStats', () => readStats(options.proc)),
+    Restored: unary('Restored', async (req) => {
+      await applyRestore(req, restoreTarget);
+      log(`restored from a snapshot: now ${req.hostname}${req.network ? ` ${req.network.address}` : ''}`);
+      return {};
+    }),
     Shutdown: unary('Shutdown', (req) => {
       if (!shuttingDown) {
         shuttingDown = true;

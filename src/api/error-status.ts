@@ -34,6 +34,9 @@ const table: Record<ErrorCode, StatusPair> = {
   [ErrorCodes.containerNotFound]: { grpc: GrpcStatus.NOT_FOUND, http: 404 },
   [ErrorCodes.containerExists]: { grpc: GrpcStatus.ALREADY_EXISTS, http: 409 },
   [ErrorCodes.containerStateConflict]: { grpc: GrpcStatus.FAILED_PRECONDITION, http: 409 },
+  [ErrorCodes.snapshotNotFound]: { grpc: GrpcStatus.NOT_FOUND, http: 404 },
+  [ErrorCodes.snapshotUnsupported]: { grpc: GrpcStatus.FAILED_PRECONDITION, http: 409 },
+  [ErrorCodes.snapshotIncompatible]: { grpc: GrpcStatus.FAILED_PRECONDITION, http: 409 },
 };
 
 export function statusFor(err: HypercoreError): StatusPair {

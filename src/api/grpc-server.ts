@@ -70,7 +70,7 @@ export function grpcHandlers(ops: VmOperations): grpc.UntypedServiceImplementati
   return {
     Exec: processStream(ops, 'exec'),
     Attach: processStream(ops, 'attach'),
-    CreateVm: unary((req: { spec?: unknown; detach?: boolean }) => ops.createVm(req)),
+    CreateVm: unary((req: { spec?: unknown; detach?: boolean; start?: boolean }) => ops.createVm(req)),
     GetVm: unary((req: { id?: string }) => ops.getVm(req)),
     ListVms: unary(() => ops.listVms()),
     PruneNetworks: unary(() => ops.pruneNetworks()),
@@ -80,6 +80,12 @@ export function grpcHandlers(ops: VmOperations): grpc.UntypedServiceImplementati
     ResumeVm: unary((req: { id?: string }) => ops.resumeVm(req)),
     StopVm: unary((req: { id?: string; timeoutSeconds?: number; force?: boolean }) => ops.stopVm(req)),
     DeleteVm: unary((req: { id?: string; force?: boolean }) => ops.deleteVm(req)),
+    CreateSnapshot: unary((req: { id?: string; name?: string; leavePaused?: boolean }) => ops.createSnapshot(req)),
+    GetSnapshot: unary((req: { id?: string }) => ops.getSnapshot(req)),
+    ListSnapshots: unary(() => ops.listSnapshots()),
+    DeleteSnapshot: unary((req: { id?: string }) => ops.deleteSnapshot(req)),
+    RestoreSnapshot: unary((req: { id?: string; name?: string }) => ops.restoreSnapshot(req)),
+    CloneVm: unary((req: { id?: string; count?: number }) => ops.cloneVm(req)),
     WatchEvents: ((call: grpc.ServerWritableStream<unknown, VmEvent>) => {
       // The hub publishes synchronously and cannot wait for one client: a client that stops reading is
       // dropped once MAX_QUEUED_EVENTS are waiting (objects, as the call's stream is in object mode).

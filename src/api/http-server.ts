@@ -68,7 +68,7 @@ export function buildHttpApi(ops: VmOperations, imageOps?: ImageOperations, shim
   app.post('/v1/network/prune', async () => ops.pruneNetworks());
   app.get('/v1/doctor', async () => ops.doctor());
   app.get('/v1/vms', async () => ops.listVms());
-  app.post<{ Body: { spec?: unknown; detach?: boolean } }>('/v1/vms', async (req, reply) => reply.code(201).send(await ops.createVm(req.body ?? {})));
+  app.post<{ Body: { spec?: unknown; detach?: boolean; start?: boolean } }>('/v1/vms', async (req, reply) => reply.code(201).send(await ops.createVm(req.body ?? {})));
   app.get<{ Params: IdParams }>('/v1/vms/:id', async (req) => ops.getVm(req.params));
   app.post<{ Params: IdParams }>('/v1/vms/:id/start', async (req) => ops.startVm(req.params));
   app.post<{ Params: IdParams }>('/v1/vms/:id/pause', async (req) => ops.pauseVm(req.params));
@@ -77,6 +77,12 @@ export function buildHttpApi(ops: VmOperations, imageOps?: ImageOperations, shim
     ops.stopVm({ ...(req.body ?? {}), id: req.params.id }),
   );
   app.delete<{ Params: IdParams; Querystring: { force?: string } }>('/v1/vms/:id', async (req) => ops.deleteVm({ id: req.params.id, force: flag(req.query.force) }));
+  app.post<{ Params: IdParams; Body: { name?: string; leavePaused?: boolean } | undefined }>('/v1/vms/:id/snapshots', async (req, reply) => reply.code(201).send(await ops.createSnapshot({ ...(req.body ?? {}), id: req.params.id })));
+  app.post<{ Params: IdParams; Body: { count?: number } | undefined }>('/v1/vms/:id/clone', async (req, reply) => reply.code(201).send(await ops.cloneVm({ ...(req.body ?? {}), id: req.params.id })));
+  app.get('/v1/snapshots', async () => ops.listSnapshots());
+  app.get<{ Params: IdParams }>('/v1/snapshots/:id', async (req) => ops.getSnapshot(req.params));
+  app.delete<{ Params: IdParams }>('/v1/snapshots/:id', async (req) => ops.deleteSnapshot(req.params));
+  app.post<{ Params: IdParams; Body: { name?: string } | undefined }>('/v1/snapshots/:id/spawn', async (req, reply) => reply.code(201).send(await ops.restoreSnapshot({ ...(req.body ?? {}), id: req.params.id })));
 
   app.get<{ Params: IdParams; Querystring: { follow?: string } }>('/v1/vms/:id/logs', async (req, reply) => {
     const abort = new AbortController();

@@ -5,9 +5,10 @@
 import { InvalidArgumentError } from '../core/errors.js';
 import type { Logger, ProviderReport } from '../core/ports.js';
 import type { Vm, VmEvent } from '../core/vm.js';
+import type { Snapshot } from '../core/snapshot.js';
 import { DEFAULT_STOP_TIMEOUT_MS, type VmService } from '../core/vm-service.js';
 import { readConsoleLog } from '../providers/console-log.js';
-import { validateVmSpec } from './spec-validation.js';
+import { validateVmName, validateVmSpec } from './spec-validation.js';
 
 export interface ApiContext {
   service: VmService;
@@ -23,9 +24,40 @@ export interface StopVmRequest {
 
 const MAX_STOP_TIMEOUT_S = 3600;
 
-function requireId(id: unknown): string {
-  if (typeof id !== 'string' || id.length === 0) throw new InvalidArgumentError('id is required (a VM id, unique id prefix, or name)', [{ path: 'id', message: 'required' }]);
+function requireId(id: unknown, what = 'a VM id, unique id prefix, or name'): string {
+  if (typeof id !== 'string' || id.length === 0) throw new InvalidArgumentError(`id is required (${what})`, [{ path: 'id', message: 'required' }]);
   return id;
+}
+
+/** A snapshot as the API shows it (the record's spec, disks and files stay inside the daemon). */
+export interface SnapshotView {
+  id: string;
+  name: string;
+  vmId: string;
+  vmName: string;
+  createdAt: string;
+  provider: string;
+  vmmVersion: string;
+  imageDigest?: string;
+  sizeBytes: number;
+  pauseMs: number;
+  memoryMib: number;
+}
+
+function snapshotView(s: Snapshot): SnapshotView {
+  return {
+    id: s.id,
+    name: s.name,
+    vmId: s.vmId,
+    vmName: s.vmName,
+    createdAt: s.createdAt,
+    provider: s.provider,
+    vmmVersion: s.vmm.vmmVersion,
+    ...(s.imageDigest ? { imageDigest: s.imageDigest } : {}),
+    sizeBytes: s.sizeBytes,
+    pauseMs: s.pauseMs,
+    memoryMib: s.spec.memoryMib,
+  };
 }
 
 export class VmOperations {
@@ -36,9 +68,9 @@ export class VmOperations {
     return this.ctx.service;
   }
 
-  createVm(req: { spec?: unknown; detach?: boolean }): Promise<Vm> {
+  createVm(req: { spec?: unknown; detach?: boolean; start?: boolean }): Promise<Vm> {
     const spec = validateVmSpec(req.spec, this.ctx.hostCpus);
-    return this.ctx.service.create(spec, { detach: req.detach === true });
+    return this.ctx.service.create(spec, { detach: req.detach === true, start: req.start !== false });
   }
 
   getVm(req: { id?: string }): Vm {
@@ -77,6 +109,33 @@ export class VmOperations {
   async deleteVm(req: { id?: string; force?: boolean }): Promise<Record<string, never>> {
     await this.ctx.service.delete(requireId(req.id), { force: req.force === true });
     return {};
+  }
+
+  async createSnapshot(req: { id?: string; name?: string; leavePaused?: boolean }): Promise<SnapshotView> {
+    return snapshotView(await this.ctx.service.snapshot(requireId(req.id), { ...(req.name !== undefined ? { name: req.name } : {}), leavePaused: req.leavePaused === true }));
+  }
+
+  getSnapshot(req: { id?: string }): SnapshotView {
+    return snapshotView(this.ctx.service.getSnapshot(requireId(req.id, 'a snapshot id, unique id prefix, or name')));
+  }
+
+  listSnapshots(): { snapshots: SnapshotView[] } {
+    return { snapshots: this.ctx.service.listSnapshots().map(snapshotView) };
+  }
+
+  async deleteSnapshot(req: { id?: string }): Promise<Record<string, never>> {
+    await this.ctx.service.deleteSnapshot(requireId(req.id, 'a snapshot id, unique id prefix, or name'));
+    return {};
+  }
+
+  restoreSnapshot(req: { id?: string; name?: string }): Promise<Vm> {
+    const id = requireId(req.id, 'a snapshot id, unique id prefix, or name');
+    if (req.name !== undefined) validateVmName(req.name);
+    return this.ctx.service.restore(id, req.name !== undefined ? { name: req.name } : {});
+  }
+
+  async cloneVm(req: { id?: string; count?: number }): Promise<{ vms: Vm[] }> {
+    return { vms: await this.ctx.service.clone(requireId(req.id), { count: req.count ?? 1 }) };
   }
 
   async pruneNetworks(): Promise<{ removed: string[] }> {

@@ -9,7 +9,7 @@ import { InvalidArgumentError, type ValidationIssue } from '../core/errors.js';
 import type { VmSpec } from '../core/vm.js';
 import { checkFile, fileKindOf, fileProblem, requiredFileKeys } from '../config/files.js';
 import { getAt, isTable } from '../config/key-path.js';
-import { hacSchema } from '../config/schema.js';
+import { hacSchema, vmNameProblem } from '../config/schema.js';
 import { toVmSpec } from '../config/spec.js';
 import { hacTreeFromSpec, specMessage } from '../config/spec-tree.js';
 import { plainValue } from '../config/toml-values.js';
@@ -49,4 +49,11 @@ export function validateVmSpec(input: unknown, hostCpus: number): VmSpec {
     throw new InvalidArgumentError(`invalid VM spec: ${lines.join('; ')}`, details);
   }
   return toVmSpec(result.data, (_key, value) => value, '/');
+}
+
+/** A VM name given outside a spec (a restore's new name): the same rule as `[spacecore] name`. */
+export function validateVmName(name: unknown): string {
+  const problem = typeof name === 'string' ? vmNameProblem(name) : 'must be a string';
+  if (problem) throw new InvalidArgumentError(`name = ${JSON.stringify(name)}: ${problem}`, [{ path: 'name', message: problem, value: name }]);
+  return name as string;
 }

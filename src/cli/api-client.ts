@@ -3,6 +3,7 @@ import { Agent, request } from 'undici';
 import { ErrorCodes, HypercoreError, type ErrorCode, type ValidationIssue } from '../core/errors.js';
 import type { ProviderReport } from '../core/ports.js';
 import type { Vm } from '../core/vm.js';
+import type { SnapshotView } from '../api/operations.js';
 import type { VmSpec } from '../core/vm.js';
 import type { Image, PullProgress } from '../core/image.js';
 
@@ -64,8 +65,8 @@ export class ApiClient {
     return new ApiError(status, (e.code ?? ErrorCodes.internal) as ErrorCode, e.message ?? `HTTP ${status}`, e.details ?? []);
   }
 
-  createVm(spec: VmSpec, options: { detach?: boolean } = {}): Promise<Vm> {
-    return this.call('POST', '/v1/vms', { spec, ...(options.detach ? { detach: true } : {}) });
+  createVm(spec: VmSpec, options: { detach?: boolean; start?: boolean } = {}): Promise<Vm> {
+    return this.call('POST', '/v1/vms', { spec, ...(options.detach ? { detach: true } : {}), ...(options.start === false ? { start: false } : {}) });
   }
   async listVms(): Promise<Vm[]> {
     return (await this.call<{ vms: Vm[] }>('GET', '/v1/vms')).vms;
@@ -75,6 +76,21 @@ export class ApiClient {
   }
   startVm(id: string): Promise<Vm> {
     return this.call('POST', `/v1/vms/${encodeURIComponent(id)}/start`);
+  }
+  createSnapshot(id: string, options: { name?: string; leavePaused?: boolean }): Promise<SnapshotView> {
+    return this.call('POST', `/v1/vms/${encodeURIComponent(id)}/snapshots`, options);
+  }
+  async listSnapshots(): Promise<SnapshotView[]> {
+    return (await this.call<{ snapshots: SnapshotView[] }>('GET', '/v1/snapshots')).snapshots;
+  }
+  async deleteSnapshot(id: string): Promise<void> {
+    await this.call('DELETE', `/v1/snapshots/${encodeURIComponent(id)}`);
+  }
+  spawnFromSnapshot(id: string, name: string | undefined): Promise<Vm> {
+    return this.call('POST', `/v1/snapshots/${encodeURIComponent(id)}/spawn`, name === undefined ? {} : { name });
+  }
+  async cloneVm(id: string, count: number): Promise<Vm[]> {
+    return (await this.call<{ vms: Vm[] }>('POST', `/v1/vms/${encodeURIComponent(id)}/clone`, { count })).vms;
   }
   pauseVm(id: string): Promise<Vm> {
     return this.call('POST', `/v1/vms/${encodeURIComponent(id)}/pause`);

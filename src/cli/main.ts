@@ -6,7 +6,7 @@ import { hacJsonSchema, loadHacFile, type HacOverrides } from '../config/index.j
 import { hostCpuCount } from '../system/host.js';
 import { apiSocketPath } from '../daemon/settings.js';
 import { ApiClient } from './api-client.js';
-import { plainTable, shortId, vmSummary, vmTable } from './format.js';
+import { formatBytes, plainTable, shortId, vmSummary, vmTable } from './format.js';
 import { pullIfMissing, registerImageCommands } from './image-commands.js';
 import { registerProcessCommands } from './process-commands.js';
 
@@ -34,31 +34,51 @@ const program = new Command('hypercore')
   .option('--socket <path>', "hypercored's API socket (env HYPERCORE_SOCKET; default /run/hypercore/hypercore.sock)")
   .showHelpAfterError();
 
-program
-  .command('spawn')
-  .description('create and boot a VM from a hac.toml; prints the VM id last')
-  .option('--hac <file>', 'hac.toml to use', 'hac.toml')
-  .option('--name <name>', 'VM name (overrides [spacecore] name)')
-  .option('--provider <provider>', 'qemu, firecracker, cloud-hypervisor or auto')
-  .option('--cores <n>', 'vCPUs', integer)
-  .option('--memory <mib>', 'memory in MiB', integer)
-  .option('--kernel <file>', 'kernel image')
-  .option('--initrd <file>', 'initramfs')
-  .option('--drive <file>', 'root disk image')
-  .option('--kernel-args <args>', 'extra kernel command-line arguments')
-  .option('--accel <mode>', 'QEMU accelerator: auto, kvm or tcg')
-  .option('--image <ref>', 'OCI image to run (overrides [hardware] ref)')
-  .option('--network <mode>', 'nat, bridge or none (overrides [network] mode)')
+/** The hac.toml options of `spawn` and `create`: a file, and overrides of its keys. */
+function hacCommand(name: string, description: string): Command {
+  return program
+    .command(name)
+    .description(description)
+    .option('--hac <file>', 'hac.toml to use', 'hac.toml')
+    .option('--name <name>', 'VM name (overrides [spacecore] name)')
+    .option('--provider <provider>', 'qemu, firecracker, cloud-hypervisor or auto')
+    .option('--cores <n>', 'vCPUs', integer)
+    .option('--memory <mib>', 'memory in MiB', integer)
+    .option('--kernel <file>', 'kernel image')
+    .option('--initrd <file>', 'initramfs')
+    .option('--drive <file>', 'root disk image')
+    .option('--kernel-args <args>', 'extra kernel command-line arguments')
+    .option('--accel <mode>', 'QEMU accelerator: auto, kvm or tcg')
+    .option('--image <ref>', 'OCI image to run (overrides [hardware] ref)')
+    .option('--network <mode>', 'nat, bridge or none (overrides [network] mode)');
+}
+
+type HacOptions = { hac: string; memory?: number } & Omit<HacOverrides, 'memoryMib'>;
+
+/** Reads the hac.toml with the command line's overrides, and pulls its image if it is missing. */
+async function specFrom(opts: HacOptions) {
+  const { hac, memory, ...rest } = opts;
+  const overrides: HacOverrides = { ...rest, ...(memory === undefined ? {} : { memoryMib: memory }) };
+  const spec = await loadHacFile(resolve(hac), { hostCpus: hostCpuCount(), overrides, cwd: process.cwd() });
+  if (spec.image) await pullIfMissing(api(program), spec.image);
+  return spec;
+}
+
+hacCommand('spawn', 'create and boot a VM from a hac.toml (or resume one from a snapshot); prints the VM id last')
   .option('-d, --detach', 'return once the VMM runs, without waiting for the agent and the workload')
-  .action(async (opts: { hac: string; memory?: number; detach?: boolean } & Omit<HacOverrides, 'memoryMib'>) => {
-    const { hac, memory, detach, ...rest } = opts;
-    const overrides: HacOverrides = { ...rest, ...(memory === undefined ? {} : { memoryMib: memory }) };
-    const spec = await loadHacFile(resolve(hac), { hostCpus: hostCpuCount(), overrides, cwd: process.cwd() });
-    if (spec.image) await pullIfMissing(api(program), spec.image);
-    const vm = await api(program).createVm(spec, { detach: detach === true });
+  .option('--from-snapshot <snapshot>', 'resume a new VM from this snapshot (id, id prefix or name) instead of booting one; only --name applies')
+  .action(async (opts: HacOptions & { detach?: boolean; fromSnapshot?: string }) => {
+    const { detach, fromSnapshot, ...hac } = opts;
+    const vm = fromSnapshot !== undefined ? await api(program).spawnFromSnapshot(fromSnapshot, hac.name) : await api(program).createVm(await specFrom(hac), { detach: detach === true });
     process.stderr.write(`spawned ${vm.name} (${vm.provider}, pid ${vm.pid ?? '-'}); follow its console with: hypercore logs -f ${shortId(vm.id)}\n`);
     process.stdout.write(`${vm.id}\n`);
   });
+
+hacCommand('create', 'define a VM from a hac.toml without booting it (state created); `start` boots it; prints the VM id last').action(async (opts: HacOptions) => {
+  const vm = await api(program).createVm(await specFrom(opts), { start: false });
+  process.stderr.write(`created ${vm.name}; boot it with: hypercore start ${shortId(vm.id)}\n`);
+  process.stdout.write(`${vm.id}\n`);
+});
 
 program
   .command('ls')
@@ -130,6 +150,45 @@ program
       const vm = await api(program).getVm(id);
       await api(program).deleteVm(vm.id, opts.force === true);
       process.stdout.write(`${vm.id}\n`);
+    }
+  });
+
+program
+  .command('clone <id>')
+  .description('snapshot a running VM and resume COUNT new VMs from it, each with its own identity; prints their ids')
+  .option('--count <n>', 'how many clones (1 to 32)', integer, 1)
+  .action(async (id: string, opts: { count: number }) => {
+    for (const vm of await api(program).cloneVm(id, opts.count)) process.stdout.write(`${vm.id}\n`);
+  });
+
+const snapshot = program.command('snapshot').description("a VM's memory, device state and disks at one instant; `spawn --from-snapshot` resumes new VMs from it");
+snapshot
+  .command('create <id>')
+  .description('snapshot a running or paused VM (it runs on afterwards); prints the snapshot id')
+  .option('--name <name>', 'snapshot name (default: <vm name>-<UTC time>)')
+  .option('--leave-paused', 'keep the VM paused afterwards')
+  .action(async (id: string, opts: { name?: string; leavePaused?: boolean }) => {
+    const s = await api(program).createSnapshot(id, { ...(opts.name !== undefined ? { name: opts.name } : {}), leavePaused: opts.leavePaused === true });
+    process.stderr.write(`snapshot ${s.name} of ${s.vmName}: the VM was paused ${s.pauseMs} ms; ${formatBytes(s.sizeBytes)} on disk\n`);
+    process.stdout.write(`${s.id}\n`);
+  });
+snapshot
+  .command('ls')
+  .alias('list')
+  .description('list snapshots')
+  .option('--json', 'print a JSON array of snapshot objects (the API fields)')
+  .action(async (opts: { json?: boolean }) => {
+    const list = await api(program).listSnapshots();
+    const rows = list.map((s) => [shortId(s.id), s.name, s.vmName, s.provider, s.vmmVersion, `${s.memoryMib} MiB`, formatBytes(s.sizeBytes), s.createdAt]);
+    process.stdout.write(opts.json ? `${JSON.stringify(list, null, 2)}\n` : `${plainTable(['ID', 'NAME', 'VM', 'PROVIDER', 'VMM VERSION', 'MEMORY', 'ON DISK', 'CREATED'], rows)}\n`);
+  });
+snapshot
+  .command('rm <ids...>')
+  .description('remove snapshots (VMs resumed from them run on)')
+  .action(async (ids: string[]) => {
+    for (const id of ids) {
+      await api(program).deleteSnapshot(id);
+      process.stdout.write(`${id}\n`);
     }
   });
 

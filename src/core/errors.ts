@@ -26,6 +26,9 @@ export const ErrorCodes = {
   agentUnavailable: 'HC_AGENT_UNAVAILABLE',
   registryUnavailable: 'HC_REGISTRY_UNAVAILABLE',
   clientTooSlow: 'HC_CLIENT_TOO_SLOW',
+  snapshotNotFound: 'HC_SNAPSHOT_NOT_FOUND',
+  snapshotUnsupported: 'HC_SNAPSHOT_UNSUPPORTED',
+  snapshotIncompatible: 'HC_SNAPSHOT_INCOMPATIBLE',
   internal: 'HC_INTERNAL',
   containerNotFound: 'HC_CONTAINER_NOT_FOUND',
   containerExists: 'HC_CONTAINER_EXISTS',
@@ -137,6 +140,26 @@ export class ImageNotFoundError extends HypercoreError {
 export class ImageInUseError extends HypercoreError {
   constructor(ref: string, vmNames: readonly string[]) {
     super(ErrorCodes.imageInUse, `image "${ref}" is used by VM(s) ${vmNames.join(', ')}; remove them first or use force`);
+  }
+}
+
+export class SnapshotNotFoundError extends HypercoreError {
+  constructor(ref: string) {
+    super(ErrorCodes.snapshotNotFound, `no snapshot matches "${ref}" (by id, id prefix or name)`);
+  }
+}
+
+/** The VM's provider (or this VMM) cannot take snapshots. */
+export class SnapshotUnsupportedError extends HypercoreError {
+  constructor(message: string) {
+    super(ErrorCodes.snapshotUnsupported, message);
+  }
+}
+
+/** A snapshot this host cannot restore: another VMM version or accelerator saved it. */
+export class SnapshotIncompatibleError extends HypercoreError {
+  constructor(message: string) {
+    super(ErrorCodes.snapshotIncompatible, message);
   }
 }
 

@@ -33,6 +33,8 @@ import { ImageService } from '../images/image-service.js';
 import { ImageImporter } from '../images/import/index.js';
 import { createRegistrySource, normalizeReference } from '../images/registry-source.js';
 import { VmDirectories } from '../store/vm-directories.js';
+import { SnapshotDirectories } from '../store/snapshot-directories.js';
+import { SqliteSnapshotStore } from '../store/sqlite-snapshot-store.js';
 import { hostCpuCount } from '../system/host.js';
 import { isAlive, readPidFile } from '../system/process.js';
 import type { DaemonSettings } from './settings.js';
@@ -109,6 +111,7 @@ export class Daemon {
     const log = this.logger as unknown as Logger;
     const db = openDatabase(join(rootDir, 'state.db'));
     const vmStore = new SqliteVmStore(db);
+    const snapshotStore = new SqliteSnapshotStore(db);
     this.store = vmStore;
     const imagesDir = join(rootDir, 'images');
     const images = new ImageService({
@@ -117,7 +120,8 @@ export class Daemon {
       registry: createRegistrySource({ insecureRegistries: this.settings.insecureRegistries, maxBlobBytes: this.settings.maxImageBytes }),
       limits: { maxBlobBytes: this.settings.maxImageBytes, maxImageBytes: this.settings.maxImageBytes },
       normalize: normalizeReference,
-      usersOf: (digest) => vmStore.list().filter((vm) => vm.imageDigest === digest).map((vm) => vm.name),
+      // Snapshots read their image's block image too: a prune must keep it while one exists.
+      usersOf: (digest) => [...vmStore.list().filter((vm) => vm.imageDigest === digest).map((vm) => vm.name), ...snapshotStore.list().filter((s) => s.imageDigest === digest).map((s) => `snapshot ${s.name}`)],
       logger: log,
     });
     await images.init();
@@ -140,6 +144,7 @@ export class Daemon {
       boot: new GuestBootContract(bootDir),
       networks: new NatVmNetworks({ leases: new SqliteLeaseStore(db), logger: log, scope: rootDir, describeVm: (id) => `VM ${vmStore.get(id)?.name ?? '?'} (${id})` }),
       workloadLog: this.logs,
+      snapshots: { store: snapshotStore, files: new SnapshotDirectories(rootDir) },
     });
     const pods = new PodService({
       vms: this.service,

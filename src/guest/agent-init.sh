@@ -5,6 +5,7 @@
 #
 # Kernel command line (optional):
 #   hc.hostname=<name>    hostname (default: /etc/hostname)
+#   hc.machine_id=<hex>   the VM's machine id, bound over the workload's /etc/machine-id
 #
 # PID 1 stays this shell for the whole life of the VM: ash's wait uses waitpid(-1), so orphans that
 # the kernel re-parents to PID 1 are reaped while we wait for the agent. The agent runs in the
@@ -71,15 +72,19 @@ name=
 ip4=
 gw=
 dns=
+mid=
 for arg in $(cat /proc/cmdline); do
   case "$arg" in
     hc.hostname=*) name=${arg#hc.hostname=} ;;
     hc.ip=*) ip4=${arg#hc.ip=} ;;
     hc.gw=*) gw=${arg#hc.gw=} ;;
     hc.dns=*) dns=${arg#hc.dns=} ;;
+    hc.machine_id=*) mid=${arg#hc.machine_id=} ;;
   esac
 done
 if [ -n "$name" ]; then hostname "$name"; else hostname -F /etc/hostname; fi
+# The agent rewrites it in place when the VM is restored from a snapshot (a new VM's id).
+[ -n "$mid" ] && echo "$mid" > /run/hc/machine-id
 
 # Networking: the host leased the address and put it on the command line (this kernel has no ip=).
 if [ -n "$ip4" ]; then

@@ -34,6 +34,14 @@ export const migrations: readonly string[] = [
      PRIMARY KEY (subnet, ip)
    ) STRICT;
    CREATE UNIQUE INDEX leases_by_vm ON leases (vm_id, subnet);`,
+  // Snapshots: the rest of the record (spec, disks, VMM files) is read and written whole as JSON.
+  `CREATE TABLE snapshots (
+     id             TEXT PRIMARY KEY,
+     name           TEXT NOT NULL UNIQUE,
+     vm_id          TEXT NOT NULL,
+     created_at     TEXT NOT NULL,
+     snapshot_json  TEXT NOT NULL
+   ) STRICT;`,
   // Containers of pod VMs (containerd tasks), kept as JSON: read and written whole.
   `CREATE TABLE pod_containers (
      vm_id           TEXT NOT NULL,
