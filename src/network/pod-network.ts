@@ -44,8 +44,13 @@ export function checkPodNetns(path: string, own: readonly string[] = ['/proc/sel
     throw invalid(`pod network namespace ${path} does not exist`);
   }
   for (const other of own) {
-    const o = statSync(other, { throwIfNoEntry: false });
-    if (o && o.dev === st.dev && o.ino === st.ino) throw invalid(`pod network namespace ${path} is the host's own network namespace; a pod must have its own (made by CNI)`);
+    let o;
+    try {
+      o = statSync(other);
+    } catch {
+      continue; // not lost: a namespace we may not look at (init's, in some containers) is not the pod's either
+    }
+    if (o.dev === st.dev && o.ino === st.ino) throw invalid(`pod network namespace ${path} is the host's own network namespace; a pod must have its own (made by CNI)`);
   }
 }
 

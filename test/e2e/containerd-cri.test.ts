@@ -1,0 +1,216 @@
+/**
+ * Kubernetes' path: containerd's CRI plugin runs a pod with RuntimeClass handler `hypercore`, driven
+ * by a gRPC client of runtime.v1 making kubelet's calls. One VM per pod, both containers in it, the
+ * pod's network from CNI (bridge + host-local) mirrored into the VM, CRI's logs, then Stop and
+ * Remove leave nothing. Faults: hypercored killed (-9) under a running pod, and an image that cannot
+ * run. The private containerd runs in a network namespace the test makes, so CNI's bridge, routes
+ * and forwarding sysctl are that namespace's: the test treats it as the node, and reaches the pod
+ * from there.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Vm } from '../../src/core/vm.js';
+import { startRegistry, type RegistryProcess } from '../../src/images/registry/testing/registry-process.js';
+import { createNetns, type TestNetns } from '../../src/network/test-netns.js';
+import { pushBusyboxImage } from './busybox-image.js';
+import { CriClient } from './containerd/cri-client.js';
+import { PrivateContainerd } from './containerd/private-containerd.js';
+import { processesMentioning, TestDaemon, waitFor } from './harness.js';
+
+const daemon = new TestDaemon('hc-e2e-cri-');
+let registry: RegistryProcess;
+let node: TestNetns;
+let containerd: PrivateContainerd;
+let cri: CriClient;
+let busybox: string;
+let broken: string;
+const SUBNET = '10.231.7';
+
+before(async () => {
+  registry = await startRegistry();
+  busybox = await pushBusyboxImage(registry, 'NAME="Hypercore CRI test"\nID=hccri\n');
+  const pause = await pushBusyboxImage(registry, 'NAME=pause\n', { name: 'hc/pause:1', cmd: ['sleep', '2147483647'] });
+  broken = await pushBusyboxImage(registry, 'NAME=broken\n', { name: 'hc/broken:1', cmd: ['/usr/local/bin/not-in-this-image'] });
+  process.env['HYPERCORE_AGENT_TIMEOUT'] = '120';
+  await daemon.start();
+  node = await createNetns('hc-e2e-node');
+  const cniConfDir = join(daemon.dir, 'cni');
+  mkdirSync(cniConfDir, { recursive: true });
+  writeFileSync(
+    join(cniConfDir, '10-hc.conflist'),
+    JSON.stringify({
+      cniVersion: '1.0.0',
+      name: 'hc-e2e',
+      plugins: [
+        { type: 'bridge', bridge: 'hccni0', isGateway: true, ipMasq: false, ipam: { type: 'host-local', ranges: [[{ subnet: `${SUBNET}.0/24` }]], routes: [{ dst: '0.0.0.0/0' }], dataDir: join(daemon.dir, 'cni-ipam') } },
+        { type: 'loopback' },
+      ],
+    }),
+  );
+  containerd = new PrivateContainerd({ dir: join(daemon.dir, 'containerd'), hypercoreSocket: daemon.socket, netns: `/var/run/netns/${node.name}`, cri: { registry: registry.host, sandboxImage: pause, cniConfDir } });
+  await containerd.start();
+  cri = new CriClient(containerd.socket);
+  // containerd's network is the node namespace and the registry listens on the host's loopback:
+  // ctr pulls from the host side (the client fetches), into CRI's namespace.
+  for (const image of [pause, busybox, broken]) {
+    const pulled = containerd.ctr(['-n', 'k8s.io', 'images', 'pull', '--plain-http', image]);
+    assert.equal(pulled.code, 0, pulled.stderr);
+  }
+});
+
+after(async () => {
+  cri?.close();
+  // What a failed test left: pods stopped and removed through CRI (kubelet's way), then containerd.
+  for (const line of containerd?.ctr(['-n', 'k8s.io', 'task', 'ls', '-q']).stdout.split('\n').filter(Boolean) ?? []) {
+    containerd.ctr(['-n', 'k8s.io', 'task', 'kill', '-s', '9', line]);
+  }
+  await containerd?.stop();
+  containerd?.unmountLeftovers();
+  await daemon.cleanup();
+  await node?.cleanup();
+  await registry?.stop();
+});
+
+function vms(): Vm[] {
+  return JSON.parse(daemon.cli(['ls', '--json']).stdout) as Vm[];
+}
+
+function inNode(args: string[]): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync('nsenter', [`--net=/var/run/netns/${node.name}`, '--', ...args], { encoding: 'utf8', timeout: 60_000 });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+function sandboxConfig(name: string): object {
+  return {
+    metadata: { name, uid: `uid-${name}`, namespace: 'default', attempt: 0 },
+    hostname: name,
+    logDirectory: join(daemon.dir, 'logs', name),
+    linux: { securityContext: { namespaceOptions: { network: 'POD', pid: 'CONTAINER', ipc: 'POD' } } },
+  };
+}
+
+function containerConfig(name: string, command: string[], image = busybox): object {
+  return { metadata: { name, attempt: 0 }, image: { image }, command, logPath: `${name}.log`, envs: [{ key: 'HC_TEST', value: Buffer.from(name) }] };
+}
+
+/** Files below `dir` that are FIFOs. */
+function fifosUnder(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string): void => {
+    for (const entry of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, entry.name);
+      if (entry.isDirectory()) walk(p);
+      else if (entry.isFIFO()) out.push(p);
+    }
+  };
+  if (existsSync(dir)) walk(dir);
+  return out;
+}
+
+let podId: string;
+let c1: string;
+let c2: string;
+let podIp: string;
+
+test('RunPodSandbox with runtime handler hypercore, then two containers: one VM, ExecSync in each, status, CRI logs, the pod IP answers', async () => {
+  const version = await cri.version();
+  assert.equal(version.runtimeName, 'containerd');
+  const sandbox = sandboxConfig('pod1');
+  podId = await cri.runPodSandbox(sandbox, 'hypercore');
+  const status = await cri.podSandboxStatus(podId);
+  assert.equal(status.state, 'SANDBOX_READY');
+  assert.equal(status.runtimeHandler, 'hypercore');
+  podIp = status.network?.ip ?? '';
+  assert.match(podIp, new RegExp(`^${SUBNET.replaceAll('.', '\\.')}\\.\\d+$`));
+
+  c1 = await cri.createContainer(podId, containerConfig('web', ['sh', '-c', 'echo hello-from-web; echo oops-from-web >&2; mkdir -p /www; echo served-by-pod > /www/index.html; exec httpd -f -p 8080 -h /www']), sandbox);
+  c2 = await cri.createContainer(podId, containerConfig('side', ['sh', '-c', 'echo hello-from-side; exec sleep 100000']), sandbox);
+  await cri.startContainer(c1);
+  const vmBefore = vms().find((vm) => vm.spec.pod)!;
+  const bootId = () => daemon.cli(['exec', vmBefore.id, '--', 'cat', '/proc/sys/kernel/random/boot_id']).stdout.trim();
+  const bootBefore = bootId();
+  await cri.startContainer(c2);
+  // The second container joined the running VM: same VMM, same guest boot.
+  assert.equal(vms().find((vm) => vm.spec.pod)!.pid, vmBefore.pid);
+  assert.equal(bootId(), bootBefore);
+  for (const id of [c1, c2]) assert.equal((await cri.containerStatus(id)).state, 'CONTAINER_RUNNING');
+
+  const pods = vms().filter((vm) => vm.spec.pod);
+  assert.equal(pods.length, 1, 'one VM for the pod');
+  assert.equal(pods[0]!.spec.pod!.sandboxId, podId);
+  assert.equal(pods[0]!.spec.pod!.namespace, 'k8s.io');
+  const inVm = daemon.cli(['exec', pods[0]!.id, '--', 'ls', '/run/hc/containers']);
+  assert.equal(inVm.code, 0, inVm.stderr);
+  assert.deepEqual(inVm.stdout.split('\n').filter(Boolean).sort(), [c1, c2, podId].sort(), 'sandbox and both containers share the VM');
+
+  const e1 = await cri.execSync(c1, ['cat', '/etc/os-release']);
+  assert.equal(e1.exitCode, 0, e1.stderr);
+  assert.match(e1.stdout, /NAME="Hypercore CRI test"/);
+  const e2 = await cri.execSync(c2, ['sh', '-c', 'echo "$HC_TEST on $(hostname)"; echo to-err >&2; exit 3']);
+  assert.equal(e2.exitCode, 3);
+  assert.equal(e2.stdout, 'side on pod1\n');
+  assert.equal(e2.stderr, 'to-err\n');
+
+  // CRI's log format: RFC 3339 time, stream, tag (F = full line), the line.
+  const log = join(daemon.dir, 'logs', 'pod1', 'web.log');
+  await waitFor('the web log', 20_000, () => (existsSync(log) && readFileSync(log, 'utf8').includes('oops-from-web') ? true : undefined));
+  const lines = readFileSync(log, 'utf8').trim().split('\n');
+  assert.ok(lines.some((l) => /^\d{4}-\d\d-\d\dT[\d:.]+(Z|[+-][\d:]+) stdout F hello-from-web$/.test(l)), lines.join('\n'));
+  assert.ok(lines.some((l) => /^\S+ stderr F oops-from-web$/.test(l)), lines.join('\n'));
+  assert.equal((await cri.containerStatus(c1)).logPath, log);
+
+  // The pod IP, from the node.
+  await waitFor('the pod to answer on its IP', 60_000, () => {
+    const r = inNode(['curl', '-s', '--max-time', '5', `http://${podIp}:8080/`]);
+    return r.stdout.includes('served-by-pod') ? true : undefined;
+  });
+  assert.equal(inNode(['busybox', 'ping', '-c', '1', '-W', '5', podIp]).code, 0);
+  const addr = await cri.execSync(c2, ['ip', '-4', 'addr', 'show', 'eth0']);
+  assert.match(addr.stdout, new RegExp(`inet ${podIp.replaceAll('.', '\\.')}/24`), 'the guest has the pod IP');
+});
+
+test('a container whose image cannot run gets a clear error in ContainerStatus; its pod stays usable', async () => {
+  const sandbox = sandboxConfig('pod1');
+  const bad = await cri.createContainer(podId, containerConfig('bad', [], broken), sandbox);
+  await assert.rejects(cri.startContainer(bad), /not-in-this-image/);
+  const status = await cri.containerStatus(bad);
+  assert.equal(status.state, 'CONTAINER_EXITED');
+  assert.equal(status.reason, 'StartError');
+  assert.match(status.message, /exec: "\/usr\/local\/bin\/not-in-this-image": stat \/usr\/local\/bin\/not-in-this-image: no such file or directory/);
+  await cri.removeContainer(bad);
+  const e = await cri.execSync(c2, ['echo', 'pod-still-fine']);
+  assert.equal(e.stdout, 'pod-still-fine\n');
+});
+
+test('kill -9 of hypercored under a running pod: the pod keeps running, containerd can still exec, stop and remove it', async () => {
+  const before = vms().find((vm) => vm.spec.pod)!;
+  await daemon.kill9();
+  assert.ok(processesMentioning(before.id).length > 0, 'the VM runs on without hypercored');
+  await daemon.start();
+  assert.equal((await cri.containerStatus(c2)).state, 'CONTAINER_RUNNING');
+  const e = await cri.execSync(c2, ['echo', 'still-here']);
+  assert.equal(e.stdout, 'still-here\n');
+  const r = inNode(['curl', '-s', '--max-time', '5', `http://${podIp}:8080/`]);
+  assert.match(r.stdout, /served-by-pod/);
+});
+
+test('StopPodSandbox and RemovePodSandbox leave no VM, TAP, mount, FIFO or process', async () => {
+  const pod = vms().find((vm) => vm.spec.pod)!;
+  await cri.stopPodSandbox(podId);
+  for (const id of [c1, c2]) assert.equal((await cri.containerStatus(id)).state, 'CONTAINER_EXITED');
+  await cri.removePodSandbox(podId);
+  await waitFor('the pod VM to go', 30_000, () => (vms().length === 0 ? true : undefined));
+  assert.deepEqual(processesMentioning(pod.id), [], 'no QEMU');
+  assert.deepEqual(readdirSync(join(daemon.root, 'vms')), []);
+  await waitFor('the shim socket to close', 10_000, () => (readdirSync(join(daemon.runDir, 'shim')).length === 0 ? true : undefined));
+  const links = inNode(['ip', '-o', 'link']).stdout;
+  assert.doesNotMatch(links, /hctap/, 'no TAP');
+  assert.deepEqual(readdirSync(join(containerd.state, 'io.containerd.grpc.v1.cri', 'netns')).filter((n) => !lstatSync(join(containerd.state, 'io.containerd.grpc.v1.cri', 'netns', n)).isDirectory()), [], 'no pod network namespace');
+  assert.deepEqual(containerd.leftoverMounts().filter((m) => m.includes('io.containerd.snapshotter') || m.includes('netns')), [], 'no mount');
+  assert.deepEqual(fifosUnder(containerd.state), [], 'no FIFO');
+  assert.ok(!readFileSync('/proc/mounts', 'utf8').includes(join(daemon.root, 'pod-rootfs')), 'no rootfs build mount of hypercored');
+});
+
