@@ -4,7 +4,7 @@ import { ErrorCodes, HypercoreError } from '../core/errors.js';
 import { AGENT_SERVICE } from '../agent/protocol/schema.js';
 import { codecs, ioOutputCost, methods, type UnaryMethod } from '../agent/protocol/messages.js';
 import { TtrpcClient, TtrpcError, type ClientStream } from '../ttrpc/index.js';
-import { openAgentChannel } from './connect.js';
+import { openAgentChannel, openHybridVsockChannel } from './connect.js';
 import { TtrpcPodAgent } from './pod-agent.js';
 import type { PodAgent } from '../core/pod-agent.js';
 
@@ -74,21 +74,36 @@ class ProcessStream implements ProcessIo {
   }
 }
 
+/** Told of each unary agent RPC when it ends: its method, how long it took, and whether it succeeded. */
+export type AgentCallObserver = (method: UnaryMethod, seconds: number, ok: boolean) => void;
+
+/** Wait lasts as long as the process does: its duration says nothing about the agent. */
+const UNTIMED_METHODS: ReadonlySet<UnaryMethod> = new Set(['Wait']);
+
 export class TtrpcAgentSession implements AgentSession {
   readonly closed: Promise<void>;
   private podAgent: PodAgent | undefined;
 
-  constructor(private readonly client: TtrpcClient) {
+  constructor(
+    private readonly client: TtrpcClient,
+    private readonly observe?: AgentCallObserver,
+  ) {
     this.closed = client.whenClosed().then(() => undefined, () => undefined);
   }
 
   private async call<M extends UnaryMethod>(method: M, request: Req<M>, timeoutMs = CALL_TIMEOUT_MS): Promise<Res<M>> {
     const codec = methods[method];
+    const started = performance.now();
+    let ok = false;
     try {
       const bytes = await this.client.call(AGENT_SERVICE, method, codec.request.encode(request as never), { timeoutMs });
-      return codec.response.decode(bytes) as Res<M>;
+      const response = codec.response.decode(bytes) as Res<M>;
+      ok = true;
+      return response;
     } catch (err) {
       throw fromRemote(err, method);
+    } finally {
+      if (this.observe && !UNTIMED_METHODS.has(method)) this.observe(method, (performance.now() - started) / 1000, ok);
     }
   }
 
@@ -154,9 +169,10 @@ export class TtrpcAgentSession implements AgentSession {
 }
 
 export class TtrpcAgentConnector implements AgentConnector {
+  constructor(private readonly observe?: AgentCallObserver) {}
+
   async connect(endpoint: AgentEndpoint, options: { timeoutMs: number; signal?: AbortSignal }): Promise<AgentSession> {
-    if (endpoint.kind !== 'unix') throw new HypercoreError(ErrorCodes.agentUnavailable, `agent endpoint kind ${endpoint.kind} is not supported yet`);
-    const transport = await openAgentChannel(endpoint.path, options);
-    return new TtrpcAgentSession(new TtrpcClient(transport));
+    const transport = endpoint.kind === 'unix' ? await openAgentChannel(endpoint.path, options) : await openHybridVsockChannel(endpoint.path, endpoint.port, options);
+    return new TtrpcAgentSession(new TtrpcClient(transport), this.observe);
   }
 }

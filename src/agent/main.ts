@@ -13,13 +13,18 @@ import { TtrpcServer } from '../ttrpc/index.js';
 import { listenUnix, openVirtioPort, servePort } from './channel.js';
 import { consoleLog, errorText, READY_LINE } from './log.js';
 import { AGENT_PORT_NAME } from './protocol/schema.js';
+import { parseVsockPort, VsockRelay } from './vsock-relay.js';
 import { registerAgentService, type PowerOff } from './service.js';
 import { AGENT_VERSION } from './stats.js';
 
 interface Args {
   listen?: string;
+  vsock?: number;
   portName: string;
 }
+
+/** The agent's unix socket behind the vsock relay (/run is the guest's tmpfs). */
+const VSOCK_AGENT_SOCKET = '/run/hc/agent.sock';
 
 function parseArgs(argv: readonly string[]): Args {
   const args: Args = { portName: AGENT_PORT_NAME };
@@ -32,7 +37,8 @@ function parseArgs(argv: readonly string[]): Args {
     };
     if (a === '--listen') args.listen = value();
     else if (a === '--port-name') args.portName = value();
-    else throw new Error(`unknown argument ${a} (usage: agent.js [--listen <unix socket>] [--port-name <name>])`);
+    else if (a === '--vsock') args.vsock = parseVsockPort(value());
+    else throw new Error(`unknown argument ${a} (usage: agent.js [--listen <unix socket> | --vsock <port>] [--port-name <name>])`);
   }
   return args;
 }
@@ -59,11 +65,26 @@ async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   consoleLog(`starting: agent ${AGENT_VERSION}, node ${process.version}, pid ${process.pid}`);
   const server = new TtrpcServer();
-  const agent = registerAgentService(server, { log: consoleLog, powerOff: args.listen ? devPowerOff : guestPowerOff });
+  const agent = registerAgentService(server, { log: consoleLog, powerOff: args.listen !== undefined ? devPowerOff : guestPowerOff });
   if (args.listen) {
     await listenUnix(server, args.listen, consoleLog);
     consoleLog(`listening on ${args.listen}`);
     console.log(READY_LINE);
+  } else if (args.vsock !== undefined) {
+    await listenUnix(server, VSOCK_AGENT_SOCKET, consoleLog);
+    const relay = new VsockRelay({ port: args.vsock, agentSocket: VSOCK_AGENT_SOCKET, log: consoleLog });
+    await relay.start();
+    // A relay outliving the agent would hold the port; the next agent would have to end it.
+    process.once('exit', () => relay.stop());
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+      process.once(signal, () => {
+        relay.stop();
+        process.exit(0);
+      });
+    }
+    consoleLog(`listening on vsock port ${args.vsock}`);
+    console.log(READY_LINE);
+    void agent.workload.adopt();
   } else {
     const port = await openVirtioPort(args.portName, undefined, consoleLog);
     console.log(READY_LINE);

@@ -37,6 +37,8 @@ const table: Record<ErrorCode, StatusPair> = {
   [ErrorCodes.snapshotNotFound]: { grpc: GrpcStatus.NOT_FOUND, http: 404 },
   [ErrorCodes.snapshotUnsupported]: { grpc: GrpcStatus.FAILED_PRECONDITION, http: 409 },
   [ErrorCodes.snapshotIncompatible]: { grpc: GrpcStatus.FAILED_PRECONDITION, http: 409 },
+  [ErrorCodes.unauthenticated]: { grpc: GrpcStatus.UNAUTHENTICATED, http: 401 },
+  [ErrorCodes.permissionDenied]: { grpc: GrpcStatus.PERMISSION_DENIED, http: 403 },
 };
 
 export function statusFor(err: HypercoreError): StatusPair {

@@ -8,12 +8,15 @@ import type { Vm, VmEvent } from '../core/vm.js';
 import type { Snapshot } from '../core/snapshot.js';
 import { DEFAULT_STOP_TIMEOUT_MS, type VmService } from '../core/vm-service.js';
 import { readConsoleLog } from '../providers/console-log.js';
+import type { HostPathPolicy } from './auth/host-paths.js';
 import { validateVmName, validateVmSpec } from './spec-validation.js';
 
 export interface ApiContext {
   service: VmService;
   hostCpus: number;
   logger: Logger;
+  /** Host files the callers of these operations may name (default: any, as on the unix socket). */
+  hostPaths?: HostPathPolicy;
 }
 
 export interface StopVmRequest {
@@ -63,13 +66,18 @@ function snapshotView(s: Snapshot): SnapshotView {
 export class VmOperations {
   constructor(private readonly ctx: ApiContext) {}
 
+  /** The same operations for callers restricted to `hostPaths` (the remote listener's). */
+  withHostPaths(hostPaths: HostPathPolicy): VmOperations {
+    return new VmOperations({ ...this.ctx, hostPaths });
+  }
+
   /** The service, for the streaming operations (exec, attach) that relay IO. */
   get service(): VmService {
     return this.ctx.service;
   }
 
   createVm(req: { spec?: unknown; detach?: boolean; start?: boolean }): Promise<Vm> {
-    const spec = validateVmSpec(req.spec, this.ctx.hostCpus);
+    const spec = validateVmSpec(req.spec, this.ctx.hostCpus, this.ctx.hostPaths);
     return this.ctx.service.create(spec, { detach: req.detach === true, start: req.start !== false });
   }
 

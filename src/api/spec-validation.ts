@@ -5,7 +5,7 @@
  * spec's fields (`spec.memoryMib`). On top, paths must be absolute: the API has no file folder.
  */
 import { isAbsolute } from 'node:path';
-import { InvalidArgumentError, type ValidationIssue } from '../core/errors.js';
+import { InvalidArgumentError, PermissionDeniedError, type ValidationIssue } from '../core/errors.js';
 import type { VmSpec } from '../core/vm.js';
 import { checkFile, fileKindOf, fileProblem, requiredFileKeys } from '../config/files.js';
 import { getAt, isTable } from '../config/key-path.js';
@@ -13,10 +13,45 @@ import { hacSchema, vmNameProblem } from '../config/schema.js';
 import { toVmSpec } from '../config/spec.js';
 import { hacTreeFromSpec, specMessage } from '../config/spec-tree.js';
 import { plainValue } from '../config/toml-values.js';
+import { admitHostPath, anyHostPath, type HostPathPolicy } from './auth/host-paths.js';
 
-/** Returns a normalised VmSpec or throws InvalidArgumentError listing every problem. */
-export function validateVmSpec(input: unknown, hostCpus: number): VmSpec {
+/** Where the spec names host files: the file keys, and each hypervisor's `binary`. */
+function hostPathKeys(tree: unknown): { segments: string[]; kind: 'file' | 'program' }[] {
+  const keys: { segments: string[]; kind: 'file' | 'program' }[] = requiredFileKeys.map((k) => ({ segments: [...k], kind: 'file' }));
+  const hypervisor = getAt(tree, ['hypervisor']);
+  for (const [name, settings] of Object.entries(isTable(hypervisor) ? hypervisor : {})) {
+    if (isTable(settings) && typeof settings['binary'] === 'string') keys.push({ segments: ['hypervisor', name, 'binary'], kind: 'program' });
+  }
+  return keys;
+}
+
+/**
+ * Applies the caller's host-path policy to the tree before anything looks at the files: a path
+ * it refuses fails the whole spec with PermissionDeniedError (403), and an admitted one is
+ * replaced by its resolved form, which is what the VM then uses.
+ */
+function admitHostPaths(tree: unknown, policy: HostPathPolicy, specPathOf: (segments: readonly (string | number)[]) => string): void {
+  if (policy.kind === 'any') return;
+  const denied: ValidationIssue[] = [];
+  for (const { segments, kind } of hostPathKeys(tree)) {
+    const value = getAt(tree, segments);
+    if (typeof value !== 'string' || value === '') continue;
+    const admission = admitHostPath(policy, value, kind);
+    if ('denied' in admission) denied.push({ path: specPathOf(segments), message: admission.denied, value });
+    else (getAt(tree, segments.slice(0, -1)) as Record<string, unknown>)[segments.at(-1)!] = admission.path;
+  }
+  if (denied.length > 0) {
+    throw new PermissionDeniedError(`host path refused: ${denied.map((d) => `${d.path} = ${JSON.stringify(d.value)}: ${d.message}`).join('; ')}`, denied);
+  }
+}
+
+/**
+ * Returns a normalised VmSpec or throws InvalidArgumentError listing every problem; a host path
+ * that `hostPaths` does not allow throws PermissionDeniedError first.
+ */
+export function validateVmSpec(input: unknown, hostCpus: number, hostPaths: HostPathPolicy = anyHostPath): VmSpec {
   const { tree, problems, specPathOf } = hacTreeFromSpec(input);
+  admitHostPaths(tree, hostPaths, specPathOf);
   const details: ValidationIssue[] = problems.map((p) => ({ ...p }));
   const seen = new Set(details.map((d) => d.path));
   const add = (path: string, message: string, value: unknown): void => {

@@ -4,11 +4,12 @@ import { resolve } from 'node:path';
 import { HypercoreError, asHypercoreError } from '../core/errors.js';
 import { hacJsonSchema, loadHacFile, type HacOverrides } from '../config/index.js';
 import { hostCpuCount } from '../system/host.js';
-import { apiSocketPath } from '../daemon/settings.js';
 import { ApiClient } from './api-client.js';
+import { resolveEndpoint, type EndpointFlags } from './endpoint.js';
 import { formatBytes, plainTable, shortId, vmSummary, vmTable } from './format.js';
 import { pullIfMissing, registerImageCommands } from './image-commands.js';
 import { registerProcessCommands } from './process-commands.js';
+import { registerRemoteCommands } from './remote-commands.js';
 
 function integer(value: string): number {
   const n = Number(value);
@@ -18,8 +19,7 @@ function integer(value: string): number {
 
 let client: ApiClient | undefined;
 function api(program: Command): ApiClient {
-  const socket = (program.opts() as { socket?: string }).socket;
-  client ??= new ApiClient(apiSocketPath(socket, process.env));
+  client ??= new ApiClient(resolveEndpoint(program.opts<EndpointFlags>(), process.env));
   return client;
 }
 
@@ -32,6 +32,9 @@ function printError(err: unknown): void {
 const program = new Command('hypercore')
   .description('Hypercore: microVMs from a hac.toml')
   .option('--socket <path>', "hypercored's API socket (env HYPERCORE_SOCKET; default /run/hypercore/hypercore.sock)")
+  .option('--host <url>', 'a remote hypercored, https://HOST:PORT (env HYPERCORE_HOST); instead of the socket')
+  .option('--tls-dir <dir>', "with --host: ca.pem that signed the daemon's certificate, and cert.pem + key.pem to log in with (env HYPERCORE_TLS_DIR)")
+  .option('--token <token>', 'with --host: a bearer token from hypercore token create (env HYPERCORE_TOKEN, which other users cannot see in ps)')
   .showHelpAfterError();
 
 /** The hac.toml options of `spawn` and `create`: a file, and overrides of its keys. */
@@ -194,6 +197,7 @@ snapshot
 
 registerImageCommands(program, () => api(program));
 registerProcessCommands(program, () => api(program));
+registerRemoteCommands(program, () => api(program));
 
 program
   .command('doctor')

@@ -29,6 +29,8 @@ export const ErrorCodes = {
   snapshotNotFound: 'HC_SNAPSHOT_NOT_FOUND',
   snapshotUnsupported: 'HC_SNAPSHOT_UNSUPPORTED',
   snapshotIncompatible: 'HC_SNAPSHOT_INCOMPATIBLE',
+  unauthenticated: 'HC_UNAUTHENTICATED',
+  permissionDenied: 'HC_PERMISSION_DENIED',
   internal: 'HC_INTERNAL',
   containerNotFound: 'HC_CONTAINER_NOT_FOUND',
   containerExists: 'HC_CONTAINER_EXISTS',
@@ -74,6 +76,20 @@ export class InvalidArgumentError extends HypercoreError {
 export class ClientTooSlowError extends HypercoreError {
   constructor(message: string) {
     super(ErrorCodes.clientTooSlow, message);
+  }
+}
+
+/** A remote caller without valid credentials (no client certificate or token, or a bad one). */
+export class UnauthenticatedError extends HypercoreError {
+  constructor(message: string) {
+    super(ErrorCodes.unauthenticated, message);
+  }
+}
+
+/** A caller whose credentials do not allow what it asked for (a scope, a host path). */
+export class PermissionDeniedError extends HypercoreError {
+  constructor(message: string, details: readonly ValidationIssue[] = []) {
+    super(ErrorCodes.permissionDenied, message, { details });
   }
 }
 

@@ -6,6 +6,7 @@ import type { NetworkSpec, ProviderName, Vm, VmEvent, VmSpec, VmState, VmError }
 import type { Image, PullProgress, VmDisk } from './image.js';
 import type { AgentEndpoint } from './agent.js';
 import type { Snapshot } from './snapshot.js';
+import type { StepTiming } from './create/plan.js';
 
 /** Persistent VM records. Implementations must make each call atomic. */
 export interface VmStore {
@@ -305,6 +306,17 @@ export interface GuestSystem {
   rootDisk(): Promise<string>;
 }
 
+/**
+ * Measurements of what the service does, for metrics: told after the fact, never asked, so an
+ * observer cannot change an outcome. Every method is optional.
+ */
+export interface VmObserver {
+  /** A create or start brought the VM up (for an image VM: its workload runs); `timings` are its plan's steps. */
+  booted?(vm: Vm, operation: 'create' | 'start', timings: readonly StepTiming[]): void;
+  /** A VM came back from a snapshot (warm start) in `seconds`. */
+  restored?(vm: Vm, seconds: number): void;
+}
+
 export interface Clock {
   now(): Date;
 }
@@ -326,4 +338,4 @@ export interface Logger {
 
 export type VmEventListener = (event: VmEvent) => void;
 
-export type { ProviderName, Vm, VmEvent, VmSpec, VmState, VmError, Image, PullProgress, VmDisk, Snapshot };
+export type { ProviderName, Vm, VmEvent, VmSpec, VmState, VmError, Image, PullProgress, VmDisk, Snapshot, StepTiming };

@@ -16,7 +16,7 @@ import type { EventHub } from './event-hub.js';
 import type { Image, PullProgress } from './image.js';
 import { KeyedLock } from './keyed-lock.js';
 import { hasVmm } from './lifecycle.js';
-import type { Clock, GuestBoot, GuestSystem, IdGenerator, ImageProvisioner, Logger, Provider, ProviderRegistry, ProviderReport, SnapshotFiles, SnapshotStore, VmFiles, VmmExit, VmNetworks, VmPaths, VmStore } from './ports.js';
+import type { Clock, GuestBoot, GuestSystem, IdGenerator, ImageProvisioner, Logger, Provider, ProviderRegistry, ProviderReport, SnapshotFiles, SnapshotStore, VmFiles, VmmExit, VmNetworks, VmObserver, VmPaths, VmStore } from './ports.js';
 import { restoredIdentity } from './identity.js';
 import type { Snapshot } from './snapshot.js';
 import { VmSnapshots, type TakeOptions } from './snapshots.js';
@@ -49,6 +49,8 @@ export interface VmServiceDeps {
   boot: GuestBoot;
   /** Needed for snapshots, restores and clones. */
   snapshots?: { store: SnapshotStore; files: SnapshotFiles };
+  /** Told of boots (and restores) with their timings, for metrics. */
+  observer?: VmObserver;
 }
 
 /** Most clones one `clone` makes: each is a whole VM, and they are restored one after another. */
@@ -134,7 +136,7 @@ export class VmService {
     const booted = await this.lock.run(vm.id, async () => {
       const timings = await this.runCreatePlan(ctx);
       if (agent && !options.detach) timings.push(await this.bootAbortably(vm, provider, ctx.image));
-      this.logBoot(vm, timings);
+      this.logBoot(vm, timings, 'create');
       return vm;
     });
     if (agent && options.detach) this.inBackground(vm, 'booting the workload', () => this.bootWorkloadLocked(vm.id, ctx.image));
@@ -159,7 +161,7 @@ export class VmService {
         throw e;
       }
       if (agent) timings.push(await this.bootAbortably(vm, provider, this.imageOf(vm)));
-      this.logBoot(vm, timings);
+      this.logBoot(vm, timings, 'start');
       return vm;
     });
   }
@@ -370,7 +372,7 @@ export class VmService {
     return this.lock.run(vm.id, async () => {
       const timings = await this.runCreatePlan(ctx, restorePlan);
       if (agent) timings.push(await this.resumeAbortably(vm, provider, ctx));
-      this.logBoot(vm, timings);
+      this.logBoot(vm, timings, 'restore');
       return vm;
     });
   }
@@ -438,9 +440,16 @@ export class VmService {
     }
   }
 
-  private logBoot(vm: Vm, timings: StepTiming[]): void {
+  /** Logs a boot's steps and tells the observer: a restore (from a snapshot) counts as `restored`, not as a boot. */
+  private logBoot(vm: Vm, timings: StepTiming[], operation: 'create' | 'start' | 'restore'): void {
     const totalMs = Math.round(timings.reduce((sum, t) => sum + t.ms, 0));
     this.records.log(vm).info({ provider: vm.provider, vmmPid: vm.pid, totalMs, steps: timings }, `VM ${vm.state}`);
+    try {
+      if (operation === 'restore') this.deps.observer?.restored?.(vm, totalMs / 1000);
+      else this.deps.observer?.booted?.(vm, operation, timings);
+    } catch (err) {
+      this.records.log(vm).warn({ err: asHypercoreError(err).message }, 'boot observer failed');
+    }
   }
 
   private workloadBoot() {
@@ -556,7 +565,7 @@ export class VmService {
       }
       this.records.log(vm).warn({}, 'resuming a create that hypercored was interrupted in');
       const ctx: PlanContext = { vm, provider: this.runtime.providerOf(vm), agent: usesAgent(vm.spec), services: this.services };
-      this.logBoot(vm, await this.runCreatePlan(ctx));
+      this.logBoot(vm, await this.runCreatePlan(ctx), 'create');
       return ctx;
     });
     if (ctx?.agent) await this.bootWorkloadLocked(id, ctx.image);

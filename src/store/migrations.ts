@@ -42,6 +42,16 @@ export const migrations: readonly string[] = [
      created_at     TEXT NOT NULL,
      snapshot_json  TEXT NOT NULL
    ) STRICT;`,
+  // API tokens of the remote listener: the secret only as its SHA-256; revoked ones are kept (revoked_at) for `token ls`.
+  `CREATE TABLE api_tokens (
+     id            TEXT PRIMARY KEY,
+     name          TEXT NOT NULL,
+     scope         TEXT NOT NULL CHECK (scope IN ('read', 'write', 'admin')),
+     secret_sha256 TEXT NOT NULL,
+     created_at    TEXT NOT NULL,
+     revoked_at    TEXT,
+     last_used_at  TEXT
+   ) STRICT;`,
   // Containers of pod VMs (containerd tasks), kept as JSON: read and written whole.
   `CREATE TABLE pod_containers (
      vm_id           TEXT NOT NULL,

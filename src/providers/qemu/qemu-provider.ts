@@ -4,8 +4,8 @@
  * it over QMP only.
  */
 import { existsSync } from 'node:fs';
-import { chmod, open, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chmod, mkdir, open, rm, stat } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { HypercoreError, ProviderFailedError, ProviderUnavailableError, SnapshotUnsupportedError, asHypercoreError } from '../../core/errors.js';
 import type { VmDisk } from '../../core/image.js';
 import type { LaunchRequest, Logger, Provider, ProviderCapabilities, ProviderReport, RestoreRequest, VmmExit, VmmInfo, VmmProcess, VmmSnapshot, VmPaths } from '../../core/ports.js';
@@ -29,6 +29,12 @@ export interface QemuProviderOptions {
   logger: Logger;
   /** Where the accel probe may write its scratch files. */
   workDir: string;
+  /**
+   * Where guests' RAM files live (shared file mappings, so a snapshot can save the device state
+   * alone). It should be a tmpfs, like /dev/shm: on a disk filesystem the kernel would write dirty
+   * guest memory back to disk. Default: the run dir of each VM.
+   */
+  memoryDir?: string;
 }
 
 interface RuntimeFiles {
@@ -93,13 +99,14 @@ export class QemuProvider implements Provider {
       controlSocket: join(paths.runDir, 'qmp-control.sock'),
       pidFile: join(paths.runDir, 'qemu.pid'),
       agentSocket: this.agentSocket(paths),
-      memoryFile: join(paths.runDir, 'memory'),
+      memoryFile: this.options.memoryDir ? join(this.options.memoryDir, `${basename(paths.runDir)}.ram`) : join(paths.runDir, 'memory'),
     };
   }
 
   async launch(req: LaunchRequest): Promise<VmmProcess> {
     const files = this.files(req.paths);
     // Created here 0600 (QEMU's umask would make it group-readable); QEMU sizes it.
+    if (this.options.memoryDir) await mkdir(this.options.memoryDir, { recursive: true, mode: 0o700 });
     await (await open(files.memoryFile, 'w', 0o600)).close();
     const accel = await resolveAccel(qemuSettings.read(req.spec).accel, { qemuBinary: this.binary(req.spec), workDir: this.options.workDir });
     return this.start(req, accel, { memory: { path: files.memoryFile, share: true } });
