@@ -399,18 +399,22 @@ export class VmService {
     const seen: string[] = [];
     for (const provider of providers.all()) {
       const report = await provider.describe(spec);
-      if (report.usable && this.canRun(provider, spec)) {
+      const lacking = report.usable ? this.lacking(provider, spec) : undefined;
+      if (report.usable && !lacking) {
         await provider.checkAvailable(spec);
         return { provider, reason: `auto: ${[...seen, `${provider.name} picked (${report.detail})`].join('; ')}` };
       }
-      seen.push(`${provider.name} ${report.usable ? 'cannot run this VM (no agent channel)' : `unusable (${report.detail})`}`);
+      seen.push(`${provider.name} ${report.usable ? `cannot run this VM (${lacking})` : `unusable (${report.detail})`}`);
     }
     throw new ProviderUnavailableError(`no hypervisor is usable on this host: ${seen.join('; ')}`);
   }
 
-  /** An image VM needs an agent channel; the rest any provider can boot. */
-  private canRun(provider: Provider, spec: VmSpec): boolean {
-    return !usesAgent(spec) || provider.capabilities.agentChannels.length > 0;
+  /** What `provider` lacks to run `spec`: image and pod VMs need an agent channel, pod VMs disk swaps too. */
+  private lacking(provider: Provider, spec: VmSpec): string | undefined {
+    if (usesAgent(spec) && provider.capabilities.agentChannels.length === 0) return 'no agent channel';
+    // Containers arrive as root disks swapped into a running pod VM.
+    if (spec.pod && !provider.swapDisk) return 'no disk swap into a running VM, which pod VMs need';
+    return undefined;
   }
 
   /** Every provider with its version, or why it is unusable, with default settings (for `doctor`). */
