@@ -20,6 +20,8 @@ let registry: RegistryProcess;
 let containerd: PrivateContainerd;
 let image: string;
 let fifoDir: string;
+/** `ctr events` while the shared task `long` lives. */
+let events: ReturnType<PrivateContainerd['ctrBackground']> | undefined;
 
 before(async () => {
   registry = await startRegistry();
@@ -35,6 +37,7 @@ before(async () => {
 });
 
 after(async () => {
+  events?.proc.kill();
   // Whatever a failed test left: tasks killed and deleted through containerd, then containerd itself.
   for (const line of containerd?.ctr(['-n', 'hc', 'task', 'ls', '-q']).stdout.split('\n').filter(Boolean) ?? []) {
     containerd.ctr(['-n', 'hc', 'task', 'kill', '-s', '9', line]);
@@ -80,17 +83,14 @@ test('ctr run --rm: the task runs in its own VM, prints the file and exits with 
   assert.deepEqual(containerd.ctr(['-n', 'hc', 'container', 'ls', '-q']).stdout.trim(), '');
 });
 
-test('ctr run -t: the process has a terminal', () => {
-  const r = containerd.ctrInTerminal(['-n', 'hc', 'run', '--fifo-dir', fifoDir, '--runtime', RUNTIME, '-t', '--rm', image, 'tty1', 'sh', '-c', 'tty; [ -t 0 ] && [ -t 1 ] && echo both-ttys; stty size; exit 5']);
-  assert.equal(r.code, 5, r.stdout);
-  assert.match(r.stdout, /\/dev\/pts\/\d+/);
-  assert.match(r.stdout, /both-ttys/);
-  assert.match(r.stdout, /^\d+ \d+\r?$/m);
-});
+// The VM of the task `long` is shared by the tests below (a VM boot under TCG takes half a minute):
+// their containers join it through the CRI annotations, as a pod's containers do.
+const JOIN_LONG = ['--annotation', 'io.kubernetes.cri.container-type=container', '--annotation', 'io.kubernetes.cri.sandbox-id=long'];
 
-test('a running task: hypercore ls shows its pod VM; exec, ps, metrics, pause, resume and kill through ctr', async () => {
-  const events = containerd.ctrBackground(['-n', 'hc', 'events']);
-  try {
+test('a running task: hypercore ls shows its pod VM; exec, ps, metrics, pause and resume through ctr', async () => {
+  const ev = containerd.ctrBackground(['-n', 'hc', 'events']);
+  events = ev;
+  {
     const started = run(['-d', image, 'long', 'sh', '-c', 'echo started; exec sleep 100000']);
     assert.equal(started.code, 0, `${started.stderr}\n${daemon.log().slice(-3000)}`);
     const pod = vms().find((vm) => vm.spec.pod?.sandboxId === 'long');
@@ -107,8 +107,8 @@ test('a running task: hypercore ls shows its pod VM; exec, ps, metrics, pause, r
     assert.equal(exec.code, 4, exec.stderr);
     assert.equal(exec.stdout, 'in-exec\n');
     assert.equal(exec.stderr, 'to-stderr\n');
-    await waitFor('the exec exit event', 10_000, () => (/"id":"ex1"/.test(events.output()) ? true : undefined));
-    const execTopics = events.output().split('\n').filter((l) => l.includes('"exec_id":"ex1"') || l.includes('"id":"ex1"')).map((l) => /\s(\/tasks\/[a-z-]+)\s/.exec(l)?.[1]);
+    await waitFor('the exec exit event', 10_000, () => (/"id":"ex1"/.test(ev.output()) ? true : undefined));
+    const execTopics = ev.output().split('\n').filter((l) => l.includes('"exec_id":"ex1"') || l.includes('"id":"ex1"')).map((l) => /\s(\/tasks\/[a-z-]+)\s/.exec(l)?.[1]);
     assert.deepEqual(execTopics, ['/tasks/exec-added', '/tasks/exec-started', '/tasks/exit']);
 
     const bg = containerd.ctr(['-n', 'hc', 'task', 'exec', '--fifo-dir', fifoDir, '-d', '--exec-id', 'bg', 'long', 'sleep', '1000']);
@@ -129,25 +129,41 @@ test('a running task: hypercore ls shows its pod VM; exec, ps, metrics, pause, r
     assert.match(containerd.ctr(['-n', 'hc', 'task', 'ls']).stdout, /long\s+\d+\s+PAUSED/);
     assert.equal(containerd.ctr(['-n', 'hc', 'task', 'resume', 'long']).code, 0);
     assert.match(containerd.ctr(['-n', 'hc', 'task', 'ls']).stdout, /long\s+\d+\s+RUNNING/);
+  }
+});
 
+test('ctr run -t: the process has a terminal', () => {
+  const r = containerd.ctrInTerminal(['-n', 'hc', 'run', '--fifo-dir', fifoDir, '--runtime', RUNTIME, ...JOIN_LONG, '-t', '--rm', image, 'tty1', 'sh', '-c', 'tty; [ -t 0 ] && [ -t 1 ] && echo both-ttys; stty size; exit 5']);
+  assert.equal(r.code, 5, r.stdout);
+  assert.match(r.stdout, /\/dev\/pts\/\d+/);
+  assert.match(r.stdout, /both-ttys/);
+  assert.match(r.stdout, /^\d+ \d+\r?$/m);
+});
+
+test('a command the image does not have: a clear error, and the pod VM runs on without it', () => {
+  const r = run([...JOIN_LONG, '--rm', image, 'nocmd', 'no-such-command']);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /exec: "no-such-command": executable file not found in \$PATH/);
+  const pods = vms();
+  assert.equal(pods.length, 1, 'no VM of its own');
+  const inVm = daemon.cli(['exec', pods[0]!.id, '--', 'ls', '/run/hc/containers']);
+  assert.doesNotMatch(inVm.stdout, /nocmd/, 'nothing of it left in the VM');
+  containerd.ctr(['-n', 'hc', 'container', 'rm', 'nocmd']);
+});
+
+test('kill: the task exits 137, and deleting it removes its pod VM', async () => {
+  const output = events!;
+  try {
     const killed = containerd.ctr(['-n', 'hc', 'task', 'kill', '-s', '9', 'long']);
     assert.equal(killed.code, 0, killed.stderr);
     await waitFor('the task to stop', 20_000, () => (/long\s+\d+\s+STOPPED/.test(containerd.ctr(['-n', 'hc', 'task', 'ls']).stdout) ? true : undefined));
-    assert.match(events.output(), /"container_id":"long","id":"long","pid":\d+,"exit_status":137/);
+    assert.match(output.output(), /"container_id":"long","id":"long","pid":\d+,"exit_status":137/);
     assert.equal(containerd.ctr(['-n', 'hc', 'task', 'delete', 'long']).code, 0);
     assert.equal(containerd.ctr(['-n', 'hc', 'container', 'rm', 'long']).code, 0);
     await waitFor('the pod VM to go', 20_000, () => (vms().length === 0 ? true : undefined));
   } finally {
-    events.proc.kill();
+    output.proc.kill();
   }
-});
-
-test('a command the image does not have: a clear error, and no VM left behind', () => {
-  const r = run(['--rm', image, 'nocmd', 'no-such-command']);
-  assert.notEqual(r.code, 0);
-  assert.match(r.stderr, /exec: "no-such-command": executable file not found in \$PATH/);
-  assert.deepEqual(vms(), []);
-  containerd.ctr(['-n', 'hc', 'container', 'rm', 'nocmd']);
 });
 
 test('a bundle whose OCI spec binds a host directory is refused with the reason, and nothing is left', () => {
