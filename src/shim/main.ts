@@ -16,7 +16,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { postJson } from './daemon-client.js';
+import { postJson, postJsonOnceUp } from './daemon-client.js';
 import { parseFlags, type Flags } from './flags.js';
 import { messages, timestamp } from './protocol/containerd.js';
 
@@ -81,7 +81,9 @@ async function remove(flags: Flags): Promise<void> {
   } catch {
     // No record of `start` (it failed, or the bundle is gone): the default socket it is.
   }
-  const exit = await postJson<{ pid: number; exitStatus: number; exitedAt?: string }>(socket, '/v1/shim/delete', { namespace: need(flags, 'namespace'), id: need(flags, 'id'), bundle, address: need(flags, 'address') }, DELETE_TIMEOUT_MS);
+  // containerd runs `delete` at once when hypercored's connection drops (it takes the shim for
+  // dead): a hypercored that restarts within the time containerd allows still cleans up the task.
+  const exit = await postJsonOnceUp<{ pid: number; exitStatus: number; exitedAt?: string }>(socket, '/v1/shim/delete', { namespace: need(flags, 'namespace'), id: need(flags, 'id'), bundle, address: need(flags, 'address') }, DELETE_TIMEOUT_MS);
   process.stdout.write(messages.DeleteResponse.encode({ pid: exit.pid, exitStatus: exit.exitStatus, ...(exit.exitedAt ? { exitedAt: timestamp(exit.exitedAt)! } : {}) }));
 }
 

