@@ -1,11 +1,15 @@
 /**
- * Kubernetes' path: containerd's CRI plugin runs a pod with RuntimeClass handler `hypercore`, driven
- * by a gRPC client of runtime.v1 making kubelet's calls. One VM per pod, both containers in it, the
+ * containerd runs pods and tasks as Hypercore microVMs: one private containerd 1.6 (its own root,
+ * state and sockets, in a network namespace the test makes and treats as the node), a local
+ * docker-registry and a hypercored of the test's own, shared by all steps (a VM boot under TCG
+ * takes half a minute, so the steps share VMs).
+ *
+ * Kubernetes' path: the CRI plugin runs a pod with RuntimeClass handler `hypercore`, driven by a
+ * gRPC client of runtime.v1 making kubelet's calls. One VM per pod, both containers in it, the
  * pod's network from CNI (bridge + host-local) mirrored into the VM, CRI's logs, then Stop and
- * Remove leave nothing. Faults: hypercored killed (-9) under a running pod, and an image that cannot
- * run. The private containerd runs in a network namespace the test makes, so CNI's bridge, routes
- * and forwarding sysctl are that namespace's: the test treats it as the node, and reaches the pod
- * from there.
+ * Remove leave nothing. `ctr`'s path: tasks that join the pod's VM by the CRI annotations
+ * (exec, ps, metrics, pause, resume, a terminal, kill), and a task of its own (its own VM).
+ * Faults: an image that cannot run, hypercored killed (-9) under a running pod.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -20,7 +24,8 @@ import { CriClient } from './containerd/cri-client.js';
 import { PrivateContainerd } from './containerd/private-containerd.js';
 import { processesMentioning, TestDaemon, waitFor } from './harness.js';
 
-const daemon = new TestDaemon('hc-e2e-cri-');
+const RUNTIME = 'io.containerd.hypercore.v2';
+const daemon = new TestDaemon('hc-e2e-containerd-');
 let registry: RegistryProcess;
 let node: TestNetns;
 let containerd: PrivateContainerd;
@@ -28,6 +33,9 @@ let cri: CriClient;
 let busybox: string;
 let broken: string;
 const SUBNET = '10.231.7';
+let fifoDir: string;
+/** `ctr events` while the ctr task `long` lives. */
+let events: ReturnType<PrivateContainerd['ctrBackground']> | undefined;
 
 before(async () => {
   registry = await startRegistry();
@@ -59,13 +67,21 @@ before(async () => {
     const pulled = containerd.ctr(['-n', 'k8s.io', 'images', 'pull', '--plain-http', image]);
     assert.equal(pulled.code, 0, pulled.stderr);
   }
+  const pulled = containerd.ctr(['-n', 'hc', 'images', 'pull', '--plain-http', busybox]);
+  assert.equal(pulled.code, 0, pulled.stderr);
+  fifoDir = join(containerd.dir, 'fifo');
+  mkdirSync(fifoDir, { recursive: true });
 });
 
 after(async () => {
+  events?.proc.kill();
   cri?.close();
-  // What a failed test left: pods stopped and removed through CRI (kubelet's way), then containerd.
-  for (const line of containerd?.ctr(['-n', 'k8s.io', 'task', 'ls', '-q']).stdout.split('\n').filter(Boolean) ?? []) {
-    containerd.ctr(['-n', 'k8s.io', 'task', 'kill', '-s', '9', line]);
+  // What a failed test left: tasks killed (and ctr's deleted) through containerd, then containerd.
+  for (const ns of ['hc', 'k8s.io']) {
+    for (const line of containerd?.ctr(['-n', ns, 'task', 'ls', '-q']).stdout.split('\n').filter(Boolean) ?? []) {
+      containerd.ctr(['-n', ns, 'task', 'kill', '-s', '9', line]);
+      if (ns === 'hc') containerd.ctr(['-n', ns, 'task', 'delete', '-f', line]);
+    }
   }
   await containerd?.stop();
   containerd?.unmountLeftovers();
@@ -94,6 +110,28 @@ function sandboxConfig(name: string): object {
 
 function containerConfig(name: string, command: string[], image = busybox): object {
   return { metadata: { name, attempt: 0 }, image: { image }, command, logPath: `${name}.log`, envs: [{ key: 'HC_TEST', value: Buffer.from(name) }] };
+}
+
+/** The topics of `ctr events` lines about `id`, in order. */
+function topicsOf(output: string, id: string): string[] {
+  return output
+    .split('\n')
+    .filter((l) => l.includes(`"container_id":"${id}"`))
+    .map((l) => /\s(\/tasks\/[a-z-]+)\s/.exec(l)?.[1] ?? '?');
+}
+
+/** `ctr run` in namespace `ns` with the Hypercore runtime. */
+function ctrRun(ns: string, args: string[]) {
+  return containerd.ctr(['-n', ns, 'run', '--fifo-dir', fifoDir, '--runtime', RUNTIME, ...args]);
+}
+
+/** ctr's containers join the CRI pod's VM by the annotations CRI sets on a pod's containers. */
+function joinPod(): string[] {
+  return ['--annotation', 'io.kubernetes.cri.container-type=container', '--annotation', `io.kubernetes.cri.sandbox-id=${podId}`];
+}
+
+function podVm(): Vm {
+  return vms().find((vm) => vm.spec.pod?.sandboxId === podId)!;
 }
 
 /** Files below `dir` that are FIFOs. */
@@ -185,6 +223,113 @@ test('a container whose image cannot run gets a clear error in ContainerStatus; 
   await cri.removeContainer(bad);
   const e = await cri.execSync(c2, ['echo', 'pod-still-fine']);
   assert.equal(e.stdout, 'pod-still-fine\n');
+});
+
+test('ctr: a task that joins the pod VM; hypercore ls shows the pod VM, exec, ps, metrics, pause and resume through ctr', async () => {
+  const ev = containerd.ctrBackground(['-n', 'k8s.io', 'events']);
+  events = ev;
+  const started = ctrRun('k8s.io', [...joinPod(), '-d', busybox, 'long', 'sh', '-c', 'echo started; exec sleep 100000']);
+  assert.equal(started.code, 0, `${started.stderr}\n${daemon.log().slice(-3000)}`);
+  const pod = podVm();
+  assert.equal(vms().length, 1, 'the task joined the pod VM');
+  const ls = daemon.cli(['ls']);
+  assert.match(ls.stdout, /SANDBOX/);
+  assert.match(ls.stdout, new RegExp(`k8s\\.io/${podId.slice(0, 12)}`));
+  const inVm = daemon.cli(['exec', pod.id, '--', 'sh', '-c', 'ls /run/hc/containers']);
+  assert.equal(inVm.code, 0, inVm.stderr);
+  assert.match(inVm.stdout, /long/, 'hypercore exec runs in the pod VM');
+
+  const exec = containerd.ctr(['-n', 'k8s.io', 'task', 'exec', '--fifo-dir', fifoDir, '--exec-id', 'ex1', 'long', 'sh', '-c', 'echo in-exec; echo to-stderr >&2; exit 4']);
+  assert.equal(exec.code, 4, exec.stderr);
+  assert.equal(exec.stdout, 'in-exec\n');
+  assert.equal(exec.stderr, 'to-stderr\n');
+  await waitFor('the exec exit event', 10_000, () => (/"id":"ex1"/.test(ev.output()) ? true : undefined));
+  const execTopics = ev.output().split('\n').filter((l) => l.includes('"exec_id":"ex1"') || l.includes('"id":"ex1"')).map((l) => /\s(\/tasks\/[a-z-]+)\s/.exec(l)?.[1]);
+  assert.deepEqual(execTopics, ['/tasks/exec-added', '/tasks/exec-started', '/tasks/exit']);
+
+  const bg = containerd.ctr(['-n', 'k8s.io', 'task', 'exec', '--fifo-dir', fifoDir, '-d', '--exec-id', 'bg', 'long', 'sleep', '1000']);
+  assert.equal(bg.code, 0, bg.stderr);
+  const ps = containerd.ctr(['-n', 'k8s.io', 'task', 'ps', 'long']);
+  assert.equal(ps.code, 0, ps.stderr);
+  assert.equal(ps.stdout.trim().split('\n').length, 3, `the init and the exec: ${ps.stdout}`);
+  assert.match(ps.stdout, /bg/, 'the exec is named');
+
+  const metrics = containerd.ctr(['-n', 'k8s.io', 'task', 'metrics', '--format', 'json', 'long']);
+  assert.equal(metrics.code, 0, metrics.stderr);
+  const m = JSON.parse(metrics.stdout) as { pids?: { current?: number }; memory?: { usage?: number }; cpu?: { usage_usec?: number } };
+  assert.ok((m.pids?.current ?? 0) >= 2, metrics.stdout);
+  assert.ok((m.memory?.usage ?? 0) > 0, metrics.stdout);
+  assert.ok((m.cpu?.usage_usec ?? 0) > 0, metrics.stdout);
+
+  assert.equal(containerd.ctr(['-n', 'k8s.io', 'task', 'pause', 'long']).code, 0);
+  assert.match(containerd.ctr(['-n', 'k8s.io', 'task', 'ls']).stdout, /long\s+\d+\s+PAUSED/);
+  assert.equal(containerd.ctr(['-n', 'k8s.io', 'task', 'resume', 'long']).code, 0);
+  assert.match(containerd.ctr(['-n', 'k8s.io', 'task', 'ls']).stdout, /long\s+\d+\s+RUNNING/);
+});
+
+test('ctr run -t: the process has a terminal', () => {
+  const r = containerd.ctrInTerminal(['-n', 'k8s.io', 'run', '--fifo-dir', fifoDir, '--runtime', RUNTIME, ...joinPod(), '-t', '--rm', busybox, 'tty1', 'sh', '-c', 'tty; [ -t 0 ] && [ -t 1 ] && echo both-ttys; stty size; exit 5']);
+  assert.equal(r.code, 5, r.stdout);
+  assert.match(r.stdout, /\/dev\/pts\/\d+/);
+  assert.match(r.stdout, /both-ttys/);
+  assert.match(r.stdout, /^\d+ \d+\r?$/m);
+});
+
+test('a command the image does not have: a clear error, and the pod VM runs on without it', () => {
+  const r = ctrRun('k8s.io', [...joinPod(), '--rm', busybox, 'nocmd', 'no-such-command']);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /exec: "no-such-command": executable file not found in \$PATH/);
+  assert.equal(vms().length, 1, 'no VM of its own');
+  const inVm = daemon.cli(['exec', podVm().id, '--', 'ls', '/run/hc/containers']);
+  assert.doesNotMatch(inVm.stdout, /nocmd/, 'nothing of it left in the VM');
+  containerd.ctr(['-n', 'k8s.io', 'container', 'rm', 'nocmd']);
+});
+
+test('ctr kill: the task exits 137; deleting it leaves the pod VM and its other containers running', async () => {
+  const output = events!;
+  try {
+    const killed = containerd.ctr(['-n', 'k8s.io', 'task', 'kill', '-s', '9', 'long']);
+    assert.equal(killed.code, 0, killed.stderr);
+    await waitFor('the task to stop', 20_000, () => (/long\s+\d+\s+STOPPED/.test(containerd.ctr(['-n', 'k8s.io', 'task', 'ls']).stdout) ? true : undefined));
+    assert.match(output.output(), /"container_id":"long","id":"long","pid":\d+,"exit_status":137/);
+    assert.equal(containerd.ctr(['-n', 'k8s.io', 'task', 'delete', 'long']).code, 0);
+    assert.equal(containerd.ctr(['-n', 'k8s.io', 'container', 'rm', 'long']).code, 0);
+    assert.equal(vms().length, 1);
+    assert.equal((await cri.execSync(c2, ['echo', 'pod-still-fine'])).stdout, 'pod-still-fine\n');
+  } finally {
+    output.proc.kill();
+  }
+});
+
+test('ctr run --rm without CRI: the task runs in its own VM, prints the file and exits with its code; events in order; nothing left', async () => {
+  const ownEvents = containerd.ctrBackground(['-n', 'hc', 'events']);
+  try {
+    const r = ctrRun('hc', ['--rm', busybox, 'first', 'sh', '-c', 'cat /etc/os-release; exit 3']);
+    assert.equal(r.code, 3, `${r.stderr}\n${daemon.log().slice(-3000)}`);
+    assert.match(r.stdout, /NAME="Hypercore CRI test"/);
+    await waitFor('the delete event', 10_000, () => (topicsOf(ownEvents.output(), 'first').includes('/tasks/delete') ? true : undefined));
+    assert.deepEqual(topicsOf(ownEvents.output(), 'first'), ['/tasks/create', '/tasks/start', '/tasks/exit', '/tasks/delete']);
+    assert.match(ownEvents.output(), /"container_id":"first","id":"first","pid":\d+,"exit_status":3/);
+  } finally {
+    ownEvents.proc.kill();
+  }
+  assert.deepEqual(vms().map((vm) => vm.spec.pod?.sandboxId), [podId], 'its VM is gone with the task');
+  await waitFor('its shim socket to close', 10_000, () => (readdirSync(join(daemon.runDir, 'shim')).length === 1 ? true : undefined));
+  assert.deepEqual(readdirSync(join(daemon.root, 'vms')), [podVm().id]);
+  assert.deepEqual(containerd.ctr(['-n', 'hc', 'container', 'ls', '-q']).stdout.trim(), '');
+});
+
+test('a bundle whose OCI spec binds a host directory is refused with the reason, and nothing is left', () => {
+  const dir = join(daemon.dir, 'hostdir');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'secret'), 'host data\n');
+  const r = ctrRun('hc', ['--rm', '--mount', `type=bind,src=${dir},dst=/mnt,options=rbind:ro`, busybox, 'binddir', 'cat', '/mnt/secret']);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, new RegExp(`bind mount of host directory ${dir} at /mnt is not supported`));
+  assert.ok(!/host data/.test(r.stdout));
+  assert.equal(vms().length, 1, 'the pod VM only');
+  assert.equal(readdirSync(join(daemon.runDir, 'shim')).length, 1, "the pod VM's socket only");
+  containerd.ctr(['-n', 'hc', 'container', 'rm', 'binddir']);
 });
 
 // hypercored holds containerd's connections to the pod's socket: when it dies, containerd takes the
