@@ -13,7 +13,7 @@ import { hacSchema, vmNameProblem } from '../config/schema.js';
 import { toVmSpec } from '../config/spec.js';
 import { hacTreeFromSpec, specMessage } from '../config/spec-tree.js';
 import { plainValue } from '../config/toml-values.js';
-import { admitHostPath, anyHostPath, type HostPathPolicy } from './auth/host-paths.js';
+import { admitBridge, admitHostPath, anyHostPath, type HostPathPolicy } from './auth/host-paths.js';
 
 /** Where the spec names host files: the file keys, and each hypervisor's `binary`. */
 function hostPathKeys(tree: unknown): { segments: string[]; kind: 'file' | 'program' }[] {
@@ -40,8 +40,15 @@ function admitHostPaths(tree: unknown, policy: HostPathPolicy, specPathOf: (segm
     if ('denied' in admission) denied.push({ path: specPathOf(segments), message: admission.denied, value });
     else (getAt(tree, segments.slice(0, -1)) as Record<string, unknown>)[segments.at(-1)!] = admission.path;
   }
+  const network = getAt(tree, ['network']);
+  const bridge = isTable(network) && network['mode'] === 'bridge' ? network['bridge'] : undefined;
+  if (typeof bridge === 'string') {
+    const refusal = admitBridge(policy, bridge);
+    if (refusal) denied.push({ path: specPathOf(['network', 'bridge']), message: refusal.denied, value: bridge });
+  }
   if (denied.length > 0) {
-    throw new PermissionDeniedError(`host path refused: ${denied.map((d) => `${d.path} = ${JSON.stringify(d.value)}: ${d.message}`).join('; ')}`, denied);
+    const what = denied.every((d) => d.value === bridge && d.path === specPathOf(['network', 'bridge'])) ? 'host bridge' : 'host path';
+    throw new PermissionDeniedError(`${what} refused: ${denied.map((d) => `${d.path} = ${JSON.stringify(d.value)}: ${d.message}`).join('; ')}`, denied);
   }
 }
 

@@ -208,7 +208,7 @@ export class Daemon {
     }
     this.rotateTimer = setInterval(() => void this.rotateConsoleLogs(), CONSOLE_ROTATE_INTERVAL_MS);
     this.rotateTimer.unref();
-    this.logger.info({ socket, rootDir, runDir, bootDir, vms: this.store.list().length, ...(this.remote ? { remote: this.remote.addresses, allowHostPaths: this.settings.remote.allowHostPaths } : {}) }, 'hypercored ready');
+    this.logger.info({ socket, rootDir, runDir, bootDir, vms: this.store.list().length, ...(this.remote ? { remote: this.remote.addresses, allowHostPaths: this.settings.remote.allowHostPaths, allowBridges: this.settings.remote.allowBridges } : {}) }, 'hypercored ready');
   }
 
   /**
@@ -216,10 +216,10 @@ export class Daemon {
    * --tls-dir or --allow-host-path stops the daemon before it changes anything.
    */
   private planRemote(): RemotePlan | undefined {
-    const { listen, tlsDir, allowHostPaths } = this.settings.remote;
+    const { listen, tlsDir, allowHostPaths, allowBridges } = this.settings.remote;
     if (listen.length === 0) return undefined;
     const identity = listen.some((l) => l.scheme === 'https') && tlsDir ? loadServerIdentity(tlsDir) : undefined;
-    return { hostPaths: hostPathsWithin(allowHostPaths, '--allow-host-path'), ...(identity ? { identity } : {}) };
+    return { hostPaths: hostPathsWithin(allowHostPaths, '--allow-host-path', allowBridges), ...(identity ? { identity } : {}) };
   }
 
   /** Stops serving; VMs keep running and are adopted by the next hypercored. */
