@@ -66,6 +66,8 @@ class StaticProviderRegistry implements ProviderRegistry {
 }
 
 const CONSOLE_ROTATE_INTERVAL_MS = 5000;
+/** containerd gives a shim's delete 5 s: one it made as this daemon came up is on disk by then. */
+const PENDING_DELETES_RECHECK_MS = 10_000;
 /** Free room in a pod container's root disk for its writes (sparse: it costs nothing until used). */
 const POD_ROOTFS_HEADROOM_BYTES = 1024 * 1024 * 1024;
 /** What the remote listener needs, checked before the daemon touches anything. */
@@ -104,6 +106,7 @@ export class Daemon {
   private rotateTimer?: NodeJS.Timeout;
   private logs?: VmLogFiles;
   private shim?: ShimHost;
+  private pendingDeletesTimer?: NodeJS.Timeout;
   private remote?: RemoteApi;
 
   constructor(private readonly settings: DaemonSettings, logger?: pino.Logger) {
@@ -196,6 +199,12 @@ export class Daemon {
     await registerProcessSockets(this.http, this.service);
     await this.http.ready();
     this.socketServer = await listenMultiplexed(socket, this.http.server, this.grpcSocket);
+    // Shim deletes containerd made while no hypercored answered; again a little later, for one
+    // written while this daemon was starting to listen.
+    const shim = this.shim;
+    void shim.deletePending(socket);
+    this.pendingDeletesTimer = setTimeout(() => void shim.deletePending(socket), PENDING_DELETES_RECHECK_MS);
+    this.pendingDeletesTimer.unref();
 
     if (remote) {
       try {
@@ -225,6 +234,7 @@ export class Daemon {
   /** Stops serving; VMs keep running and are adopted by the next hypercored. */
   async stop(): Promise<void> {
     if (this.rotateTimer) clearInterval(this.rotateTimer);
+    if (this.pendingDeletesTimer) clearTimeout(this.pendingDeletesTimer);
     this.service?.detachAll();
     // Remote clients first: stop accepting, end their streams (open ones would keep close() waiting).
     await this.remote?.close();

@@ -5,13 +5,14 @@
  * behind per pod.
  */
 import { join } from 'node:path';
-import { ErrorCodes, HypercoreError } from '../core/errors.js';
+import { asHypercoreError, ErrorCodes, HypercoreError } from '../core/errors.js';
 import type { Logger } from '../core/ports.js';
 import type { PodService } from '../core/sandboxes.js';
 import type { VmService } from '../core/vm-service.js';
 import { identifierProblem } from '../agent/protocol/container-messages.js';
 import { podRole, readBundleSpec } from './bundle.js';
 import { EventPublishers } from './events.js';
+import { takePendingDeletes } from './pending-deletes.js';
 import { ShimSockets } from './sockets.js';
 import { TaskEngine, type ShimContext, type TaskExit } from './tasks.js';
 
@@ -104,6 +105,19 @@ export class ShimHost {
       const pod = vm.spec.pod!;
       if (vm.state === 'deleting') continue;
       await this.sockets.serve({ owner: pod.owner, events: pod.events, namespace: pod.namespace, sandboxId: pod.sandboxId });
+    }
+  }
+
+  /** The `delete` calls the shim binary left while hypercored was down (see pending-deletes.ts). */
+  async deletePending(socket: string): Promise<void> {
+    const calls = takePendingDeletes(socket, (file, reason) => this.deps.logger.warn({ file, reason }, 'removed a file that is no pending shim delete'));
+    for (const call of calls) {
+      try {
+        await this.delete(call);
+        this.deps.logger.info({ namespace: call.namespace, id: call.id }, 'made a shim delete containerd asked for while hypercored was down');
+      } catch (err) {
+        this.deps.logger.warn({ namespace: call.namespace, id: call.id, err: asHypercoreError(err).message }, 'a pending shim delete failed');
+      }
     }
   }
 

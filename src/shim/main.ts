@@ -16,16 +16,19 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { postJson, postJsonOnceUp } from './daemon-client.js';
+import { DaemonCallError, postJson, postJsonOnceUp } from './daemon-client.js';
+import { recordPendingDelete } from './pending-deletes.js';
 import { parseFlags, type Flags } from './flags.js';
 import { messages, timestamp } from './protocol/containerd.js';
 
 const DEFAULT_SOCKET = '/run/hypercore/hypercore.sock';
 /** containerd gives `delete` 5 s; leave it time to read the answer. */
-const DELETE_TIMEOUT_MS = 4500;
+const DELETE_TIMEOUT_MS = 4000;
 /** A sandbox's `start` may wait for nothing long: the VM is made at Create. */
 const START_TIMEOUT_MS = 30_000;
 const MAX_OPTIONS_BYTES = 64 * 1024;
+/** Exit status of a task whose end nobody could tell. */
+const LOST_EXIT_STATUS = 255;
 /** The daemon socket `start` used, kept in the bundle for `delete` (which gets no options). */
 const SOCKET_FILE = 'hypercore-socket';
 
@@ -81,9 +84,19 @@ async function remove(flags: Flags): Promise<void> {
   } catch {
     // No record of `start` (it failed, or the bundle is gone): the default socket it is.
   }
+  const call = { namespace: need(flags, 'namespace'), id: need(flags, 'id'), bundle, address: need(flags, 'address') };
   // containerd runs `delete` at once when hypercored's connection drops (it takes the shim for
-  // dead): a hypercored that restarts within the time containerd allows still cleans up the task.
-  const exit = await postJsonOnceUp<{ pid: number; exitStatus: number; exitedAt?: string }>(socket, '/v1/shim/delete', { namespace: need(flags, 'namespace'), id: need(flags, 'id'), bundle, address: need(flags, 'address') }, DELETE_TIMEOUT_MS);
+  // dead): a hypercored that restarts within the time containerd allows still cleans up the task,
+  // and one that takes longer finds the call left for it.
+  let exit: { pid: number; exitStatus: number; exitedAt?: string };
+  try {
+    exit = await postJsonOnceUp(socket, '/v1/shim/delete', call, DELETE_TIMEOUT_MS);
+  } catch (err) {
+    if (!(err instanceof DaemonCallError) || !err.unreachable) throw err;
+    recordPendingDelete(socket, call);
+    // What containerd itself reports for a task whose shim it could not ask.
+    exit = { pid: 0, exitStatus: LOST_EXIT_STATUS, exitedAt: new Date().toISOString() };
+  }
   process.stdout.write(messages.DeleteResponse.encode({ pid: exit.pid, exitStatus: exit.exitStatus, ...(exit.exitedAt ? { exitedAt: timestamp(exit.exitedAt)! } : {}) }));
 }
 

@@ -333,17 +333,21 @@ test('a bundle whose OCI spec binds a host directory is refused with the reason,
 });
 
 // hypercored holds containerd's connections to the pod's socket: when it dies, containerd takes the
-// shim for dead, reports the pod's tasks exited and runs `delete` for each, which reaches the
-// restarted hypercored; the pod does not survive, but nothing of it is left behind.
+// shim for dead, reports the pod's tasks exited and runs the shim's `delete` for each. hypercored
+// stays down longer than containerd lets a delete take, so the shim leaves the calls for it, and
+// the restarted hypercored removes the pod VM. The pod does not survive, but nothing is left.
 test('kill -9 of hypercored under a running pod: containerd sees the tasks exit, the restarted hypercored removes the pod VM', async () => {
   const before = vms().find((vm) => vm.spec.pod)!;
   podVmId = before.id;
   await daemon.kill9();
   assert.ok(processesMentioning(before.id).length > 0, 'the VM runs on without hypercored');
-  await daemon.start();
   await waitFor('containerd to see the container exit', 30_000, async () => ((await cri.containerStatus(c2)).state === 'CONTAINER_EXITED' ? true : undefined));
+  const pending = `${daemon.socket}.shim-deletes`;
+  await waitFor('the shim deletes left for hypercored (containerd gives each 5 s)', 20_000, () => (existsSync(pending) && readdirSync(pending).filter((n) => n.endsWith('.json')).length === 3 ? true : undefined));
+  await daemon.start();
   await waitFor('the pod VM to go', 30_000, () => (vms().length === 0 ? true : undefined));
   await waitFor('its QEMU to go', 10_000, () => (processesMentioning(before.id).length === 0 ? true : undefined));
+  assert.deepEqual(readdirSync(pending), [], 'every delete left for hypercored was made');
 });
 
 test('StopPodSandbox and RemovePodSandbox leave no VM, TAP, mount, FIFO or process', async () => {
