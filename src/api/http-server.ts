@@ -132,6 +132,7 @@ export function buildHttpApi(ops: VmOperations, imageOps?: ImageOperations, opti
   app.get('/openapi.json', async () => openApiDocument());
   app.post('/v1/network/prune', async () => ops.pruneNetworks());
   app.get('/v1/doctor', async () => ops.doctor());
+  app.get('/v1/version', async () => ops.version());
   app.get('/v1/vms', async () => ops.listVms());
   app.post<{ Body: { spec?: unknown; detach?: boolean; start?: boolean } }>('/v1/vms', async (req, reply) => reply.code(201).send(await ops.createVm(req.body ?? {})));
   app.get<{ Params: IdParams }>('/v1/vms/:id', async (req) => ops.getVm(req.params));

@@ -82,16 +82,22 @@ export class AgentSupervisor {
     return t.session;
   }
 
-  /** Boot path: wait for the agent, start the workload, begin copying its output. */
-  async startWorkload(vm: Vm, endpoint: AgentEndpoint, image: Image | undefined, signal?: AbortSignal): Promise<void> {
+  /** Boot path: wait for the agent, start the workload, begin copying its output. Resolves to how long the agent took to answer. */
+  async startWorkload(vm: Vm, endpoint: AgentEndpoint, image: Image | undefined, signal?: AbortSignal): Promise<{ agentMs: number }> {
     // A pod VM has no workload of its own: its containers come later, through the pod service.
-    if (vm.spec.pod) return void (await this.connect(vm, endpoint, signal));
+    if (vm.spec.pod) {
+      const started = performance.now();
+      await this.connect(vm, endpoint, signal);
+      return { agentMs: performance.now() - started };
+    }
     const process = workloadProcess(vm, image);
+    const started = performance.now();
     const { session, info } = await this.connect(vm, endpoint, signal);
+    const agentMs = performance.now() - started;
     // A daemon that died between starting the workload and recording it: the guest knows.
     if (info.workloadStarted) {
       this.pumpLogs(vm);
-      return;
+      return { agentMs };
     }
     const w = vm.spec.workload;
     await session.startWorkload({
@@ -103,6 +109,7 @@ export class AgentSupervisor {
       hostname: vm.name,
     });
     this.pumpLogs(vm);
+    return { agentMs };
   }
 
   /**

@@ -29,7 +29,10 @@ import { listenMultiplexed } from '../api/socket-mux.js';
 import { VmLogFiles } from '../providers/vm-logs.js';
 import { TtrpcAgentConnector } from '../agent-client/agent-session.js';
 import { GuestBootContract } from '../guest/boot-contract.js';
+import { readBootManifest } from '../guest/boot-assets.js';
+import type { GuestKernelReport } from '../core/version.js';
 import { ensureSystemImage } from '../guest/system-image.js';
+import { CloudHypervisorProvider } from '../providers/cloud-hypervisor/cloud-hypervisor-provider.js';
 import { FirecrackerProvider } from '../providers/firecracker/firecracker-provider.js';
 import { QemuProvider } from '../providers/qemu/qemu-provider.js';
 import { SqliteVmStore } from '../store/sqlite-vm-store.js';
@@ -96,6 +99,13 @@ async function restrictToOwner(rootDir: string, runDir: string): Promise<void> {
   }
 }
 
+/** The default guest kernel, from the manifest set-up wrote next to it. */
+async function guestKernel(bootDir: string): Promise<GuestKernelReport> {
+  const manifest = await readBootManifest(bootDir);
+  if (!manifest) return { bootDir, detail: `no readable manifest.json in ${bootDir}; run scripts/install-boot-assets.sh` };
+  return { bootDir, version: manifest.kernelVersion, package: manifest.package, packageVersion: manifest.packageVersion };
+}
+
 export class Daemon {
   readonly logger: pino.Logger;
   private store?: SqliteVmStore;
@@ -134,7 +144,7 @@ export class Daemon {
     this.store = vmStore;
     const imagesDir = join(rootDir, 'images');
     // In the order provider = "auto" prefers them.
-    const providerList: Provider[] = [new FirecrackerProvider({ logger: log }), new QemuProvider({ logger: log, workDir: join(runDir, 'probe'), memoryDir: this.settings.memoryDir })];
+    const providerList: Provider[] = [new FirecrackerProvider({ logger: log }), new CloudHypervisorProvider({ logger: log }), new QemuProvider({ logger: log, workDir: join(runDir, 'probe'), memoryDir: this.settings.memoryDir })];
     const metrics = new HypercoreMetrics({
       vms: () => vmStore.list(),
       providers: providerList.map((p) => p.name),
@@ -187,7 +197,7 @@ export class Daemon {
     if (pruned.length > 0) this.logger.warn({ removed: pruned }, 'removed network leftovers that belong to no VM');
 
     await this.shim.restore();
-    const ops = new VmOperations({ service: this.service, hostCpus: hostCpuCount(), logger: log });
+    const ops = new VmOperations({ service: this.service, hostCpus: hostCpuCount(), logger: log, guestKernel: () => guestKernel(bootDir) });
     const imageOps = new ImageOperations(images, new ImageImporter(images, normalizeReference, join(imagesDir, 'tmp')));
     const tokens = new ApiTokens(new SqliteTokenStore(db));
     const tokenOps = new TokenOperations(tokens);
