@@ -2,7 +2,8 @@
 # Installs everything Hypercore needs on a Debian/Ubuntu host and builds it. Run as root.
 # Safe to re-run: each step skips what is already in place.
 #   1. Debian packages: those of every program in scripts/host-programs.json, then a check that each is on PATH
-#   2. npm dependencies (exact versions from package-lock.json) and the TypeScript build
+#   2. npm dependencies (exact versions from package-lock.json), the TypeScript build, and the
+#      containerd shim (bin/containerd-shim-hypercore-v2) linked into /usr/local/bin
 #   3. the default guest kernel (Debian's cloud kernel, unpacked, not installed) + stage-1 initramfs
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -37,5 +38,8 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   npm ci --no-audit --no-fund
 fi
 npm run --silent build
+
+# containerd finds the runtime io.containerd.hypercore.v2 as containerd-shim-hypercore-v2 on its PATH.
+ln -sfn "$PWD/bin/containerd-shim-hypercore-v2" /usr/local/bin/containerd-shim-hypercore-v2
 
 scripts/install-boot-assets.sh

@@ -50,6 +50,9 @@ export const SnapshotUnsupportedError = subclass('SnapshotUnsupportedError');
 export const SnapshotIncompatibleError = subclass('SnapshotIncompatibleError');
 export const UnauthenticatedError = subclass('UnauthenticatedError');
 export const PermissionDeniedError = subclass('PermissionDeniedError');
+export const ContainerNotFoundError = subclass('ContainerNotFoundError');
+export const ContainerExistsError = subclass('ContainerExistsError');
+export const ContainerStateConflictError = subclass('ContainerStateConflictError');
 export const InternalError = subclass('InternalError');
 
 export const errorClasses: Readonly<Record<ErrorCode, ErrorClass>> = {
@@ -80,6 +83,9 @@ export const errorClasses: Readonly<Record<ErrorCode, ErrorClass>> = {
   HC_SNAPSHOT_INCOMPATIBLE: SnapshotIncompatibleError,
   HC_UNAUTHENTICATED: UnauthenticatedError,
   HC_PERMISSION_DENIED: PermissionDeniedError,
+  HC_CONTAINER_NOT_FOUND: ContainerNotFoundError,
+  HC_CONTAINER_EXISTS: ContainerExistsError,
+  HC_CONTAINER_STATE_CONFLICT: ContainerStateConflictError,
   HC_INTERNAL: InternalError,
 };
 

@@ -5,6 +5,8 @@ import { AGENT_SERVICE } from '../agent/protocol/schema.js';
 import { codecs, ioOutputCost, methods, type UnaryMethod } from '../agent/protocol/messages.js';
 import { TtrpcClient, TtrpcError, type ClientStream } from '../ttrpc/index.js';
 import { openAgentChannel, openHybridVsockChannel } from './connect.js';
+import { TtrpcPodAgent } from './pod-agent.js';
+import type { PodAgent } from '../core/pod-agent.js';
 
 export const HOST_VERSION = '0.1.0';
 const CALL_TIMEOUT_MS = 30_000;
@@ -80,6 +82,7 @@ const UNTIMED_METHODS: ReadonlySet<UnaryMethod> = new Set(['Wait']);
 
 export class TtrpcAgentSession implements AgentSession {
   readonly closed: Promise<void>;
+  private podAgent: PodAgent | undefined;
 
   constructor(
     private readonly client: TtrpcClient,
@@ -145,6 +148,11 @@ export class TtrpcAgentSession implements AgentSession {
   async wait(processId: string): Promise<ExitStatus> {
     const r = await this.call('Wait', { processId }, 24 * 3600_000);
     return { exitCode: r.exitCode, ...(r.signal ? { signal: r.signal } : {}) };
+  }
+
+  containers(): PodAgent {
+    this.podAgent ??= new TtrpcPodAgent(this.client);
+    return this.podAgent;
   }
 
   async shutdown(): Promise<void> {

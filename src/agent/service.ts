@@ -4,6 +4,8 @@
  * table, so the daemon and the agent cannot disagree on a message type.
  */
 import { Code, TtrpcError, type CallContext, type TtrpcServer, type UnaryHandler } from '../ttrpc/index.js';
+import { containerHandlers } from './container-service.js';
+import { PodContainers, type PodContainersOptions } from './containers.js';
 import { ioMethod } from './io.js';
 import { errorText, silentLog, type Log } from './log.js';
 import { ProcessTable, type ProcessTableOptions } from './processes.js';
@@ -25,6 +27,8 @@ export interface AgentServiceOptions {
   /** How Restored is applied (tests replace the commands and paths). */
   restore?: Partial<RestoreTarget>;
   workload?: Omit<WorkloadOptions, 'table' | 'log'>;
+  /** Pod VMs' containers (tests point their paths elsewhere). */
+  containers?: Omit<PodContainersOptions, 'table' | 'log'>;
   powerOff: PowerOff;
   log?: Log;
   /** /proc (tests may point elsewhere). */
@@ -35,6 +39,7 @@ export interface AgentServiceOptions {
 export interface Agent {
   table: ProcessTable;
   workload: Workload;
+  containers: PodContainers;
 }
 
 /** Creates the process table and workload and registers the Agent service on `server`. */
@@ -42,6 +47,7 @@ export function registerAgentService(server: TtrpcServer, options: AgentServiceO
   const log = options.log ?? silentLog;
   const table = new ProcessTable({ log, ...options.processes });
   const workload = new Workload({ table, log, ...options.workload });
+  const containers = new PodContainers({ table, log, ...options.containers });
   let shuttingDown = false;
   const proc = options.proc ?? '/proc';
   const restoreTarget: RestoreTarget = {
@@ -65,6 +71,7 @@ export function registerAgentService(server: TtrpcServer, options: AgentServiceO
   };
 
   server.register(AGENT_SERVICE, {
+    ...containerHandlers(containers),
     Hello: unary('Hello', () => helloResponse(workload.started, options.proc)),
     StartWorkload: unary('StartWorkload', async (req) => {
       if (!req.process) throw new TtrpcError(Code.INVALID_ARGUMENT, 'process is required');
@@ -107,5 +114,5 @@ export function registerAgentService(server: TtrpcServer, options: AgentServiceO
       return {};
     }),
   });
-  return { table, workload };
+  return { table, workload, containers };
 }

@@ -12,6 +12,7 @@ import { errorBody, statusFor } from './error-status.js';
 import { openApiDocument } from './openapi.js';
 import type { VmOperations } from './operations.js';
 import type { ImageOperations, ProgressMessage } from './image-operations.js';
+import { registerShimRoutes, type ShimOperations } from './shim-operations.js';
 import type { TokenOperations } from './token-operations.js';
 
 export interface HttpApiOptions {
@@ -24,6 +25,8 @@ export interface HttpApiOptions {
   auth?: { check: RemoteAuth; log: Logger };
   /** Longest a client may take to send a whole request (not its response), in ms; 0: no limit. */
   requestTimeoutMs?: number;
+  /** The containerd shim's calls (local listener only: they name paths on this host). */
+  shim?: ShimOperations;
   /** Told each route (`METHOD template`) as it is registered: the OpenAPI test compares them with the document. */
   onRoute?: (route: string) => void;
 }
@@ -167,6 +170,7 @@ export function buildHttpApi(ops: VmOperations, imageOps?: ImageOperations, opti
   });
 
   if (imageOps) registerImageRoutes(app, imageOps);
+  if (options.shim) registerShimRoutes(app, options.shim);
 
   app.get('/v1/events', async (req, reply) => {
     const out = new PassThrough();

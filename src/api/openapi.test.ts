@@ -14,6 +14,7 @@ import { buildHttpApi } from './http-server.js';
 import type { ImageOperations } from './image-operations.js';
 import { documentedRoutes, openApiDocument, openApiPath } from './openapi.js';
 import type { VmOperations } from './operations.js';
+import type { ShimOperations } from './shim-operations.js';
 import type { TokenOperations } from './token-operations.js';
 import { registerProcessSockets } from './websocket-process.js';
 
@@ -22,7 +23,7 @@ async function serverRoutes(): Promise<string[]> {
   const stub = {} as never;
   const routes: string[] = [];
   const metrics = new HypercoreMetrics({ vms: () => [], providers: ['qemu'] });
-  const app = buildHttpApi(stub as VmOperations, stub as ImageOperations, { tokens: stub as TokenOperations, metrics, onRoute: (route) => routes.push(route) });
+  const app = buildHttpApi(stub as VmOperations, stub as ImageOperations, { tokens: stub as TokenOperations, metrics, shim: stub as ShimOperations, onRoute: (route) => routes.push(route) });
   await registerProcessSockets(app, stub as VmService);
   await app.ready();
   await app.close();

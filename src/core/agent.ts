@@ -3,6 +3,8 @@
  * their IO. The adapter (agent-client/) speaks TTRPC; the core sees only these shapes.
  */
 
+import type { PodAgent } from './pod-agent.js';
+
 /** A process to run in the guest. */
 export interface ProcessSpec {
   args: string[];
@@ -81,6 +83,8 @@ export interface AgentSession {
   close(): void;
   /** Resolves when the connection is gone. */
   readonly closed: Promise<void>;
+  /** The container calls of a pod VM's agent (adapters that speak them). */
+  containers?(): PodAgent;
 }
 
 /** Where a provider exposes a VM's agent channel. */

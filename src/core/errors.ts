@@ -32,6 +32,9 @@ export const ErrorCodes = {
   unauthenticated: 'HC_UNAUTHENTICATED',
   permissionDenied: 'HC_PERMISSION_DENIED',
   internal: 'HC_INTERNAL',
+  containerNotFound: 'HC_CONTAINER_NOT_FOUND',
+  containerExists: 'HC_CONTAINER_EXISTS',
+  containerStateConflict: 'HC_CONTAINER_STATE_CONFLICT',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
@@ -179,6 +182,20 @@ export class SnapshotIncompatibleError extends HypercoreError {
 export class InternalError extends HypercoreError {
   constructor(message: string, cause?: unknown) {
     super(ErrorCodes.internal, message, { cause });
+  }
+}
+
+/** A pod container (a containerd task) this daemon does not have. */
+export class ContainerNotFoundError extends HypercoreError {
+  constructor(what: string) {
+    super(ErrorCodes.containerNotFound, `${what} not found`);
+  }
+}
+
+/** A pod container operation its state does not allow (start twice, delete while running, ...). */
+export class ContainerStateConflictError extends HypercoreError {
+  constructor(message: string) {
+    super(ErrorCodes.containerStateConflict, message);
   }
 }
 

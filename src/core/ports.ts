@@ -85,6 +85,10 @@ export interface LaunchRequest {
   agent: boolean;
   /** A NIC on this TAP, and what the guest should configure (on its kernel command line). */
   network?: NetworkAttachment;
+  /** Pod VMs: root disk slots (empty until `swapDisk` fills one), serials `hc-slot1`... */
+  slots?: number;
+  /** Run the VMM in this network namespace (a pod's, where its TAP is). */
+  netns?: string;
 }
 
 /**
@@ -162,6 +166,11 @@ export interface Provider {
   pause?(vmId: string, paths: VmPaths, pid: number): Promise<void>;
   /** Lets a paused guest run on. */
   resume?(vmId: string, paths: VmPaths, pid: number): Promise<void>;
+  /**
+   * Puts `disk` behind root disk slot `slot` (1-based) of a running VM launched with `slots`, or
+   * empties the slot (`undefined`). The guest sees the slot's size change; no hotplug is needed.
+   */
+  swapDisk?(vmId: string, paths: VmPaths, slot: number, disk: VmDisk | undefined): Promise<void>;
   /**
    * Writes a paused guest's memory and device state into `dir` (only when `capabilities.snapshot`);
    * the guest stays paused, so the caller can copy its disks at the same instant. Rejects with

@@ -47,7 +47,8 @@ export class VmProcesses {
     await this.session(this.records.find(ref)).signal(processId, signal);
   }
 
-  private session(vm: Vm): AgentSession {
+  /** The agent session of a running agent VM, or an error that says what is wrong with the VM. */
+  session(vm: Vm): AgentSession {
     if (!usesAgent(vm.spec)) throw new HypercoreError(ErrorCodes.agentUnavailable, `VM ${vm.name} boots its own drive and runs no Hypercore agent; exec and attach need a VM created from an image (ref without drive)`);
     if (!this.supervisor) throw new ProviderUnavailableError('this hypercored cannot run image workloads (no agent support configured)');
     if (vm.state === 'paused') throw new VmStateConflictError(`VM ${vm.name} is paused; resume it first (hypercore resume ${vm.name})`);

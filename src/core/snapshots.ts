@@ -60,6 +60,8 @@ export class VmSnapshots {
       throw new SnapshotUnsupportedError(`VM ${vm.name} runs on ${provider.name}, which cannot take snapshots`);
     }
     if (vm.state !== 'running' && vm.state !== 'paused') throw new VmStateConflictError(`VM ${vm.name} is ${vm.state}; only a running or paused VM can be snapshotted`);
+    // A pod VM's disks are containerd's containers, which come and go: a restore would bring back ones containerd forgot.
+    if (vm.spec.pod) throw new SnapshotUnsupportedError(`VM ${vm.name} is a pod VM of containerd sandbox ${vm.spec.pod.namespace}/${vm.spec.pod.sandboxId}; pod VMs cannot be snapshotted`);
     if (!vm.launch || vm.pid === undefined) throw new SnapshotUnsupportedError(`VM ${vm.name} was launched by an older hypercored that did not record its boot; stop and start it first`);
     const name = options.name ?? `${vm.name}-${this.records.now().replace(/[-:]/g, '').replace(/\..*$/, '')}`;
     this.checkName(name);

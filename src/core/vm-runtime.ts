@@ -10,9 +10,10 @@ import type { Provider, ProviderRegistry, VmFiles, VmmExit, VmNetworks, VmPaths 
 import type { VmRecords } from './vm-records.js';
 import { vmKind, type Vm, type VmSpec } from './vm.js';
 
-/** An image VM boots the guest system image and runs its image under the agent; drive and kernel VMs run none. */
+/** Image and pod VMs boot the guest system image and its agent; drive and kernel VMs run none. */
 export function usesAgent(spec: VmSpec): boolean {
-  return vmKind(spec) === 'image';
+  const kind = vmKind(spec);
+  return kind === 'image' || kind === 'pod';
 }
 
 export interface HaltOptions {

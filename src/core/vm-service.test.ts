@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { VmService } from './vm-service.js';
 import { ErrorCodes, HypercoreError, ProviderFailedError } from './errors.js';
 import { FakeProvider, fakeBoot } from './testing/fake-provider.js';
+import { FakeAgentConnector, fakeGuest, fakeImages, MemoryWorkloadLog } from './testing/fake-agent.js';
 import type { VmEvent, VmSpec } from './vm.js';
 import { SqliteVmStore } from '../store/sqlite-vm-store.js';
 import { VmDirectories } from '../store/vm-directories.js';
@@ -207,19 +208,28 @@ test('a failed resumed create is rolled back completely', async () => {
   assert.equal(provider.alive.size, 0);
 });
 
-test('provider "auto" takes the first usable provider in order and records why; doctor lists them all', async () => {
-  const fc = new FakeProvider('firecracker');
-  fc.unavailable = new Error('firecracker: not found');
-  const qemu = new FakeProvider('qemu');
-  const s = new VmService({
+/** A service choosing between two fake providers, with what image and pod VMs need. */
+function twoProviders(fc: FakeProvider, qemu: FakeProvider, idFill: string): VmService {
+  return new VmService({
     store,
     providers: { get: (n) => [fc, qemu].find((p) => p.name === n), all: () => [fc, qemu] },
     files: new VmDirectories(join(dir, 'root'), join(dir, 'run')),
     clock: { now: () => new Date() },
-    ids: { newVmId: () => `${String(++ids).padStart(4, '0')}${'c'.repeat(12)}` },
+    ids: { newVmId: () => `${String(++ids).padStart(4, '0')}${idFill.repeat(12)}` },
     logger: silent,
     boot: fakeBoot,
+    images: fakeImages,
+    guest: fakeGuest,
+    agents: new FakeAgentConnector(),
+    workloadLog: new MemoryWorkloadLog(),
   });
+}
+
+test('provider "auto" takes the first usable provider in order and records why; doctor lists them all', async () => {
+  const fc = new FakeProvider('firecracker');
+  fc.unavailable = new Error('firecracker: not found');
+  const qemu = new FakeProvider('qemu');
+  const s = twoProviders(fc, qemu, 'c');
   const vm = await s.create(spec('auto'));
   assert.equal(vm.provider, 'qemu');
   assert.equal(vm.providerReason, 'auto: firecracker unusable (firecracker: not found); qemu picked (fake)');
@@ -227,6 +237,18 @@ test('provider "auto" takes the first usable provider in order and records why; 
   assert.deepEqual((await s.providerReports()).map((r) => [r.name, r.usable]), [['firecracker', false], ['qemu', true]]);
   qemu.unavailable = new Error('qemu: gone');
   await assert.rejects(s.create(spec('none')), (err: HypercoreError) => err.code === ErrorCodes.providerUnavailable && /firecracker unusable .*qemu unusable \(qemu: gone\)/.test(err.message));
+});
+
+test('provider "auto" passes over providers that cannot swap disks into a running VM for a pod VM, and says so', async () => {
+  const s = twoProviders(new FakeProvider('firecracker'), new FakeProvider('qemu'), 'd');
+  const before = store.list().length;
+  const { drive: _drive, ...withoutDrive } = spec('pod-auto');
+  const pod = { sandboxId: 'sb1', namespace: 'k8s.io', owner: '/run/containerd/containerd.sock', events: '/run/containerd/containerd.sock.ttrpc', slots: 2 };
+  await assert.rejects(
+    s.create({ ...withoutDrive, pod }),
+    (err: HypercoreError) => err.code === ErrorCodes.providerUnavailable && /firecracker cannot run this VM \(no disk swap into a running VM, which pod VMs need\); qemu cannot run this VM/.test(err.message),
+  );
+  assert.equal(store.list().length, before, 'no VM record left');
 });
 
 test('a kernel-only VM (no drive, no image) boots with no root disk and no agent', async () => {

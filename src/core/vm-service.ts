@@ -6,7 +6,7 @@
  * real adapters into it.
  */
 import { AgentSupervisor, type WorkloadLog } from './agent-supervisor.js';
-import type { AgentConnector, ProcessIo, ProcessSpec } from './agent.js';
+import type { AgentConnector, AgentSession, ProcessIo, ProcessSpec } from './agent.js';
 import type { PlanContext, PlanServices } from './create/context.js';
 import { runPlan, type StepTiming } from './create/plan.js';
 import { createPlan, definePlan, restorePlan, startPlan } from './create/plans.js';
@@ -115,6 +115,11 @@ export class VmService {
 
   paths(vm: Vm): VmPaths {
     return this.runtime.paths(vm.id);
+  }
+
+  /** The agent session of a running agent VM (pod VMs' containers go through it). */
+  agentSession(ref: string): AgentSession {
+    return this.processes.session(this.records.find(ref));
   }
 
   /** Creates and boots a VM. On failure, everything the plan made is undone and no record remains. */
@@ -395,18 +400,22 @@ export class VmService {
     const seen: string[] = [];
     for (const provider of providers.all()) {
       const report = await provider.describe(spec);
-      if (report.usable && this.canRun(provider, spec)) {
+      const lacking = report.usable ? this.lacking(provider, spec) : undefined;
+      if (report.usable && !lacking) {
         await provider.checkAvailable(spec);
         return { provider, reason: `auto: ${[...seen, `${provider.name} picked (${report.detail})`].join('; ')}` };
       }
-      seen.push(`${provider.name} ${report.usable ? 'cannot run this VM (no agent channel)' : `unusable (${report.detail})`}`);
+      seen.push(`${provider.name} ${report.usable ? `cannot run this VM (${lacking})` : `unusable (${report.detail})`}`);
     }
     throw new ProviderUnavailableError(`no hypervisor is usable on this host: ${seen.join('; ')}`);
   }
 
-  /** An image VM needs an agent channel; the rest any provider can boot. */
-  private canRun(provider: Provider, spec: VmSpec): boolean {
-    return !usesAgent(spec) || provider.capabilities.agentChannels.length > 0;
+  /** What `provider` lacks to run `spec`: image and pod VMs need an agent channel, pod VMs disk swaps too. */
+  private lacking(provider: Provider, spec: VmSpec): string | undefined {
+    if (usesAgent(spec) && provider.capabilities.agentChannels.length === 0) return 'no agent channel';
+    // Containers arrive as root disks swapped into a running pod VM.
+    if (spec.pod && !provider.swapDisk) return 'no disk swap into a running VM, which pod VMs need';
+    return undefined;
   }
 
   /** Every provider with its version, or why it is unusable, with default settings (for `doctor`). */

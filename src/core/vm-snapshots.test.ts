@@ -97,6 +97,19 @@ test('a provider that cannot snapshot: a clear error, the VM untouched, nothing 
   assert.deepEqual(service.listSnapshots(), []);
 });
 
+test('a pod VM refuses snapshot and clone, naming its sandbox; it is not paused and nothing is left', async () => {
+  const { image: _image, ...withoutImage } = imageSpec('pod1');
+  await service.create({ ...withoutImage, pod: { sandboxId: 'sb1', namespace: 'k8s.io', owner: '/run/containerd/containerd.sock', events: '/run/containerd/containerd.sock.ttrpc', slots: 2 } });
+  const refused = (err: unknown) => err instanceof HypercoreError && err.code === ErrorCodes.snapshotUnsupported && /pod1 is a pod VM of containerd sandbox k8s\.io\/sb1; pod VMs cannot be snapshotted/.test(err.message);
+  await assert.rejects(service.snapshot('pod1'), refused);
+  await assert.rejects(service.clone('pod1', { count: 1 }), refused);
+  assert.equal(service.get('pod1').state, 'running');
+  assert.ok(!provider.calls.some((c) => c.startsWith('pause')));
+  assert.deepEqual(service.list().map((vm) => vm.name), ['pod1']);
+  assert.deepEqual(snapshotDirs(), []);
+  assert.deepEqual(service.listSnapshots(), []);
+});
+
 test('a save that fails: the VM runs again, and no directory or record is left', async () => {
   await service.create(imageSpec('web'));
   provider.failSave = new ProviderFailedError('the VMM refused');

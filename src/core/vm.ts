@@ -1,5 +1,6 @@
 /** The domain model: what a VM is, what it was asked to be, and the states it moves through. */
 import type { VmDisk } from './image.js';
+import type { PodSpec } from './pod.js';
 import type { LaunchRecord } from './snapshot.js';
 
 export const providerNames = ['qemu', 'firecracker', 'cloud-hypervisor'] as const;
@@ -89,6 +90,8 @@ export interface VmSpec {
   provider: ProviderChoice;
   hypervisor: HypervisorSettings;
   network?: NetworkSpec;
+  /** A pod VM: it runs the containers containerd hands over (see pod.ts), not an image of its own. */
+  pod?: PodSpec;
 }
 
 /** `hardware.disk_size` when a spec has none (records from before it existed): room for package installs. */
@@ -96,12 +99,14 @@ export const DEFAULT_DISK_SIZE_MIB = 4096;
 
 /**
  * What a VM boots: its own root disk (`drive`), an OCI image run by the in-guest agent (`ref`
- * without `drive`), or only a kernel and initrd (neither: unikernels, initramfs-only guests).
+ * without `drive`), containers containerd hands over (`pod`: the guest system image and its agent,
+ * with root disk slots), or only a kernel and initrd (neither: unikernels, initramfs-only guests).
  */
-export type VmKind = 'drive' | 'image' | 'kernel';
+export type VmKind = 'drive' | 'image' | 'pod' | 'kernel';
 
-export function vmKind(spec: Pick<VmSpec, 'drive' | 'image'>): VmKind {
+export function vmKind(spec: Pick<VmSpec, 'drive' | 'image' | 'pod'>): VmKind {
   if (spec.drive !== undefined) return 'drive';
+  if (spec.pod !== undefined) return 'pod';
   return spec.image !== undefined ? 'image' : 'kernel';
 }
 

@@ -50,6 +50,13 @@ import { SqliteSnapshotStore } from '../store/sqlite-snapshot-store.js';
 import { hostCpuCount } from '../system/host.js';
 import { isAlive, readPidFile } from '../system/process.js';
 import type { DaemonSettings } from './settings.js';
+import { PodService } from '../core/sandboxes.js';
+import { SqliteContainerStore } from '../store/sqlite-container-store.js';
+import { ContainerRootfsImages } from '../images/container-rootfs.js';
+import { ShimHost } from '../shim/host.js';
+import { NetnsPodNetworks } from '../network/pod-network.js';
+import { defaultRunner } from '../network/command-runner.js';
+import { shimOperations } from '../api/shim-operations.js';
 
 class StaticProviderRegistry implements ProviderRegistry {
   constructor(private readonly providers: readonly Provider[]) {}
@@ -62,6 +69,10 @@ class StaticProviderRegistry implements ProviderRegistry {
 }
 
 const CONSOLE_ROTATE_INTERVAL_MS = 5000;
+/** containerd gives a shim's delete 5 s: one it made as this daemon came up is on disk by then. */
+const PENDING_DELETES_RECHECK_MS = 10_000;
+/** Free room in a pod container's root disk for its writes (sparse: it costs nothing until used). */
+const POD_ROOTFS_HEADROOM_BYTES = 1024 * 1024 * 1024;
 /** What the remote listener needs, checked before the daemon touches anything. */
 interface RemotePlan {
   identity?: TlsIdentity;
@@ -104,6 +115,8 @@ export class Daemon {
   private socketServer?: NetServer;
   private rotateTimer?: NodeJS.Timeout;
   private logs?: VmLogFiles;
+  private shim?: ShimHost;
+  private pendingDeletesTimer?: NodeJS.Timeout;
   private remote?: RemoteApi;
 
   constructor(private readonly settings: DaemonSettings, logger?: pino.Logger) {
@@ -169,10 +182,21 @@ export class Daemon {
       snapshots: { store: snapshotStore, files: new SnapshotDirectories(rootDir) },
       observer: metrics,
     });
+    const pods = new PodService({
+      vms: this.service,
+      containers: new SqliteContainerStore(db),
+      rootfs: new ContainerRootfsImages({ dir: join(rootDir, 'pod-rootfs'), maxBytes: this.settings.maxImageBytes, headroomBytes: POD_ROOTFS_HEADROOM_BYTES, keep: 4, logger: log }),
+      providers,
+      networks: new NetnsPodNetworks(defaultRunner),
+      clock: { now: () => new Date() },
+      logger: log,
+    });
+    this.shim = new ShimHost({ pods, vms: this.service, runDir, logger: log });
     await this.service.reconcile();
     const pruned = await this.service.pruneNetworks().catch((err: unknown) => [`network prune failed: ${String(err)}`]);
     if (pruned.length > 0) this.logger.warn({ removed: pruned }, 'removed network leftovers that belong to no VM');
 
+    await this.shim.restore();
     const ops = new VmOperations({ service: this.service, hostCpus: hostCpuCount(), logger: log, guestKernel: () => guestKernel(bootDir) });
     const imageOps = new ImageOperations(images, new ImageImporter(images, normalizeReference, join(imagesDir, 'tmp')));
     const tokens = new ApiTokens(new SqliteTokenStore(db));
@@ -181,10 +205,16 @@ export class Daemon {
     const counting = countingInterceptor((path, status) => metrics.apiRequest('grpc', 'local', path, status));
     this.grpc = await startGrpcServer(ops, imageOps, this.grpcSocket, { tokens: tokenOps, options: { interceptors: [counting] } });
     await chmod(this.grpcSocket, 0o600);
-    this.http = buildHttpApi(ops, imageOps, { tokens: tokenOps, metrics, listener: 'local' });
+    this.http = buildHttpApi(ops, imageOps, { tokens: tokenOps, metrics, listener: 'local', shim: shimOperations(this.shim) });
     await registerProcessSockets(this.http, this.service);
     await this.http.ready();
     this.socketServer = await listenMultiplexed(socket, this.http.server, this.grpcSocket);
+    // Shim deletes containerd made while no hypercored answered; again a little later, for one
+    // written while this daemon was starting to listen.
+    const shim = this.shim;
+    void shim.deletePending(socket);
+    this.pendingDeletesTimer = setTimeout(() => void shim.deletePending(socket), PENDING_DELETES_RECHECK_MS);
+    this.pendingDeletesTimer.unref();
 
     if (remote) {
       try {
@@ -214,9 +244,11 @@ export class Daemon {
   /** Stops serving; VMs keep running and are adopted by the next hypercored. */
   async stop(): Promise<void> {
     if (this.rotateTimer) clearInterval(this.rotateTimer);
+    if (this.pendingDeletesTimer) clearTimeout(this.pendingDeletesTimer);
     this.service?.detachAll();
     // Remote clients first: stop accepting, end their streams (open ones would keep close() waiting).
     await this.remote?.close();
+    await this.shim?.stop();
     await new Promise<void>((resolve) => (this.socketServer ? this.socketServer.close(() => resolve()) : resolve()));
     await this.http?.close();
     this.grpc?.forceShutdown();

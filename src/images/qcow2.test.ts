@@ -4,7 +4,6 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { InvalidArgumentError } from '../core/errors.js';
 import { writeQcow2Overlay } from './qcow2.js';
 
@@ -93,20 +92,16 @@ test('QEMU writes through the overlay, the backing file stays unchanged, and the
   assert.ok(readFileSync(backing).every((b) => b === 0x5a), 'the backing file is untouched');
 });
 
-// The fastest of 20 runs: the cost of the work itself, not of a busy shared host.
-test('writing an overlay takes well under the 5 ms budget and does not grow with the size', async () => {
-  const fastest = async (size: number): Promise<number> => {
-    const out: number[] = [];
-    for (let i = 0; i < 20; i++) {
-      const t0 = performance.now();
-      await writeQcow2Overlay(fresh(), { backingFile: base, backingFormat: 'raw', virtualSize: size });
-      out.push(performance.now() - t0);
-    }
-    return Math.min(...out);
-  };
-  const small = await fastest(256 * MiB);
-  const large = await fastest(1024 * GiB);
-  assert.ok(small < 5 && large < 5, `fastest ${small.toFixed(2)} ms (256 MiB), ${large.toFixed(2)} ms (1 TiB)`);
+// What makes an overlay fast is that it writes a few clusters whatever the size (how fast is
+// measured by bench/image-prep.ts, not asserted here): 256 MiB and 1 TiB overlays are a few clusters
+// apart (the 1 TiB L1 table is 16 KiB), not proportional to the virtual size.
+test('an overlay is a few clusters whatever its virtual size', async () => {
+  const small = fresh();
+  const large = fresh();
+  await writeQcow2Overlay(small, { backingFile: base, backingFormat: 'raw', virtualSize: 256 * MiB });
+  await writeQcow2Overlay(large, { backingFile: base, backingFormat: 'raw', virtualSize: 1024 * GiB });
+  for (const path of [small, large]) assert.ok(statSync(path).size <= 4 * 64 * 1024, `${path}: ${statSync(path).size} bytes`);
+  assert.ok(statSync(large).size - statSync(small).size <= 64 * 1024);
 });
 
 test('bad input is refused with the culprit named, and no file is left', async () => {

@@ -4,7 +4,6 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { DEFAULT_DISK_SIZE_MIB } from '../core/vm.js';
 import { createVmImageDisks, scratchTemplate } from './vm-disks.js';
 
@@ -83,20 +82,17 @@ test('concurrent creates of one size build one template', async () => {
   assert.deepEqual(readdirSync(templates), ['scratch-v1-67108864.ext4']);
 });
 
-// The fastest of several runs: the cost of the work itself, not of a busy shared host (a qemu-img
-// process alone takes 20-30 ms).
-test('per-VM disk creation is flat in the disk size and under 5 ms once the template exists', async () => {
-  const templates = join(dir, 'templates-time');
-  const fastest = async (label: string, options: { sizeMib: number; workload: boolean }): Promise<number> => {
-    const samples: number[] = [];
-    for (let i = -1; i < 15; i++) {
-      const d = stateDir(`time-${label}-${i + 1}`);
-      const t0 = performance.now();
-      await createVmImageDisks(base, d, { formats: ['raw', 'qcow2'], ...options }, { scratchTemplates: templates });
-      if (i >= 0) samples.push(performance.now() - t0); // the first call builds the template
+// How fast disks are made is measured by bench/image-prep.ts; this checks what makes it flat: the
+// files a VM gets allocate a few blocks on the host however large its disk_size.
+test('per-VM disks allocate a few host blocks whatever their size once the template exists', async () => {
+  const templates = join(dir, 'templates-size');
+  for (const [label, options] of [['drive-4g', { sizeMib: 4096, workload: false }], ['work-4g', { sizeMib: 4096, workload: true }]] as const) {
+    for (const round of [0, 1]) {
+      const disks = await createVmImageDisks(base, stateDir(`size-${label}-${round}`), { formats: ['raw', 'qcow2'], ...options }, { scratchTemplates: templates });
+      for (const disk of disks.filter((d) => d.path.startsWith(dir) && !d.readOnly)) {
+        const allocated = statSync(disk.path).blocks * 512;
+        assert.ok(allocated < 1024 * 1024, `${label} ${disk.name}: ${allocated} bytes allocated`);
+      }
     }
-    return Math.min(...samples);
-  };
-  const results = [await fastest('drive-256', { sizeMib: 256, workload: false }), await fastest('drive-4g', { sizeMib: 4096, workload: false }), await fastest('work-256', { sizeMib: 256, workload: true }), await fastest('work-4g', { sizeMib: 4096, workload: true })];
-  assert.ok(results.every((ms) => ms < 5), `fastest: ${results.map((ms) => ms.toFixed(2)).join(', ')} ms`);
+  }
 });

@@ -52,6 +52,13 @@ export const migrations: readonly string[] = [
      revoked_at    TEXT,
      last_used_at  TEXT
    ) STRICT;`,
+  // Containers of pod VMs (containerd tasks), kept as JSON: read and written whole.
+  `CREATE TABLE pod_containers (
+     vm_id           TEXT NOT NULL,
+     id              TEXT NOT NULL,
+     container_json  TEXT NOT NULL,
+     PRIMARY KEY (vm_id, id)
+   ) STRICT;`,
 ];
 
 export function migrate(db: Database.Database): void {

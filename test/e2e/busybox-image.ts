@@ -4,11 +4,14 @@ import { parseReference } from '../../src/images/registry/reference.js';
 import type { RegistryProcess } from '../../src/images/registry/testing/registry-process.js';
 import { buildImage, buildLayer, busyboxLayerEntries } from '../../src/images/testing/oci-builder.js';
 
-/** Pushes `hc/busybox:1` (cmd /bin/sh, the given os-release) and returns its reference. */
-export async function pushBusyboxImage(registry: RegistryProcess, osRelease: string): Promise<string> {
+/**
+ * Pushes `hc/busybox:1` (cmd /bin/sh, the given os-release) and returns its reference; `name` and
+ * `cmd` push the same busybox under another name with another command (a pause image, say).
+ */
+export async function pushBusyboxImage(registry: RegistryProcess, osRelease: string, options: { name?: string; cmd?: string[] } = {}): Promise<string> {
   const client = new RegistryClient({});
-  const image = buildImage([await buildLayer(busyboxLayerEntries(osRelease))], { cmd: ['/bin/sh'] });
-  const imageRef = `${registry.host}/hc/busybox:1`;
+  const image = buildImage([await buildLayer(busyboxLayerEntries(osRelease))], { cmd: options.cmd ?? ['/bin/sh'] });
+  const imageRef = `${registry.host}/${options.name ?? 'hc/busybox:1'}`;
   const ref = parseReference(imageRef);
   for (const b of [...image.layers, image.config]) await client.pushBlob(ref, b.digest, b.bytes);
   await client.pushManifest(ref, image.manifest.mediaType, image.manifest.bytes);

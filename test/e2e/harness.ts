@@ -69,12 +69,7 @@ export class TestDaemon {
   }
 
   async stop(): Promise<void> {
-    const proc = this.proc;
-    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
-    const exited = new Promise((r) => proc.once('exit', r));
-    proc.kill('SIGTERM');
-    await Promise.race([exited, sleep(10_000)]);
-    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+    await terminate(this.proc);
   }
 
   log(): string {
@@ -125,6 +120,15 @@ export class TestDaemon {
     rmSync(this.dir, { recursive: true, force: true });
     rmSync(this.memoryDir, { recursive: true, force: true });
   }
+}
+
+/** SIGTERM, then SIGKILL after 10 s: a child process the test started, stopped for good. */
+export async function terminate(proc: ChildProcess | undefined): Promise<void> {
+  if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = new Promise((r) => proc.once('exit', r));
+  proc.kill('SIGTERM');
+  await Promise.race([exited, sleep(10_000)]);
+  if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
 }
 
 export function processesMentioning(text: string): number[] {

@@ -41,7 +41,7 @@ export interface Codec<T> {
   decode(bytes: Uint8Array): T;
 }
 
-function codec<T>(name: string): Codec<T> {
+export function codec<T>(name: string): Codec<T> {
   const type = root.lookupType(`hypercore.agent.v1.${name}`);
   return {
     encode: (message) => type.encode(type.fromObject(message as Record<string, unknown>)).finish(),

@@ -129,6 +129,80 @@ message Stats {
 
 message ShutdownRequest { bool reboot = 1; }
 
+// Containers of a pod VM: several crun containers, each on its own root disk slot, added and
+// removed while the VM runs (see agent/containers.ts). A container's init process has the
+// process id of its container id; an exec's is "<container id>/<exec id>".
+message ContainerFile {
+  string name = 1;               // file name under the container's files/ directory (no '/')
+  bytes content = 2;
+  uint32 mode = 3;
+}
+
+message CreateContainerRequest {
+  string container_id = 1;
+  string disk_serial = 2;        // virtio-blk serial of the slot that holds the container's root disk
+  bytes config_json = 3;         // OCI runtime config; the agent sets root.path and namespace paths
+  repeated ContainerFile files = 4; // host files copied in (hosts, resolv.conf, ...) that config binds
+  string sandbox_id = 5;         // join this container's namespaces listed in share_namespaces
+  repeated string share_namespaces = 6; // ipc, uts, pid
+}
+
+message StartContainerRequest {
+  string container_id = 1;
+  bool terminal = 2;             // a pty instead of pipes (stdout and stderr merged)
+  uint32 rows = 3;
+  uint32 cols = 4;
+}
+
+message ExecContainerRequest {
+  string container_id = 1;
+  string exec_id = 2;
+  bytes process_json = 3;        // OCI process (args, env, cwd, user, ...), as crun exec --process takes it
+  bool terminal = 4;
+  uint32 rows = 5;
+  uint32 cols = 6;
+}
+
+message ContainerRequest { string container_id = 1; }
+
+message UpdateContainerRequest {
+  string container_id = 1;
+  bytes resources_json = 2;      // OCI LinuxResources, as crun update --resources takes them
+}
+
+message KillContainerRequest {
+  string container_id = 1;
+  string signal = 2;             // e.g. SIGTERM or 15
+  bool all = 3;                  // every process of the container, not only its init
+}
+
+message ContainerStatus {
+  uint64 oom_kills = 1;          // memory.events oom_kill of the container's cgroup
+  bool paused = 2;
+}
+
+// cgroup v2 files of the container's cgroup, as read: cpu.stat, memory.stat and memory.events as
+// key/value maps, single-value files as fields (0 where a file is missing or says "max").
+message IoDeviceStat {
+  uint32 major = 1;
+  uint32 minor = 2;
+  map<string, uint64> values = 3; // rbytes, wbytes, rios, wios, ...
+}
+message ContainerStatsResponse {
+  map<string, uint64> cpu = 1;
+  map<string, uint64> memory = 2;
+  map<string, uint64> memory_events = 3;
+  uint64 memory_current = 4;
+  uint64 memory_max = 5;
+  uint64 swap_current = 6;
+  uint64 swap_max = 7;
+  uint64 pids_current = 8;
+  uint64 pids_max = 9;
+  repeated IoDeviceStat io = 10;
+}
+
+message ContainerPidsResponse { repeated uint32 pids = 1; }
+
 // A guest resumed from a snapshot is some other VM's memory: this makes it its own VM.
 message GuestNetwork {
   string mac = 1;
@@ -155,6 +229,17 @@ service Agent {
   rpc ListProcesses(Empty) returns (ProcessList);
   rpc GetStats(Empty) returns (Stats);
   rpc Shutdown(ShutdownRequest) returns (Empty);
+  rpc CreateContainer(CreateContainerRequest) returns (Empty);
+  rpc StartContainer(StartContainerRequest) returns (ProcessStarted);
+  rpc ExecContainer(ExecContainerRequest) returns (ProcessStarted);
+  rpc KillContainer(KillContainerRequest) returns (Empty);
+  rpc PauseContainer(ContainerRequest) returns (Empty);
+  rpc ResumeContainer(ContainerRequest) returns (Empty);
+  rpc DeleteContainer(ContainerRequest) returns (Empty);
+  rpc UpdateContainer(UpdateContainerRequest) returns (Empty);
+  rpc GetContainerStatus(ContainerRequest) returns (ContainerStatus);
+  rpc ContainerStats(ContainerRequest) returns (ContainerStatsResponse);
+  rpc ContainerPids(ContainerRequest) returns (ContainerPidsResponse);
   rpc Restored(RestoredRequest) returns (Empty);
 }
 `;

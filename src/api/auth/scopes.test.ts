@@ -9,6 +9,7 @@ import { buildHttpApi } from '../http-server.js';
 import type { ImageOperations } from '../image-operations.js';
 import type { VmOperations } from '../operations.js';
 import { PROTO_DIR, PROTO_FILES } from '../proto.js';
+import type { ShimOperations } from '../shim-operations.js';
 import type { TokenOperations } from '../token-operations.js';
 import { registerProcessSockets } from '../websocket-process.js';
 import type { VmService } from '../../core/vm-service.js';
@@ -17,7 +18,7 @@ import { grpcMethodScopes, grpcScope, httpRouteScopes, httpScope } from './scope
 test('the remote API builds only when every route has a scope, and every scope names a route', async () => {
   const stub = {} as never;
   const auth = { check: stub as RemoteAuth, log: { info() {}, warn() {}, error() {}, debug() {}, child() { return auth.log; } } };
-  const app = buildHttpApi(stub as VmOperations, stub as ImageOperations, { tokens: stub as TokenOperations, metrics: new HypercoreMetrics({ vms: () => [], providers: ['qemu'] }), auth });
+  const app = buildHttpApi(stub as VmOperations, stub as ImageOperations, { tokens: stub as TokenOperations, metrics: new HypercoreMetrics({ vms: () => [], providers: ['qemu'] }), auth, shim: stub as ShimOperations });
   await registerProcessSockets(app, stub as VmService);
   await app.ready();
   for (const key of Object.keys(httpRouteScopes)) {

@@ -38,6 +38,10 @@ export const httpRouteScopes: Readonly<Record<string, TokenScope>> = {
   'POST /v1/vms/:id/clone': 'write',
   'DELETE /v1/snapshots/:id': 'write',
   'POST /v1/snapshots/:id/spawn': 'write',
+  // The containerd shim's calls: served on the local socket only (they name bundle paths on this
+  // host); admin, should a remote listener ever serve them.
+  'POST /v1/shim/start': 'admin',
+  'POST /v1/shim/delete': 'admin',
   'GET /v1/tokens': 'admin',
   'POST /v1/tokens': 'admin',
   'DELETE /v1/tokens/:id': 'admin',

@@ -16,6 +16,8 @@ export interface QemuLaunchPlan {
   rootDisk?: { path: string; readOnly: boolean };
   /** Disks after the root drive; the guest sees them as vdb, vdc, ... in this order. */
   disks?: readonly VmDisk[];
+  /** Pod VMs: empty root disk slots, filled later by swapping a disk in (see slotArguments). */
+  slots?: number;
   /** Unix socket for the agent's virtio-serial port; none when the guest runs no agent. */
   agentSocket?: string;
   /** A virtio-net NIC on this TAP; the guest learns its address from the kernel command line. */
@@ -74,6 +76,7 @@ export function qemuArguments(plan: QemuLaunchPlan): string[] {
       const opts = [`id=${id}`, `file=${escapeOption(disk.path)}`, `format=${disk.format}`, 'if=none', ...(disk.readOnly ? ['readonly=on'] : [])];
       return ['-drive', opts.join(','), '-device', `virtio-blk-device,drive=${id},serial=${escapeOption(disk.name)}`];
     }),
+    ...slotArguments(plan.slots ?? 0),
     ...(plan.agentSocket
       ? [
           // The agent channel: a virtio-serial port whose host end is a unix socket QEMU listens on.
@@ -98,6 +101,26 @@ export function qemuArguments(plan: QemuLaunchPlan): string[] {
     ...(plan.incoming ? ['-incoming', 'defer'] : []),
     '-daemonize',
   ];
+  return args;
+}
+
+/** The block node of root disk slot `slot`, and the empty node it points at while no disk is in it. */
+export function slotNode(slot: number): { node: string; empty: string; disk: string } {
+  return { node: `hc-slot${slot}`, empty: `hc-slot${slot}-empty`, disk: `hc-slot${slot}-disk` };
+}
+
+/**
+ * Root disk slots of a pod VM. microvm has no hotplug, so each slot is a virtio-blk device made at
+ * boot over a raw node whose child is an empty (zero-size) null node; a container's disk is later
+ * put in with QMP blockdev-add + blockdev-reopen (the raw node's child swapped) + block_resize,
+ * which the guest sees as a capacity change of that device. The serial names the slot.
+ */
+export function slotArguments(slots: number): string[] {
+  const args: string[] = [];
+  for (let slot = 1; slot <= slots; slot++) {
+    const { node, empty } = slotNode(slot);
+    args.push('-blockdev', `driver=null-co,node-name=${empty},size=0,read-zeroes=on`, '-blockdev', `driver=raw,node-name=${node},file=${empty}`, '-device', `virtio-blk-device,drive=${node},serial=${node}`);
+  }
   return args;
 }
 

@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdir, open, rm, stat } from 'node:fs/promises';
 import { basename, delimiter, join } from 'node:path';
 import { HypercoreError, ProviderFailedError, ProviderUnavailableError, SnapshotUnsupportedError, asHypercoreError } from '../../core/errors.js';
+import type { VmDisk } from '../../core/image.js';
 import type { LaunchRequest, Logger, Provider, ProviderCapabilities, ProviderReport, RestoreRequest, VmmExit, VmmInfo, VmmProcess, VmmSnapshot, VmPaths } from '../../core/ports.js';
 import { sparseCopy } from '../../system/sparse-copy.js';
 import { checkCompatible, loadDeviceState, runningVersion, saveDeviceState, SNAPSHOT_FILES, writeNotes } from './snapshot.js';
@@ -18,6 +19,7 @@ import { watchPid } from '../../system/pid-watch.js';
 import { isOurProcess, killAndWait, readPidFile, waitForExit } from '../../system/process.js';
 import { resolveAccel } from './accel-probe.js';
 import { qemuArguments } from './command-line.js';
+import { swapSlotDisk } from './disk-slots.js';
 import { qemuSettings } from './settings.js';
 import { QmpClient } from './qmp-client.js';
 
@@ -183,14 +185,16 @@ export class QemuProvider implements Provider {
     const tscKhz = hostTscKhz();
     // Only agent VMs get the agent's virtio-serial port.
     const { agentSocket, memoryFile: _memory, ...vmmFiles } = files;
-    const args = qemuArguments({ vmId, spec, boot: req.boot, ...(req.rootDisk ? { rootDisk: req.rootDisk } : {}), disks: req.disks, ...(req.agent ? { agentSocket } : {}), ...(req.network ? { network: req.network } : {}), accel: accel.accel, consoleLog: paths.consoleLog, ...vmmFiles, ...(tscKhz ? { tscKhz } : {}), ...extra });
+    const args = qemuArguments({ vmId, spec, boot: req.boot, ...(req.rootDisk ? { rootDisk: req.rootDisk } : {}), disks: req.disks, ...(req.slots ? { slots: req.slots } : {}), ...(req.agent ? { agentSocket } : {}), ...(req.network ? { network: req.network } : {}), accel: accel.accel, consoleLog: paths.consoleLog, ...vmmFiles, ...(tscKhz ? { tscKhz } : {}), ...extra });
     this.options.logger.child({ vmId }).info({ accel: accel.accel, accelReason: accel.reason, args }, extra.incoming ? 'launching QEMU to restore a snapshot' : 'launching QEMU');
     // -daemonize sets QEMU's umask to 027, so files it creates would be group-readable: the
     // console log is created here first (QEMU appends to it) and its sockets are narrowed after.
     await (await open(paths.consoleLog, 'a', 0o600)).close();
     try {
       // -daemonize: QEMU returns only once the VM is set up (or failed, with the reason on stderr).
-      await runCommand(binary, args, { timeoutMs: LAUNCH_TIMEOUT_MS, detached: true });
+      // A pod's TAP lives in the pod's network namespace: QEMU must open it from there.
+      if (req.netns) await runCommand('nsenter', [`--net=${req.netns}`, '--', binary, ...args], { timeoutMs: LAUNCH_TIMEOUT_MS, detached: true });
+      else await runCommand(binary, args, { timeoutMs: LAUNCH_TIMEOUT_MS, detached: true });
     } catch (err) {
       throw new ProviderFailedError(`QEMU failed to start VM ${spec.name}: ${asHypercoreError(err).message}`, err);
     }
@@ -284,6 +288,19 @@ export class QemuProvider implements Provider {
       }
     } catch (err) {
       throw new ProviderFailedError(`QEMU did not accept "${command}" for VM ${vmId}: ${asHypercoreError(err).message}`, err);
+    }
+  }
+
+  async swapDisk(vmId: string, paths: VmPaths, slot: number, disk: VmDisk | undefined): Promise<void> {
+    try {
+      const qmp = await QmpClient.connect(this.files(paths).controlSocket, { timeoutMs: QMP_TIMEOUT_MS });
+      try {
+        await swapSlotDisk(qmp, slot, disk);
+      } finally {
+        qmp.close();
+      }
+    } catch (err) {
+      throw new ProviderFailedError(`QEMU could not ${disk ? `put ${disk.path} in` : 'empty'} disk slot ${slot} of VM ${vmId}: ${asHypercoreError(err).message}`, err);
     }
   }
 

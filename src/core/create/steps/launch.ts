@@ -14,6 +14,7 @@ async function rootDisk({ vm, services }: PlanContext): Promise<{ path: string; 
     case 'drive':
       return { path: vm.spec.drive!, readOnly: vm.spec.driveReadOnly };
     case 'image':
+    case 'pod':
       if (!services.guest) throw new ProviderUnavailableError('this hypercored cannot run image workloads (no guest system image configured)');
       // The system image is shared by all agent VMs, so it is always attached read-only.
       return { path: await services.guest.rootDisk(), readOnly: true };
@@ -39,7 +40,9 @@ export const launchStep: Step<PlanContext> = {
     return true;
   },
   run: async (ctx) => {
-    const { vm, provider, services, agent, attachment } = ctx;
+    const { vm, provider, services, agent } = ctx;
+    // A pod's network was attached in its own namespace before the VM was created.
+    const attachment = ctx.attachment ?? vm.spec.pod?.network;
     await provider.checkAvailable(vm.spec);
     const root = await rootDisk(ctx);
     const boot = services.boot.plan({
@@ -58,6 +61,7 @@ export const launchStep: Step<PlanContext> = {
       disks: vm.disks ?? [],
       agent,
       ...(attachment ? { network: attachment } : {}),
+      ...(vm.spec.pod ? { slots: vm.spec.pod.slots, ...(vm.spec.pod.netns ? { netns: vm.spec.pod.netns } : {}) } : {}),
     });
     // A cold boot: the VM no longer runs from a snapshot's memory.
     services.records.save(vm, { pid: vmm.pid, startedAt: services.records.now(), launch: { boot, ...(root ? { rootDisk: root } : {}) }, restoredFrom: undefined });

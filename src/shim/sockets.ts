@@ -1,0 +1,87 @@
+/**
+ * The shim sockets hypercored serves: one TTRPC socket per pod (containerd's tasks of one sandbox
+ * all connect to it), made when the shim binary's `start` asks for it and closed when containerd
+ * shuts the last task of the pod down. hypercored serving them itself is what keeps a pod's host
+ * overhead to a socket and a few records: no process per pod.
+ *
+ * The sockets live in a directory only root can enter (0700), each socket 0600: containerd's own
+ * shims check the peer's uid, which Node cannot read, so the file modes stand in for that check.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from '../core/ports.js';
+import { TtrpcServer } from '../ttrpc/index.js';
+import { TASK_SERVICE } from './protocol/containerd.js';
+import { taskService } from './task-service.js';
+import type { ShimContext, TaskEngine } from './tasks.js';
+
+interface Served {
+  server: TtrpcServer;
+  ctx: ShimContext;
+}
+
+export class ShimSockets {
+  private readonly served = new Map<string, Served>();
+  private readonly opening = new Map<string, Promise<string>>();
+
+  constructor(
+    private readonly dir: string,
+    private readonly engine: TaskEngine,
+    private readonly logger: Logger,
+  ) {}
+
+  /** The socket of a pod: a short hash keeps the path well under the 108 bytes a unix socket may have. */
+  pathOf(ctx: Pick<ShimContext, 'owner' | 'namespace' | 'sandboxId'>): string {
+    const hash = createHash('sha256').update(`${ctx.owner}\n${ctx.namespace}\n${ctx.sandboxId}`).digest('hex').slice(0, 32);
+    return join(this.dir, `${hash}.sock`);
+  }
+
+  /** Serves the pod's socket (once) and returns its path. */
+  async serve(ctx: ShimContext): Promise<string> {
+    const path = this.pathOf(ctx);
+    if (this.served.has(path)) return path;
+    let pending = this.opening.get(path);
+    if (!pending) {
+      pending = this.open(path, ctx).finally(() => this.opening.delete(path));
+      this.opening.set(path, pending);
+    }
+    return pending;
+  }
+
+  isServed(ctx: Pick<ShimContext, 'owner' | 'namespace' | 'sandboxId'>): boolean {
+    return this.served.has(this.pathOf(ctx));
+  }
+
+  /** Stops serving the pod's socket and removes it; containerd sees its connections close. */
+  async close(ctx: Pick<ShimContext, 'owner' | 'namespace' | 'sandboxId'>): Promise<void> {
+    const path = this.pathOf(ctx);
+    const served = this.served.get(path);
+    if (!served) return;
+    this.served.delete(path);
+    await served.server.close();
+    await rm(path, { force: true });
+    this.logger.info({ socket: path, sandboxId: ctx.sandboxId }, 'shim socket closed');
+  }
+
+  /** The daemon stops: every socket goes (pods keep running; the next hypercored serves them again). */
+  async closeAll(): Promise<void> {
+    const all = [...this.served.values()];
+    this.served.clear();
+    await Promise.all(all.map((s) => s.server.close()));
+  }
+
+  get count(): number {
+    return this.served.size;
+  }
+
+  private async open(path: string, ctx: ShimContext): Promise<string> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    const server = new TtrpcServer();
+    server.register(TASK_SERVICE, taskService(this.engine, ctx, () => void this.close(ctx).catch((err: unknown) => this.logger.warn({ socket: path, err: String(err) }, 'closing a shim socket failed'))));
+    await server.listen(path, { mode: 0o600 });
+    this.served.set(path, { server, ctx });
+    this.logger.info({ socket: path, namespace: ctx.namespace, sandboxId: ctx.sandboxId }, 'serving a shim socket');
+    return path;
+  }
+}
