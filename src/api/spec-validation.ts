@@ -5,14 +5,28 @@
  * spec's fields (`spec.memoryMib`). On top, paths must be absolute: the API has no file folder.
  */
 import { isAbsolute } from 'node:path';
+import type * as z from 'zod';
 import { InvalidArgumentError, type ValidationIssue } from '../core/errors.js';
 import type { VmSpec } from '../core/vm.js';
 import { checkFile, fileKindOf, fileProblem, requiredFileKeys } from '../config/files.js';
-import { getAt, isTable } from '../config/key-path.js';
+import { tableIssueParam } from '../config/issues.js';
+import { getAt, isTable, type TomlTree } from '../config/key-path.js';
 import { hacSchema } from '../config/schema.js';
 import { toVmSpec } from '../config/spec.js';
 import { hacTreeFromSpec, specMessage } from '../config/spec-tree.js';
+import { mayHoldSecrets } from '../config/secret-paths.js';
 import { plainValue } from '../config/toml-values.js';
+import { SECRET_SHOWN_AS } from '../core/metadata.js';
+
+/**
+ * The value a problem shows: none for a rule about a whole table (the table may be large, or hold
+ * secrets), `<secret>` for a secret, else the value as sent.
+ */
+function shownValue(tree: TomlTree, issue: z.core.$ZodIssue): unknown {
+  if (issue.code === 'custom' && issue.params?.[tableIssueParam] === true) return undefined;
+  const value = getAt(tree, issue.path as PropertyKey[]);
+  return mayHoldSecrets(issue.path, value) ? SECRET_SHOWN_AS : value;
+}
 
 /** Returns a normalised VmSpec or throws InvalidArgumentError listing every problem. */
 export function validateVmSpec(input: unknown, hostCpus: number): VmSpec {
@@ -29,7 +43,7 @@ export function validateVmSpec(input: unknown, hostCpus: number): VmSpec {
   if (!result.success) {
     for (const issue of result.error.issues) {
       if (issue.code === 'unrecognized_keys') for (const key of issue.keys) add(specPathOf([...issue.path.map(String), key]), 'unknown field', undefined);
-      else add(specPathOf(issue.path.map((s) => (typeof s === 'number' ? s : String(s)))), specMessage(issue.message), getAt(tree, issue.path as PropertyKey[]));
+      else add(specPathOf(issue.path.map((s) => (typeof s === 'number' ? s : String(s)))), specMessage(issue.message), shownValue(tree, issue));
     }
   }
   for (const segments of requiredFileKeys) {
