@@ -9,9 +9,12 @@
  * Prints `[hypercore-agent] ready` once the channel is open and waiting for the host.
  */
 import { spawn } from 'node:child_process';
+import { METADATA_ADDRESS } from '../core/metadata.js';
 import { TtrpcServer } from '../ttrpc/index.js';
 import { listenUnix, openVirtioPort, servePort } from './channel.js';
 import { consoleLog, errorText, READY_LINE } from './log.js';
+import { startMetadataEndpoint } from './metadata-endpoint.js';
+import { MetadataStore } from './metadata-store.js';
 import { AGENT_PORT_NAME } from './protocol/schema.js';
 import { registerAgentService, type PowerOff } from './service.js';
 import { AGENT_VERSION } from './stats.js';
@@ -19,7 +22,12 @@ import { AGENT_VERSION } from './stats.js';
 interface Args {
   listen?: string;
   portName: string;
+  /** host:port of the metadata endpoint; in a VM 169.254.169.254:80, on a development host none unless given. */
+  metadataAddress?: string;
 }
+
+/** Where the guest keeps the metadata for an agent restarted by init (root-only, on tmpfs). */
+const GUEST_METADATA_FILE = '/run/hc/metadata.json';
 
 function parseArgs(argv: readonly string[]): Args {
   const args: Args = { portName: AGENT_PORT_NAME };
@@ -32,7 +40,8 @@ function parseArgs(argv: readonly string[]): Args {
     };
     if (a === '--listen') args.listen = value();
     else if (a === '--port-name') args.portName = value();
-    else throw new Error(`unknown argument ${a} (usage: agent.js [--listen <unix socket>] [--port-name <name>])`);
+    else if (a === '--metadata-address') args.metadataAddress = value();
+    else throw new Error(`unknown argument ${a} (usage: agent.js [--listen <unix socket>] [--port-name <name>] [--metadata-address <host:port>])`);
   }
   return args;
 }
@@ -55,11 +64,23 @@ const devPowerOff: PowerOff = () => {
   setTimeout(() => process.exit(0), 50);
 };
 
+/** Starts the metadata endpoint in the background: a failure is logged, the agent serves on without it. */
+function serveMetadata(store: MetadataStore, address: string | undefined): void {
+  if (address === undefined) return;
+  const at = address.lastIndexOf(':');
+  const port = Number(address.slice(at + 1));
+  void startMetadataEndpoint(store, { host: address.slice(0, at), port, log: consoleLog }).catch((err: unknown) => consoleLog(`metadata endpoint unavailable: ${errorText(err)}`));
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   consoleLog(`starting: agent ${AGENT_VERSION}, node ${process.version}, pid ${process.pid}`);
   const server = new TtrpcServer();
-  const agent = registerAgentService(server, { log: consoleLog, powerOff: args.listen ? devPowerOff : guestPowerOff });
+  // Outside a VM the metadata stays in memory: /run/hc is the guest's.
+  const metadata = new MetadataStore(args.listen ? undefined : GUEST_METADATA_FILE, consoleLog);
+  const agent = registerAgentService(server, { log: consoleLog, powerOff: args.listen ? devPowerOff : guestPowerOff, metadata });
+  // Bound within a tick, before the channel can deliver the StartWorkload whose workload may ask at once.
+  serveMetadata(metadata, args.metadataAddress ?? (args.listen ? undefined : `${METADATA_ADDRESS}:80`));
   if (args.listen) {
     await listenUnix(server, args.listen, consoleLog);
     consoleLog(`listening on ${args.listen}`);

@@ -6,6 +6,7 @@
 import { Code, TtrpcError, type CallContext, type TtrpcServer, type UnaryHandler } from '../ttrpc/index.js';
 import { ioMethod } from './io.js';
 import { errorText, silentLog, type Log } from './log.js';
+import { MetadataStore } from './metadata-store.js';
 import { ProcessTable, type ProcessTableOptions } from './processes.js';
 import { methods, type UnaryMethod } from './protocol/messages.js';
 import { AGENT_SERVICE } from './protocol/schema.js';
@@ -25,12 +26,15 @@ export interface AgentServiceOptions {
   log?: Log;
   /** /proc (tests may point elsewhere). */
   proc?: string;
+  /** The values and secrets served to the guest (default: kept in memory only). */
+  metadata?: MetadataStore;
 }
 
 /** The agent's state behind the service: processes and the workload. */
 export interface Agent {
   table: ProcessTable;
   workload: Workload;
+  metadata: MetadataStore;
 }
 
 /** Creates the process table and workload and registers the Agent service on `server`. */
@@ -38,6 +42,7 @@ export function registerAgentService(server: TtrpcServer, options: AgentServiceO
   const log = options.log ?? silentLog;
   const table = new ProcessTable({ log, ...options.processes });
   const workload = new Workload({ table, log, ...options.workload });
+  const metadata = options.metadata ?? new MetadataStore(undefined, log);
   let shuttingDown = false;
 
   const unary = <M extends UnaryMethod>(name: M, handler: (req: RequestOf<M>, ctx: CallContext) => Promise<ResponseOf<M>> | ResponseOf<M>): UnaryHandler => {
@@ -53,6 +58,8 @@ export function registerAgentService(server: TtrpcServer, options: AgentServiceO
     Hello: unary('Hello', () => helloResponse(workload.started, options.proc)),
     StartWorkload: unary('StartWorkload', async (req) => {
       if (!req.process) throw new TtrpcError(Code.INVALID_ARGUMENT, 'process is required');
+      // Before the workload starts: it may ask for its metadata first thing.
+      metadata.replace(req.metadata ?? { values: {}, secrets: {} });
       return workload.start(req);
     }),
     CreateProcess: unary('CreateProcess', async (req) => {
@@ -75,6 +82,10 @@ export function registerAgentService(server: TtrpcServer, options: AgentServiceO
     }),
     ListProcesses: unary('ListProcesses', () => ({ processes: table.list() })),
     GetStats: unary('GetStats', () => readStats(options.proc)),
+    SetMetadata: unary('SetMetadata', (req) => {
+      metadata.replace(req);
+      return {};
+    }),
     Shutdown: unary('Shutdown', (req) => {
       if (!shuttingDown) {
         shuttingDown = true;
@@ -87,5 +98,5 @@ export function registerAgentService(server: TtrpcServer, options: AgentServiceO
       return {};
     }),
   });
-  return { table, workload };
+  return { table, workload, metadata };
 }
