@@ -6,6 +6,7 @@
 import type { AgentConnector, AgentEndpoint, AgentInfo, AgentSession, ExitStatus, ProcessIo, ProcessSpec } from './agent.js';
 import { ErrorCodes, HypercoreError } from './errors.js';
 import type { Image } from './image.js';
+import { guestFiles } from './metadata.js';
 import type { Logger } from './ports.js';
 import type { Vm } from './vm.js';
 
@@ -90,6 +91,7 @@ export class AgentSupervisor {
       return;
     }
     const w = vm.spec.workload;
+    const m = vm.spec.metadata;
     await session.startWorkload({
       process,
       imageDiskSerial: 'image',
@@ -97,6 +99,7 @@ export class AgentSupervisor {
       ...(w?.memoryLimitMib ? { memoryLimitBytes: w.memoryLimitMib * 1024 * 1024 } : {}),
       ...(w?.pidsLimit ? { pidsLimit: w.pidsLimit } : {}),
       hostname: vm.name,
+      ...(m ? { metadata: { values: m.values, secrets: m.secrets }, files: guestFiles(m), sshAuthorizedKeys: m.sshAuthorizedKeys } : {}),
     });
     this.pumpLogs(vm);
   }

@@ -2,6 +2,7 @@
  * What the core needs from the agent inside a guest: start the workload, run processes, stream
  * their IO. The adapter (agent-client/) speaks TTRPC; the core sees only these shapes.
  */
+import type { GuestFile, MetadataValues } from './metadata.js';
 
 /** A process to run in the guest. */
 export interface ProcessSpec {
@@ -40,6 +41,11 @@ export interface WorkloadStart {
   memoryLimitBytes?: number;
   pidsLimit?: number;
   hostname?: string;
+  /** Values and secrets the guest serves from the start. */
+  metadata?: MetadataValues;
+  /** Written into the workload's root filesystem before it starts, as are the SSH keys. */
+  files?: GuestFile[];
+  sshAuthorizedKeys?: string[];
 }
 
 export interface AgentInfo {
@@ -64,6 +70,8 @@ export interface AgentSession {
   resize(processId: string, rows: number, cols: number): Promise<void>;
   wait(processId: string): Promise<ExitStatus>;
   shutdown(): Promise<void>;
+  /** Replaces the values and secrets the guest serves. */
+  setMetadata(metadata: MetadataValues): Promise<void>;
   close(): void;
   /** Resolves when the connection is gone. */
   readonly closed: Promise<void>;
