@@ -80,6 +80,8 @@ export function grpcHandlers(ops: VmOperations): grpc.UntypedServiceImplementati
     ResumeVm: unary((req: { id?: string }) => ops.resumeVm(req)),
     StopVm: unary((req: { id?: string; timeoutSeconds?: number; force?: boolean }) => ops.stopVm(req)),
     DeleteVm: unary((req: { id?: string; force?: boolean }) => ops.deleteVm(req)),
+    GetMetadata: unary((req: { id?: string; key?: string }) => ops.getMetadata(req)),
+    SetMetadata: unary((req: { id?: string; values?: unknown; secret?: boolean }) => ops.setMetadata(req)),
     WatchEvents: ((call: grpc.ServerWritableStream<unknown, VmEvent>) => {
       // The hub publishes synchronously and cannot wait for one client: a client that stops reading is
       // dropped once MAX_QUEUED_EVENTS are waiting (objects, as the call's stream is in object mode).

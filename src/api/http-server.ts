@@ -8,6 +8,9 @@ import { openApiDocument } from './openapi.js';
 import type { VmOperations } from './operations.js';
 import type { ImageOperations, ProgressMessage } from './image-operations.js';
 
+/** Largest CreateVm body: see the route. */
+const CREATE_BODY_LIMIT = 8 * 1024 * 1024;
+
 interface IdParams {
   id: string;
 }
@@ -67,7 +70,8 @@ export function buildHttpApi(ops: VmOperations, imageOps?: ImageOperations): Fas
   app.post('/v1/network/prune', async () => ops.pruneNetworks());
   app.get('/v1/doctor', async () => ops.doctor());
   app.get('/v1/vms', async () => ops.listVms());
-  app.post<{ Body: { spec?: unknown; detach?: boolean } }>('/v1/vms', async (req, reply) => reply.code(201).send(await ops.createVm(req.body ?? {})));
+  // A spec may carry 1 MiB of metadata files and 64 KiB of values, which JSON escaping can make up to six times larger.
+  app.post<{ Body: { spec?: unknown; detach?: boolean } }>('/v1/vms', { bodyLimit: CREATE_BODY_LIMIT }, async (req, reply) => reply.code(201).send(await ops.createVm(req.body ?? {})));
   app.get<{ Params: IdParams }>('/v1/vms/:id', async (req) => ops.getVm(req.params));
   app.post<{ Params: IdParams }>('/v1/vms/:id/start', async (req) => ops.startVm(req.params));
   app.post<{ Params: IdParams }>('/v1/vms/:id/pause', async (req) => ops.pauseVm(req.params));
@@ -76,6 +80,9 @@ export function buildHttpApi(ops: VmOperations, imageOps?: ImageOperations): Fas
     ops.stopVm({ ...(req.body ?? {}), id: req.params.id }),
   );
   app.delete<{ Params: IdParams; Querystring: { force?: string } }>('/v1/vms/:id', async (req) => ops.deleteVm({ id: req.params.id, force: flag(req.query.force) }));
+  app.get<{ Params: IdParams }>('/v1/vms/:id/metadata', async (req) => ops.getMetadata(req.params));
+  app.get<{ Params: IdParams & { key: string } }>('/v1/vms/:id/metadata/:key', async (req) => ops.getMetadata(req.params));
+  app.post<{ Params: IdParams; Body: { values?: unknown; secret?: unknown } | undefined }>('/v1/vms/:id/metadata', async (req) => ops.setMetadata({ ...(req.body ?? {}), id: req.params.id }));
 
   app.get<{ Params: IdParams; Querystring: { follow?: string } }>('/v1/vms/:id/logs', async (req, reply) => {
     const abort = new AbortController();

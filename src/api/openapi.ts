@@ -26,6 +26,7 @@ function messageSchema(type: protobuf.Type): JsonSchema {
     field.resolve();
     let schema: JsonSchema = field.resolvedType ? { $ref: `#/components/schemas/${field.resolvedType.name}` } : { ...(scalarSchemas[field.type] ?? {}) };
     if (field.repeated) schema = { type: 'array', items: schema };
+    if (field.map) schema = { type: 'object', additionalProperties: schema };
     if (field.comment) schema = { ...schema, description: field.comment };
     properties[protobuf.util.camelCase(field.name)] = schema;
   }
@@ -83,6 +84,18 @@ export function openApiDocument(): JsonSchema {
       '/v1/vms/{id}/resume': { post: { operationId: 'ResumeVm', parameters: [idParam], responses: { '200': json('Vm'), ...errors } } },
       '/v1/vms/{id}/stop': {
         post: { operationId: 'StopVm', parameters: [idParam], requestBody: { required: false, content: { 'application/json': { schema: { type: 'object', properties: { timeoutSeconds: { type: 'integer' }, force: { type: 'boolean' } } } } } }, responses: { '200': json('Vm'), ...errors } },
+      },
+      '/v1/vms/{id}/metadata': {
+        get: { operationId: 'GetMetadata', parameters: [idParam], responses: { '200': json('VmMetadata'), ...errors } },
+        post: {
+          operationId: 'SetMetadata',
+          parameters: [idParam],
+          requestBody: { required: true, content: { 'application/json': { schema: { type: 'object', properties: { values: { type: 'object', additionalProperties: { type: 'string' } }, secret: { type: 'boolean' } }, required: ['values'] } } } },
+          responses: { '200': json('VmMetadata'), ...errors },
+        },
+      },
+      '/v1/vms/{id}/metadata/{key}': {
+        get: { operationId: 'GetMetadataKey', parameters: [idParam, { name: 'key', in: 'path', required: true, schema: { type: 'string' } }], description: 'GetMetadata with key: that key only.', responses: { '200': json('VmMetadata'), ...errors } },
       },
       '/v1/vms/{id}/logs': {
         get: { operationId: 'StreamLogs', parameters: [idParam, { name: 'follow', in: 'query', schema: { type: 'boolean' } }], responses: { '200': { description: 'the serial console output (chunked while following)', content: { 'text/plain': { schema: { type: 'string' } } } }, ...errors } },

@@ -2,11 +2,13 @@
  * The API's operations, written once and called by both transports (gRPC and HTTP/JSON), so the two
  * cannot drift apart: same names, same fields, same validation, same errors.
  */
-import { InvalidArgumentError } from '../core/errors.js';
+import { ErrorCodes, HypercoreError, InvalidArgumentError } from '../core/errors.js';
+import type { MetadataValues } from '../core/metadata.js';
 import type { Logger, ProviderReport } from '../core/ports.js';
-import type { Vm, VmEvent } from '../core/vm.js';
+import type { VmEvent } from '../core/vm.js';
 import { DEFAULT_STOP_TIMEOUT_MS, type VmService } from '../core/vm-service.js';
 import { readConsoleLog } from '../providers/console-log.js';
+import { publicMetadata, publicVm, type PublicVm } from './redaction.js';
 import { validateVmSpec } from './spec-validation.js';
 
 export interface ApiContext {
@@ -36,42 +38,68 @@ export class VmOperations {
     return this.ctx.service;
   }
 
-  createVm(req: { spec?: unknown; detach?: boolean }): Promise<Vm> {
+  // Every VM leaves through publicVm: no response shows a secret.
+
+  async createVm(req: { spec?: unknown; detach?: boolean }): Promise<PublicVm> {
     const spec = validateVmSpec(req.spec, this.ctx.hostCpus);
-    return this.ctx.service.create(spec, { detach: req.detach === true });
+    return publicVm(await this.ctx.service.create(spec, { detach: req.detach === true }));
   }
 
-  getVm(req: { id?: string }): Vm {
-    return this.ctx.service.get(requireId(req.id));
+  getVm(req: { id?: string }): PublicVm {
+    return publicVm(this.ctx.service.get(requireId(req.id)));
   }
 
-  listVms(): { vms: Vm[] } {
-    return { vms: this.ctx.service.list() };
+  listVms(): { vms: PublicVm[] } {
+    return { vms: this.ctx.service.list().map(publicVm) };
   }
 
-  startVm(req: { id?: string }): Promise<Vm> {
-    return this.ctx.service.start(requireId(req.id));
+  async startVm(req: { id?: string }): Promise<PublicVm> {
+    return publicVm(await this.ctx.service.start(requireId(req.id)));
   }
 
-  pauseVm(req: { id?: string }): Promise<Vm> {
-    return this.ctx.service.pause(requireId(req.id));
+  async pauseVm(req: { id?: string }): Promise<PublicVm> {
+    return publicVm(await this.ctx.service.pause(requireId(req.id)));
   }
 
-  resumeVm(req: { id?: string }): Promise<Vm> {
-    return this.ctx.service.resume(requireId(req.id));
+  async resumeVm(req: { id?: string }): Promise<PublicVm> {
+    return publicVm(await this.ctx.service.resume(requireId(req.id)));
   }
 
-  stopVm(req: Partial<StopVmRequest>): Promise<Vm> {
+  async stopVm(req: Partial<StopVmRequest>): Promise<PublicVm> {
     const timeout = req.timeoutSeconds;
     if (timeout !== undefined && (!Number.isInteger(timeout) || timeout < 0 || timeout > MAX_STOP_TIMEOUT_S)) {
       throw new InvalidArgumentError(`timeoutSeconds = ${String(timeout)}: must be an integer from 0 to ${MAX_STOP_TIMEOUT_S}`, [
         { path: 'timeoutSeconds', message: `an integer from 0 to ${MAX_STOP_TIMEOUT_S}`, value: timeout },
       ]);
     }
-    return this.ctx.service.stop(requireId(req.id), {
-      timeoutMs: timeout === undefined ? DEFAULT_STOP_TIMEOUT_MS : timeout * 1000,
-      force: req.force === true,
-    });
+    return publicVm(
+      await this.ctx.service.stop(requireId(req.id), {
+        timeoutMs: timeout === undefined ? DEFAULT_STOP_TIMEOUT_MS : timeout * 1000,
+        force: req.force === true,
+      }),
+    );
+  }
+
+  /** Secrets shown as "<secret>"; with `key`, only that key. */
+  getMetadata(req: { id?: string; key?: string }): MetadataValues {
+    const metadata = publicMetadata(this.ctx.service.getMetadata(requireId(req.id)));
+    if (req.key === undefined || req.key === '') return metadata;
+    const only = (table: Record<string, string>) => (Object.hasOwn(table, req.key!) ? { [req.key!]: table[req.key!]! } : {});
+    const one = { values: only(metadata.values), secrets: only(metadata.secrets) };
+    if (Object.keys(one.values).length + Object.keys(one.secrets).length === 0) {
+      throw new HypercoreError(ErrorCodes.notFound, `VM ${req.id} has no metadata key ${JSON.stringify(req.key.slice(0, 128))}`);
+    }
+    return one;
+  }
+
+  async setMetadata(req: { id?: string; values?: unknown; secret?: unknown }): Promise<MetadataValues> {
+    const id = requireId(req.id);
+    if (typeof req.values !== 'object' || req.values === null || Array.isArray(req.values) || !Object.values(req.values).every((v) => typeof v === 'string')) {
+      throw new InvalidArgumentError('values must be an object of "key": "value" strings', [{ path: 'values', message: 'an object of strings' }]);
+    }
+    if (req.secret !== undefined && typeof req.secret !== 'boolean') throw new InvalidArgumentError('secret must be true or false', [{ path: 'secret', message: 'a boolean' }]);
+    const entries = Object.fromEntries(Object.entries(req.values as Record<string, string>));
+    return publicMetadata(await this.ctx.service.setMetadata(id, entries, req.secret === true));
   }
 
   async deleteVm(req: { id?: string; force?: boolean }): Promise<Record<string, never>> {

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import type { FastifyInstance } from 'fastify';
+import { FakeAgentConnector, fakeGuest, fakeImages, MemoryWorkloadLog } from '../core/testing/fake-agent.js';
 import { FakeProvider, fakeBoot } from '../core/testing/fake-provider.js';
 import { VmService } from '../core/vm-service.js';
 import { SqliteVmStore } from '../store/sqlite-vm-store.js';
@@ -68,7 +69,8 @@ export class TestServer {
     this.client = new Client(`unix:${socket}`, grpc.credentials.createInsecure());
   }
 
-  static async start(): Promise<TestServer> {
+  /** With `agents`, image VMs work too: their guests are those fakes (no image files, no QEMU). */
+  static async start(options: { agents?: FakeAgentConnector } = {}): Promise<TestServer> {
     const dir = mkdtempSync(join(tmpdir(), 'hc-api-'));
     try {
       const drive = join(dir, 'rootfs.ext4');
@@ -84,6 +86,7 @@ export class TestServer {
         ids: { newVmId: () => `${String(++ids).padStart(4, '0')}${'a'.repeat(12)}` },
         logger: silent,
         boot: fakeBoot,
+        ...(options.agents ? { agents: options.agents, images: fakeImages, guest: fakeGuest, workloadLog: new MemoryWorkloadLog() } : {}),
       });
       const ops = new VmOperations({ service, hostCpus: TEST_HOST_CPUS, logger: silent });
       const socket = join(dir, 'hypercore.sock');
