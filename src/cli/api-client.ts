@@ -1,6 +1,7 @@
 /** The CLI's client of the daemon's HTTP/JSON API over the unix socket (undici). */
 import { Agent, request } from 'undici';
 import { ErrorCodes, HypercoreError, type ErrorCode, type ValidationIssue } from '../core/errors.js';
+import type { MetadataValues } from '../core/metadata.js';
 import type { ProviderReport } from '../core/ports.js';
 import type { Vm } from '../core/vm.js';
 import type { VmSpec } from '../core/vm.js';
@@ -138,6 +139,13 @@ export class ApiClient {
   }
   pruneImages(all: boolean): Promise<{ deleted: string[]; reclaimedBytes: number }> {
     return this.call('POST', '/v1/images/prune', { all });
+  }
+
+  getMetadata(id: string, key?: string): Promise<MetadataValues> {
+    return this.call('GET', `/v1/vms/${encodeURIComponent(id)}/metadata${key === undefined ? '' : `/${encodeURIComponent(key)}`}`);
+  }
+  setMetadata(id: string, values: Record<string, string>, secret: boolean): Promise<MetadataValues> {
+    return this.call('POST', `/v1/vms/${encodeURIComponent(id)}/metadata`, { values, ...(secret ? { secret: true } : {}) });
   }
 
   pruneNetworks(): Promise<{ removed: string[] }> {

@@ -47,6 +47,8 @@ export function vmSummary(vm: Vm): string {
   ];
   if (vm.spec.image) lines.push(`Image:     ${vm.spec.image}`);
   if (vm.network) lines.push(`Network:   ${vm.network.ip} via ${vm.network.gateway} (mac ${vm.network.mac}, host ${vm.network.tap})`);
+  const m = vm.spec.metadata;
+  if (m) lines.push(`Metadata:  ${Object.keys(m.values).length} values, ${Object.keys(m.secrets).length} secrets, ${m.files.length} files, ${m.sshAuthorizedKeys.length} SSH keys`);
   return lines.join('\n');
 }
 

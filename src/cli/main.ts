@@ -8,6 +8,7 @@ import { apiSocketPath } from '../daemon/settings.js';
 import { ApiClient } from './api-client.js';
 import { plainTable, shortId, vmSummary, vmTable } from './format.js';
 import { pullIfMissing, registerImageCommands } from './image-commands.js';
+import { registerMetadataCommands } from './metadata-commands.js';
 import { registerProcessCommands } from './process-commands.js';
 
 function integer(value: string): number {
@@ -135,6 +136,7 @@ program
 
 registerImageCommands(program, () => api(program));
 registerProcessCommands(program, () => api(program));
+registerMetadataCommands(program, () => api(program));
 
 program
   .command('doctor')
