@@ -64,12 +64,12 @@ const devPowerOff: PowerOff = () => {
   setTimeout(() => process.exit(0), 50);
 };
 
-/** Starts the metadata endpoint in the background: a failure is logged, the agent serves on without it. */
-function serveMetadata(store: MetadataStore, address: string | undefined): void {
+/** Starts the metadata endpoint; resolves once it serves, or failed (logged: the agent serves on without it). */
+async function serveMetadata(store: MetadataStore, address: string | undefined): Promise<void> {
   if (address === undefined) return;
   const at = address.lastIndexOf(':');
   const port = Number(address.slice(at + 1));
-  void startMetadataEndpoint(store, { host: address.slice(0, at), port, log: consoleLog }).catch((err: unknown) => consoleLog(`metadata endpoint unavailable: ${errorText(err)}`));
+  await startMetadataEndpoint(store, { host: address.slice(0, at), port, log: consoleLog }).catch((err: unknown) => consoleLog(`metadata endpoint unavailable: ${errorText(err)}`));
 }
 
 async function main(): Promise<void> {
@@ -78,16 +78,19 @@ async function main(): Promise<void> {
   const server = new TtrpcServer();
   // Outside a VM the metadata stays in memory: /run/hc is the guest's.
   const metadata = new MetadataStore(args.listen ? undefined : GUEST_METADATA_FILE, consoleLog);
-  const agent = registerAgentService(server, { log: consoleLog, powerOff: args.listen ? devPowerOff : guestPowerOff, metadata });
-  // Bound within a tick, before the channel can deliver the StartWorkload whose workload may ask at once.
-  serveMetadata(metadata, args.metadataAddress ?? (args.listen ? undefined : `${METADATA_ADDRESS}:80`));
+  // Started after "ready", off the boot path; StartWorkload waits for it.
+  let metadataServing: Promise<void> = Promise.resolve();
+  const agent = registerAgentService(server, { log: consoleLog, powerOff: args.listen ? devPowerOff : guestPowerOff, metadata, metadataServing: () => metadataServing });
+  const metadataAddress = args.metadataAddress ?? (args.listen ? undefined : `${METADATA_ADDRESS}:80`);
   if (args.listen) {
     await listenUnix(server, args.listen, consoleLog);
     consoleLog(`listening on ${args.listen}`);
     console.log(READY_LINE);
+    metadataServing = serveMetadata(metadata, metadataAddress);
   } else {
     const port = await openVirtioPort(args.portName, undefined, consoleLog);
     console.log(READY_LINE);
+    metadataServing = serveMetadata(metadata, metadataAddress);
     // After "ready": adopting a container left by a previous agent must not delay the boot.
     void agent.workload.adopt();
     await servePort(server, port, { log: consoleLog });

@@ -9,7 +9,7 @@
  * own addresses are closed before a byte is read. (The kernel drops packets arriving from outside
  * with one of its own addresses as their source, so that source cannot be forged.)
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { errorText, silentLog, type Log } from './log.js';
@@ -68,6 +68,8 @@ function handle(store: MetadataStore, req: IncomingMessage, res: ServerResponse)
 
 /** Serves `store` on host:port until closed. */
 export async function startMetadataEndpoint(store: MetadataStore, options: MetadataEndpointOptions): Promise<MetadataEndpoint> {
+  // Loaded here, not at the agent's start: the import is on no boot path then.
+  const { createServer } = await import('node:http');
   const ownAddresses = options.ownAddresses ?? interfaceAddresses;
   const log = options.log ?? silentLog;
   const server = createServer({ requestTimeout: 10_000, headersTimeout: 5_000, keepAliveTimeout: 5_000, maxHeaderSize: 8 * 1024 }, (req, res) => {

@@ -82,3 +82,35 @@ test('SetMetadata replaces the values at once; invalid metadata is refused and c
   await assert.rejects(c.call('SetMetadata', { values: { 'a b': 'x' }, secrets: {} }), (err: unknown) => err instanceof TtrpcError && err.code === Code.INVALID_ARGUMENT && /metadata key "a b"/.test(err.message));
   assert.deepEqual(JSON.parse(await served()), { region: 'eu-2', role: 'web' });
 });
+
+test('StartWorkload waits for the metadata endpoint to serve before crun runs (it starts after "ready")', async () => {
+  const own = await mkdtemp(join(dir, 'late-'));
+  const paths = await fakeGuest(join(own, 'guest'), { vda: 'image' });
+  let serving!: () => void;
+  const endpointUp = new Promise<void>((resolve) => (serving = resolve));
+  const late = new TtrpcServer();
+  const crun = join(own, 'crun');
+  await writeFile(crun, FAKE_CRUN, { mode: 0o755 });
+  registerAgentService(late, { powerOff: () => undefined, workload: { paths, crun, run: recordingRunner(paths).run }, metadata: new MetadataStore(), metadataServing: () => endpointUp });
+  const lateListener = await listenUnix(late, join(own, 'a.sock'));
+  const client = await AgentTestClient.connect(join(own, 'a.sock'));
+  try {
+    let done = false;
+    const started = startWorkload(client).then(() => (done = true));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(done, false, 'StartWorkload returned before the endpoint served');
+    await assert.rejects(stat(join(own, 'main.pid')), 'crun ran before the endpoint served');
+    serving();
+    await started;
+    assert.equal(done, true);
+  } finally {
+    client.close();
+    lateListener.close();
+    const pid = Number(await readFile(join(own, 'main.pid'), 'utf8').catch(() => '0'));
+    if (pid > 0) process.kill(pid, 'SIGKILL');
+  }
+});
+
+function startWorkload(client: AgentTestClient): Promise<unknown> {
+  return client.call('StartWorkload', { process: { args: ['/app'] }, imageDiskSerial: 'image', metadata: { values: { region: 'eu-1' }, secrets: {} } });
+}

@@ -28,6 +28,8 @@ export interface AgentServiceOptions {
   proc?: string;
   /** The values and secrets served to the guest (default: kept in memory only). */
   metadata?: MetadataStore;
+  /** Resolves once the metadata endpoint serves (or could not): a workload may ask for its metadata first thing. */
+  metadataServing?: () => Promise<void>;
 }
 
 /** The agent's state behind the service: processes and the workload. */
@@ -60,6 +62,7 @@ export function registerAgentService(server: TtrpcServer, options: AgentServiceO
       if (!req.process) throw new TtrpcError(Code.INVALID_ARGUMENT, 'process is required');
       // Before the workload starts: it may ask for its metadata first thing.
       metadata.replace(req.metadata ?? { values: {}, secrets: {} });
+      await options.metadataServing?.();
       return workload.start(req);
     }),
     CreateProcess: unary('CreateProcess', async (req) => {
