@@ -34,14 +34,11 @@
  * is removed in `finally` and on SIGINT/SIGTERM; loops stop early at their time budget and a
  * watchdog bounds the whole run to 6 minutes.
  */
-import * as grpc from '@grpc/grpc-js';
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { TtrpcAgentConnector } from '../src/agent-client/agent-session.js';
 import { READY_LINE } from '../src/agent/log.js';
-import { loadVmServiceDefinition } from '../src/api/proto.js';
-import type { ProcessInput, ProcessOutput } from '../src/api/process-session.js';
 import { loadHacFile } from '../src/config/index.js';
 import type { AgentSession } from '../src/core/agent.js';
 import type { Vm } from '../src/core/vm.js';
@@ -53,6 +50,7 @@ import { intInRange, parseFlags } from './lib/args.js';
 import { columns, fmtMiB, fmtMs, minMedianMaxLine } from './lib/format.js';
 import { kernelVersion, waitForConsoleLine } from './lib/guest.js';
 import { guardCleanup, runBench } from './lib/lifecycle.js';
+import { grpcExec as grpcExecFor, newExecClient, type ExecClient } from './lib/grpc-exec.js';
 import { ChildSet, killHard, runCli as runHypercore, type RunResult } from './lib/processes.js';
 import { bootRawQemu, qemuVersion, rawQemuArguments, rawQemuCommandLine } from './lib/raw-qemu.js';
 import { median, percentile } from './lib/stats.js';
@@ -127,40 +125,7 @@ async function cliOk(daemon: TestDaemon, args: readonly string[]): Promise<RunRe
 // ---------------------------------------------------------------------------------------------
 // gRPC exec, in process
 
-type ExecClient = grpc.Client & { Exec(): grpc.ClientDuplexStream<ProcessInput, ProcessOutput> };
-
-function newExecClient(socket: string): ExecClient {
-  const Client = loadVmServiceDefinition();
-  return new Client(`unix:${socket}`, grpc.credentials.createInsecure()) as unknown as ExecClient;
-}
-
-/** One Exec stream: start, closeStdin, until the `exited` message; resolves to ms and exit code. */
-function grpcExec(client: ExecClient, id: string, args: string[]): Promise<{ ms: number; exitCode: number }> {
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const call = client.Exec();
-    let settled = false;
-    const done = (fn: () => void) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      fn();
-    };
-    const timer = setTimeout(() => done(() => (call.cancel(), reject(new Error(`gRPC Exec timed out after ${EXEC_TIMEOUT_MS} ms`)))), EXEC_TIMEOUT_MS);
-    call.on('data', (out: ProcessOutput) => {
-      if (!out.exited) return;
-      const ms = performance.now() - t0;
-      done(() => {
-        call.end();
-        resolve({ ms, exitCode: out.exitCode ?? 0 });
-      });
-    });
-    call.on('error', (err: grpc.ServiceError) => done(() => reject(new Error(`gRPC Exec failed: ${err.details || err.message}`))));
-    call.on('end', () => done(() => reject(new Error('gRPC Exec stream ended without an exited message'))));
-    call.write({ start: { id, args } });
-    call.write({ closeStdin: true });
-  });
-}
+const grpcExec = (client: ExecClient, id: string, args: string[]) => grpcExecFor(client, id, args, EXEC_TIMEOUT_MS);
 
 // ---------------------------------------------------------------------------------------------
 // daemon log, console, raw QEMU

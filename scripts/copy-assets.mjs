@@ -5,7 +5,7 @@ import { dirname, extname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const assetExtensions = new Set(['.proto', '.sh', '.json']);
+const assetExtensions = new Set(['.proto', '.sh', '.json', '.yaml']);
 
 function walk(dir) {
   for (const entry of readdirSync(dir)) {

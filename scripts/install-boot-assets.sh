@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs Hypercore's default guest boot assets (Debian cloud kernel + stage-1 initramfs +
+# Installs Hypercore's default guest boot assets (Debian cloud kernel as vmlinuz and as the ELF
+# vmlinux extracted from it with lz4, stage-1 initramfs +
 # manifest.json) into --boot-dir DIR, else $HYPERCORE_BOOT_DIR, else /var/lib/hypercore/boot.
 # Needs a built tree (npm run build) and apt's package lists; it runs `apt-get update` once when
 # apt does not know the kernel metapackage yet. Safe to re-run: does nothing when assets are current.

@@ -1,11 +1,11 @@
 /** The core's AgentSession, spoken as TTRPC calls of `hypercore.agent.v1.Agent`. */
-import type { AgentConnector, AgentEndpoint, AgentInfo, AgentSession, ExitStatus, ProcessEvent, ProcessIo, ProcessSpec, WorkloadStart } from '../core/agent.js';
+import type { AgentConnector, AgentEndpoint, AgentInfo, AgentSession, ExitStatus, GuestIdentity, ProcessEvent, ProcessIo, ProcessSpec, WorkloadStart } from '../core/agent.js';
 import { ErrorCodes, HypercoreError } from '../core/errors.js';
 import type { MetadataValues } from '../core/metadata.js';
 import { AGENT_SERVICE } from '../agent/protocol/schema.js';
 import { codecs, ioOutputCost, methods, type UnaryMethod } from '../agent/protocol/messages.js';
 import { TtrpcClient, TtrpcError, type ClientStream } from '../ttrpc/index.js';
-import { openAgentChannel } from './connect.js';
+import { openAgentChannel, openHybridVsockChannel } from './connect.js';
 
 export const HOST_VERSION = '0.1.0';
 const CALL_TIMEOUT_MS = 30_000;
@@ -73,20 +73,35 @@ class ProcessStream implements ProcessIo {
   }
 }
 
+/** Told of each unary agent RPC when it ends: its method, how long it took, and whether it succeeded. */
+export type AgentCallObserver = (method: UnaryMethod, seconds: number, ok: boolean) => void;
+
+/** Wait lasts as long as the process does: its duration says nothing about the agent. */
+const UNTIMED_METHODS: ReadonlySet<UnaryMethod> = new Set(['Wait']);
+
 export class TtrpcAgentSession implements AgentSession {
   readonly closed: Promise<void>;
 
-  constructor(private readonly client: TtrpcClient) {
+  constructor(
+    private readonly client: TtrpcClient,
+    private readonly observe?: AgentCallObserver,
+  ) {
     this.closed = client.whenClosed().then(() => undefined, () => undefined);
   }
 
   private async call<M extends UnaryMethod>(method: M, request: Req<M>, timeoutMs = CALL_TIMEOUT_MS): Promise<Res<M>> {
     const codec = methods[method];
+    const started = performance.now();
+    let ok = false;
     try {
       const bytes = await this.client.call(AGENT_SERVICE, method, codec.request.encode(request as never), { timeoutMs });
-      return codec.response.decode(bytes) as Res<M>;
+      const response = codec.response.decode(bytes) as Res<M>;
+      ok = true;
+      return response;
     } catch (err) {
       throw fromRemote(err, method);
+    } finally {
+      if (this.observe && !UNTIMED_METHODS.has(method)) this.observe(method, (performance.now() - started) / 1000, ok);
     }
   }
 
@@ -144,15 +159,20 @@ export class TtrpcAgentSession implements AgentSession {
     await this.call('SetMetadata', metadata);
   }
 
+  async restored(identity: GuestIdentity): Promise<void> {
+    await this.call('Restored', identity);
+  }
+
   close(): void {
     this.client.close();
   }
 }
 
 export class TtrpcAgentConnector implements AgentConnector {
+  constructor(private readonly observe?: AgentCallObserver) {}
+
   async connect(endpoint: AgentEndpoint, options: { timeoutMs: number; signal?: AbortSignal }): Promise<AgentSession> {
-    if (endpoint.kind !== 'unix') throw new HypercoreError(ErrorCodes.agentUnavailable, `agent endpoint kind ${endpoint.kind} is not supported yet`);
-    const transport = await openAgentChannel(endpoint.path, options);
-    return new TtrpcAgentSession(new TtrpcClient(transport));
+    const transport = endpoint.kind === 'unix' ? await openAgentChannel(endpoint.path, options) : await openHybridVsockChannel(endpoint.path, endpoint.port, options);
+    return new TtrpcAgentSession(new TtrpcClient(transport), this.observe);
   }
 }

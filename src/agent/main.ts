@@ -16,11 +16,13 @@ import { consoleLog, errorText, READY_LINE } from './log.js';
 import { startMetadataEndpoint } from './metadata-endpoint.js';
 import { MetadataStore } from './metadata-store.js';
 import { AGENT_PORT_NAME } from './protocol/schema.js';
+import { parseVsockPort, VsockRelay } from './vsock-relay.js';
 import { registerAgentService, type PowerOff } from './service.js';
 import { AGENT_VERSION } from './stats.js';
 
 interface Args {
   listen?: string;
+  vsock?: number;
   portName: string;
   /** host:port of the metadata endpoint; in a VM 169.254.169.254:80, on a development host none unless given. */
   metadataAddress?: string;
@@ -28,6 +30,8 @@ interface Args {
 
 /** Where the guest keeps the metadata for an agent restarted by init (root-only, on tmpfs). */
 const GUEST_METADATA_FILE = '/run/hc/metadata.json';
+/** The agent's unix socket behind the vsock relay (/run is the guest's tmpfs). */
+const VSOCK_AGENT_SOCKET = '/run/hc/agent.sock';
 
 function parseArgs(argv: readonly string[]): Args {
   const args: Args = { portName: AGENT_PORT_NAME };
@@ -40,8 +44,9 @@ function parseArgs(argv: readonly string[]): Args {
     };
     if (a === '--listen') args.listen = value();
     else if (a === '--port-name') args.portName = value();
+    else if (a === '--vsock') args.vsock = parseVsockPort(value());
     else if (a === '--metadata-address') args.metadataAddress = value();
-    else throw new Error(`unknown argument ${a} (usage: agent.js [--listen <unix socket>] [--port-name <name>] [--metadata-address <host:port>])`);
+    else throw new Error(`unknown argument ${a} (usage: agent.js [--listen <unix socket> | --vsock <port>] [--port-name <name>] [--metadata-address <host:port>])`);
   }
   return args;
 }
@@ -77,16 +82,32 @@ async function main(): Promise<void> {
   consoleLog(`starting: agent ${AGENT_VERSION}, node ${process.version}, pid ${process.pid}`);
   const server = new TtrpcServer();
   // Outside a VM the metadata stays in memory: /run/hc is the guest's.
-  const metadata = new MetadataStore(args.listen ? undefined : GUEST_METADATA_FILE, consoleLog);
+  const metadata = new MetadataStore(args.listen !== undefined ? undefined : GUEST_METADATA_FILE, consoleLog);
   // Started after "ready", off the boot path; StartWorkload waits for it.
   let metadataServing: Promise<void> = Promise.resolve();
-  const agent = registerAgentService(server, { log: consoleLog, powerOff: args.listen ? devPowerOff : guestPowerOff, metadata, metadataServing: () => metadataServing });
-  const metadataAddress = args.metadataAddress ?? (args.listen ? undefined : `${METADATA_ADDRESS}:80`);
+  const agent = registerAgentService(server, { log: consoleLog, powerOff: args.listen !== undefined ? devPowerOff : guestPowerOff, metadata, metadataServing: () => metadataServing });
+  const metadataAddress = args.metadataAddress ?? (args.listen !== undefined ? undefined : `${METADATA_ADDRESS}:80`);
   if (args.listen) {
     await listenUnix(server, args.listen, consoleLog);
     consoleLog(`listening on ${args.listen}`);
     console.log(READY_LINE);
     metadataServing = serveMetadata(metadata, metadataAddress);
+  } else if (args.vsock !== undefined) {
+    await listenUnix(server, VSOCK_AGENT_SOCKET, consoleLog);
+    const relay = new VsockRelay({ port: args.vsock, agentSocket: VSOCK_AGENT_SOCKET, log: consoleLog });
+    await relay.start();
+    // A relay outliving the agent would hold the port; the next agent would have to end it.
+    process.once('exit', () => relay.stop());
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+      process.once(signal, () => {
+        relay.stop();
+        process.exit(0);
+      });
+    }
+    consoleLog(`listening on vsock port ${args.vsock}`);
+    console.log(READY_LINE);
+    metadataServing = serveMetadata(metadata, metadataAddress);
+    void agent.workload.adopt();
   } else {
     const port = await openVirtioPort(args.portName, undefined, consoleLog);
     console.log(READY_LINE);

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { diskSerials, findDisk, hasExtFilesystem, isMounted, prepareRootfs } from './rootfs.js';
+import { diskSerials, findDisk, hasExtFilesystem, isMounted, parseDiskMap, prepareRootfs } from './rootfs.js';
 import { fakeGuest, recordingRunner } from './test-helpers.js';
 
 const silent = (): void => undefined;
@@ -101,6 +101,21 @@ test('an unusable scratch disk falls back to tmpfs; a failing image mount fails 
     const failing = recordingRunner(paths2, () => true);
     await assert.rejects(prepareRootfs(paths2, { imageDiskSerial: 'image' }, failing.run, silent), /cannot mount the image disk: mount failed: boom/);
     await assert.rejects(prepareRootfs(paths2, { imageDiskSerial: '' }, failing.run, silent), /image_disk_serial is required/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('disks without serials (Firecracker) are named by hc.disks= on the kernel command line', async () => {
+  assert.deepEqual(parseDiskMap('console=ttyS0 hc.disks=image:vdb,scratch:vdc hc.root=vda'), { vdb: 'image', vdc: 'scratch' });
+  assert.deepEqual(parseDiskMap('hc.disks=../x:vdb,image:sda,:vdc,image:vdd'), { vdd: 'image' });
+  const dir = await mkdtemp(join(tmpdir(), 'hc-rootfs-map-'));
+  try {
+    // Firecracker's serials are inode-derived digits, never the disk's name.
+    const paths = { ...(await fakeGuest(dir, { vda: '', vdb: '2049001234', vdc: '2049001235' })), cmdline: join(dir, 'cmdline') };
+    await writeFile(paths.cmdline, 'console=ttyS0 hc.disks=image:vdb,scratch:vdc\n');
+    assert.equal(await findDisk(paths, 'scratch', 0), join(paths.dev, 'vdc'));
+    assert.equal(await findDisk(paths, 'image', 0), join(paths.dev, 'vdb'));
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

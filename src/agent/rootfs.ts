@@ -23,9 +23,11 @@ export interface RootfsPaths {
   mounts: string;
   /** /run/hc: rootfs, image, scratch and bundle live below it. */
   runDir: string;
+  /** /proc/cmdline, for `hc.disks=` (absent: no such argument). */
+  cmdline?: string;
 }
 
-export const GUEST_ROOTFS_PATHS: RootfsPaths = { sysBlock: '/sys/block', dev: '/dev', mounts: '/proc/mounts', runDir: '/run/hc' };
+export const GUEST_ROOTFS_PATHS: RootfsPaths = { sysBlock: '/sys/block', dev: '/dev', mounts: '/proc/mounts', runDir: '/run/hc', cmdline: '/proc/cmdline' };
 
 export interface RootfsRequest {
   imageDiskSerial: string;
@@ -35,13 +37,30 @@ export interface RootfsRequest {
 /** How long to wait for a disk to show up (it normally is there at boot). */
 const DISK_WAIT_MS = 5000;
 
-/** The virtio-blk disks and their serials: {vda: 'image', ...}. */
-export async function diskSerials(sysBlock: string): Promise<Record<string, string>> {
+/**
+ * Disk names a VMM without virtio serials (Firecracker) puts on the kernel command line:
+ * `hc.disks=image:vdb,scratch:vdc` → {vdb: 'image', vdc: 'scratch'}. Malformed pairs are ignored.
+ */
+export function parseDiskMap(cmdline: string): Record<string, string> {
   const out: Record<string, string> = {};
+  for (const arg of cmdline.split(/\s+/)) {
+    if (!arg.startsWith('hc.disks=')) continue;
+    for (const pair of arg.slice('hc.disks='.length).split(',')) {
+      const m = /^([A-Za-z0-9_.-]{1,32}):(vd[a-z]{1,2})$/.exec(pair);
+      if (m) out[m[2]!] = m[1]!;
+    }
+  }
+  return out;
+}
+
+/** The virtio-blk disks and their serials: {vda: 'image', ...}; `hc.disks=` names disks that have no serial. */
+export async function diskSerials(sysBlock: string, cmdline?: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  const named = cmdline ? parseDiskMap(await readFile(cmdline, 'utf8').catch(() => '')) : {};
   const names = await readdir(sysBlock).catch(() => [] as string[]);
   for (const name of names.filter((n) => /^vd[a-z]+$/.test(n)).sort()) {
     const serial = await readFile(join(sysBlock, name, 'serial'), 'utf8').catch(() => '');
-    out[name] = serial.trim();
+    out[name] = named[name] ?? serial.trim();
   }
   return out;
 }
@@ -50,7 +69,7 @@ export async function diskSerials(sysBlock: string): Promise<Record<string, stri
 export async function findDisk(paths: RootfsPaths, serial: string, waitMs = DISK_WAIT_MS): Promise<string> {
   const deadline = Date.now() + waitMs;
   for (;;) {
-    const disks = await diskSerials(paths.sysBlock);
+    const disks = await diskSerials(paths.sysBlock, paths.cmdline);
     const name = Object.keys(disks).find((n) => disks[n] === serial);
     if (name) return join(paths.dev, name);
     if (Date.now() >= deadline) {

@@ -12,6 +12,8 @@ import { methods, type UnaryMethod } from './protocol/messages.js';
 import { AGENT_SERVICE } from './protocol/schema.js';
 import { helloResponse, readStats } from './stats.js';
 import { Workload, type WorkloadOptions } from './workload.js';
+import { applyRestore, pidFromFile, type RestoreTarget } from './restore.js';
+import { runCommand } from '../system/command.js';
 
 type RequestOf<M extends UnaryMethod> = ReturnType<(typeof methods)[M]['request']['decode']>;
 type ResponseOf<M extends UnaryMethod> = Parameters<(typeof methods)[M]['response']['encode']>[0];
@@ -21,6 +23,8 @@ export type PowerOff = (reboot: boolean) => void | Promise<void>;
 
 export interface AgentServiceOptions {
   processes?: ProcessTableOptions;
+  /** How Restored is applied (tests replace the commands and paths). */
+  restore?: Partial<RestoreTarget>;
   workload?: Omit<WorkloadOptions, 'table' | 'log'>;
   powerOff: PowerOff;
   log?: Log;
@@ -46,6 +50,17 @@ export function registerAgentService(server: TtrpcServer, options: AgentServiceO
   const workload = new Workload({ table, log, ...options.workload });
   const metadata = options.metadata ?? new MetadataStore(undefined, log);
   let shuttingDown = false;
+  const proc = options.proc ?? '/proc';
+  const restoreTarget: RestoreTarget = {
+    run: (file, args) => runCommand(file, args, { timeoutMs: 30_000 }),
+    workloadPid: () => pidFromFile(workload.pidFile, proc),
+    renamed: (hostname) => workload.renamed(hostname),
+    hcDir: '/run/hc',
+    proc,
+    perl: '/usr/bin/perl',
+    now: () => Date.now(),
+    ...options.restore,
+  };
 
   const unary = <M extends UnaryMethod>(name: M, handler: (req: RequestOf<M>, ctx: CallContext) => Promise<ResponseOf<M>> | ResponseOf<M>): UnaryHandler => {
     const codec = methods[name];
@@ -87,6 +102,11 @@ export function registerAgentService(server: TtrpcServer, options: AgentServiceO
     GetStats: unary('GetStats', () => readStats(options.proc)),
     SetMetadata: unary('SetMetadata', (req) => {
       metadata.replace(req);
+      return {};
+    }),
+    Restored: unary('Restored', async (req) => {
+      await applyRestore(req, restoreTarget);
+      log(`restored from a snapshot: now ${req.hostname}${req.network ? ` ${req.network.address}` : ''}`);
       return {};
     }),
     Shutdown: unary('Shutdown', (req) => {

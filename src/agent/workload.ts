@@ -34,6 +34,7 @@ export interface WorkloadOptions {
 const BIND_CANDIDATES: Record<string, readonly string[]> = {
   '/etc/resolv.conf': ['/run/hc/resolv.conf', '/etc/resolv.conf'],
   '/etc/hosts': ['/run/hc/hosts', '/etc/hosts'],
+  '/etc/machine-id': ['/run/hc/machine-id'],
 };
 
 /** Environment crun itself runs with (the container's comes from config.json or --env). */
@@ -192,6 +193,16 @@ export class Workload {
     } catch {
       return false;
     }
+  }
+
+  /** crun's pid file of the container's init (its namespaces are the workload's). */
+  get pidFile(): string {
+    return join(this.bundleDir(), 'main.pid');
+  }
+
+  /** A restored guest's new hostname, for the HOSTNAME of processes exec'd from now on. */
+  renamed(hostname: string): void {
+    this.env = this.env.map((e) => (e.startsWith('HOSTNAME=') ? `HOSTNAME=${hostname}` : e));
   }
 
   private bundleDir(): string {

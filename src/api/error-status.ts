@@ -31,6 +31,11 @@ const table: Record<ErrorCode, StatusPair> = {
   [ErrorCodes.registryAuth]: { grpc: GrpcStatus.UNAUTHENTICATED, http: 401 },
   [ErrorCodes.registryUnavailable]: { grpc: GrpcStatus.UNAVAILABLE, http: 502 },
   [ErrorCodes.clientTooSlow]: { grpc: GrpcStatus.RESOURCE_EXHAUSTED, http: 429 },
+  [ErrorCodes.snapshotNotFound]: { grpc: GrpcStatus.NOT_FOUND, http: 404 },
+  [ErrorCodes.snapshotUnsupported]: { grpc: GrpcStatus.FAILED_PRECONDITION, http: 409 },
+  [ErrorCodes.snapshotIncompatible]: { grpc: GrpcStatus.FAILED_PRECONDITION, http: 409 },
+  [ErrorCodes.unauthenticated]: { grpc: GrpcStatus.UNAUTHENTICATED, http: 401 },
+  [ErrorCodes.permissionDenied]: { grpc: GrpcStatus.PERMISSION_DENIED, http: 403 },
 };
 
 export function statusFor(err: HypercoreError): StatusPair {

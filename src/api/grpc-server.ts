@@ -1,23 +1,15 @@
 /** The gRPC transport: serves `hypercore.v1.VmService` (proto/hypercore/v1/vm.proto) on a unix socket. */
 import * as grpc from '@grpc/grpc-js';
-import { asHypercoreError } from '../core/errors.js';
 import type { VmEvent } from '../core/vm.js';
 import { eventsTooSlow, MAX_QUEUED_EVENTS, pacedProgress } from './client-pace.js';
-import { statusFor } from './error-status.js';
+import { toServiceError } from './grpc-errors.js';
 import type { VmOperations } from './operations.js';
 import { serveProcessSession, type ProcessInput, type ProcessOutput } from './process-session.js';
-import { loadImageServiceDefinition, loadVmServiceDefinition } from './proto.js';
+import { loadImageServiceDefinition, loadTokenServiceDefinition, loadVmServiceDefinition } from './proto.js';
 import type { ImageOperations, ProgressMessage } from './image-operations.js';
+import type { TokenOperations } from './token-operations.js';
 
 type Unary = grpc.handleUnaryCall<Record<string, unknown>, unknown>;
-
-function toServiceError(err: unknown): grpc.ServiceError {
-  const e = asHypercoreError(err);
-  const metadata = new grpc.Metadata();
-  metadata.set('hc-error-code', e.code);
-  if (e.details.length > 0) metadata.set('hc-error-details', JSON.stringify(e.details));
-  return Object.assign(new Error(e.message), { code: statusFor(e).grpc, details: e.message, metadata }) as grpc.ServiceError;
-}
 
 function unary<Req, Res>(op: (req: Req) => Res | Promise<Res>): Unary {
   return (call, callback) => {
@@ -70,7 +62,7 @@ export function grpcHandlers(ops: VmOperations): grpc.UntypedServiceImplementati
   return {
     Exec: processStream(ops, 'exec'),
     Attach: processStream(ops, 'attach'),
-    CreateVm: unary((req: { spec?: unknown; detach?: boolean }) => ops.createVm(req)),
+    CreateVm: unary((req: { spec?: unknown; detach?: boolean; start?: boolean }) => ops.createVm(req)),
     GetVm: unary((req: { id?: string }) => ops.getVm(req)),
     ListVms: unary(() => ops.listVms()),
     PruneNetworks: unary(() => ops.pruneNetworks()),
@@ -82,6 +74,12 @@ export function grpcHandlers(ops: VmOperations): grpc.UntypedServiceImplementati
     DeleteVm: unary((req: { id?: string; force?: boolean }) => ops.deleteVm(req)),
     GetMetadata: unary((req: { id?: string; key?: string }) => ops.getMetadata(req)),
     SetMetadata: unary((req: { id?: string; values?: unknown; secret?: boolean }) => ops.setMetadata(req)),
+    CreateSnapshot: unary((req: { id?: string; name?: string; leavePaused?: boolean }) => ops.createSnapshot(req)),
+    GetSnapshot: unary((req: { id?: string }) => ops.getSnapshot(req)),
+    ListSnapshots: unary(() => ops.listSnapshots()),
+    DeleteSnapshot: unary((req: { id?: string }) => ops.deleteSnapshot(req)),
+    RestoreSnapshot: unary((req: { id?: string; name?: string }) => ops.restoreSnapshot(req)),
+    CloneVm: unary((req: { id?: string; count?: number }) => ops.cloneVm(req)),
     WatchEvents: ((call: grpc.ServerWritableStream<unknown, VmEvent>) => {
       // The hub publishes synchronously and cannot wait for one client: a client that stops reading is
       // dropped once MAX_QUEUED_EVENTS are waiting (objects, as the call's stream is in object mode).
@@ -143,11 +141,35 @@ export function imageGrpcHandlers(ops: ImageOperations): grpc.UntypedServiceImpl
   };
 }
 
+export function tokenGrpcHandlers(ops: TokenOperations): grpc.UntypedServiceImplementation {
+  return {
+    CreateToken: unary((req: { scope?: string; name?: string }) => ops.createToken(req)),
+    ListTokens: unary(() => ops.listTokens()),
+    RevokeToken: unary((req: { id?: string }) => ops.revokeToken(req)),
+  };
+}
+
+export interface GrpcServices {
+  vms: VmOperations;
+  images?: ImageOperations;
+  tokens?: TokenOperations;
+}
+
+/**
+ * A gRPC server with the services given, not yet listening. `options.interceptors` run in order,
+ * the first closest to the transport: it sees every status, including one a later one sends.
+ */
+export function buildGrpcServer(services: GrpcServices, options: grpc.ServerOptions = {}): grpc.Server {
+  const server = new grpc.Server(options);
+  server.addService(loadVmServiceDefinition().service, grpcHandlers(services.vms));
+  if (services.images) server.addService(loadImageServiceDefinition().service, imageGrpcHandlers(services.images));
+  if (services.tokens) server.addService(loadTokenServiceDefinition().service, tokenGrpcHandlers(services.tokens));
+  return server;
+}
+
 /** Starts a gRPC server bound to `unix:<socketPath>`. */
-export async function startGrpcServer(ops: VmOperations, imageOps: ImageOperations | undefined, socketPath: string): Promise<grpc.Server> {
-  const server = new grpc.Server();
-  server.addService(loadVmServiceDefinition().service, grpcHandlers(ops));
-  if (imageOps) server.addService(loadImageServiceDefinition().service, imageGrpcHandlers(imageOps));
+export async function startGrpcServer(ops: VmOperations, imageOps: ImageOperations | undefined, socketPath: string, more: { tokens?: TokenOperations; options?: grpc.ServerOptions } = {}): Promise<grpc.Server> {
+  const server = buildGrpcServer({ vms: ops, ...(imageOps ? { images: imageOps } : {}), ...(more.tokens ? { tokens: more.tokens } : {}) }, more.options);
   await new Promise<void>((resolve, reject) => {
     server.bindAsync(`unix:${socketPath}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve()));
   });

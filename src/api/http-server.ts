@@ -2,11 +2,28 @@
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { PassThrough, Readable } from 'node:stream';
 import { asHypercoreError, ErrorCodes, HypercoreError, InvalidArgumentError } from '../core/errors.js';
+import type { Logger } from '../core/ports.js';
+import type { ApiListener, HypercoreMetrics } from '../metrics/hypercore-metrics.js';
+import { tlsPeerOf, type RemoteAuth } from './auth/authenticate.js';
+import { httpRouteScopes, httpScope } from './auth/scopes.js';
 import { eventsTooSlow, MAX_QUEUED_EVENT_BYTES, pacedProgress } from './client-pace.js';
 import { errorBody, statusFor } from './error-status.js';
 import { openApiDocument } from './openapi.js';
 import type { VmOperations } from './operations.js';
 import type { ImageOperations, ProgressMessage } from './image-operations.js';
+import type { TokenOperations } from './token-operations.js';
+
+export interface HttpApiOptions {
+  tokens?: TokenOperations;
+  /** Serves GET /metrics and counts every request. */
+  metrics?: HypercoreMetrics;
+  /** Which listener this API serves, for the request metrics (default local). */
+  listener?: ApiListener;
+  /** For the remote listener: every request is authenticated and authorized before routing goes on. */
+  auth?: { check: RemoteAuth; log: Logger };
+  /** Longest a client may take to send a whole request (not its response), in ms; 0: no limit. */
+  requestTimeoutMs?: number;
+}
 
 /** Largest CreateVm body: see the route. */
 const CREATE_BODY_LIMIT = 8 * 1024 * 1024;
@@ -27,7 +44,44 @@ function isClientError(err: unknown): err is Error & { statusCode: number } {
 
 function sendError(reply: FastifyReply, err: unknown): FastifyReply {
   const e = err instanceof HypercoreError ? err : isClientError(err) ? new InvalidArgumentError(err.message) : asHypercoreError(err);
+  if (e.code === ErrorCodes.unauthenticated) reply.header('www-authenticate', 'Bearer realm="hypercore"');
   return reply.code(statusFor(e).http).send(errorBody(e));
+}
+
+/**
+ * Runs first for every request (also one for an unknown route, and a WebSocket upgrade): who is
+ * calling, and may they? A refusal ends the request with 401 or 403 before any body is read or
+ * any handler runs.
+ */
+function requireCredentials(app: FastifyInstance, auth: NonNullable<HttpApiOptions['auth']>): void {
+  // A route without a scope would need admin (fail closed), which is surely not what its author meant: refuse to build.
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) {
+      if (method !== 'HEAD' && !(`${method} ${route.url}` in httpRouteScopes)) throw new Error(`route ${method} ${route.url} has no scope in api/auth/scopes.ts`);
+    }
+  });
+  app.addHook('onRequest', async (req) => {
+    const route = req.routeOptions.url;
+    try {
+      const caller = auth.check.authenticate(tlsPeerOf(req.raw.socket), req.headers.authorization);
+      auth.check.authorize(caller, httpScope(req.method, route), `${req.method} ${route ?? req.url.split('?')[0]}`);
+    } catch (err) {
+      auth.log.warn({ method: req.method, route: route ?? '(none)', peer: `${req.raw.socket.remoteAddress}:${req.raw.socket.remotePort}`, err: asHypercoreError(err).message }, 'remote request refused');
+      throw err;
+    }
+  });
+}
+
+function countRequests(app: FastifyInstance, metrics: HypercoreMetrics, listener: ApiListener): void {
+  app.addHook('onResponse', async (req, reply) => {
+    metrics.apiRequest('http', listener, `${req.method} ${req.routeOptions.url ?? 'unmatched'}`, String(reply.statusCode));
+  });
+}
+
+function registerTokenRoutes(app: FastifyInstance, ops: TokenOperations): void {
+  app.post<{ Body: { scope?: unknown; name?: unknown } | undefined }>('/v1/tokens', async (req, reply) => reply.code(201).send(ops.createToken(req.body ?? {})));
+  app.get('/v1/tokens', async () => ops.listTokens());
+  app.delete<{ Params: { id: string } }>('/v1/tokens/:id', async (req) => ops.revokeToken(req.params));
 }
 
 /**
@@ -61,17 +115,22 @@ function registerImageRoutes(app: FastifyInstance, ops: ImageOperations): void {
   app.delete<{ Params: { '*': string }; Querystring: { force?: string } }>('/v1/images/*', async (req) => ops.deleteImage({ reference: req.params['*'], force: flag(req.query.force) }));
 }
 
-export function buildHttpApi(ops: VmOperations, imageOps?: ImageOperations): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: 1024 * 1024 });
+export function buildHttpApi(ops: VmOperations, imageOps?: ImageOperations, options: HttpApiOptions = {}): FastifyInstance {
+  const app = Fastify({ logger: false, bodyLimit: 1024 * 1024, requestTimeout: options.requestTimeoutMs ?? 0 });
   app.setErrorHandler((err, _req, reply) => sendError(reply, err));
   app.setNotFoundHandler((req, reply) => sendError(reply, new HypercoreError(ErrorCodes.notFound, `no route ${req.method} ${req.url}; see GET /openapi.json`)));
+  if (options.metrics) countRequests(app, options.metrics, options.listener ?? 'local');
+  if (options.auth) requireCredentials(app, options.auth);
+  const metrics = options.metrics;
+  if (metrics) app.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.text()));
+  if (options.tokens) registerTokenRoutes(app, options.tokens);
 
   app.get('/openapi.json', async () => openApiDocument());
   app.post('/v1/network/prune', async () => ops.pruneNetworks());
   app.get('/v1/doctor', async () => ops.doctor());
   app.get('/v1/vms', async () => ops.listVms());
   // A spec may carry 1 MiB of metadata files and 64 KiB of values, which JSON escaping can make up to six times larger.
-  app.post<{ Body: { spec?: unknown; detach?: boolean } }>('/v1/vms', { bodyLimit: CREATE_BODY_LIMIT }, async (req, reply) => reply.code(201).send(await ops.createVm(req.body ?? {})));
+  app.post<{ Body: { spec?: unknown; detach?: boolean; start?: boolean } }>('/v1/vms', { bodyLimit: CREATE_BODY_LIMIT }, async (req, reply) => reply.code(201).send(await ops.createVm(req.body ?? {})));
   app.get<{ Params: IdParams }>('/v1/vms/:id', async (req) => ops.getVm(req.params));
   app.post<{ Params: IdParams }>('/v1/vms/:id/start', async (req) => ops.startVm(req.params));
   app.post<{ Params: IdParams }>('/v1/vms/:id/pause', async (req) => ops.pauseVm(req.params));
@@ -83,6 +142,12 @@ export function buildHttpApi(ops: VmOperations, imageOps?: ImageOperations): Fas
   app.get<{ Params: IdParams }>('/v1/vms/:id/metadata', async (req) => ops.getMetadata(req.params));
   app.get<{ Params: IdParams & { key: string } }>('/v1/vms/:id/metadata/:key', async (req) => ops.getMetadata(req.params));
   app.post<{ Params: IdParams; Body: { values?: unknown; secret?: unknown } | undefined }>('/v1/vms/:id/metadata', async (req) => ops.setMetadata({ ...(req.body ?? {}), id: req.params.id }));
+  app.post<{ Params: IdParams; Body: { name?: string; leavePaused?: boolean } | undefined }>('/v1/vms/:id/snapshots', async (req, reply) => reply.code(201).send(await ops.createSnapshot({ ...(req.body ?? {}), id: req.params.id })));
+  app.post<{ Params: IdParams; Body: { count?: number } | undefined }>('/v1/vms/:id/clone', async (req, reply) => reply.code(201).send(await ops.cloneVm({ ...(req.body ?? {}), id: req.params.id })));
+  app.get('/v1/snapshots', async () => ops.listSnapshots());
+  app.get<{ Params: IdParams }>('/v1/snapshots/:id', async (req) => ops.getSnapshot(req.params));
+  app.delete<{ Params: IdParams }>('/v1/snapshots/:id', async (req) => ops.deleteSnapshot(req.params));
+  app.post<{ Params: IdParams; Body: { name?: string } | undefined }>('/v1/snapshots/:id/spawn', async (req, reply) => reply.code(201).send(await ops.restoreSnapshot({ ...(req.body ?? {}), id: req.params.id })));
 
   app.get<{ Params: IdParams; Querystring: { follow?: string } }>('/v1/vms/:id/logs', async (req, reply) => {
     const abort = new AbortController();

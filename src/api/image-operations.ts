@@ -1,8 +1,9 @@
 /** Image operations, written once for both transports (like operations.ts for VMs). */
-import { InvalidArgumentError } from '../core/errors.js';
+import { InvalidArgumentError, PermissionDeniedError } from '../core/errors.js';
 import type { Image, PullProgress } from '../core/image.js';
 import type { ImageService } from '../images/image-service.js';
 import type { ImageImporter } from '../images/import/index.js';
+import { admitHostPath, anyHostPath, type HostPathPolicy } from './auth/host-paths.js';
 
 const PLATFORM_PATTERN = /^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/;
 
@@ -17,7 +18,14 @@ export class ImageOperations {
   constructor(
     private readonly images: ImageService,
     private readonly importer: ImageImporter,
+    /** Archives the callers may import (default: any file, as on the unix socket). */
+    private readonly hostPaths: HostPathPolicy = anyHostPath,
   ) {}
+
+  /** The same operations for callers restricted to `hostPaths` (the remote listener's). */
+  withHostPaths(hostPaths: HostPathPolicy): ImageOperations {
+    return new ImageOperations(this.images, this.importer, hostPaths);
+  }
 
   async pullImage(req: { reference?: string; platform?: string }, onProgress: (p: ProgressMessage) => void): Promise<Image> {
     const reference = requireString(req.reference, 'reference', 'e.g. alpine or 127.0.0.1:5000/team/app:v1');
@@ -30,7 +38,10 @@ export class ImageOperations {
   }
 
   async importImage(req: { path?: string; reference?: string }, onProgress: (p: ProgressMessage) => void): Promise<Image> {
-    const path = requireString(req.path, 'path', "a tar file on the daemon's host");
+    const requested = requireString(req.path, 'path', "a tar file on the daemon's host");
+    const admission = admitHostPath(this.hostPaths, requested, 'file');
+    if ('denied' in admission) throw new PermissionDeniedError(`path = ${JSON.stringify(requested)}: ${admission.denied}`, [{ path: 'path', message: admission.denied, value: requested }]);
+    const path = admission.path;
     const image = await this.importer.importTar(path, { ...(req.reference ? { reference: req.reference } : {}), onProgress });
     onProgress({ reference: image.reference, phase: 'done', image });
     return image;

@@ -56,6 +56,7 @@ const errors = {
   '500': { description: 'hypervisor or internal failure', content: { 'application/json': { schema: ref('Error') } } },
 };
 const idParam = { name: 'id', in: 'path', required: true, description: 'VM id, unique id prefix, or name', schema: { type: 'string' } };
+const snapshotParam = { ...idParam, description: 'snapshot id, unique id prefix, or name' };
 
 let cached: JsonSchema | undefined;
 
@@ -73,7 +74,7 @@ export function openApiDocument(): JsonSchema {
     paths: {
       '/v1/vms': {
         get: { operationId: 'ListVms', responses: { '200': json('ListVmsResponse') } },
-        post: { operationId: 'CreateVm', requestBody: { required: true, content: { 'application/json': { schema: ref('CreateVmRequest') } } }, responses: { '201': json('Vm', 'created and running'), ...errors } },
+        post: { operationId: 'CreateVm', requestBody: { required: true, content: { 'application/json': { schema: ref('CreateVmRequest') } } }, responses: { '201': json('Vm', 'created and running (with "start": false, created and not booted)'), ...errors } },
       },
       '/v1/vms/{id}': {
         get: { operationId: 'GetVm', parameters: [idParam], responses: { '200': json('Vm'), ...errors } },
@@ -105,6 +106,20 @@ export function openApiDocument(): JsonSchema {
       },
       '/v1/vms/{id}/attach': {
         get: { operationId: 'Attach', parameters: [idParam, { name: 'fromStart', in: 'query', schema: { type: 'boolean' } }], description: 'WebSocket (Upgrade): the Attach stream, as Exec but for the workload main process.', responses: { '101': { description: 'switching to WebSocket' }, ...errors } },
+      },
+      '/v1/vms/{id}/snapshots': {
+        post: { operationId: 'CreateSnapshot', parameters: [idParam], requestBody: { required: false, content: { 'application/json': { schema: { type: 'object', properties: { name: { type: 'string' }, leavePaused: { type: 'boolean' } } } } } }, responses: { '201': json('Snapshot', 'taken'), ...errors } },
+      },
+      '/v1/vms/{id}/clone': {
+        post: { operationId: 'CloneVm', parameters: [idParam], requestBody: { required: false, content: { 'application/json': { schema: { type: 'object', properties: { count: { type: 'integer', minimum: 1, maximum: 32 } } } } } }, responses: { '201': json('CloneVmResponse', 'the clones, running'), ...errors } },
+      },
+      '/v1/snapshots': { get: { operationId: 'ListSnapshots', responses: { '200': json('ListSnapshotsResponse') } } },
+      '/v1/snapshots/{id}': {
+        get: { operationId: 'GetSnapshot', parameters: [snapshotParam], responses: { '200': json('Snapshot'), ...errors } },
+        delete: { operationId: 'DeleteSnapshot', parameters: [snapshotParam], responses: { '200': json('DeleteSnapshotResponse'), ...errors } },
+      },
+      '/v1/snapshots/{id}/spawn': {
+        post: { operationId: 'RestoreSnapshot', parameters: [snapshotParam], requestBody: { required: false, content: { 'application/json': { schema: { type: 'object', properties: { name: { type: 'string' } } } } } }, responses: { '201': json('Vm', 'resumed from the snapshot and running'), ...errors } },
       },
       '/v1/network/prune': { post: { operationId: 'PruneNetworks', responses: { '200': json('PruneNetworksResponse') } } },
       '/v1/doctor': { get: { operationId: 'Doctor', responses: { '200': json('DoctorResponse') } } },

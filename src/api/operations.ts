@@ -6,15 +6,19 @@ import { ErrorCodes, HypercoreError, InvalidArgumentError } from '../core/errors
 import type { MetadataValues } from '../core/metadata.js';
 import type { Logger, ProviderReport } from '../core/ports.js';
 import type { VmEvent } from '../core/vm.js';
+import type { Snapshot } from '../core/snapshot.js';
 import { DEFAULT_STOP_TIMEOUT_MS, type VmService } from '../core/vm-service.js';
 import { readConsoleLog } from '../providers/console-log.js';
+import type { HostPathPolicy } from './auth/host-paths.js';
 import { publicMetadata, publicVm, type PublicVm } from './redaction.js';
-import { validateVmSpec } from './spec-validation.js';
+import { validateVmName, validateVmSpec } from './spec-validation.js';
 
 export interface ApiContext {
   service: VmService;
   hostCpus: number;
   logger: Logger;
+  /** Host files the callers of these operations may name (default: any, as on the unix socket). */
+  hostPaths?: HostPathPolicy;
 }
 
 export interface StopVmRequest {
@@ -25,13 +29,49 @@ export interface StopVmRequest {
 
 const MAX_STOP_TIMEOUT_S = 3600;
 
-function requireId(id: unknown): string {
-  if (typeof id !== 'string' || id.length === 0) throw new InvalidArgumentError('id is required (a VM id, unique id prefix, or name)', [{ path: 'id', message: 'required' }]);
+function requireId(id: unknown, what = 'a VM id, unique id prefix, or name'): string {
+  if (typeof id !== 'string' || id.length === 0) throw new InvalidArgumentError(`id is required (${what})`, [{ path: 'id', message: 'required' }]);
   return id;
+}
+
+/** A snapshot as the API shows it (the record's spec, disks and files stay inside the daemon). */
+export interface SnapshotView {
+  id: string;
+  name: string;
+  vmId: string;
+  vmName: string;
+  createdAt: string;
+  provider: string;
+  vmmVersion: string;
+  imageDigest?: string;
+  sizeBytes: number;
+  pauseMs: number;
+  memoryMib: number;
+}
+
+function snapshotView(s: Snapshot): SnapshotView {
+  return {
+    id: s.id,
+    name: s.name,
+    vmId: s.vmId,
+    vmName: s.vmName,
+    createdAt: s.createdAt,
+    provider: s.provider,
+    vmmVersion: s.vmm.vmmVersion,
+    ...(s.imageDigest ? { imageDigest: s.imageDigest } : {}),
+    sizeBytes: s.sizeBytes,
+    pauseMs: s.pauseMs,
+    memoryMib: s.spec.memoryMib,
+  };
 }
 
 export class VmOperations {
   constructor(private readonly ctx: ApiContext) {}
+
+  /** The same operations for callers restricted to `hostPaths` (the remote listener's). */
+  withHostPaths(hostPaths: HostPathPolicy): VmOperations {
+    return new VmOperations({ ...this.ctx, hostPaths });
+  }
 
   /** The service, for the streaming operations (exec, attach) that relay IO. */
   get service(): VmService {
@@ -40,9 +80,9 @@ export class VmOperations {
 
   // Every VM leaves through publicVm: no response shows a secret.
 
-  async createVm(req: { spec?: unknown; detach?: boolean }): Promise<PublicVm> {
-    const spec = validateVmSpec(req.spec, this.ctx.hostCpus);
-    return publicVm(await this.ctx.service.create(spec, { detach: req.detach === true }));
+  async createVm(req: { spec?: unknown; detach?: boolean; start?: boolean }): Promise<PublicVm> {
+    const spec = validateVmSpec(req.spec, this.ctx.hostCpus, this.ctx.hostPaths);
+    return publicVm(await this.ctx.service.create(spec, { detach: req.detach === true, start: req.start !== false }));
   }
 
   getVm(req: { id?: string }): PublicVm {
@@ -105,6 +145,33 @@ export class VmOperations {
   async deleteVm(req: { id?: string; force?: boolean }): Promise<Record<string, never>> {
     await this.ctx.service.delete(requireId(req.id), { force: req.force === true });
     return {};
+  }
+
+  async createSnapshot(req: { id?: string; name?: string; leavePaused?: boolean }): Promise<SnapshotView> {
+    return snapshotView(await this.ctx.service.snapshot(requireId(req.id), { ...(req.name !== undefined ? { name: req.name } : {}), leavePaused: req.leavePaused === true }));
+  }
+
+  getSnapshot(req: { id?: string }): SnapshotView {
+    return snapshotView(this.ctx.service.getSnapshot(requireId(req.id, 'a snapshot id, unique id prefix, or name')));
+  }
+
+  listSnapshots(): { snapshots: SnapshotView[] } {
+    return { snapshots: this.ctx.service.listSnapshots().map(snapshotView) };
+  }
+
+  async deleteSnapshot(req: { id?: string }): Promise<Record<string, never>> {
+    await this.ctx.service.deleteSnapshot(requireId(req.id, 'a snapshot id, unique id prefix, or name'));
+    return {};
+  }
+
+  async restoreSnapshot(req: { id?: string; name?: string }): Promise<PublicVm> {
+    const id = requireId(req.id, 'a snapshot id, unique id prefix, or name');
+    if (req.name !== undefined) validateVmName(req.name);
+    return publicVm(await this.ctx.service.restore(id, req.name !== undefined ? { name: req.name } : {}));
+  }
+
+  async cloneVm(req: { id?: string; count?: number }): Promise<{ vms: PublicVm[] }> {
+    return { vms: (await this.ctx.service.clone(requireId(req.id), { count: req.count ?? 1 })).map(publicVm) };
   }
 
   async pruneNetworks(): Promise<{ removed: string[] }> {

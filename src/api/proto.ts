@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const PROTO_DIR = join(dirname(fileURLToPath(import.meta.url)), 'proto');
-export const PROTO_FILES = ['hypercore/v1/vm.proto', 'hypercore/v1/image.proto'];
+export const PROTO_FILES = ['hypercore/v1/vm.proto', 'hypercore/v1/image.proto', 'hypercore/v1/token.proto'];
 
 /**
  * The proto3 JSON conventions: lowerCamelCase fields, absent optionals left out, bytes as Buffers,
@@ -14,7 +14,7 @@ export const PROTO_FILES = ['hypercore/v1/vm.proto', 'hypercore/v1/image.proto']
 const loaderOptions: protoLoader.Options = { keepCase: false, longs: Number, enums: String, defaults: false, oneofs: false, arrays: true, objects: true, includeDirs: [PROTO_DIR] };
 
 interface HypercorePackage {
-  hypercore: { v1: { VmService: grpc.ServiceClientConstructor; ImageService: grpc.ServiceClientConstructor } };
+  hypercore: { v1: { VmService: grpc.ServiceClientConstructor; ImageService: grpc.ServiceClientConstructor; TokenService: grpc.ServiceClientConstructor } };
 }
 
 let cached: HypercorePackage['hypercore']['v1'] | undefined;
@@ -33,4 +33,8 @@ export function loadVmServiceDefinition(): grpc.ServiceClientConstructor {
 
 export function loadImageServiceDefinition(): grpc.ServiceClientConstructor {
   return services().ImageService;
+}
+
+export function loadTokenServiceDefinition(): grpc.ServiceClientConstructor {
+  return services().TokenService;
 }

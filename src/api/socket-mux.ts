@@ -29,30 +29,42 @@ export async function listenMultiplexed(socketPath: string, http: HttpServer, gr
 }
 
 function route(socket: Socket, http: HttpServer, grpcSocketPath: string): void {
-  let head = Buffer.alloc(0);
-  const onData = (chunk: Buffer) => {
-    head = Buffer.concat([head, chunk]);
-    const kind = classify(head);
-    if (!kind) return;
-    socket.off('data', onData);
-    socket.pause();
+  sniffProtocol(socket, (kind) => {
     if (kind === 'http') {
-      socket.unshift(head);
       http.emit('connection', socket);
-      socket.resume();
       return;
     }
     const upstream = connect(grpcSocketPath);
-    upstream.write(head);
     socket.pipe(upstream).pipe(socket);
-    socket.resume();
     const close = () => {
       socket.destroy();
       upstream.destroy();
     };
     socket.on('error', close).on('close', close);
     upstream.on('error', close).on('close', close);
+  });
+}
+
+/**
+ * Reads a connection's first bytes until they tell gRPC (the HTTP/2 preface) from HTTP/1.1, puts
+ * them back in front, and hands the paused socket to `onKind`, which must consume it. A client that
+ * says nothing for `timeoutMs` (when given) is disconnected: it would otherwise hold a socket forever.
+ */
+export function sniffProtocol(socket: Socket, onKind: (kind: 'grpc' | 'http') => void, timeoutMs?: number): void {
+  let head = Buffer.alloc(0);
+  const timer = timeoutMs === undefined ? undefined : setTimeout(() => socket.destroy(), timeoutMs);
+  const onData = (chunk: Buffer) => {
+    head = Buffer.concat([head, chunk]);
+    const kind = classify(head);
+    if (!kind) return;
+    clearTimeout(timer);
+    socket.off('data', onData);
+    socket.pause();
+    socket.unshift(head);
+    onKind(kind);
+    socket.resume();
   };
   socket.on('data', onData);
   socket.on('error', () => socket.destroy());
+  socket.once('close', () => clearTimeout(timer));
 }

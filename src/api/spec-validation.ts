@@ -6,17 +6,18 @@
  */
 import { isAbsolute } from 'node:path';
 import type * as z from 'zod';
-import { InvalidArgumentError, type ValidationIssue } from '../core/errors.js';
+import { InvalidArgumentError, PermissionDeniedError, type ValidationIssue } from '../core/errors.js';
 import type { VmSpec } from '../core/vm.js';
 import { checkFile, fileKindOf, fileProblem, requiredFileKeys } from '../config/files.js';
 import { tableIssueParam } from '../config/issues.js';
 import { getAt, isTable, type TomlTree } from '../config/key-path.js';
-import { hacSchema } from '../config/schema.js';
+import { hacSchema, vmNameProblem } from '../config/schema.js';
 import { toVmSpec } from '../config/spec.js';
 import { hacTreeFromSpec, specMessage } from '../config/spec-tree.js';
 import { mayHoldSecrets } from '../config/secret-paths.js';
 import { plainValue } from '../config/toml-values.js';
 import { SECRET_SHOWN_AS } from '../core/metadata.js';
+import { admitHostPath, anyHostPath, type HostPathPolicy } from './auth/host-paths.js';
 
 /**
  * The value a problem shows: none for a rule about a whole table (the table may be large, or hold
@@ -28,9 +29,43 @@ function shownValue(tree: TomlTree, issue: z.core.$ZodIssue): unknown {
   return mayHoldSecrets(issue.path, value) ? SECRET_SHOWN_AS : value;
 }
 
-/** Returns a normalised VmSpec or throws InvalidArgumentError listing every problem. */
-export function validateVmSpec(input: unknown, hostCpus: number): VmSpec {
+/** Where the spec names host files: the file keys, and each hypervisor's `binary`. */
+function hostPathKeys(tree: unknown): { segments: string[]; kind: 'file' | 'program' }[] {
+  const keys: { segments: string[]; kind: 'file' | 'program' }[] = requiredFileKeys.map((k) => ({ segments: [...k], kind: 'file' }));
+  const hypervisor = getAt(tree, ['hypervisor']);
+  for (const [name, settings] of Object.entries(isTable(hypervisor) ? hypervisor : {})) {
+    if (isTable(settings) && typeof settings['binary'] === 'string') keys.push({ segments: ['hypervisor', name, 'binary'], kind: 'program' });
+  }
+  return keys;
+}
+
+/**
+ * Applies the caller's host-path policy to the tree before anything looks at the files: a path
+ * it refuses fails the whole spec with PermissionDeniedError (403), and an admitted one is
+ * replaced by its resolved form, which is what the VM then uses.
+ */
+function admitHostPaths(tree: unknown, policy: HostPathPolicy, specPathOf: (segments: readonly (string | number)[]) => string): void {
+  if (policy.kind === 'any') return;
+  const denied: ValidationIssue[] = [];
+  for (const { segments, kind } of hostPathKeys(tree)) {
+    const value = getAt(tree, segments);
+    if (typeof value !== 'string' || value === '') continue;
+    const admission = admitHostPath(policy, value, kind);
+    if ('denied' in admission) denied.push({ path: specPathOf(segments), message: admission.denied, value });
+    else (getAt(tree, segments.slice(0, -1)) as Record<string, unknown>)[segments.at(-1)!] = admission.path;
+  }
+  if (denied.length > 0) {
+    throw new PermissionDeniedError(`host path refused: ${denied.map((d) => `${d.path} = ${JSON.stringify(d.value)}: ${d.message}`).join('; ')}`, denied);
+  }
+}
+
+/**
+ * Returns a normalised VmSpec or throws InvalidArgumentError listing every problem; a host path
+ * that `hostPaths` does not allow throws PermissionDeniedError first.
+ */
+export function validateVmSpec(input: unknown, hostCpus: number, hostPaths: HostPathPolicy = anyHostPath): VmSpec {
   const { tree, problems, specPathOf } = hacTreeFromSpec(input);
+  admitHostPaths(tree, hostPaths, specPathOf);
   const details: ValidationIssue[] = problems.map((p) => ({ ...p }));
   const seen = new Set(details.map((d) => d.path));
   const add = (path: string, message: string, value: unknown): void => {
@@ -63,4 +98,11 @@ export function validateVmSpec(input: unknown, hostCpus: number): VmSpec {
     throw new InvalidArgumentError(`invalid VM spec: ${lines.join('; ')}`, details);
   }
   return toVmSpec(result.data, (_key, value) => value, '/');
+}
+
+/** A VM name given outside a spec (a restore's new name): the same rule as `[spacecore] name`. */
+export function validateVmName(name: unknown): string {
+  const problem = typeof name === 'string' ? vmNameProblem(name) : 'must be a string';
+  if (problem) throw new InvalidArgumentError(`name = ${JSON.stringify(name)}: ${problem}`, [{ path: 'name', message: problem, value: name }]);
+  return name as string;
 }

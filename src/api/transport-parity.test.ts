@@ -39,7 +39,7 @@ test('a VM created over HTTP reads back identically through gRPC GetVm and HTTP 
     provider: 'qemu',
     hypervisor: { qemu: { accel: 'tcg' }, firecracker: {}, cloudHypervisor: {} },
   });
-  assert.deepEqual(Object.keys(vm).sort(), ['createdAt', 'disks', 'id', 'name', 'pid', 'provider', 'providerReason', 'spec', 'startedAt', 'state', 'updatedAt']);
+  assert.deepEqual(Object.keys(vm).sort(), ['createdAt', 'disks', 'id', 'launch', 'name', 'pid', 'provider', 'providerReason', 'spec', 'startedAt', 'state', 'updatedAt']);
 
   const overHttp = await server.httpJson<Vm>('GET', `/v1/vms/${vm.id}`);
   assert.equal(overHttp.status, 200);
@@ -165,4 +165,16 @@ test('GET /openapi.json is an OpenAPI 3 document of the VM API built from vm.pro
   const refs = [...res.text.matchAll(/"\$ref":"#\/components\/schemas\/([A-Za-z]+)"/g)].map((m) => m[1]!);
   assert.ok(refs.length > 10);
   for (const r of refs) assert.ok(r in doc.components.schemas, `dangling $ref ${r}`);
+});
+
+test('start false defines a VM without booting it on both transports; StartVm boots it', async () => {
+  const { status, json: overHttp } = await server.httpJson<Vm>('POST', '/v1/vms', { spec: server.spec('later-http'), start: false });
+  assert.equal(status, 201);
+  const overGrpc = await server.grpc<Vm>('CreateVm', { spec: server.spec('later-grpc'), start: false });
+  for (const vm of [overHttp, overGrpc]) {
+    assert.equal(vm.state, 'created');
+    assert.equal(vm.pid, undefined);
+  }
+  assert.equal((await server.grpc<Vm>('StartVm', { id: 'later-grpc' })).state, 'running');
+  assert.equal((await server.httpJson<Vm>('POST', '/v1/vms/later-http/start')).json.state, 'running');
 });

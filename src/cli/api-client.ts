@@ -1,11 +1,14 @@
-/** The CLI's client of the daemon's HTTP/JSON API over the unix socket (undici). */
+/** The CLI's client of the daemon's HTTP/JSON API, over the unix socket or a remote listener (undici). */
 import { Agent, request } from 'undici';
+import type { ApiToken } from '../core/api-token.js';
 import { ErrorCodes, HypercoreError, type ErrorCode, type ValidationIssue } from '../core/errors.js';
 import type { MetadataValues } from '../core/metadata.js';
 import type { ProviderReport } from '../core/ports.js';
 import type { Vm } from '../core/vm.js';
+import type { SnapshotView } from '../api/operations.js';
 import type { VmSpec } from '../core/vm.js';
 import type { Image, PullProgress } from '../core/image.js';
+import { remoteUnavailable, type Endpoint } from './endpoint.js';
 
 /** An error the daemon returned: its code, message and details, as the daemon put them. */
 export class ApiError extends HypercoreError {
@@ -30,11 +33,29 @@ export function daemonUnavailable(code: string | undefined, socketPath: string):
   return undefined;
 }
 
-export class ApiClient {
-  private readonly agent: Agent;
+/** A remote daemon's TLS handshake and first answer must come within this (a unix socket answers at once). */
+const REMOTE_CONNECT_TIMEOUT_MS = 30_000;
 
-  constructor(readonly socketPath: string) {
-    this.agent = new Agent({ connect: { socketPath }, bodyTimeout: 0, headersTimeout: 0 });
+export class ApiClient {
+  readonly endpoint: Endpoint;
+  private readonly agent: Agent;
+  private readonly origin: string;
+  private readonly auth: Record<string, string>;
+
+  /** A socket path, or any endpoint (see endpoint.ts). */
+  constructor(target: string | Endpoint) {
+    this.endpoint = typeof target === 'string' ? { kind: 'unix', socketPath: target } : target;
+    const e = this.endpoint;
+    if (e.kind === 'unix') {
+      this.agent = new Agent({ connect: { socketPath: e.socketPath }, bodyTimeout: 0, headersTimeout: 0 });
+      this.origin = 'http://localhost';
+      this.auth = {};
+    } else {
+      const tls = e.tls ? { ca: e.tls.ca, ...(e.tls.cert && e.tls.key ? { cert: e.tls.cert, key: e.tls.key } : {}) } : {};
+      this.agent = new Agent({ connect: { ...tls, timeout: REMOTE_CONNECT_TIMEOUT_MS }, bodyTimeout: 0, headersTimeout: 0 });
+      this.origin = e.origin;
+      this.auth = e.token ? { authorization: `Bearer ${e.token}` } : {};
+    }
   }
 
   private async call<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<T> {
@@ -47,14 +68,21 @@ export class ApiClient {
 
   private async send(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown) {
     try {
-      return await request(`http://localhost${path}`, {
+      return await request(`${this.origin}${path}`, {
         method,
         dispatcher: this.agent,
-        ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+        headers: { ...this.auth, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       });
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      const unavailable = daemonUnavailable(code, this.socketPath);
+      if (this.endpoint.kind === 'remote') {
+        const cause = (err as { cause?: NodeJS.ErrnoException }).cause;
+        const unavailable = remoteUnavailable(this.endpoint, cause?.code ?? code, cause?.message ?? (err as Error).message);
+        if (unavailable) throw unavailable;
+        throw err;
+      }
+      const unavailable = daemonUnavailable(code, this.endpoint.socketPath);
       if (unavailable) throw new HypercoreError(ErrorCodes.daemonUnavailable, unavailable, { cause: err });
       throw err;
     }
@@ -65,8 +93,8 @@ export class ApiClient {
     return new ApiError(status, (e.code ?? ErrorCodes.internal) as ErrorCode, e.message ?? `HTTP ${status}`, e.details ?? []);
   }
 
-  createVm(spec: VmSpec, options: { detach?: boolean } = {}): Promise<Vm> {
-    return this.call('POST', '/v1/vms', { spec, ...(options.detach ? { detach: true } : {}) });
+  createVm(spec: VmSpec, options: { detach?: boolean; start?: boolean } = {}): Promise<Vm> {
+    return this.call('POST', '/v1/vms', { spec, ...(options.detach ? { detach: true } : {}), ...(options.start === false ? { start: false } : {}) });
   }
   async listVms(): Promise<Vm[]> {
     return (await this.call<{ vms: Vm[] }>('GET', '/v1/vms')).vms;
@@ -76,6 +104,21 @@ export class ApiClient {
   }
   startVm(id: string): Promise<Vm> {
     return this.call('POST', `/v1/vms/${encodeURIComponent(id)}/start`);
+  }
+  createSnapshot(id: string, options: { name?: string; leavePaused?: boolean }): Promise<SnapshotView> {
+    return this.call('POST', `/v1/vms/${encodeURIComponent(id)}/snapshots`, options);
+  }
+  async listSnapshots(): Promise<SnapshotView[]> {
+    return (await this.call<{ snapshots: SnapshotView[] }>('GET', '/v1/snapshots')).snapshots;
+  }
+  async deleteSnapshot(id: string): Promise<void> {
+    await this.call('DELETE', `/v1/snapshots/${encodeURIComponent(id)}`);
+  }
+  spawnFromSnapshot(id: string, name: string | undefined): Promise<Vm> {
+    return this.call('POST', `/v1/snapshots/${encodeURIComponent(id)}/spawn`, name === undefined ? {} : { name });
+  }
+  async cloneVm(id: string, count: number): Promise<Vm[]> {
+    return (await this.call<{ vms: Vm[] }>('POST', `/v1/vms/${encodeURIComponent(id)}/clone`, { count })).vms;
   }
   pauseVm(id: string): Promise<Vm> {
     return this.call('POST', `/v1/vms/${encodeURIComponent(id)}/pause`);
@@ -153,6 +196,16 @@ export class ApiClient {
   }
   doctor(): Promise<{ problems: string[]; providers: ProviderReport[] }> {
     return this.call('GET', '/v1/doctor');
+  }
+
+  createToken(scope: string, name: string | undefined): Promise<{ token: ApiToken; secret: string }> {
+    return this.call('POST', '/v1/tokens', { scope, ...(name !== undefined ? { name } : {}) });
+  }
+  async listTokens(): Promise<ApiToken[]> {
+    return (await this.call<{ tokens: ApiToken[] }>('GET', '/v1/tokens')).tokens;
+  }
+  revokeToken(id: string): Promise<ApiToken> {
+    return this.call('DELETE', `/v1/tokens/${encodeURIComponent(id)}`);
   }
 
   async close(): Promise<void> {

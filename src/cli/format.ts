@@ -62,3 +62,15 @@ function driveSummary(vm: Vm): string {
       return '(none: the kernel and initrd alone)';
   }
 }
+
+/** 1536 → "1.5 KiB": sizes in powers of 1024, one decimal. */
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${units[unit]}`;
+}

@@ -4,12 +4,13 @@ import { resolve } from 'node:path';
 import { HypercoreError, asHypercoreError } from '../core/errors.js';
 import { hacJsonSchema, loadHacFile, type HacOverrides } from '../config/index.js';
 import { hostCpuCount } from '../system/host.js';
-import { apiSocketPath } from '../daemon/settings.js';
 import { ApiClient } from './api-client.js';
-import { plainTable, shortId, vmSummary, vmTable } from './format.js';
+import { resolveEndpoint, type EndpointFlags } from './endpoint.js';
+import { formatBytes, plainTable, shortId, vmSummary, vmTable } from './format.js';
 import { pullIfMissing, registerImageCommands } from './image-commands.js';
 import { registerMetadataCommands } from './metadata-commands.js';
 import { registerProcessCommands } from './process-commands.js';
+import { registerRemoteCommands } from './remote-commands.js';
 
 function integer(value: string): number {
   const n = Number(value);
@@ -19,8 +20,7 @@ function integer(value: string): number {
 
 let client: ApiClient | undefined;
 function api(program: Command): ApiClient {
-  const socket = (program.opts() as { socket?: string }).socket;
-  client ??= new ApiClient(apiSocketPath(socket, process.env));
+  client ??= new ApiClient(resolveEndpoint(program.opts<EndpointFlags>(), process.env));
   return client;
 }
 
@@ -33,33 +33,56 @@ function printError(err: unknown): void {
 const program = new Command('hypercore')
   .description('Hypercore: microVMs from a hac.toml')
   .option('--socket <path>', "hypercored's API socket (env HYPERCORE_SOCKET; default /run/hypercore/hypercore.sock)")
+  .option('--host <url>', 'a remote hypercored, https://HOST:PORT (env HYPERCORE_HOST); instead of the socket')
+  .option('--tls-dir <dir>', "with --host: ca.pem that signed the daemon's certificate, and cert.pem + key.pem to log in with (env HYPERCORE_TLS_DIR)")
+  .option('--token <token>', 'with --host: a bearer token from hypercore token create (env HYPERCORE_TOKEN, which other users cannot see in ps)')
   .showHelpAfterError();
 
-program
-  .command('spawn')
-  .description('create and boot a VM from a hac.toml; prints the VM id last')
-  .option('--hac <file>', 'hac.toml to use', 'hac.toml')
-  .option('--name <name>', 'VM name (overrides [spacecore] name)')
-  .option('--provider <provider>', 'qemu, firecracker, cloud-hypervisor or auto')
-  .option('--cores <n>', 'vCPUs', integer)
-  .option('--memory <mib>', 'memory in MiB', integer)
-  .option('--kernel <file>', 'kernel image')
-  .option('--initrd <file>', 'initramfs')
-  .option('--drive <file>', 'root disk image')
-  .option('--kernel-args <args>', 'extra kernel command-line arguments')
-  .option('--accel <mode>', 'QEMU accelerator: auto, kvm or tcg')
-  .option('--image <ref>', 'OCI image to run (overrides [hardware] ref)')
-  .option('--network <mode>', 'nat, bridge or none (overrides [network] mode)')
+/** The hac.toml options of `spawn` and `create`: a file, and overrides of its keys. */
+function hacCommand(name: string, description: string): Command {
+  return program
+    .command(name)
+    .description(description)
+    .option('--hac <file>', 'hac.toml to use', 'hac.toml')
+    .option('--name <name>', 'VM name (overrides [spacecore] name)')
+    .option('--provider <provider>', 'qemu, firecracker, cloud-hypervisor or auto')
+    .option('--cores <n>', 'vCPUs', integer)
+    .option('--memory <mib>', 'memory in MiB', integer)
+    .option('--kernel <file>', 'kernel image')
+    .option('--initrd <file>', 'initramfs')
+    .option('--drive <file>', 'root disk image')
+    .option('--kernel-args <args>', 'extra kernel command-line arguments')
+    .option('--accel <mode>', 'QEMU accelerator: auto, kvm or tcg')
+    .option('--image <ref>', 'OCI image to run (overrides [hardware] ref)')
+    .option('--network <mode>', 'nat, bridge or none (overrides [network] mode)');
+}
+
+type HacOptions = { hac: string; memory?: number } & Omit<HacOverrides, 'memoryMib'>;
+
+/** Reads the hac.toml with the command line's overrides, and pulls its image if it is missing. */
+async function specFrom(opts: HacOptions) {
+  const { hac, memory, ...rest } = opts;
+  const overrides: HacOverrides = { ...rest, ...(memory === undefined ? {} : { memoryMib: memory }) };
+  const spec = await loadHacFile(resolve(hac), { hostCpus: hostCpuCount(), overrides, cwd: process.cwd() });
+  if (spec.image) await pullIfMissing(api(program), spec.image);
+  return spec;
+}
+
+hacCommand('spawn', 'create and boot a VM from a hac.toml (or resume one from a snapshot); prints the VM id last')
   .option('-d, --detach', 'return once the VMM runs, without waiting for the agent and the workload')
-  .action(async (opts: { hac: string; memory?: number; detach?: boolean } & Omit<HacOverrides, 'memoryMib'>) => {
-    const { hac, memory, detach, ...rest } = opts;
-    const overrides: HacOverrides = { ...rest, ...(memory === undefined ? {} : { memoryMib: memory }) };
-    const spec = await loadHacFile(resolve(hac), { hostCpus: hostCpuCount(), overrides, cwd: process.cwd() });
-    if (spec.image) await pullIfMissing(api(program), spec.image);
-    const vm = await api(program).createVm(spec, { detach: detach === true });
+  .option('--from-snapshot <snapshot>', 'resume a new VM from this snapshot (id, id prefix or name) instead of booting one; only --name applies')
+  .action(async (opts: HacOptions & { detach?: boolean; fromSnapshot?: string }) => {
+    const { detach, fromSnapshot, ...hac } = opts;
+    const vm = fromSnapshot !== undefined ? await api(program).spawnFromSnapshot(fromSnapshot, hac.name) : await api(program).createVm(await specFrom(hac), { detach: detach === true });
     process.stderr.write(`spawned ${vm.name} (${vm.provider}, pid ${vm.pid ?? '-'}); follow its console with: hypercore logs -f ${shortId(vm.id)}\n`);
     process.stdout.write(`${vm.id}\n`);
   });
+
+hacCommand('create', 'define a VM from a hac.toml without booting it (state created); `start` boots it; prints the VM id last').action(async (opts: HacOptions) => {
+  const vm = await api(program).createVm(await specFrom(opts), { start: false });
+  process.stderr.write(`created ${vm.name}; boot it with: hypercore start ${shortId(vm.id)}\n`);
+  process.stdout.write(`${vm.id}\n`);
+});
 
 program
   .command('ls')
@@ -134,9 +157,49 @@ program
     }
   });
 
+program
+  .command('clone <id>')
+  .description('snapshot a running VM and resume COUNT new VMs from it, each with its own identity; prints their ids')
+  .option('--count <n>', 'how many clones (1 to 32)', integer, 1)
+  .action(async (id: string, opts: { count: number }) => {
+    for (const vm of await api(program).cloneVm(id, opts.count)) process.stdout.write(`${vm.id}\n`);
+  });
+
+const snapshot = program.command('snapshot').description("a VM's memory, device state and disks at one instant; `spawn --from-snapshot` resumes new VMs from it");
+snapshot
+  .command('create <id>')
+  .description('snapshot a running or paused VM (it runs on afterwards); prints the snapshot id')
+  .option('--name <name>', 'snapshot name (default: <vm name>-<UTC time>)')
+  .option('--leave-paused', 'keep the VM paused afterwards')
+  .action(async (id: string, opts: { name?: string; leavePaused?: boolean }) => {
+    const s = await api(program).createSnapshot(id, { ...(opts.name !== undefined ? { name: opts.name } : {}), leavePaused: opts.leavePaused === true });
+    process.stderr.write(`snapshot ${s.name} of ${s.vmName}: the VM was paused ${s.pauseMs} ms; ${formatBytes(s.sizeBytes)} on disk\n`);
+    process.stdout.write(`${s.id}\n`);
+  });
+snapshot
+  .command('ls')
+  .alias('list')
+  .description('list snapshots')
+  .option('--json', 'print a JSON array of snapshot objects (the API fields)')
+  .action(async (opts: { json?: boolean }) => {
+    const list = await api(program).listSnapshots();
+    const rows = list.map((s) => [shortId(s.id), s.name, s.vmName, s.provider, s.vmmVersion, `${s.memoryMib} MiB`, formatBytes(s.sizeBytes), s.createdAt]);
+    process.stdout.write(opts.json ? `${JSON.stringify(list, null, 2)}\n` : `${plainTable(['ID', 'NAME', 'VM', 'PROVIDER', 'VMM VERSION', 'MEMORY', 'ON DISK', 'CREATED'], rows)}\n`);
+  });
+snapshot
+  .command('rm <ids...>')
+  .description('remove snapshots (VMs resumed from them run on)')
+  .action(async (ids: string[]) => {
+    for (const id of ids) {
+      await api(program).deleteSnapshot(id);
+      process.stdout.write(`${id}\n`);
+    }
+  });
+
 registerImageCommands(program, () => api(program));
 registerProcessCommands(program, () => api(program));
 registerMetadataCommands(program, () => api(program));
+registerRemoteCommands(program, () => api(program));
 
 program
   .command('doctor')

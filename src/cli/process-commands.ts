@@ -5,6 +5,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type { Command } from 'commander';
+import { isIP } from 'node:net';
 import { constants } from 'node:os';
 import { ErrorCodes, HypercoreError, type ErrorCode } from '../core/errors.js';
 import { loadVmServiceDefinition } from '../api/proto.js';
@@ -12,6 +13,7 @@ import type { ProcessInput, ProcessOutput } from '../api/process-session.js';
 import { specFromImageReference } from '../config/index.js';
 import { hostCpuCount } from '../system/host.js';
 import { daemonUnavailable, type ApiClient } from './api-client.js';
+import { describeEndpoint, remoteUnavailable, type Endpoint } from './endpoint.js';
 import { pullIfMissing } from './image-commands.js';
 
 /** Commander collector for repeatable options (-e A=1 -e B=2). */
@@ -34,21 +36,38 @@ export function exitCodeOfSignal(signal: string): number {
   return 128 + ((constants.signals as Record<string, number>)[signal] ?? 1);
 }
 
-function grpcError(err: grpc.ServiceError, socket: string): HypercoreError {
+function grpcError(err: grpc.ServiceError, endpoint: Endpoint): HypercoreError {
   if (err.code === grpc.status.UNAVAILABLE && !err.metadata?.get('hc-error-code').length) {
+    if (endpoint.kind === 'remote') {
+      const refused = /ECONNREFUSED|connection refused/i.test(err.details ?? '');
+      return remoteUnavailable(endpoint, refused ? 'ECONNREFUSED' : undefined, err.details ?? '') ?? new HypercoreError(ErrorCodes.daemonUnavailable, `${describeEndpoint(endpoint)}: ${err.details}`);
+    }
     // grpc-js puts the connect error's text in the details: EACCES reads "Permission denied".
     const denied = /EACCES|permission denied/i.test(err.details ?? '');
-    return new HypercoreError(ErrorCodes.daemonUnavailable, daemonUnavailable(denied ? 'EACCES' : 'ECONNREFUSED', socket)!);
+    return new HypercoreError(ErrorCodes.daemonUnavailable, daemonUnavailable(denied ? 'EACCES' : 'ECONNREFUSED', endpoint.socketPath)!);
   }
   const code = (err.metadata?.get('hc-error-code')[0] as string | undefined) ?? ErrorCodes.internal;
   return new HypercoreError(code as ErrorCode, err.details || err.message);
 }
 
-/** Runs one Exec/Attach stream to its end; resolves to the exit code the CLI should return. */
-function runSession(socket: string, method: 'Exec' | 'Attach', first: ProcessInput, options: SessionOptions): Promise<number> {
+/** A gRPC client of the endpoint, and the metadata each call carries (the bearer token). */
+function grpcClientOf(endpoint: Endpoint): { client: grpc.Client; metadata: grpc.Metadata } {
   const Client = loadVmServiceDefinition();
-  const client = new Client(`unix:${socket}`, grpc.credentials.createInsecure());
-  const call = (client as unknown as Record<string, () => grpc.ClientDuplexStream<ProcessInput, ProcessOutput>>)[method]!.call(client);
+  const metadata = new grpc.Metadata();
+  if (endpoint.kind === 'unix') return { client: new Client(`unix:${endpoint.socketPath}`, grpc.credentials.createInsecure()), metadata };
+  if (endpoint.token) metadata.set('authorization', `Bearer ${endpoint.token}`);
+  // grpc-js sends an IP target as the TLS server name, which Node flags with a deprecation warning
+  // (DEP0123) on the user's terminal; the name is still checked against the certificate's IP SANs.
+  if (endpoint.secure && isIP(endpoint.host) !== 0) process.noDeprecation = true;
+  const tls = endpoint.tls;
+  const credentials = endpoint.secure ? grpc.credentials.createSsl(tls?.ca ?? null, tls?.key ?? null, tls?.cert ?? null) : grpc.credentials.createInsecure();
+  return { client: new Client(endpoint.grpcTarget, credentials), metadata };
+}
+
+/** Runs one Exec/Attach stream to its end; resolves to the exit code the CLI should return. */
+function runSession(endpoint: Endpoint, method: 'Exec' | 'Attach', first: ProcessInput, options: SessionOptions): Promise<number> {
+  const { client, metadata } = grpcClientOf(endpoint);
+  const call = (client as unknown as Record<string, (metadata: grpc.Metadata) => grpc.ClientDuplexStream<ProcessInput, ProcessOutput>>)[method]!.call(client, metadata);
   const stdin = process.stdin;
   const stdout = process.stdout;
   // Detach keys must reach us byte by byte (in cooked mode the tty driver eats ^Q as XON), so an
@@ -70,7 +89,7 @@ function runSession(socket: string, method: 'Exec' | 'Attach', first: ProcessInp
       if (out.exited) exitCode = out.signal ? exitCodeOfSignal(out.signal) : (out.exitCode ?? 0);
     });
     call.on('end', () => finish());
-    call.on('error', (err: grpc.ServiceError) => (err.code === grpc.status.CANCELLED && detached ? finish() : finish(grpcError(err, socket))));
+    call.on('error', (err: grpc.ServiceError) => (err.code === grpc.status.CANCELLED && detached ? finish() : finish(grpcError(err, endpoint))));
     call.write(first);
 
     if (options.tty && stdout.isTTY) {
@@ -127,7 +146,7 @@ export function registerProcessCommands(program: Command, api: () => ApiClient):
     .option('-u, --user <user[:group]>', "user to run as: numbers, or names from the image's /etc/passwd and /etc/group")
     .action(async (id: string, command: string[], opts: { interactive?: boolean; tty?: boolean; env?: string[]; workdir?: string; user?: string }) => {
       const start = { id, args: command, tty: opts.tty === true, ...windowSize(), ...(opts.env ? { env: opts.env } : {}), ...(opts.workdir ? { cwd: opts.workdir } : {}), ...(opts.user ? { user: opts.user } : {}) };
-      process.exitCode = await runSession(api().socketPath, 'Exec', { start }, { interactive: opts.interactive === true, tty: opts.tty === true, detachKeys: false });
+      process.exitCode = await runSession(api().endpoint, 'Exec', { start }, { interactive: opts.interactive === true, tty: opts.tty === true, detachKeys: false });
     });
 
   program
@@ -136,7 +155,7 @@ export function registerProcessCommands(program: Command, api: () => ApiClient):
     .action(async (id: string) => {
       const vm = await api().getVm(id);
       const tty = vm.spec.workload?.tty === true;
-      process.exitCode = await runSession(api().socketPath, 'Attach', { attach: { id: vm.id } }, { interactive: true, tty, detachKeys: true });
+      process.exitCode = await runSession(api().endpoint, 'Attach', { attach: { id: vm.id } }, { interactive: true, tty, detachKeys: true });
     });
 
   program
@@ -162,7 +181,7 @@ export function registerProcessCommands(program: Command, api: () => ApiClient):
         return;
       }
       try {
-        process.exitCode = await runSession(api().socketPath, 'Attach', { attach: { id: vm.id, fromStart: true } }, { interactive: opts.interactive === true, tty: opts.tty === true, detachKeys: true });
+        process.exitCode = await runSession(api().endpoint, 'Attach', { attach: { id: vm.id, fromStart: true } }, { interactive: opts.interactive === true, tty: opts.tty === true, detachKeys: true });
       } finally {
         if (opts.rm) await api().deleteVm(vm.id, true).catch(() => undefined);
       }

@@ -62,6 +62,11 @@ const vmName = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 const idLike = /^[0-9a-f]+$/;
 const idLikeError = 'must not be hex digits only (0-9, a-f): it would read as a VM id; add another character, e.g. a dash';
 const nameError = "must be 1-63 characters of letters, digits, '_', '.' and '-', starting with a letter or digit";
+/** Why `name` cannot be a VM name, or undefined when it can (the rule of [spacecore] name). */
+export function vmNameProblem(name: string): string | undefined {
+  if (name.length > 63 || !vmName.test(name)) return nameError;
+  return idLike.test(name) ? idLikeError : undefined;
+}
 const interfaceError = "must be a host interface name: 1-15 characters, no '/' or whitespace";
 const envError = "must be a \"KEY=VALUE\" string, KEY of letters, digits and '_', not starting with a digit";
 const nulError = 'must be a string without NUL characters';

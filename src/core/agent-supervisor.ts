@@ -3,7 +3,7 @@
  * workload, copy the workload's output into the VM's log, and power the VM off when the workload
  * ends, as a container stops when its main process exits.
  */
-import type { AgentConnector, AgentEndpoint, AgentInfo, AgentSession, ExitStatus, ProcessIo, ProcessSpec } from './agent.js';
+import type { AgentConnector, AgentEndpoint, AgentInfo, AgentSession, ExitStatus, GuestIdentity, ProcessIo, ProcessSpec } from './agent.js';
 import { ErrorCodes, HypercoreError } from './errors.js';
 import type { Image } from './image.js';
 import { guestFiles } from './metadata.js';
@@ -13,6 +13,8 @@ import type { Vm } from './vm.js';
 export const MAIN_PROCESS = 'main';
 /** Under TCG a guest needs 5–8 s to run its agent; leave room for a loaded host. */
 export const AGENT_BOOT_TIMEOUT_MS = 120_000;
+/** A restored guest's agent is already running: it answers as soon as it polls its channel again. */
+const RESTORED_AGENT_TIMEOUT_MS = 30_000;
 
 export interface WorkloadLog {
   /**
@@ -102,6 +104,18 @@ export class AgentSupervisor {
       ...(m ? { metadata: { values: m.values, secrets: m.secrets }, files: guestFiles(m), sshAuthorizedKeys: m.sshAuthorizedKeys } : {}),
     });
     this.pumpLogs(vm);
+  }
+
+  /**
+   * Restore path: the guest resumed from a snapshot, its workload running. Its agent is told the
+   * VM's identity (`identity` is called once the agent answers) before anything else, then the
+   * workload's output is copied into this VM's log.
+   */
+  async resumeRestored(vm: Vm, endpoint: AgentEndpoint, identity: () => GuestIdentity, signal?: AbortSignal): Promise<void> {
+    const { session, info } = await this.connect(vm, endpoint, signal, RESTORED_AGENT_TIMEOUT_MS);
+    // Made only now: the host time it carries must not age while the agent is reached.
+    await session.restored(identity());
+    if (info.workloadStarted) this.pumpLogs(vm);
   }
 
   /** Restart path: reconnect to a running guest; the workload keeps running there. */

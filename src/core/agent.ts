@@ -48,6 +48,18 @@ export interface WorkloadStart {
   sshAuthorizedKeys?: string[];
 }
 
+/** A restored guest's new identity and state, applied by its agent (see identity.ts). */
+export interface GuestIdentity {
+  /** The host's time (ms since the epoch) when it was sent; the guest clock jumps to it. */
+  unixTimeMs: number;
+  /** Fresh host entropy, mixed into the guest kernel's pool before it reseeds. */
+  entropy: Uint8Array;
+  hostname: string;
+  machineId: string;
+  /** This VM's network: the agent sets eth0's MAC, address, route and DNS. */
+  network?: { mac: string; address: string; gateway: string; dns: string[] };
+}
+
 export interface AgentInfo {
   agentVersion: string;
   bootId: string;
@@ -72,6 +84,8 @@ export interface AgentSession {
   shutdown(): Promise<void>;
   /** Replaces the values and secrets the guest serves. */
   setMetadata(metadata: MetadataValues): Promise<void>;
+  /** Tells a guest resumed from a snapshot who it is now (clock, entropy, hostname, machine id, network). */
+  restored(identity: GuestIdentity): Promise<void>;
   close(): void;
   /** Resolves when the connection is gone. */
   readonly closed: Promise<void>;

@@ -26,6 +26,11 @@ export const ErrorCodes = {
   agentUnavailable: 'HC_AGENT_UNAVAILABLE',
   registryUnavailable: 'HC_REGISTRY_UNAVAILABLE',
   clientTooSlow: 'HC_CLIENT_TOO_SLOW',
+  snapshotNotFound: 'HC_SNAPSHOT_NOT_FOUND',
+  snapshotUnsupported: 'HC_SNAPSHOT_UNSUPPORTED',
+  snapshotIncompatible: 'HC_SNAPSHOT_INCOMPATIBLE',
+  unauthenticated: 'HC_UNAUTHENTICATED',
+  permissionDenied: 'HC_PERMISSION_DENIED',
   internal: 'HC_INTERNAL',
 } as const;
 
@@ -68,6 +73,20 @@ export class InvalidArgumentError extends HypercoreError {
 export class ClientTooSlowError extends HypercoreError {
   constructor(message: string) {
     super(ErrorCodes.clientTooSlow, message);
+  }
+}
+
+/** A remote caller without valid credentials (no client certificate or token, or a bad one). */
+export class UnauthenticatedError extends HypercoreError {
+  constructor(message: string) {
+    super(ErrorCodes.unauthenticated, message);
+  }
+}
+
+/** A caller whose credentials do not allow what it asked for (a scope, a host path). */
+export class PermissionDeniedError extends HypercoreError {
+  constructor(message: string, details: readonly ValidationIssue[] = []) {
+    super(ErrorCodes.permissionDenied, message, { details });
   }
 }
 
@@ -134,6 +153,26 @@ export class ImageNotFoundError extends HypercoreError {
 export class ImageInUseError extends HypercoreError {
   constructor(ref: string, vmNames: readonly string[]) {
     super(ErrorCodes.imageInUse, `image "${ref}" is used by VM(s) ${vmNames.join(', ')}; remove them first or use force`);
+  }
+}
+
+export class SnapshotNotFoundError extends HypercoreError {
+  constructor(ref: string) {
+    super(ErrorCodes.snapshotNotFound, `no snapshot matches "${ref}" (by id, id prefix or name)`);
+  }
+}
+
+/** The VM's provider (or this VMM) cannot take snapshots. */
+export class SnapshotUnsupportedError extends HypercoreError {
+  constructor(message: string) {
+    super(ErrorCodes.snapshotUnsupported, message);
+  }
+}
+
+/** A snapshot this host cannot restore: another VMM version or accelerator saved it. */
+export class SnapshotIncompatibleError extends HypercoreError {
+  constructor(message: string) {
+    super(ErrorCodes.snapshotIncompatible, message);
   }
 }
 

@@ -7,7 +7,9 @@ import type { VmState } from './vm.js';
  * instead of leaving a VM in a state no path leads out of.
  */
 const transitions: Readonly<Record<VmState, readonly VmState[]>> = {
-  creating: ['starting', 'running', 'deleting'],
+  creating: ['created', 'starting', 'running', 'deleting'],
+  // Defined (record, directories, disks) but never booted: `start` boots it.
+  created: ['starting', 'deleting'],
   starting: ['running', 'stopping', 'failed', 'stopped', 'deleting'],
   running: ['paused', 'stopping', 'stopped', 'failed', 'deleting'],
   // Frozen vCPUs; the VMM (and its memory) lives on.

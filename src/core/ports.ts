@@ -5,6 +5,8 @@
 import type { NetworkSpec, ProviderName, Vm, VmEvent, VmSpec, VmState, VmError } from './vm.js';
 import type { Image, PullProgress, VmDisk } from './image.js';
 import type { AgentEndpoint } from './agent.js';
+import type { Snapshot } from './snapshot.js';
+import type { StepTiming } from './create/plan.js';
 
 /** Persistent VM records. Implementations must make each call atomic. */
 export interface VmStore {
@@ -25,6 +27,7 @@ export type KernelFormat = 'bzimage' | 'elf';
 /** What a provider can do, so planners ask instead of testing provider names. */
 export interface ProviderCapabilities {
   pause: boolean;
+  /** Saves a paused guest's memory and device state (`saveSnapshot`) and starts new VMMs from it (`restore`). */
   snapshot: boolean;
   /** Agent channels the VMM offers, preferred first; the guest is told which one to use. */
   agentChannels: readonly AgentChannel[];
@@ -52,6 +55,8 @@ export interface BootInput {
   network?: NetworkAttachment;
   /** The agent's channel, for agent VMs. */
   agentChannel?: AgentChannel;
+  /** The VM's machine id, for agent VMs (the guest binds it over the workload's /etc/machine-id). */
+  machineId?: string;
 }
 
 /** The guest boot contract (guest/): default kernel and initramfs, and the `hc.*` kernel arguments. */
@@ -80,6 +85,23 @@ export interface LaunchRequest {
   agent: boolean;
   /** A NIC on this TAP, and what the guest should configure (on its kernel command line). */
   network?: NetworkAttachment;
+}
+
+/**
+ * What a provider wrote into a snapshot directory: the guest's memory and device state, in the
+ * VMM's own formats. Only the same VMM version reads them back (device state layouts change
+ * between versions), so the version is recorded and a restore elsewhere is refused.
+ */
+export interface VmmSnapshot {
+  /** The VMM's version as `describe()` reports it. */
+  vmmVersion: string;
+  /** The files written, as names relative to the snapshot directory (memory, device state, the provider's notes). */
+  files: string[];
+}
+
+/** A VMM started from a snapshot: the same devices as the saved VM, on this VM's own disks, TAP and sockets. */
+export interface RestoreRequest extends LaunchRequest {
+  snapshot: { dir: string; vmm: VmmSnapshot };
 }
 
 /** A VMM process that runs detached from the daemon. */
@@ -140,6 +162,18 @@ export interface Provider {
   pause?(vmId: string, paths: VmPaths, pid: number): Promise<void>;
   /** Lets a paused guest run on. */
   resume?(vmId: string, paths: VmPaths, pid: number): Promise<void>;
+  /**
+   * Writes a paused guest's memory and device state into `dir` (only when `capabilities.snapshot`);
+   * the guest stays paused, so the caller can copy its disks at the same instant. Rejects with
+   * SnapshotUnsupportedError when this VMM cannot be saved (e.g. its memory is a private copy).
+   */
+  saveSnapshot?(vmId: string, paths: VmPaths, pid: number, dir: string): Promise<VmmSnapshot>;
+  /**
+   * Starts a new VMM whose guest resumes from a snapshot instead of booting; resolves once the guest
+   * runs. Rejects with SnapshotIncompatibleError, before starting anything, when the snapshot was
+   * saved by another VMM version or accelerator.
+   */
+  restore?(req: RestoreRequest): Promise<VmmProcess>;
   /** Asks the guest to power off; resolves when the VMM has exited or `timeoutMs` passed (returns whether it exited). */
   shutdown(vmId: string, paths: VmPaths, pid: number, timeoutMs: number): Promise<boolean>;
   /** Ends the VMM at once (pidfile when `pid` is unknown). Idempotent: a VMM that is already gone is fine. */
@@ -161,6 +195,31 @@ export interface VmFiles {
   paths(vmId: string): VmPaths;
   create(vmId: string): Promise<VmPaths>;
   remove(vmId: string): Promise<void>;
+}
+
+/** Snapshot records. */
+export interface SnapshotStore {
+  insert(snapshot: Snapshot): void;
+  update(snapshot: Snapshot): void;
+  get(id: string): Snapshot | undefined;
+  findByName(name: string): Snapshot | undefined;
+  findByIdPrefix(prefix: string): Snapshot[];
+  list(): Snapshot[];
+  delete(id: string): void;
+}
+
+/** A snapshot's directory, and the copies that give it (and VMs restored from it) disks of that instant. */
+export interface SnapshotFiles {
+  /** The snapshot's own directory (files 0600). */
+  dir(snapshotId: string): string;
+  create(snapshotId: string): Promise<string>;
+  remove(snapshotId: string): Promise<void>;
+  /** A copy of a disk as it is now: sparse, and a reflink where the filesystem can. */
+  copyDisk(source: string, target: string): Promise<void>;
+  /** Keeps a shared read-only file (a hard link, else a copy), so it outlives the original's removal. */
+  keep(source: string, target: string): Promise<void>;
+  /** Bytes the directory takes on disk. */
+  sizeOf(snapshotId: string): Promise<number>;
 }
 
 /** Local image records. */
@@ -238,12 +297,25 @@ export interface GuestSystem {
   rootDisk(): Promise<string>;
 }
 
+/**
+ * Measurements of what the service does, for metrics: told after the fact, never asked, so an
+ * observer cannot change an outcome. Every method is optional.
+ */
+export interface VmObserver {
+  /** A create or start brought the VM up (for an image VM: its workload runs); `timings` are its plan's steps. */
+  booted?(vm: Vm, operation: 'create' | 'start', timings: readonly StepTiming[]): void;
+  /** A VM came back from a snapshot (warm start) in `seconds`. */
+  restored?(vm: Vm, seconds: number): void;
+}
+
 export interface Clock {
   now(): Date;
 }
 
 export interface IdGenerator {
   newVmId(): string;
+  /** A snapshot id (defaults to the VM id form). */
+  newSnapshotId?(): string;
 }
 
 /** Minimal structured logger the core may use (pino satisfies it). */
@@ -257,4 +329,4 @@ export interface Logger {
 
 export type VmEventListener = (event: VmEvent) => void;
 
-export type { ProviderName, Vm, VmEvent, VmSpec, VmState, VmError, Image, PullProgress, VmDisk };
+export type { ProviderName, Vm, VmEvent, VmSpec, VmState, VmError, Image, PullProgress, VmDisk, Snapshot, StepTiming };

@@ -4,7 +4,8 @@
  * without the transition check and the event.
  */
 import { EventHub } from './event-hub.js';
-import { VmAmbiguousError, VmNotFoundError } from './errors.js';
+import { VmNotFoundError } from './errors.js';
+import { findByRef } from './find-ref.js';
 import { assertTransition } from './lifecycle.js';
 import type { Clock, Logger, VmStore } from './ports.js';
 import type { Vm, VmError, VmEvent, VmState } from './vm.js';
@@ -28,17 +29,9 @@ export class VmRecords {
     return this.store.list();
   }
 
-  /**
-   * Finds a VM by exact id, exact name, or unique id prefix, in that order. Names made only of
-   * hex digits are refused at create, so a name can never stand for another VM's id prefix.
-   */
+  /** Finds a VM by exact id, exact name, or unique id prefix, in that order. */
   find(ref: string): Vm {
-    const exact = this.store.get(ref) ?? this.store.findByName(ref);
-    if (exact) return exact;
-    const matches = ref.length > 0 ? this.store.findByIdPrefix(ref) : [];
-    if (matches.length === 1) return matches[0]!;
-    if (matches.length > 1) throw new VmAmbiguousError(ref, matches.map((m) => m.id));
-    throw new VmNotFoundError(ref);
+    return findByRef(ref, this.store, () => new VmNotFoundError(ref));
   }
 
   /** The stored record of `id` (fresh from the store, not a caller's copy). */

@@ -9,15 +9,18 @@ import { AgentSupervisor, type WorkloadLog } from './agent-supervisor.js';
 import type { AgentConnector, ProcessIo, ProcessSpec } from './agent.js';
 import type { PlanContext, PlanServices } from './create/context.js';
 import { runPlan, type StepTiming } from './create/plan.js';
-import { createPlan, startPlan } from './create/plans.js';
-import { bootWorkload } from './create/workload.js';
-import { asHypercoreError, ProviderUnavailableError, VmNameTakenError, VmStateConflictError } from './errors.js';
+import { createPlan, definePlan, restorePlan, startPlan } from './create/plans.js';
+import { bootWorkload, resumeWorkload } from './create/workload.js';
+import { asHypercoreError, InvalidArgumentError, ProviderUnavailableError, SnapshotUnsupportedError, VmNameTakenError, VmStateConflictError } from './errors.js';
 import type { EventHub } from './event-hub.js';
 import type { Image, PullProgress } from './image.js';
 import { KeyedLock } from './keyed-lock.js';
 import { hasVmm } from './lifecycle.js';
 import type { MetadataValues } from './metadata.js';
-import type { Clock, GuestBoot, GuestSystem, IdGenerator, ImageProvisioner, Logger, Provider, ProviderRegistry, ProviderReport, VmFiles, VmmExit, VmNetworks, VmPaths, VmStore } from './ports.js';
+import type { Clock, GuestBoot, GuestSystem, IdGenerator, ImageProvisioner, Logger, Provider, ProviderRegistry, ProviderReport, SnapshotFiles, SnapshotStore, VmFiles, VmmExit, VmNetworks, VmObserver, VmPaths, VmStore } from './ports.js';
+import { restoredIdentity } from './identity.js';
+import type { Snapshot } from './snapshot.js';
+import { VmSnapshots, type TakeOptions } from './snapshots.js';
 import { VmProcesses } from './processes.js';
 import { VmMetadata } from './vm-metadata.js';
 import { reconcileVm, type Followup } from './reconcile.js';
@@ -46,12 +49,21 @@ export interface VmServiceDeps {
   networks?: VmNetworks;
   /** The guest boot contract: default kernel and initrd, and the kernel arguments every guest gets. */
   boot: GuestBoot;
+  /** Needed for snapshots, restores and clones. */
+  snapshots?: { store: SnapshotStore; files: SnapshotFiles };
+  /** Told of boots (and restores) with their timings, for metrics. */
+  observer?: VmObserver;
 }
+
+/** Most clones one `clone` makes: each is a whole VM, and they are restored one after another. */
+export const MAX_CLONES = 32;
 
 export interface CreateOptions {
   onProgress?: (p: PullProgress) => void;
   /** Return once the VMM runs, without waiting for the agent and the workload. */
   detach?: boolean;
+  /** false: define the VM (record, directories, image disk) without booting it; `start` boots it. */
+  start?: boolean;
 }
 
 export type StopOptions = HaltOptions;
@@ -67,6 +79,7 @@ export class VmService {
   private readonly metadata: VmMetadata;
   private readonly supervisor?: AgentSupervisor;
   private readonly services: PlanServices;
+  private readonly snapshots?: VmSnapshots;
   /** Work that outlives the call that started it (a detached boot, a resumed create). */
   private readonly background = new Set<Promise<void>>();
   /** Workload boots waiting for their agent, so a stop or rm can cut the wait short. */
@@ -89,8 +102,10 @@ export class VmService {
       ...(deps.networks ? { networks: deps.networks } : {}),
       ...(deps.images ? { images: deps.images } : {}),
       ...(deps.guest ? { guest: deps.guest } : {}),
+      ...(deps.snapshots ? { snapshotFiles: deps.snapshots.files } : {}),
       onVmmExit: (vmId, exit) => void this.onVmmExit(vmId, exit),
     };
+    if (deps.snapshots) this.snapshots = new VmSnapshots(deps.snapshots.store, deps.snapshots.files, this.records, this.runtime, deps.ids);
   }
 
   list(): Vm[] {
@@ -116,10 +131,11 @@ export class VmService {
     const now = this.records.now();
     const vm: Vm = { id: this.deps.ids.newVmId(), name: spec.name, state: 'creating', provider: provider.name, providerReason: reason, createdAt: now, updatedAt: now, spec, disks: [] };
     const ctx: PlanContext = { vm, provider, agent, services: this.services, ...(options.onProgress ? { onProgress: options.onProgress } : {}) };
+    if (options.start === false) return this.lock.run(vm.id, async () => (await this.runCreatePlan(ctx, definePlan), vm));
     const booted = await this.lock.run(vm.id, async () => {
       const timings = await this.runCreatePlan(ctx);
       if (agent && !options.detach) timings.push(await this.bootAbortably(vm, provider, ctx.image));
-      this.logBoot(vm, timings);
+      this.logBoot(vm, timings, 'create');
       return vm;
     });
     if (agent && options.detach) this.inBackground(vm, 'booting the workload', () => this.bootWorkloadLocked(vm.id, ctx.image));
@@ -144,7 +160,7 @@ export class VmService {
         throw e;
       }
       if (agent) timings.push(await this.bootAbortably(vm, provider, this.imageOf(vm)));
-      this.logBoot(vm, timings);
+      this.logBoot(vm, timings, 'start');
       return vm;
     });
   }
@@ -186,6 +202,67 @@ export class VmService {
       }
       return vm;
     });
+  }
+
+  /** Snapshots a running or paused VM: memory, device state and disks of one instant. */
+  async snapshot(ref: string, options: TakeOptions = {}): Promise<Snapshot> {
+    const snapshots = this.requireSnapshots();
+    const id = this.records.find(ref).id;
+    return this.lock.run(id, () => snapshots.take(this.records.current(id), options));
+  }
+
+  listSnapshots(): Snapshot[] {
+    return this.requireSnapshots().list();
+  }
+
+  getSnapshot(ref: string): Snapshot {
+    return this.requireSnapshots().find(ref);
+  }
+
+  /** Removes a snapshot; VMs restored from it run on. */
+  async deleteSnapshot(ref: string): Promise<void> {
+    await this.requireSnapshots().remove(ref);
+  }
+
+  /** Digests of images that snapshots need (image prune keeps them). */
+  snapshotImageDigests(): Set<string> {
+    return this.snapshots?.imageDigests() ?? new Set();
+  }
+
+  /**
+   * A new VM that resumes from a snapshot instead of booting: its own disks, TAP, MAC, lease,
+   * hostname and machine id; its agent (image VMs) gets the host's clock and fresh entropy. On
+   * failure everything is undone, as for create.
+   */
+  async restore(snapshotRef: string, options: { name?: string } = {}): Promise<Vm> {
+    const snapshots = this.requireSnapshots();
+    const snapshot = snapshots.find(snapshotRef);
+    return this.restoreFrom(snapshot, snapshots.dir(snapshot), options.name ?? this.freeName(`${snapshot.vmName}-restored`));
+  }
+
+  /**
+   * `count` new VMs from one snapshot of `ref` taken now: each a separate VM with its own identity.
+   * The snapshot is removed afterwards (the clones' VMMs hold what they use); if a clone fails, the
+   * clones made so far are removed too.
+   */
+  async clone(ref: string, options: { count: number }): Promise<Vm[]> {
+    const { count } = options;
+    if (!Number.isInteger(count) || count < 1 || count > MAX_CLONES) {
+      throw new InvalidArgumentError(`count = ${String(count)}: must be a whole number from 1 to ${MAX_CLONES}`, [{ path: 'count', message: `a whole number from 1 to ${MAX_CLONES}`, value: count }]);
+    }
+    const snapshots = this.requireSnapshots();
+    const source = this.records.find(ref);
+    const snapshot = await this.snapshot(source.id, { name: this.freeSnapshotName(`${source.name}-clone`) });
+    const clones: Vm[] = [];
+    try {
+      for (let i = 0; i < count; i++) clones.push(await this.restoreFrom(snapshot, snapshots.dir(snapshot), this.freeName(`${source.name}-clone`)));
+      return clones;
+    } catch (err) {
+      for (const vm of clones) await this.delete(vm.id, { force: true }).catch((e: unknown) => this.records.log(vm).error({ err: asHypercoreError(e).message }, 'could not remove a clone after another failed'));
+      throw err;
+    } finally {
+      await snapshots.remove(snapshot.id).catch((e: unknown) => this.deps.logger.error({ snapshot: snapshot.id, err: asHypercoreError(e).message }, 'could not remove the snapshot of a clone'));
+    }
   }
 
   /** Deletes a VM and every file it owns. A VM with a VMM needs `force`. */
@@ -274,6 +351,52 @@ export class VmService {
 
   // --- internals -------------------------------------------------------------------------
 
+  private requireSnapshots(): VmSnapshots {
+    if (!this.snapshots) throw new SnapshotUnsupportedError('this hypercored has no snapshot support configured');
+    return this.snapshots;
+  }
+
+  /** `base-1`, `base-2`, ...: the first that no VM has. */
+  private freeName(base: string): string {
+    for (let i = 1; ; i++) if (!this.records.findByName(`${base}-${i}`)) return `${base}-${i}`;
+  }
+
+  private freeSnapshotName(base: string): string {
+    const taken = new Set(this.requireSnapshots().list().map((s) => s.name));
+    for (let i = 1; ; i++) if (!taken.has(`${base}-${i}`)) return `${base}-${i}`;
+  }
+
+  private async restoreFrom(snapshot: Snapshot, dir: string, name: string): Promise<Vm> {
+    const agent = usesAgent(snapshot.spec);
+    if (agent) this.requireAgentSupport();
+    const taken = this.records.findByName(name);
+    if (taken) throw new VmNameTakenError(name, taken.id);
+    const provider = this.deps.providers.get(snapshot.provider);
+    if (!provider) throw new ProviderUnavailableError(`snapshot ${snapshot.name} needs provider "${snapshot.provider}", which this hypercored lacks`);
+    // Its own address and MAC: the source's (even a static one) stay the source's.
+    const network = snapshot.spec.network ? (({ ip: _ip, mac: _mac, ...rest }) => rest)(snapshot.spec.network) : undefined;
+    const spec = { ...snapshot.spec, name, ...(network ? { network } : {}) };
+    const now = this.records.now();
+    const vm: Vm = { id: this.deps.ids.newVmId(), name, state: 'creating', provider: provider.name, providerReason: `restored from snapshot ${snapshot.name}`, createdAt: now, updatedAt: now, spec, disks: [], restoredFrom: snapshot.id };
+    const ctx: PlanContext = { vm, provider, agent, services: this.services, restore: { snapshot, dir } };
+    return this.lock.run(vm.id, async () => {
+      const timings = await this.runCreatePlan(ctx, restorePlan);
+      if (agent) timings.push(await this.resumeAbortably(vm, provider, ctx));
+      this.logBoot(vm, timings, 'restore');
+      return vm;
+    });
+  }
+
+  private async resumeAbortably(vm: Vm, provider: Provider, ctx: PlanContext): Promise<StepTiming> {
+    const abort = new AbortController();
+    this.booting.set(vm.id, abort);
+    try {
+      return await resumeWorkload(vm, provider, () => restoredIdentity(vm, this.deps.clock.now(), ctx.attachment), this.workloadBoot(), abort.signal);
+    } finally {
+      if (this.booting.get(vm.id) === abort) this.booting.delete(vm.id);
+    }
+  }
+
   /** The provider for `spec`, and why: "auto" takes the first usable one in the registry's order. */
   private async chooseProvider(spec: VmSpec): Promise<{ provider: Provider; reason: string }> {
     const { providers } = this.deps;
@@ -318,18 +441,25 @@ export class VmService {
   }
 
   /** Runs the create plan (fresh or resumed); a failure is rolled back and rethrown. */
-  private async runCreatePlan(ctx: PlanContext): Promise<StepTiming[]> {
+  private async runCreatePlan(ctx: PlanContext, plan = createPlan): Promise<StepTiming[]> {
     try {
-      return await runPlan(createPlan, ctx, this.planHooks(ctx.vm));
+      return await runPlan(plan, ctx, this.planHooks(ctx.vm));
     } catch (err) {
       this.records.log(ctx.vm).error({ err: asHypercoreError(err).message }, 'create failed; rolled back');
       throw err;
     }
   }
 
-  private logBoot(vm: Vm, timings: StepTiming[]): void {
+  /** Logs a boot's steps and tells the observer: a restore (from a snapshot) counts as `restored`, not as a boot. */
+  private logBoot(vm: Vm, timings: StepTiming[], operation: 'create' | 'start' | 'restore'): void {
     const totalMs = Math.round(timings.reduce((sum, t) => sum + t.ms, 0));
     this.records.log(vm).info({ provider: vm.provider, vmmPid: vm.pid, totalMs, steps: timings }, `VM ${vm.state}`);
+    try {
+      if (operation === 'restore') this.deps.observer?.restored?.(vm, totalMs / 1000);
+      else this.deps.observer?.booted?.(vm, operation, timings);
+    } catch (err) {
+      this.records.log(vm).warn({ err: asHypercoreError(err).message }, 'boot observer failed');
+    }
   }
 
   private workloadBoot() {
@@ -362,7 +492,7 @@ export class VmService {
 
   private async stopLocked(id: string, options: StopOptions): Promise<Vm> {
     const vm = this.records.current(id);
-    if (vm.state === 'stopped' || vm.state === 'failed') return vm;
+    if (vm.state === 'stopped' || vm.state === 'failed' || vm.state === 'created') return vm;
     // A frozen guest cannot power itself off: let it run for a graceful stop (a forced one just kills).
     if (vm.state === 'paused' && !options.force) await this.resumeVmm(vm);
     // A stop interrupted earlier (daemon crash, a failed kill) left `stopping`: finish it.
@@ -436,9 +566,16 @@ export class VmService {
     const ctx = await this.lock.run(id, async () => {
       const vm = this.records.current(id);
       if (vm.state !== 'creating') return undefined;
+      if (vm.restoredFrom) {
+        // A restore cannot be picked up half-way (its VMM waits for a state stream that is gone): undo it.
+        this.records.log(vm).warn({}, 'removing a restore that hypercored was interrupted in');
+        this.records.transition(vm, 'deleting');
+        await this.runtime.destroy(vm);
+        return undefined;
+      }
       this.records.log(vm).warn({}, 'resuming a create that hypercored was interrupted in');
       const ctx: PlanContext = { vm, provider: this.runtime.providerOf(vm), agent: usesAgent(vm.spec), services: this.services };
-      this.logBoot(vm, await this.runCreatePlan(ctx));
+      this.logBoot(vm, await this.runCreatePlan(ctx), 'create');
       return ctx;
     });
     if (ctx?.agent) await this.bootWorkloadLocked(id, ctx.image);

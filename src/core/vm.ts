@@ -1,5 +1,6 @@
 /** The domain model: what a VM is, what it was asked to be, and the states it moves through. */
 import type { VmDisk } from './image.js';
+import type { LaunchRecord } from './snapshot.js';
 
 export const providerNames = ['qemu', 'firecracker', 'cloud-hypervisor'] as const;
 export type ProviderName = (typeof providerNames)[number];
@@ -131,7 +132,7 @@ export function vmKind(spec: Pick<VmSpec, 'drive' | 'image'>): VmKind {
   return spec.image !== undefined ? 'image' : 'kernel';
 }
 
-export const vmStates = ['creating', 'starting', 'running', 'paused', 'stopping', 'stopped', 'failed', 'deleting'] as const;
+export const vmStates = ['creating', 'created', 'starting', 'running', 'paused', 'stopping', 'stopped', 'failed', 'deleting'] as const;
 export type VmState = (typeof vmStates)[number];
 
 export interface VmError {
@@ -163,6 +164,10 @@ export interface Vm {
   workloadExit?: { exitCode: number; signal?: string };
   /** Why this provider runs the VM: with `provider = "auto"`, what each candidate was found to be. */
   providerReason?: string;
+  /** How its VMM was last launched (boot files, boot disk): what a snapshot of it must keep. */
+  launch?: LaunchRecord;
+  /** The snapshot this VM was resumed from, while it runs from it (a cold boot clears it). */
+  restoredFrom?: string;
 }
 
 /** Event published on every state change (WatchEvents). */

@@ -13,8 +13,16 @@ import { HypercoreError, ErrorCodes } from '../core/errors.js';
 import type { Logger, Provider, ProviderRegistry } from '../core/ports.js';
 import type { ProviderName } from '../core/vm.js';
 import { VmService } from '../core/vm-service.js';
+import { hostPathsWithin, type HostPathPolicy } from '../api/auth/host-paths.js';
+import { ApiTokens } from '../api/auth/tokens.js';
 import { startGrpcServer } from '../api/grpc-server.js';
+import { countingInterceptor } from '../api/grpc-interceptors.js';
 import { buildHttpApi } from '../api/http-server.js';
+import { RemoteApi } from '../api/remote-api.js';
+import { TokenOperations } from '../api/token-operations.js';
+import { HypercoreMetrics } from '../metrics/hypercore-metrics.js';
+import { SqliteTokenStore } from '../store/sqlite-token-store.js';
+import { loadServerIdentity, type TlsIdentity } from '../tls/material.js';
 import { registerProcessSockets } from '../api/websocket-process.js';
 import { VmOperations } from '../api/operations.js';
 import { listenMultiplexed } from '../api/socket-mux.js';
@@ -22,6 +30,7 @@ import { VmLogFiles } from '../providers/vm-logs.js';
 import { TtrpcAgentConnector } from '../agent-client/agent-session.js';
 import { GuestBootContract } from '../guest/boot-contract.js';
 import { ensureSystemImage } from '../guest/system-image.js';
+import { FirecrackerProvider } from '../providers/firecracker/firecracker-provider.js';
 import { QemuProvider } from '../providers/qemu/qemu-provider.js';
 import { SqliteVmStore } from '../store/sqlite-vm-store.js';
 import { SqliteImageStore } from '../store/sqlite-image-store.js';
@@ -33,6 +42,8 @@ import { ImageService } from '../images/image-service.js';
 import { ImageImporter } from '../images/import/index.js';
 import { createRegistrySource, normalizeReference } from '../images/registry-source.js';
 import { VmDirectories } from '../store/vm-directories.js';
+import { SnapshotDirectories } from '../store/snapshot-directories.js';
+import { SqliteSnapshotStore } from '../store/sqlite-snapshot-store.js';
 import { hostCpuCount } from '../system/host.js';
 import { isAlive, readPidFile } from '../system/process.js';
 import type { DaemonSettings } from './settings.js';
@@ -48,6 +59,11 @@ class StaticProviderRegistry implements ProviderRegistry {
 }
 
 const CONSOLE_ROTATE_INTERVAL_MS = 5000;
+/** What the remote listener needs, checked before the daemon touches anything. */
+interface RemotePlan {
+  identity?: TlsIdentity;
+  hostPaths: HostPathPolicy;
+}
 
 /**
  * The root holds workload env (secrets), private image contents and the state database; the run
@@ -78,6 +94,7 @@ export class Daemon {
   private socketServer?: NetServer;
   private rotateTimer?: NodeJS.Timeout;
   private logs?: VmLogFiles;
+  private remote?: RemoteApi;
 
   constructor(private readonly settings: DaemonSettings, logger?: pino.Logger) {
     this.logger = logger ?? pino({ level: settings.logLevel, base: { pid: process.pid } }, pino.destination(2));
@@ -93,27 +110,36 @@ export class Daemon {
 
   async start(): Promise<void> {
     const { rootDir, runDir, socket, bootDir } = this.settings;
+    const remote = this.planRemote();
     await restrictToOwner(rootDir, runDir);
     await this.claimPidFile();
 
     const log = this.logger as unknown as Logger;
     const db = openDatabase(join(rootDir, 'state.db'));
     const vmStore = new SqliteVmStore(db);
+    const snapshotStore = new SqliteSnapshotStore(db);
     this.store = vmStore;
     const imagesDir = join(rootDir, 'images');
+    // In the order provider = "auto" prefers them.
+    const providerList: Provider[] = [new FirecrackerProvider({ logger: log }), new QemuProvider({ logger: log, workDir: join(runDir, 'probe'), memoryDir: this.settings.memoryDir })];
+    const metrics = new HypercoreMetrics({
+      vms: () => vmStore.list(),
+      providers: providerList.map((p) => p.name),
+      imageCache: () => images.diskUsage(),
+    });
     const images = new ImageService({
       dir: imagesDir,
       store: new SqliteImageStore(db),
       registry: createRegistrySource({ insecureRegistries: this.settings.insecureRegistries, maxBlobBytes: this.settings.maxImageBytes }),
       limits: { maxBlobBytes: this.settings.maxImageBytes, maxImageBytes: this.settings.maxImageBytes },
       normalize: normalizeReference,
-      usersOf: (digest) => vmStore.list().filter((vm) => vm.imageDigest === digest).map((vm) => vm.name),
+      // Snapshots read their image's block image too: a prune must keep it while one exists.
+      usersOf: (digest) => [...vmStore.list().filter((vm) => vm.imageDigest === digest).map((vm) => vm.name), ...snapshotStore.list().filter((s) => s.imageDigest === digest).map((s) => `snapshot ${s.name}`)],
       logger: log,
+      onPulledBytes: (bytes) => metrics.pulledBytes(bytes),
     });
     await images.init();
-    const providers = new StaticProviderRegistry([
-      new QemuProvider({ logger: log, workDir: join(runDir, 'probe') }),
-    ]);
+    const providers = new StaticProviderRegistry(providerList);
     const files = new VmDirectories(rootDir, runDir);
     this.logs = new VmLogFiles((id) => files.paths(id), { consoleBytes: this.settings.consoleLogCapBytes, workloadBytes: this.settings.workloadLogCapBytes });
     this.service = new VmService({
@@ -125,11 +151,13 @@ export class Daemon {
       logger: log,
       images,
       guest: { rootDisk: async () => (await ensureSystemImage({ cacheDir: join(rootDir, 'guest') })).path },
-      agents: new TtrpcAgentConnector(),
+      agents: new TtrpcAgentConnector((method, seconds, ok) => metrics.agentCall(method, seconds, ok)),
       agentBootTimeoutMs: this.settings.agentTimeoutMs,
       boot: new GuestBootContract(bootDir),
       networks: new NatVmNetworks({ leases: new SqliteLeaseStore(db), logger: log, scope: rootDir, describeVm: (id) => `VM ${vmStore.get(id)?.name ?? '?'} (${id})` }),
       workloadLog: this.logs,
+      snapshots: { store: snapshotStore, files: new SnapshotDirectories(rootDir) },
+      observer: metrics,
     });
     await this.service.reconcile();
     const pruned = await this.service.pruneNetworks().catch((err: unknown) => [`network prune failed: ${String(err)}`]);
@@ -137,22 +165,48 @@ export class Daemon {
 
     const ops = new VmOperations({ service: this.service, hostCpus: hostCpuCount(), logger: log });
     const imageOps = new ImageOperations(images, new ImageImporter(images, normalizeReference, join(imagesDir, 'tmp')));
+    const tokens = new ApiTokens(new SqliteTokenStore(db));
+    const tokenOps = new TokenOperations(tokens);
     await rm(this.grpcSocket, { force: true });
-    this.grpc = await startGrpcServer(ops, imageOps, this.grpcSocket);
+    const counting = countingInterceptor((path, status) => metrics.apiRequest('grpc', 'local', path, status));
+    this.grpc = await startGrpcServer(ops, imageOps, this.grpcSocket, { tokens: tokenOps, options: { interceptors: [counting] } });
     await chmod(this.grpcSocket, 0o600);
-    this.http = buildHttpApi(ops, imageOps);
+    this.http = buildHttpApi(ops, imageOps, { tokens: tokenOps, metrics, listener: 'local' });
     await registerProcessSockets(this.http, this.service);
     await this.http.ready();
     this.socketServer = await listenMultiplexed(socket, this.http.server, this.grpcSocket);
+
+    if (remote) {
+      try {
+        this.remote = await RemoteApi.start({ ...remote, listen: this.settings.remote.listen, vms: ops, images: imageOps, tokens, metrics, log });
+      } catch (err) {
+        // A port in use: leave no socket or pidfile behind (VMs keep running, as at any stop).
+        await this.stop();
+        throw err;
+      }
+    }
     this.rotateTimer = setInterval(() => void this.rotateConsoleLogs(), CONSOLE_ROTATE_INTERVAL_MS);
     this.rotateTimer.unref();
-    this.logger.info({ socket, rootDir, runDir, bootDir, vms: this.store.list().length }, 'hypercored ready');
+    this.logger.info({ socket, rootDir, runDir, bootDir, vms: this.store.list().length, ...(this.remote ? { remote: this.remote.addresses, allowHostPaths: this.settings.remote.allowHostPaths } : {}) }, 'hypercored ready');
+  }
+
+  /**
+   * The remote listener's TLS files and allowed directories, loaded and checked first: a bad
+   * --tls-dir or --allow-host-path stops the daemon before it changes anything.
+   */
+  private planRemote(): RemotePlan | undefined {
+    const { listen, tlsDir, allowHostPaths } = this.settings.remote;
+    if (listen.length === 0) return undefined;
+    const identity = listen.some((l) => l.scheme === 'https') && tlsDir ? loadServerIdentity(tlsDir) : undefined;
+    return { hostPaths: hostPathsWithin(allowHostPaths, '--allow-host-path'), ...(identity ? { identity } : {}) };
   }
 
   /** Stops serving; VMs keep running and are adopted by the next hypercored. */
   async stop(): Promise<void> {
     if (this.rotateTimer) clearInterval(this.rotateTimer);
     this.service?.detachAll();
+    // Remote clients first: stop accepting, end their streams (open ones would keep close() waiting).
+    await this.remote?.close();
     await new Promise<void>((resolve) => (this.socketServer ? this.socketServer.close(() => resolve()) : resolve()));
     await this.http?.close();
     this.grpc?.forceShutdown();

@@ -5,6 +5,10 @@
 #
 # Kernel command line (optional):
 #   hc.hostname=<name>    hostname (default: /etc/hostname)
+#   hc.agent=vsock:<port> the agent listens on vsock <port> (Firecracker, Cloud Hypervisor) instead
+#                         of the virtio-serial port
+#   hc.poweroff=reboot    power off by rebooting: Firecracker (x86) ends only when its guest reboots
+#   hc.machine_id=<hex>   the VM's machine id, bound over the workload's /etc/machine-id
 #
 # PID 1 stays this shell for the whole life of the VM: ash's wait uses waitpid(-1), so orphans that
 # the kernel re-parents to PID 1 are reaped while we wait for the agent. The agent runs in the
@@ -26,6 +30,7 @@ shutdown() {
   log "$1, powering off (uptime $(uptime_s) s)"
   [ -n "$agent" ] && kill -TERM "$agent" 2>/dev/null
   sync
+  case " $(cat /proc/cmdline) " in *" hc.poweroff=reboot "*) reboot -f ;; esac
   poweroff -f
   # Not reached when power-off works; a reboot is turned into an exit by QEMU's -no-reboot.
   sleep 2
@@ -37,6 +42,8 @@ trap 'shutdown "got SIGTERM"' TERM
 trap 'shutdown "got SIGPWR"' PWR
 trap 'shutdown "got SIGUSR1 (halt)"' USR1
 trap 'shutdown "got SIGUSR2 (poweroff)"' USR2
+# INT: the kernel's signal to init for Ctrl-Alt-Del (a VMM's SendCtrlAltDel).
+trap 'shutdown "got SIGINT (Ctrl-Alt-Del)"' INT
 
 # /proc/cmdline is split into words below; globbing would expand a stray '*' against the root.
 set -f
@@ -75,15 +82,28 @@ name=
 ip4=
 gw=
 dns=
+agent_args=
+mid=
 for arg in $(cat /proc/cmdline); do
   case "$arg" in
     hc.hostname=*) name=${arg#hc.hostname=} ;;
     hc.ip=*) ip4=${arg#hc.ip=} ;;
     hc.gw=*) gw=${arg#hc.gw=} ;;
     hc.dns=*) dns=${arg#hc.dns=} ;;
+    hc.agent=vsock:*)
+      port=${arg#hc.agent=vsock:}
+      # Digits only: the value becomes an argument of the agent.
+      case "$port" in
+        '' | *[!0-9]*) log "warning: ignoring $arg (the port must be a number)" ;;
+        *) agent_args="--vsock $port" ;;
+      esac
+      ;;
+    hc.machine_id=*) mid=${arg#hc.machine_id=} ;;
   esac
 done
 if [ -n "$name" ]; then hostname "$name"; else hostname -F /etc/hostname; fi
+# The agent rewrites it in place when the VM is restored from a snapshot (a new VM's id).
+[ -n "$mid" ] && echo "$mid" > /run/hc/machine-id
 
 # Networking: the host leased the address and put it on the command line (this kernel has no ip=).
 if [ -n "$ip4" ]; then
@@ -108,7 +128,8 @@ restarts=
 agent=
 log "starting agent uptime=$(uptime_s)"
 while :; do
-  node /agent/agent.js &
+  # shellcheck disable=SC2086 # agent_args is empty or "--vsock <digits>"
+  node /agent/agent.js $agent_args &
   agent=$!
   wait "$agent"
   rc=$?

@@ -1,5 +1,6 @@
 /**
- * Installs Hypercore's default guest boot assets (kernel + stage-1 initramfs + manifest) into a boot
+ * Installs Hypercore's default guest boot assets (kernel as bzImage and as ELF vmlinux, stage-1
+ * initramfs, manifest) into a boot
  * directory, from Debian's cloud kernel package. The package is downloaded and unpacked, never
  * installed: its maintainer scripts and hooks are for the host's own kernel, not for guests.
  */
@@ -9,8 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CommandFailedError, HypercoreError, ProviderFailedError, ProviderUnavailableError } from '../core/errors.js';
 import { runCommand } from '../system/command.js';
-import { STAGE1_MODULES } from './kernel-modules.js';
+import { STAGE1_CARRIED_MODULES, STAGE1_MODULES } from './kernel-modules.js';
 import { buildStage1Initramfs, stage1InitScriptPath } from './initramfs.js';
+import { extractVmlinux } from './vmlinux.js';
 
 /** The Debian metapackage that always depends on the current cloud kernel image. */
 export const DEFAULT_KERNEL_METAPACKAGE = 'linux-image-cloud-amd64';
@@ -31,11 +33,13 @@ export interface BootManifest {
   /** ISO 8601. */
   builtAt: string;
   initrdSha256: string;
+  /** sha256 of `vmlinux`, the ELF kernel extracted from vmlinuz (absent in manifests of older set-ups). */
+  vmlinuxSha256?: string;
   /** Digest of the stage-1 recipe (init script, module list, format); a change forces a rebuild. */
   stage1Digest: string;
 }
 
-/** File names inside a boot directory; the QEMU provider reads them from here. */
+/** File names inside a boot directory; the guest boot contract reads them from here. */
 export function bootAssetPaths(bootDir: string): { kernel: string; kernelElf: string; initrd: string; manifest: string } {
   return { kernel: join(bootDir, 'vmlinuz'), kernelElf: join(bootDir, 'vmlinux'), initrd: join(bootDir, 'initrd.img'), manifest: join(bootDir, 'manifest.json') };
 }
@@ -58,6 +62,7 @@ export async function readBootManifest(bootDir: string): Promise<BootManifest | 
   const strings = ['kernelVersion', 'package', 'packageVersion', 'builtAt', 'initrdSha256', 'stage1Digest'];
   if (!strings.every((k) => typeof m[k] === 'string')) return undefined;
   if (!Array.isArray(m.modules) || !m.modules.every((x) => typeof x === 'string')) return undefined;
+  if (m.vmlinuxSha256 !== undefined && typeof m.vmlinuxSha256 !== 'string') return undefined;
   return m as unknown as BootManifest;
 }
 
@@ -130,12 +135,12 @@ export interface InstallBootAssetsResult {
   /** False when the assets were already current and nothing was written. */
   changed: boolean;
   manifest: BootManifest;
-  paths: { kernel: string; initrd: string; manifest: string };
+  paths: { kernel: string; kernelElf: string; initrd: string; manifest: string };
 }
 
 async function stage1Digest(): Promise<string> {
   const init = await readFile(stage1InitScriptPath());
-  return createHash('sha256').update(`format ${STAGE1_FORMAT}\n${STAGE1_MODULES.join(' ')}\n`).update(init).digest('hex');
+  return createHash('sha256').update(`format ${STAGE1_FORMAT}\n${STAGE1_MODULES.join(' ')}\n${STAGE1_CARRIED_MODULES.join(' ')}\n`).update(init).digest('hex');
 }
 
 async function sha256File(path: string): Promise<string | undefined> {
@@ -153,6 +158,7 @@ async function isCurrent(bootDir: string, pkg: PackageRef, digest: string): Prom
   const paths = bootAssetPaths(bootDir);
   const kernel = await stat(paths.kernel).catch(() => undefined);
   if (!kernel?.isFile() || kernel.size === 0) return undefined;
+  if (manifest.vmlinuxSha256 === undefined || (await sha256File(paths.kernelElf)) !== manifest.vmlinuxSha256) return undefined;
   return (await sha256File(paths.initrd)) === manifest.initrdSha256 ? manifest : undefined;
 }
 
@@ -213,6 +219,8 @@ export async function installBootAssets(options: InstallBootAssetsOptions): Prom
     const kernelVersion = versions[0]!;
     const vmlinuz = join(root, 'boot', `vmlinuz-${kernelVersion}`);
     const kernel = await step(`reading ${pkg.name}'s /boot/vmlinuz-${kernelVersion}`, () => readFile(vmlinuz));
+    log(`extracting vmlinux from vmlinuz-${kernelVersion}`);
+    const vmlinux = await step(`extracting vmlinux from vmlinuz-${kernelVersion}`, () => extractVmlinux(kernel));
 
     log(`building the stage-1 initramfs for ${kernelVersion}`);
     const initrd = await step('building the stage-1 initramfs', () => buildStage1Initramfs({ modulesDir: join(root, 'lib', 'modules', kernelVersion) }));
@@ -225,15 +233,17 @@ export async function installBootAssets(options: InstallBootAssetsOptions): Prom
       modules: initrd.modules,
       builtAt: new Date().toISOString(),
       initrdSha256: initrd.sha256,
+      vmlinuxSha256: createHash('sha256').update(vmlinux).digest('hex'),
       stage1Digest: digest,
     };
     await step(`writing boot assets to ${options.bootDir}`, async () => {
       await mkdir(options.bootDir, { recursive: true });
       await writeAtomic(paths.kernel, kernel);
+      await writeAtomic(paths.kernelElf, vmlinux);
       await writeAtomic(paths.initrd, initrd.data);
       await writeAtomic(paths.manifest, `${JSON.stringify(manifest, null, 2)}\n`);
     });
-    log(`installed ${paths.kernel} (${kernel.length} bytes) and ${paths.initrd} (${initrd.data.length} bytes, ${initrd.modules.length} modules)`);
+    log(`installed ${paths.kernel} (${kernel.length} bytes), ${paths.kernelElf} (${vmlinux.length} bytes) and ${paths.initrd} (${initrd.data.length} bytes, ${initrd.modules.length} modules)`);
     return { changed: true, manifest, paths };
   } finally {
     await rm(work, { recursive: true, force: true });

@@ -6,6 +6,7 @@
  *   hc.root=vda hc.rootflags=rw|ro    the root disk (stage 1 mounts it and switches to its /sbin/init)
  *   hc.ip=A.B.C.D/N hc.gw=G hc.dns=D1,D2   the guest's address (this kernel has no ip= autoconfiguration)
  *   hc.agent=vsock:PORT               the agent listens on vsock instead of the virtio-serial port
+ *   hc.machine_id=HEX32               the VM's machine id (the workload's /etc/machine-id)
  * A VM's own kernel gets `root=/dev/vda rw|ro` instead of hc.root (it has no stage 1). The user's
  * kernel_args come last, so they can override. A provider adds only its own VMM-specific
  * arguments (console device, reboot behaviour, timer hints) before these.
@@ -45,6 +46,7 @@ export class GuestBootContract implements GuestBoot {
       if (network.dns.length > 0) args.push(`hc.dns=${network.dns.join(',')}`);
     }
     if (agentChannel === 'vsock') args.push(`hc.agent=vsock:${AGENT_VSOCK_PORT}`);
+    if (input.machineId) args.push(`hc.machine_id=${input.machineId}`);
     const own = spec.kernelArgs.trim();
     if (own) args.push(own);
     return { kernel, ...(initrd ? { initrd } : {}), args };

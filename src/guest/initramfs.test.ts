@@ -35,6 +35,9 @@ test('the stage-1 initramfs holds /init, busybox with its applets, and the modul
     const members = new Map(readNewc(cpio).map((m) => [m.name, m]));
     assert.deepEqual(members.get('etc/hypercore/modules')!.data.toString().trim().split('\n'), [...STAGE1_MODULES]);
     assert.deepEqual(built.modules, [...STAGE1_MODULES]);
+    // Carried, not loaded: vsock_loopback is in the archive for hc.mods= but not in the default list.
+    assert.ok(listed.has('lib/modules/vsock_loopback.ko'));
+    assert.deepEqual(built.carried, ['vsock_loopback']);
     assert.equal(members.get('init')!.mode & 0o777, 0o755);
     assert.deepEqual(members.get('init')!.data, await readFile(stage1InitScriptPath()));
     assert.deepEqual(members.get('bin/busybox')!.data, (await loadStaticBusybox()).data);

@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { loadStaticBusybox } from './busybox.js';
-import { REQUIRED_STAGE1_MODULES, STAGE1_MODULES, planModules, scanModuleTree } from './kernel-modules.js';
+import { REQUIRED_STAGE1_MODULES, STAGE1_CARRIED_MODULES, STAGE1_MODULES, planModules, scanModuleTree } from './kernel-modules.js';
 import { encodeNewc, type NewcEntry } from './newc.js';
 
 /** The busybox applets stage1-init.sh calls; only these get symlinks, to keep the archive minimal. */
@@ -28,6 +28,8 @@ export interface Stage1Options {
   busyboxPath?: string;
   /** Modules to include, in preferred load order. Default STAGE1_MODULES. */
   modules?: readonly string[];
+  /** Modules included but loaded only when `hc.mods=` names them. Default STAGE1_CARRIED_MODULES. */
+  carriedModules?: readonly string[];
   /** Modules whose absence is an error. Default REQUIRED_STAGE1_MODULES. */
   requiredModules?: readonly string[];
   /** gzip (default) or none. The kernel unpacks either; gzip roughly halves the file. */
@@ -42,6 +44,8 @@ export interface Stage1Initramfs {
   sha256: string;
   /** Module names included, in the order /init loads them. */
   modules: string[];
+  /** Modules in the archive that /init loads only when `hc.mods=` names them. */
+  carried: string[];
   /** Wanted modules not found as .ko nor built in (the init skips them). */
   missing: string[];
 }
@@ -55,6 +59,10 @@ export async function buildStage1Initramfs(options: Stage1Options): Promise<Stag
   ]);
   const plan = planModules(tree, options.modules ?? STAGE1_MODULES, options.requiredModules ?? REQUIRED_STAGE1_MODULES);
   const modules = await Promise.all(plan.load.map(async (m) => ({ name: m.name, data: await readFile(m.path) })));
+  const loaded = new Set(plan.load.map((m) => m.name));
+  // Carried modules (and any dependency not already loaded) are in the archive, not in the load list.
+  const carriedPlan = planModules(tree, options.carriedModules ?? STAGE1_CARRIED_MODULES);
+  const carried = await Promise.all(carriedPlan.load.filter((m) => !loaded.has(m.name)).map(async (m) => ({ name: m.name, data: await readFile(m.path) })));
 
   const entries: NewcEntry[] = [
     ...['bin', 'dev', 'etc', 'etc/hypercore', 'lib', 'lib/modules', 'newroot', 'proc', 'sys'].map((path): NewcEntry => ({ type: 'dir', path })),
@@ -64,7 +72,7 @@ export async function buildStage1Initramfs(options: Stage1Options): Promise<Stag
     ...STAGE1_APPLETS.map((a): NewcEntry => ({ type: 'symlink', path: `bin/${a}`, target: 'busybox' })),
     { type: 'file', path: 'init', data: init, mode: 0o755 },
     { type: 'file', path: 'etc/hypercore/modules', data: Buffer.from(modules.map((m) => `${m.name}\n`).join('')) },
-    ...modules.map((m): NewcEntry => ({ type: 'file', path: `lib/modules/${m.name}.ko`, data: m.data })),
+    ...[...modules, ...carried].map((m): NewcEntry => ({ type: 'file', path: `lib/modules/${m.name}.ko`, data: m.data })),
   ];
   const cpio = encodeNewc(entries);
   const data = options.compression === 'none' ? cpio : gzipSync(cpio, { level: 9 });
@@ -72,6 +80,7 @@ export async function buildStage1Initramfs(options: Stage1Options): Promise<Stag
     data,
     sha256: createHash('sha256').update(data).digest('hex'),
     modules: modules.map((m) => m.name),
+    carried: carried.map((m) => m.name),
     missing: plan.missing,
   };
 }

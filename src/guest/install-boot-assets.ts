@@ -8,7 +8,7 @@ import { asHypercoreError } from '../core/errors.js';
 import { defaultBootDir, installBootAssets } from './boot-assets.js';
 
 const usage = `usage: install-boot-assets [--boot-dir DIR] [--force]
-  --boot-dir DIR  where to put vmlinuz, initrd.img, manifest.json
+  --boot-dir DIR  where to put vmlinuz, vmlinux, initrd.img, manifest.json
                   (default $HYPERCORE_BOOT_DIR or /var/lib/hypercore/boot; now ${defaultBootDir()})
   --force         rebuild even when the installed assets are current`;
 

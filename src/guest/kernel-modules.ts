@@ -31,6 +31,14 @@ export const STAGE1_MODULES: readonly string[] = [
   'overlay',
 ];
 
+/**
+ * Modules the initramfs carries but does not load unless the kernel command line's `hc.mods=` names
+ * them: vsock_loopback lets a guest connect to its own vsock listeners (CID 1), which tests use to
+ * reach the vsock agent in a QEMU guest, where no host vsock device exists. It is never loaded by
+ * default: a guest workload must not reach the agent's port from inside.
+ */
+export const STAGE1_CARRIED_MODULES: readonly string[] = ['vsock_loopback'];
+
 /** Without these no guest can reach its root disk on microvm, so their absence is an error. */
 export const REQUIRED_STAGE1_MODULES: readonly string[] = ['virtio_ring', 'virtio', 'virtio_mmio', 'virtio_blk'];
 

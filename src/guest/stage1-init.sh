@@ -9,6 +9,7 @@
 #   hc.rootflags=<opts>   mount options, e.g. ro or rw (default rw)
 #   hc.init=<path>        init on the root (default /sbin/init)
 #   hc.mods=<a,b,...>     modules to load instead of /etc/hypercore/modules (e.g. a minimal set)
+#   hc.poweroff=reboot    power off by rebooting (Firecracker ends only when its guest reboots)
 # On any failure it prints one "[hypercore-init] error: ..." line and powers off, so that QEMU run
 # with -no-reboot exits instead of hanging at a shell nobody can reach.
 
@@ -18,6 +19,7 @@ log() { echo "[hypercore-init] $*"; }
 
 die() {
   echo "[hypercore-init] error: $*"
+  case " $(cat /proc/cmdline 2>/dev/null) " in *" hc.poweroff=reboot "*) reboot -f ;; esac
   poweroff -f
   # Not reached when power-off works; otherwise a reboot, which -no-reboot also turns into an exit.
   sleep 2

@@ -1,5 +1,5 @@
 /**
- * The inputs of the guest system image: host files (node, crun, their shared libraries, busybox),
+ * The inputs of the guest system image: host files (node, crun, socat, their shared libraries, busybox),
  * the agent bundle and the init script, each with its sha256. The image is cached under the hash
  * of these inputs, so a new node or crun from apt, a rebuilt agent or an edited init gives a new
  * image, and an unchanged host reuses the old one.
@@ -24,7 +24,11 @@ export const SYSTEM_IMAGE_FORMAT = 2;
 export const GUEST_PATHS = {
   node: '/usr/bin/node',
   crun: '/usr/bin/crun',
+  /** The agent's vsock relay (agent/vsock-relay.ts). */
+  socat: '/usr/bin/socat',
   busybox: '/bin/busybox',
+  /** The agent's restore helper (settimeofday, RNDRESEEDCRNG, setns; see agent/restore.ts). */
+  perl: '/usr/bin/perl',
   agent: '/agent/agent.js',
   /** node-pty for the agent's terminals (a native addon, so not in the bundle); found by require from /agent/agent.js. */
   agentNodePty: '/agent/node_modules/node-pty',
@@ -34,7 +38,7 @@ export const GUEST_PATHS = {
 /** Where crun usually is; Debian's package installs /usr/bin/crun. */
 export const CRUN_CANDIDATES: readonly string[] = ['/usr/bin/crun', '/usr/local/bin/crun'];
 
-export type SystemImageInputRole = 'node' | 'crun' | 'lib' | 'busybox' | 'agent' | 'agent-module' | 'init';
+export type SystemImageInputRole = 'node' | 'crun' | 'perl' | 'socat' | 'lib' | 'busybox' | 'agent' | 'agent-module' | 'init';
 
 /** One file copied into the image. */
 export interface SystemImageInput {
@@ -62,6 +66,10 @@ export interface SystemImageInputOptions {
   nodeBinary?: string;
   /** Default: the first of CRUN_CANDIDATES that exists. */
   crunBinary?: string;
+  /** Default: /usr/bin/socat. */
+  socatBinary?: string;
+  /** Default: /usr/bin/perl (perl-base, essential in Debian). */
+  perlBinary?: string;
   /** Default: the host's static busybox (see busybox.ts). */
   busyboxPath?: string;
   /** Override of /sbin/init (tests). Default: agent-init.sh next to this module. */
@@ -215,6 +223,8 @@ async function readableFile(path: string, what: string, hint: string): Promise<s
 export async function systemImageInputs(options: SystemImageInputOptions = {}): Promise<SystemImageInputs> {
   const node = await resolveExecutable(options.nodeBinary ?? process.execPath, 'node', 'install Node.js 20 or pass nodeBinary');
   const crun = await findCrun(options.crunBinary);
+  const socat = await resolveExecutable(options.socatBinary ?? GUEST_PATHS.socat, 'socat', 'install socat: apt-get install socat (the agent relays vsock through it)');
+  const perl = await resolveExecutable(options.perlBinary ?? '/usr/bin/perl', 'perl', 'install perl-base: apt-get install perl-base');
   const busybox = (await loadStaticBusybox(options.busyboxPath)).path;
   const agent = await readableFile(options.agentBundle ?? defaultAgentBundlePath(), 'the agent bundle', 'build it first (npm run build, or bundleAgent())');
   const init = await readableFile(options.initScript ?? agentInitScriptPath(), 'the init script agent-init.sh', 'run npm run build so it is copied to dist/');
@@ -222,15 +232,17 @@ export async function systemImageInputs(options: SystemImageInputOptions = {}): 
   const wanted: Omit<SystemImageInput, 'sha256' | 'sizeBytes'>[] = [
     { role: 'node', guestPath: GUEST_PATHS.node, hostPath: node, mode: 0o755 },
     { role: 'crun', guestPath: GUEST_PATHS.crun, hostPath: crun, mode: 0o755 },
+    { role: 'socat', guestPath: GUEST_PATHS.socat, hostPath: socat, mode: 0o755 },
+    { role: 'perl', guestPath: GUEST_PATHS.perl, hostPath: perl, mode: 0o755 },
     { role: 'busybox', guestPath: GUEST_PATHS.busybox, hostPath: await realpath(busybox), mode: 0o755 },
     { role: 'agent', guestPath: GUEST_PATHS.agent, hostPath: agent, mode: 0o644 },
     { role: 'init', guestPath: GUEST_PATHS.init, hostPath: init, mode: 0o755 },
     ...(await nodePtyFiles(options.nodePtyDir ?? defaultNodePtyDir())),
   ];
   // Libraries go to the path ldd printed (what the loader searches in the guest), with the bytes of
-  // the file it resolves to; node and crun share libc and the loader, so dedupe by guest path.
+  // the file it resolves to; the binaries share libc and the loader, so dedupe by guest path.
   const libs = new Map<string, string>();
-  for (const binary of [node, crun]) {
+  for (const binary of [node, crun, perl, socat]) {
     for (const lib of await sharedLibraries(binary)) {
       const host = await realpath(lib);
       const seen = libs.get(lib);

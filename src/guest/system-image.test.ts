@@ -20,9 +20,10 @@ async function sha256(path: string): Promise<string> {
 }
 
 /** Small inputs (script "node" and "crun", real busybox) so builds take a fraction of a second. */
-async function fakeInputs(dir: string, agentText: string): Promise<{ nodeBinary: string; crunBinary: string; agentBundle: string }> {
+async function fakeInputs(dir: string, agentText: string): Promise<{ nodeBinary: string; crunBinary: string; socatBinary: string; agentBundle: string }> {
   await mkdir(dir, { recursive: true });
-  const out = { nodeBinary: join(dir, 'node'), crunBinary: join(dir, 'crun'), agentBundle: join(dir, 'agent.js') };
+  const out = { nodeBinary: join(dir, 'node'), crunBinary: join(dir, 'crun'), socatBinary: join(dir, 'socat'), agentBundle: join(dir, 'agent.js') };
+  await writeFile(out.socatBinary, '#!/bin/sh\necho fake socat\n', { mode: 0o755 });
   await writeFile(out.nodeBinary, '#!/bin/sh\necho fake node\n', { mode: 0o755 });
   await writeFile(out.crunBinary, '#!/bin/sh\necho fake crun\n', { mode: 0o755 });
   await writeFile(out.agentBundle, agentText);

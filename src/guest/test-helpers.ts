@@ -54,6 +54,7 @@ export const CLOUD_KERNEL_MODULES: Record<string, { dir: string; depends: string
   vmw_vsock_virtio_transport_common: { dir: 'net/vmw_vsock', depends: ['vsock'] },
   vmw_vsock_virtio_transport: { dir: 'net/vmw_vsock', depends: ['virtio', 'vmw_vsock_virtio_transport_common', 'virtio_ring', 'vsock'] },
   overlay: { dir: 'fs/overlayfs', depends: [] },
+  vsock_loopback: { dir: 'net/vmw_vsock', depends: ['vmw_vsock_virtio_transport_common', 'vsock'] },
 };
 
 /** One member of a newc archive as read back. */

@@ -35,6 +35,8 @@ export interface ImageServiceOptions {
   /** Blob and image size caps and the free-space factor (defaults: DEFAULT_STORE_LIMITS). */
   limits?: Partial<StoreLimits>;
   clock?: () => Date;
+  /** Told the size of each layer downloaded from a registry, once verified (for metrics). */
+  onPulledBytes?: (bytes: number) => void;
 }
 
 type Progress = (p: PullProgress) => void;
@@ -127,6 +129,16 @@ export class ImageService implements ImageProvisioner {
     this.options.store.delete(image.reference);
   }
 
+  /** Disk the store uses: content blobs (their sizes) and block images (their allocated blocks; they are sparse). */
+  async diskUsage(): Promise<{ blobs: number; blocks: number }> {
+    let blobs = 0;
+    for (const digest of await this.content.list()) blobs += (await this.content.size(digest)) ?? 0;
+    let blocks = 0;
+    const dir = join(this.options.dir, 'blocks');
+    for (const name of await readdir(dir).catch(() => [] as string[])) blocks += ((await stat(join(dir, name)).catch(() => undefined))?.blocks ?? 0) * 512;
+    return { blobs, blocks };
+  }
+
   /** Removes blobs and block images no image record refers to; with `all`, also images no VM uses. */
   prune(all: boolean): Promise<{ deleted: string[]; reclaimedBytes: number }> {
     return this.lock.runExclusive(async () => {
@@ -209,10 +221,10 @@ export class ImageService implements ImageProvisioner {
   private async runPull(reference: string, platform: string, onProgress: Progress, touched: Set<string>): Promise<Image> {
     onProgress({ reference, phase: 'resolving' });
     const resolved = await this.options.registry.resolve(reference, platform);
-    await this.storeResolved(resolved, onProgress, (digest, dest, expectedSize, progress) =>
-      this.options.registry.downloadBlob(reference, digest, dest, { expectedSize, onProgress: progress }),
-      touched,
-    );
+    await this.storeResolved(resolved, onProgress, async (digest, dest, expectedSize, progress) => {
+      await this.options.registry.downloadBlob(reference, digest, dest, { expectedSize, onProgress: progress });
+      this.options.onPulledBytes?.(expectedSize);
+    }, touched);
     const image = await this.commit(resolved, onProgress);
     onProgress({ reference, phase: 'done' });
     return image;

@@ -34,6 +34,24 @@ export const migrations: readonly string[] = [
      PRIMARY KEY (subnet, ip)
    ) STRICT;
    CREATE UNIQUE INDEX leases_by_vm ON leases (vm_id, subnet);`,
+  // Snapshots: the rest of the record (spec, disks, VMM files) is read and written whole as JSON.
+  `CREATE TABLE snapshots (
+     id             TEXT PRIMARY KEY,
+     name           TEXT NOT NULL UNIQUE,
+     vm_id          TEXT NOT NULL,
+     created_at     TEXT NOT NULL,
+     snapshot_json  TEXT NOT NULL
+   ) STRICT;`,
+  // API tokens of the remote listener: the secret only as its SHA-256; revoked ones are kept (revoked_at) for `token ls`.
+  `CREATE TABLE api_tokens (
+     id            TEXT PRIMARY KEY,
+     name          TEXT NOT NULL,
+     scope         TEXT NOT NULL CHECK (scope IN ('read', 'write', 'admin')),
+     secret_sha256 TEXT NOT NULL,
+     created_at    TEXT NOT NULL,
+     revoked_at    TEXT,
+     last_used_at  TEXT
+   ) STRICT;`,
 ];
 
 export function migrate(db: Database.Database): void {

@@ -25,6 +25,8 @@ interface VmExtra {
   workloadExit?: Vm['workloadExit'];
   network?: Vm['network'];
   providerReason?: string;
+  launch?: Vm['launch'];
+  restoredFrom?: string;
 }
 
 function toVm(row: VmRow): Vm {
@@ -47,6 +49,8 @@ function toVm(row: VmRow): Vm {
   if (extra.workloadExit) vm.workloadExit = extra.workloadExit;
   if (extra.network) vm.network = extra.network;
   if (extra.providerReason) vm.providerReason = extra.providerReason;
+  if (extra.launch) vm.launch = extra.launch;
+  if (extra.restoredFrom) vm.restoredFrom = extra.restoredFrom;
   return vm;
 }
 
@@ -63,8 +67,8 @@ function toRow(vm: Vm): VmRow {
     spec_json: JSON.stringify(vm.spec),
     error_json: vm.error ? JSON.stringify(vm.error) : null,
     extra_json:
-      vm.disks?.length || vm.imageDigest || vm.workloadExit || vm.network || vm.providerReason
-        ? JSON.stringify({ disks: vm.disks, imageDigest: vm.imageDigest, workloadExit: vm.workloadExit, network: vm.network, providerReason: vm.providerReason } satisfies VmExtra)
+      vm.disks?.length || vm.imageDigest || vm.workloadExit || vm.network || vm.providerReason || vm.launch || vm.restoredFrom
+        ? JSON.stringify({ disks: vm.disks, imageDigest: vm.imageDigest, workloadExit: vm.workloadExit, network: vm.network, providerReason: vm.providerReason, launch: vm.launch, restoredFrom: vm.restoredFrom } satisfies VmExtra)
         : null,
   };
 }

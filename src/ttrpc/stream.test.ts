@@ -150,6 +150,8 @@ describe('streams', () => {
   });
 
   test('a server that floods a stream nobody reads fails that stream only; the connection stays usable', async () => {
+    let floodSent = 0;
+    let emptiesSent = 0;
     const server = new TtrpcServer();
     server.register(SVC, {
       // Sends 1 KiB messages without end (a hostile or runaway peer: ttrpc has no flow control).
@@ -158,7 +160,10 @@ describe('streams', () => {
         streamingServer: true,
         stream: async (stream, ctx) => {
           const kib = Buffer.alloc(1024, 0x61);
-          while (!ctx.signal.aborted && !stream.finished) await stream.send(kib);
+          while (!ctx.signal.aborted && !stream.finished) {
+            await stream.send(kib);
+            floodSent += kib.length;
+          }
         },
       },
       Ping: () => enc('pong'),
@@ -167,19 +172,24 @@ describe('streams', () => {
         streamingClient: false,
         streamingServer: true,
         stream: async (stream, ctx) => {
-          while (!ctx.signal.aborted && !stream.finished) await stream.send(new Uint8Array(0));
+          while (!ctx.signal.aborted && !stream.finished) {
+            await stream.send(new Uint8Array(0));
+            emptiesSent++;
+          }
         },
       },
     });
     const local = await socketFixture(server);
     try {
       const s = local.client.stream(SVC, 'Flood', { streamingClient: false, streamingServer: true, maxBufferedBytes: 256 * 1024 });
-      // Nobody reads `s` while the server sends; then the reader finds the bounded error, not 256 KiB+ of data.
-      await sleep(300);
+      // Nobody reads `s` while the server sends 2 MiB (more than socket buffers hold, so the client has
+      // seen well over its 256 KiB); then the reader finds the bounded error, not 256 KiB+ of data.
+      for (const deadline = Date.now() + 20_000; floodSent < 2 * 1024 * 1024 && Date.now() < deadline; ) await sleep(20);
       await assert.rejects(s.recv(), (e: unknown) => e instanceof TtrpcError && e.code === 8 && /more than 262144 bytes ahead of its reader/.test(e.message));
       assert.equal(dec(await local.client.call(SVC, 'Ping', new Uint8Array(0))), 'pong');
       const e = local.client.stream(SVC, 'Empty', { streamingClient: false, streamingServer: true, maxBufferedBytes: 64 * 1024 });
-      await sleep(300);
+      // Each message counts at least 64 bytes against the 64 KiB bound: 20000 are far past it.
+      for (const deadline = Date.now() + 20_000; emptiesSent < 20_000 && Date.now() < deadline; ) await sleep(20);
       await assert.rejects(e.recv(), (err: unknown) => err instanceof TtrpcError && err.code === 8);
     } finally {
       await local.cleanup();

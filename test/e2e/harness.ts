@@ -4,8 +4,9 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -34,16 +35,16 @@ export class TestDaemon {
   }
 
   get env(): NodeJS.ProcessEnv {
-    return { ...process.env, HYPERCORE_ROOT: this.root, HYPERCORE_RUN_DIR: this.runDir, HYPERCORE_SOCKET: this.socket, HYPERCORE_BOOT_DIR: bootDir };
+    return { ...process.env, HYPERCORE_ROOT: this.root, HYPERCORE_RUN_DIR: this.runDir, HYPERCORE_SOCKET: this.socket, HYPERCORE_BOOT_DIR: bootDir, HYPERCORE_MEMORY_DIR: this.memoryDir };
   }
 
   get pid(): number | undefined {
     return this.proc?.pid;
   }
 
-  /** Starts hypercored and waits until its socket answers. */
-  async start(): Promise<void> {
-    const daemon = [process.execPath, join(repoRoot, 'bin', 'hypercored')];
+  /** Starts hypercored (with `extraArgs`, e.g. a remote listener) and waits until its socket answers. */
+  async start(extraArgs: readonly string[] = []): Promise<void> {
+    const daemon = [process.execPath, join(repoRoot, 'bin', 'hypercored'), ...extraArgs];
     const [file, ...args] = this.netns ? ['ip', 'netns', 'exec', this.netns, ...daemon] : daemon;
     const proc = spawn(file!, args, { env: this.env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = proc;
@@ -106,6 +107,11 @@ export class TestDaemon {
     return [join(this.root, 'vms'), join(this.runDir, 'vms')].flatMap((d) => (existsSync(d) ? readdirSync(d).map((e) => join(d, e)) : []));
   }
 
+  /** Guest RAM files of this daemon's VMs (on tmpfs, outside the test's directory). */
+  get memoryDir(): string {
+    return join('/dev/shm', basename(this.dir));
+  }
+
   /** Kills everything this test started and removes its directory. Safe to call twice. */
   async cleanup(): Promise<void> {
     await this.stop();
@@ -117,6 +123,7 @@ export class TestDaemon {
       }
     }
     rmSync(this.dir, { recursive: true, force: true });
+    rmSync(this.memoryDir, { recursive: true, force: true });
   }
 }
 
@@ -134,6 +141,18 @@ export function processesMentioning(text: string): number[] {
     }
   }
   return pids;
+}
+
+/** A loopback port nothing listens on now (the kernel's pick for port 0). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
 }
 
 export function sleep(ms: number): Promise<void> {

@@ -41,6 +41,8 @@ export interface ProcessInfo { processId: string; pid: number; args: string[]; t
 export interface ProcessList { processes: ProcessInfo[] }
 export interface Stats { uptimeMs: number; load1: number; memTotalBytes: number; memAvailableBytes: number; processes: number }
 export interface ShutdownRequest { reboot?: boolean }
+export interface GuestNetwork { mac: string; address: string; gateway: string; dns: string[] }
+export interface RestoredRequest { unixTimeMs: number; entropy: Uint8Array; hostname: string; machineId: string; network?: GuestNetwork }
 export type Empty = Record<string, never>;
 
 const root = protobuf.parse(AGENT_PROTO, { keepCase: false }).root;
@@ -84,6 +86,7 @@ export const codecs = {
   Stats: codec<Stats>('Stats'),
   ShutdownRequest: codec<ShutdownRequest>('ShutdownRequest'),
   MetadataValues: codec<MetadataValues>('MetadataValues'),
+  RestoredRequest: codec<RestoredRequest>('RestoredRequest'),
 };
 
 /** Method names and their request/response codecs; both sides use this table. */
@@ -98,6 +101,7 @@ export const methods = {
   GetStats: { request: codecs.Empty, response: codecs.Stats },
   Shutdown: { request: codecs.ShutdownRequest, response: codecs.Empty },
   SetMetadata: { request: codecs.MetadataValues, response: codecs.Empty },
+  Restored: { request: codecs.RestoredRequest, response: codecs.Empty },
 } as const;
 
 export type UnaryMethod = keyof typeof methods;

@@ -147,6 +147,21 @@ message Stats {
 
 message ShutdownRequest { bool reboot = 1; }
 
+// A guest resumed from a snapshot is some other VM's memory: this makes it its own VM.
+message GuestNetwork {
+  string mac = 1;
+  string address = 2;            // A.B.C.D/N on eth0
+  string gateway = 3;
+  repeated string dns = 4;
+}
+message RestoredRequest {
+  uint64 unix_time_ms = 1;       // the host's clock; the guest's jumps to it
+  bytes entropy = 2;             // mixed into the kernel's pool, which then reseeds
+  string hostname = 3;           // the VM's and the workload's
+  string machine_id = 4;         // 32 hex digits, the workload's /etc/machine-id
+  GuestNetwork network = 5;      // unset: the VM has no network
+}
+
 service Agent {
   rpc Hello(HelloRequest) returns (HelloResponse);
   rpc StartWorkload(StartWorkloadRequest) returns (ProcessStarted);
@@ -159,5 +174,6 @@ service Agent {
   rpc GetStats(Empty) returns (Stats);
   rpc Shutdown(ShutdownRequest) returns (Empty);
   rpc SetMetadata(MetadataValues) returns (Empty); // replaces what the agent serves, at once
+  rpc Restored(RestoredRequest) returns (Empty);
 }
 `;

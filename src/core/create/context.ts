@@ -1,9 +1,10 @@
 /** What the steps of a create (or start) plan share: the VM being built, and the services they use. */
 import type { Image, PullProgress } from '../image.js';
-import type { GuestBoot, GuestSystem, ImageProvisioner, NetworkAttachment, Provider, VmFiles, VmmExit, VmNetworks } from '../ports.js';
+import type { GuestBoot, GuestSystem, ImageProvisioner, NetworkAttachment, Provider, SnapshotFiles, VmFiles, VmmExit, VmNetworks } from '../ports.js';
 import type { VmRecords } from '../vm-records.js';
 import type { VmRuntime } from '../vm-runtime.js';
 import type { Vm } from '../vm.js';
+import type { Snapshot } from '../snapshot.js';
 
 export interface PlanServices {
   records: VmRecords;
@@ -12,6 +13,8 @@ export interface PlanServices {
   networks?: VmNetworks;
   images?: ImageProvisioner;
   guest?: GuestSystem;
+  /** Needed to restore snapshots. */
+  snapshotFiles?: SnapshotFiles;
   /** Kernel, initrd and kernel arguments of the guest boot contract. */
   boot: GuestBoot;
   /** Where a watched VMM's unexpected exit is reported. */
@@ -30,4 +33,8 @@ export interface PlanContext {
   image?: Image;
   /** Set by the network step. */
   attachment?: NetworkAttachment;
+  /** A restore: the snapshot the VM resumes from, and its directory. */
+  restore?: { snapshot: Snapshot; dir: string };
+  /** Set by the snapshot-disks step: the boot disk the restored VMM attaches. */
+  restoredRoot?: { path: string; readOnly: boolean };
 }

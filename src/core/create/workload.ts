@@ -3,6 +3,7 @@
  * runs (a daemon restarted between the two), and mark the VM `running`. On failure the VM is
  * `failed`, its VMM killed, and the error carries the console's last lines, which usually say why.
  */
+import type { GuestIdentity } from '../agent.js';
 import type { AgentSupervisor } from '../agent-supervisor.js';
 import { asHypercoreError, HypercoreError, VmStateConflictError } from '../errors.js';
 import type { Image } from '../image.js';
@@ -23,10 +24,25 @@ export interface WorkloadBoot {
  * must not wait for the boot timeout. An aborted boot leaves the VM to whoever aborted it.
  */
 export async function bootWorkload(vm: Vm, provider: Provider, image: Image | undefined, boot: WorkloadBoot, signal?: AbortSignal): Promise<StepTiming> {
+  const endpoint = provider.agentEndpoint(vm.id, boot.runtime.paths(vm.id));
+  return untilRunning(vm, boot, 'workload', signal, () => boot.supervisor.startWorkload(vm, endpoint, image, signal));
+}
+
+/**
+ * A guest restored from a snapshot: its workload already runs; its agent is reconnected and told the
+ * VM's own identity (clock, entropy, hostname, machine id, network) before the VM counts as running.
+ */
+export async function resumeWorkload(vm: Vm, provider: Provider, identity: () => GuestIdentity, boot: WorkloadBoot, signal?: AbortSignal): Promise<StepTiming> {
+  const endpoint = provider.agentEndpoint(vm.id, boot.runtime.paths(vm.id));
+  return untilRunning(vm, boot, 'identity', signal, () => boot.supervisor.resumeRestored(vm, endpoint, identity, signal));
+}
+
+/** Runs `agentWork`, then marks the VM `running`; on failure the VM is `failed` and its VMM killed. */
+async function untilRunning(vm: Vm, boot: WorkloadBoot, step: string, signal: AbortSignal | undefined, agentWork: () => Promise<void>): Promise<StepTiming> {
   const { records, runtime, supervisor } = boot;
   const started = performance.now();
   try {
-    await supervisor.startWorkload(vm, provider.agentEndpoint(vm.id, runtime.paths(vm.id)), image, signal);
+    await agentWork();
   } catch (err) {
     if (signal?.aborted) throw new VmStateConflictError(`VM ${vm.name} was stopped or removed while its workload was booting`);
     const e = asHypercoreError(err);
@@ -42,5 +58,5 @@ export async function bootWorkload(vm: Vm, provider: Provider, image: Image | un
   }
   records.transition(vm, 'running');
   records.log(vm).info({}, 'workload running');
-  return { step: 'workload', ms: Math.round((performance.now() - started) * 10) / 10 };
+  return { step, ms: Math.round((performance.now() - started) * 10) / 10 };
 }

@@ -3,7 +3,7 @@
  * wait is aborted), or not at all; an image provisioner and a guest system with no files; and a
  * workload log in memory.
  */
-import type { AgentConnector, AgentEndpoint, AgentInfo, AgentSession, ExitStatus, ProcessEvent, ProcessIo, WorkloadStart } from '../agent.js';
+import type { AgentConnector, AgentEndpoint, AgentInfo, AgentSession, ExitStatus, GuestIdentity, ProcessEvent, ProcessIo, WorkloadStart } from '../agent.js';
 import type { WorkloadLog } from '../agent-supervisor.js';
 import { ErrorCodes, HypercoreError } from '../errors.js';
 import type { MetadataValues } from '../metadata.js';
@@ -83,6 +83,9 @@ class FakeSession implements AgentSession {
     if (this.connector.refuseMetadata) throw new HypercoreError(ErrorCodes.agentUnavailable, 'agent SetMetadata failed: the guest refused the metadata');
     this.connector.metadataSets.push(metadata);
   }
+  async restored(identity: GuestIdentity): Promise<void> {
+    this.connector.restores.push(identity);
+  }
   close(): void {
     this.end();
   }
@@ -97,11 +100,20 @@ export class FakeAgentConnector implements AgentConnector {
   /** Every SetMetadata the guests took; `refuseMetadata` makes them fail instead. */
   readonly metadataSets: MetadataValues[] = [];
   refuseMetadata = false;
+  /** Every identity a restored guest was told, in order. */
+  readonly restores: GuestIdentity[] = [];
   /** The guest's side: whether its workload runs (survives a daemon restart, as a real guest's does). */
   workloadRunning = false;
   readonly sessions: FakeSession[] = [];
 
+  /** How long reaching the guest's agent takes (a loaded host, a guest still polling its channel). */
+  connectDelayMs = 0;
+  /** When each connect completed (Date.now()). */
+  readonly connectedAt: number[] = [];
+
   async connect(_endpoint: AgentEndpoint, options: { timeoutMs: number; signal?: AbortSignal }): Promise<AgentSession> {
+    if (this.connectDelayMs > 0) await new Promise((r) => setTimeout(r, this.connectDelayMs));
+    this.connectedAt.push(Date.now());
     if (this.mode === 'silent') {
       await new Promise<void>((_, reject) => {
         const timer = setTimeout(() => reject(new Error(`the agent did not answer within ${options.timeoutMs} ms`)), options.timeoutMs);

@@ -3,7 +3,10 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import type { AgentEndpoint } from '../agent.js';
 import type { ProviderName } from '../vm.js';
-import type { GuestBoot, LaunchRequest, Provider, ProviderReport, ProviderCapabilities, VmmExit, VmmInfo, VmPaths } from '../ports.js';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { SnapshotIncompatibleError } from '../errors.js';
+import type { GuestBoot, LaunchRequest, Provider, ProviderReport, ProviderCapabilities, RestoreRequest, VmmExit, VmmInfo, VmmSnapshot, VmPaths } from '../ports.js';
 
 /** A provider double that records calls; VMMs are entries in a set instead of processes. */
 export class FakeProvider implements Provider {
@@ -71,6 +74,33 @@ export class FakeProvider implements Provider {
   async cleanup(vmId: string): Promise<void> {
     this.calls.push(`cleanup ${vmId}`);
   }
+  /** Set to make saveSnapshot fail after writing part of the snapshot. */
+  failSave: Error | undefined;
+  /** The VMM version this fake restores (a snapshot of another is refused). */
+  version = 'fake 1.0';
+  /** Every restore request, in order. */
+  readonly restores: RestoreRequest[] = [];
+
+  /** Lets this fake take and restore snapshots (capabilities.snapshot). */
+  enableSnapshots(): this {
+    this.capabilities.snapshot = true;
+    return this;
+  }
+  async saveSnapshot(vmId: string, _paths: VmPaths, _pid: number, dir: string): Promise<VmmSnapshot> {
+    this.calls.push(`save ${vmId}${this.paused.has(vmId) ? ' (paused)' : ''}`);
+    await writeFile(join(dir, 'memory'), 'memory');
+    if (this.failSave) throw this.failSave;
+    await writeFile(join(dir, 'state'), 'state');
+    return { vmmVersion: this.version, files: ['memory', 'state'] };
+  }
+  async restore(req: RestoreRequest) {
+    if (req.snapshot.vmm.vmmVersion !== this.version) throw new SnapshotIncompatibleError(`saved by ${req.snapshot.vmm.vmmVersion}, this is ${this.version}`);
+    this.restores.push(req);
+    const vmm = await this.launch(req);
+    this.calls[this.calls.length - 1] = `restore ${req.vmId}`;
+    return vmm;
+  }
+
   /** Simulates the VMM exiting on its own. */
   exit(vmId: string, exit: VmmExit): void {
     this.alive.delete(vmId);

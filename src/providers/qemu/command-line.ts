@@ -24,6 +24,14 @@ export interface QemuLaunchPlan {
   /** Host TSC frequency in kHz; needed by the guest kernel on microvm under TCG. */
   tscKhz?: number;
   consoleLog: string;
+  /**
+   * Guest RAM in a file: `share: true` while a VM runs (so a snapshot's migration stream can leave
+   * RAM out, x-ignore-shared); `share: false` to resume from a snapshot's memory file as a private
+   * copy-on-write mapping that several restored VMs share in the page cache.
+   */
+  memory?: { path: string; share: boolean };
+  /** Start waiting for an incoming migration (`migrate-incoming`) instead of booting. */
+  incoming?: boolean;
   qmpSocket: string;
   controlSocket: string;
   pidFile: string;
@@ -49,7 +57,8 @@ export function qemuArguments(plan: QemuLaunchPlan): string[] {
   const args = [
     // The VM id in -name lets the daemon recognise its own QEMU in /proc after a restart.
     '-name', `${spec.name},process=hypercore-${plan.vmId}`,
-    '-M', 'microvm',
+    '-M', plan.memory ? 'microvm,memory-backend=mem' : 'microvm',
+    ...(plan.memory ? ['-object', `memory-backend-file,id=mem,size=${spec.memoryMib}M,mem-path=${escapeOption(plan.memory.path)},share=${plan.memory.share ? 'on' : 'off'}`] : []),
     ...(plan.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', `tcg,tb-size=${TCG_TB_SIZE_MIB}`]),
     '-m', String(spec.memoryMib),
     '-smp', String(spec.cores),
@@ -86,6 +95,7 @@ export function qemuArguments(plan: QemuLaunchPlan): string[] {
     '-qmp', `unix:${escapeOption(plan.qmpSocket)},server=on,wait=off`,
     '-qmp', `unix:${escapeOption(plan.controlSocket)},server=on,wait=off`,
     '-pidfile', plan.pidFile,
+    ...(plan.incoming ? ['-incoming', 'defer'] : []),
     '-daemonize',
   ];
   return args;

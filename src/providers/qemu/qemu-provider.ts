@@ -3,10 +3,13 @@
  * QEMU daemonizes itself (own session, pidfile), so VMs outlive hypercored; the daemon talks to
  * it over QMP only.
  */
-import { chmod, open, rm } from 'node:fs/promises';
-import { join } from 'node:path';
-import { ProviderFailedError, ProviderUnavailableError, asHypercoreError } from '../../core/errors.js';
-import type { LaunchRequest, Logger, Provider, ProviderCapabilities, ProviderReport, VmmExit, VmmInfo, VmmProcess, VmPaths } from '../../core/ports.js';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, open, rm, stat } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { HypercoreError, ProviderFailedError, ProviderUnavailableError, SnapshotUnsupportedError, asHypercoreError } from '../../core/errors.js';
+import type { LaunchRequest, Logger, Provider, ProviderCapabilities, ProviderReport, RestoreRequest, VmmExit, VmmInfo, VmmProcess, VmmSnapshot, VmPaths } from '../../core/ports.js';
+import { sparseCopy } from '../../system/sparse-copy.js';
+import { checkCompatible, loadDeviceState, runningVersion, saveDeviceState, SNAPSHOT_FILES, writeNotes } from './snapshot.js';
 import type { VmSpec } from '../../core/vm.js';
 import type { AgentEndpoint } from '../../core/agent.js';
 import { runCommand } from '../../system/command.js';
@@ -24,6 +27,12 @@ export interface QemuProviderOptions {
   logger: Logger;
   /** Where the accel probe may write its scratch files. */
   workDir: string;
+  /**
+   * Where guests' RAM files live (shared file mappings, so a snapshot can save the device state
+   * alone). It should be a tmpfs, like /dev/shm: on a disk filesystem the kernel would write dirty
+   * guest memory back to disk. Default: the run dir of each VM.
+   */
+  memoryDir?: string;
 }
 
 interface RuntimeFiles {
@@ -31,6 +40,8 @@ interface RuntimeFiles {
   controlSocket: string;
   pidFile: string;
   agentSocket: string;
+  /** Guest RAM (shared file) of a VM that booted; a restored VM maps its snapshot's memory instead. */
+  memoryFile: string;
 }
 
 const QMP_TIMEOUT_MS = 3000;
@@ -46,6 +57,8 @@ export class QemuProvider implements Provider {
     hotplug: false,
     kernelFormats: ['bzimage', 'elf'],
   };
+
+  private readonly versions = new Map<string, Promise<string>>();
 
   constructor(private readonly options: QemuProviderOptions) {}
 
@@ -66,7 +79,7 @@ export class QemuProvider implements Provider {
     const binary = this.binary(spec);
     let version: string;
     try {
-      version = (await runCommand(binary, ['--version'], { timeoutMs: 10_000 })).stdout.split('\n')[0]!.replace(/^QEMU emulator version\s*/, '').trim();
+      version = await this.version(binary);
     } catch (err) {
       return { name: this.name, usable: false, detail: `${binary}: ${asHypercoreError(err).message}` };
     }
@@ -84,19 +97,85 @@ export class QemuProvider implements Provider {
       controlSocket: join(paths.runDir, 'qmp-control.sock'),
       pidFile: join(paths.runDir, 'qemu.pid'),
       agentSocket: this.agentSocket(paths),
+      memoryFile: this.options.memoryDir ? join(this.options.memoryDir, `${basename(paths.runDir)}.ram`) : join(paths.runDir, 'memory'),
     };
   }
 
   async launch(req: LaunchRequest): Promise<VmmProcess> {
+    const files = this.files(req.paths);
+    // Created here 0600 (QEMU's umask would make it group-readable); QEMU sizes it.
+    if (this.options.memoryDir) await mkdir(this.options.memoryDir, { recursive: true, mode: 0o700 });
+    await (await open(files.memoryFile, 'w', 0o600)).close();
+    const accel = await resolveAccel(qemuSettings.read(req.spec).accel, { qemuBinary: this.binary(req.spec), workDir: this.options.workDir });
+    return this.start(req, accel, { memory: { path: files.memoryFile, share: true } });
+  }
+
+  async saveSnapshot(vmId: string, paths: VmPaths, _pid: number, dir: string): Promise<VmmSnapshot> {
+    const files = this.files(paths);
+    if (!existsSync(files.memoryFile)) {
+      throw new SnapshotUnsupportedError(`VM ${vmId} runs on a private copy of a snapshot's memory (it was restored from one); stop and start it to take snapshots of it`);
+    }
+    try {
+      const qmp = await QmpClient.connect(files.controlSocket, { timeoutMs: QMP_TIMEOUT_MS });
+      try {
+        const version = await runningVersion(qmp);
+        const kvm = await qmp.execute<{ enabled: boolean }>('query-kvm');
+        await saveDeviceState(qmp, dir);
+        // Still paused: the guest's RAM file is as the device state expects it.
+        await sparseCopy(files.memoryFile, join(dir, SNAPSHOT_FILES.memory));
+        const memoryMib = Math.round((await stat(files.memoryFile)).size / (1024 * 1024));
+        await writeNotes(dir, { version, accel: kvm.enabled ? 'kvm' : 'tcg', memoryMib });
+        return { vmmVersion: version, files: Object.values(SNAPSHOT_FILES) };
+      } finally {
+        qmp.close();
+      }
+    } catch (err) {
+      if (err instanceof HypercoreError) throw err;
+      throw new ProviderFailedError(`QEMU could not save a snapshot of VM ${vmId}: ${asHypercoreError(err).message}`, err);
+    }
+  }
+
+  async restore(req: RestoreRequest): Promise<VmmProcess> {
+    const binary = this.binary(req.spec);
+    const accel = await resolveAccel(qemuSettings.read(req.spec).accel, { qemuBinary: binary, workDir: this.options.workDir });
+    const { dir } = req.snapshot;
+    await checkCompatible(dir, req.snapshot.vmm, { version: await this.version(binary), accel: accel.accel, memoryMib: req.spec.memoryMib });
+    const vmm = await this.start(req, accel, { memory: { path: join(dir, SNAPSHOT_FILES.memory), share: false }, incoming: true });
+    try {
+      const qmp = await QmpClient.connect(this.files(req.paths).controlSocket, { timeoutMs: QMP_TIMEOUT_MS });
+      try {
+        await loadDeviceState(qmp, dir);
+      } finally {
+        qmp.close();
+      }
+    } catch (err) {
+      await this.kill(req.vmId, req.paths, vmm.pid).catch(() => undefined);
+      throw new ProviderFailedError(`QEMU could not resume VM ${req.spec.name} from the snapshot: ${asHypercoreError(err).message}`, err);
+    }
+    return vmm;
+  }
+
+  /** `--version`'s version, as describe() reports it (cached per binary: it does not change under a running daemon). */
+  private version(binary: string): Promise<string> {
+    let v = this.versions.get(binary);
+    if (!v) {
+      v = runCommand(binary, ['--version'], { timeoutMs: 10_000 }).then((r) => parseVersion(r.stdout));
+      this.versions.set(binary, v);
+      v.catch(() => this.versions.delete(binary));
+    }
+    return v;
+  }
+
+  /** Starts QEMU detached with the launch's devices; resolves once it runs (or waits for an incoming state). */
+  private async start(req: LaunchRequest, accel: { accel: 'kvm' | 'tcg'; reason: string }, extra: { memory: { path: string; share: boolean }; incoming?: boolean }): Promise<VmmProcess> {
     const { spec, paths, vmId } = req;
     const binary = this.binary(spec);
-    const accel = await resolveAccel(qemuSettings.read(spec).accel, { qemuBinary: binary, workDir: this.options.workDir });
     const files = this.files(paths);
     const tscKhz = hostTscKhz();
     // Only agent VMs get the agent's virtio-serial port.
-    const { agentSocket, ...vmmFiles } = files;
-    const args = qemuArguments({ vmId, spec, boot: req.boot, ...(req.rootDisk ? { rootDisk: req.rootDisk } : {}), disks: req.disks, ...(req.agent ? { agentSocket } : {}), ...(req.network ? { network: req.network } : {}), accel: accel.accel, consoleLog: paths.consoleLog, ...vmmFiles, ...(tscKhz ? { tscKhz } : {}) });
-    this.options.logger.child({ vmId }).info({ accel: accel.accel, accelReason: accel.reason, args }, 'launching QEMU');
+    const { agentSocket, memoryFile: _memory, ...vmmFiles } = files;
+    const args = qemuArguments({ vmId, spec, boot: req.boot, ...(req.rootDisk ? { rootDisk: req.rootDisk } : {}), disks: req.disks, ...(req.agent ? { agentSocket } : {}), ...(req.network ? { network: req.network } : {}), accel: accel.accel, consoleLog: paths.consoleLog, ...vmmFiles, ...(tscKhz ? { tscKhz } : {}), ...extra });
+    this.options.logger.child({ vmId }).info({ accel: accel.accel, accelReason: accel.reason, args }, extra.incoming ? 'launching QEMU to restore a snapshot' : 'launching QEMU');
     // -daemonize sets QEMU's umask to 027, so files it creates would be group-readable: the
     // console log is created here first (QEMU appends to it) and its sockets are narrowed after.
     await (await open(paths.consoleLog, 'a', 0o600)).close();
@@ -130,7 +209,8 @@ export class QemuProvider implements Provider {
       const qmp = await QmpClient.connect(files.controlSocket, { timeoutMs: QMP_TIMEOUT_MS });
       try {
         const status = await qmp.queryStatus();
-        if (status.status === 'paused') return { status: 'paused', pid: actualPid };
+        // postmigrate: paused after a snapshot's save (`cont` lets it run on, as from paused).
+        if (status.status === 'paused' || status.status === 'postmigrate') return { status: 'paused', pid: actualPid };
         if (status.status === 'shutdown') return { status: 'shutdown', pid: actualPid };
         return { status: 'running', pid: actualPid };
       } finally {
@@ -224,6 +304,11 @@ export class QemuProvider implements Provider {
     const files = this.files(paths);
     await Promise.all(Object.values(files).map((f) => rm(f, { force: true })));
   }
+}
+
+/** "QEMU emulator version 7.2.22 (Debian ...)" → "7.2.22 (Debian ...)". */
+export function parseVersion(stdout: string): string {
+  return stdout.split('\n')[0]!.replace(/^QEMU emulator version\s*/, '').trim();
 }
 
 /** Turns QEMU's SHUTDOWN reason into the VM's outcome (QEMU runs with -no-reboot, so a reset ends it too). */

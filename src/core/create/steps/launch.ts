@@ -4,6 +4,7 @@
  */
 import { ProviderUnavailableError } from '../../errors.js';
 import type { AgentChannel } from '../../ports.js';
+import { machineId } from '../../identity.js';
 import { vmKind } from '../../vm.js';
 import type { Step } from '../plan.js';
 import type { PlanContext } from '../context.js';
@@ -46,7 +47,7 @@ export const launchStep: Step<PlanContext> = {
       kernelFormats: provider.capabilities.kernelFormats,
       ...(root ? { rootDisk: { readOnly: root.readOnly } } : {}),
       ...(attachment ? { network: attachment } : {}),
-      ...(agent ? { agentChannel: agentChannel(ctx) } : {}),
+      ...(agent ? { agentChannel: agentChannel(ctx), machineId: machineId(vm.id) } : {}),
     });
     const vmm = await provider.launch({
       vmId: vm.id,
@@ -58,7 +59,8 @@ export const launchStep: Step<PlanContext> = {
       agent,
       ...(attachment ? { network: attachment } : {}),
     });
-    services.records.save(vm, { pid: vmm.pid, startedAt: services.records.now() });
+    // A cold boot: the VM no longer runs from a snapshot's memory.
+    services.records.save(vm, { pid: vmm.pid, startedAt: services.records.now(), launch: { boot, ...(root ? { rootDisk: root } : {}) }, restoredFrom: undefined });
   },
   undo: async ({ vm, provider, services }) => {
     services.runtime.unwatch(vm.id);

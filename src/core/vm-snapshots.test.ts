@@ -1,0 +1,187 @@
+/** Snapshots, restores, clones and create-without-boot in the core, on the fake provider and agent. */
+import { test, beforeEach, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { MAX_CLONES, VmService } from './vm-service.js';
+import { ErrorCodes, HypercoreError, ProviderFailedError } from './errors.js';
+import { machineId } from './identity.js';
+import { FakeProvider, fakeBoot } from './testing/fake-provider.js';
+import { FakeAgentConnector, fakeImages, MemoryWorkloadLog } from './testing/fake-agent.js';
+import type { VmSpec } from './vm.js';
+import { migrate } from '../store/migrations.js';
+import { SqliteVmStore } from '../store/sqlite-vm-store.js';
+import { SqliteSnapshotStore } from '../store/sqlite-snapshot-store.js';
+import { SnapshotDirectories } from '../store/snapshot-directories.js';
+import { VmDirectories } from '../store/vm-directories.js';
+
+let dir: string;
+let db: Database.Database;
+let provider: FakeProvider;
+let agents: FakeAgentConnector;
+let service: VmService;
+let systemImage: string;
+let ids = 0;
+
+const silent = { info() {}, warn() {}, error() {}, debug() {}, child() { return silent; } };
+
+function makeService(): VmService {
+  return new VmService({
+    store: new SqliteVmStore(db),
+    providers: { get: (n) => (n === 'qemu' ? provider : undefined), all: () => [provider] },
+    files: new VmDirectories(join(dir, 'root'), join(dir, 'run')),
+    clock: { now: () => new Date() },
+    ids: { newVmId: () => `${String(++ids).padStart(4, '0')}${'e'.repeat(12)}` },
+    logger: silent,
+    boot: fakeBoot,
+    images: fakeImages,
+    guest: { rootDisk: async () => systemImage },
+    agents,
+    workloadLog: new MemoryWorkloadLog(),
+    snapshots: { store: new SqliteSnapshotStore(db), files: new SnapshotDirectories(join(dir, 'root')) },
+  });
+}
+
+function imageSpec(name: string): VmSpec {
+  return { name, description: '', cores: 1, memoryMib: 128, kernelArgs: '', driveReadOnly: false, image: 'docker.io/library/app:1', provider: 'qemu', hypervisor: { qemu: { accel: 'tcg' }, firecracker: {}, cloudHypervisor: {} } };
+}
+
+function snapshotDirs(): string[] {
+  const d = join(dir, 'root', 'snapshots');
+  return existsSync(d) ? readdirSync(d) : [];
+}
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'hc-snap-'));
+  db = new Database(join(dir, 'state.db'));
+  migrate(db);
+  systemImage = join(dir, 'system.ext4');
+  writeFileSync(systemImage, 'system image');
+  provider = new FakeProvider().enableSnapshots();
+  agents = new FakeAgentConnector();
+  service = makeService();
+});
+afterEach(() => {
+  db.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('a snapshot pauses the VM around the save, keeps the boot disk and leaves the VM running', async () => {
+  const vm = await service.create(imageSpec('web'));
+  const snap = await service.snapshot('web', { name: 'web-1' });
+  assert.deepEqual(provider.calls.filter((c) => /^(pause|save|resume)/.test(c)), [`pause ${vm.id}`, `save ${vm.id} (paused)`, `resume ${vm.id}`]);
+  assert.equal(service.get('web').state, 'running');
+  assert.equal(snap.vmm.vmmVersion, 'fake 1.0');
+  assert.ok(snap.pauseMs >= 0);
+  // The guest system image is kept by a hard link: a rebuild that removes it does not break the snapshot.
+  assert.equal(statSync(snap.launch.rootDisk!.path).ino, statSync(systemImage).ino);
+  assert.deepEqual(service.listSnapshots().map((s) => s.name), ['web-1']);
+  assert.deepEqual([...service.snapshotImageDigests()], [snap.imageDigest]);
+});
+
+test('--leave-paused keeps the VM paused', async () => {
+  await service.create(imageSpec('web'));
+  await service.snapshot('web', { leavePaused: true });
+  assert.equal(service.get('web').state, 'paused');
+});
+
+test('a provider that cannot snapshot: a clear error, the VM untouched, nothing left', async () => {
+  provider.capabilities.snapshot = false;
+  await service.create(imageSpec('web'));
+  await assert.rejects(service.snapshot('web'), (err: unknown) => err instanceof HypercoreError && err.code === ErrorCodes.snapshotUnsupported && /web runs on qemu, which cannot take snapshots/.test(err.message));
+  assert.equal(service.get('web').state, 'running');
+  assert.ok(!provider.calls.some((c) => c.startsWith('pause')));
+  assert.deepEqual(snapshotDirs(), []);
+  assert.deepEqual(service.listSnapshots(), []);
+});
+
+test('a save that fails: the VM runs again, and no directory or record is left', async () => {
+  await service.create(imageSpec('web'));
+  provider.failSave = new ProviderFailedError('the VMM refused');
+  await assert.rejects(service.snapshot('web'), /the VMM refused/);
+  assert.equal(service.get('web').state, 'running');
+  assert.equal(provider.paused.size, 0);
+  assert.deepEqual(snapshotDirs(), []);
+  assert.deepEqual(service.listSnapshots(), []);
+});
+
+test('a restored VM: its own name, machine id and disks; its agent is told the new identity', async () => {
+  const source = await service.create(imageSpec('web'));
+  await service.snapshot('web', { name: 's' });
+  const before = Date.now();
+  const vm = await service.restore('s', { name: 'web-b' });
+  assert.equal(vm.state, 'running');
+  assert.equal(vm.restoredFrom, service.getSnapshot('s').id);
+  assert.equal(provider.restores.length, 1);
+  assert.equal(provider.restores[0]!.rootDisk!.path, service.getSnapshot('s').launch.rootDisk!.path);
+  const [identity] = agents.restores;
+  assert.equal(identity!.hostname, 'web-b');
+  assert.equal(identity!.machineId, machineId(vm.id));
+  assert.notEqual(identity!.machineId, machineId(source.id));
+  assert.equal(identity!.entropy.length, 64);
+  assert.ok(identity!.unixTimeMs >= before && identity!.unixTimeMs <= Date.now());
+});
+
+test('clone: N VMs with different entropy, and the clone snapshot is removed afterwards', async () => {
+  await service.create(imageSpec('web'));
+  const clones = await service.clone('web', { count: 2 });
+  assert.deepEqual(clones.map((c) => c.name), ['web-clone-1', 'web-clone-2']);
+  assert.deepEqual(clones.map((c) => c.state), ['running', 'running']);
+  assert.notDeepEqual(agents.restores[0]!.entropy, agents.restores[1]!.entropy);
+  assert.deepEqual(service.listSnapshots(), []);
+  assert.deepEqual(snapshotDirs(), []);
+});
+
+test('clone counts of 0 and 1000 are refused naming the count; nothing is made', async () => {
+  await service.create(imageSpec('web'));
+  for (const count of [0, 1000, 1.5]) {
+    await assert.rejects(service.clone('web', { count }), (err: unknown) => err instanceof HypercoreError && err.code === ErrorCodes.invalidArgument && err.message === `count = ${count}: must be a whole number from 1 to ${MAX_CLONES}`);
+  }
+  assert.deepEqual(service.list().map((v) => v.name), ['web']);
+  assert.deepEqual(snapshotDirs(), []);
+});
+
+test('a snapshot another VMM version saved is refused, and the restore leaves nothing', async () => {
+  await service.create(imageSpec('web'));
+  await service.snapshot('web', { name: 's' });
+  provider.version = 'fake 2.0';
+  await assert.rejects(service.restore('s'), (err: unknown) => err instanceof HypercoreError && err.code === ErrorCodes.snapshotIncompatible);
+  assert.deepEqual(service.list().map((v) => v.name), ['web']);
+  assert.deepEqual(readdirSync(join(dir, 'root', 'vms')).length, 1);
+  await assert.rejects(service.restore('nope'), (err: unknown) => err instanceof HypercoreError && err.code === ErrorCodes.snapshotNotFound);
+});
+
+test('removing the source VM keeps its snapshot restorable', async () => {
+  await service.create(imageSpec('web'));
+  await service.snapshot('web', { name: 's' });
+  await service.delete('web', { force: true });
+  rmSync(systemImage); // a rebuilt guest system image removed the old one
+  const vm = await service.restore('s');
+  assert.equal(vm.name, 'web-restored-1');
+  assert.equal(vm.state, 'running');
+  await service.deleteSnapshot('s');
+  assert.deepEqual(snapshotDirs(), []);
+  assert.equal(service.get(vm.id).state, 'running');
+});
+
+test('create with start false defines the VM without booting it; start boots it', async () => {
+  const vm = await service.create(imageSpec('later'), { start: false });
+  assert.equal(vm.state, 'created');
+  assert.equal(vm.pid, undefined);
+  assert.ok(!provider.calls.some((c) => c.startsWith('launch')));
+  assert.equal((await service.stop('later', { timeoutMs: 0, force: false })).state, 'created');
+  const started = await service.start('later');
+  assert.equal(started.state, 'running');
+  assert.equal(agents.workloadStarts, 1);
+});
+
+test("a restored guest's clock is set to the host's time when its agent answers, not when the restore began", async () => {
+  await service.create(imageSpec('web'));
+  await service.snapshot('web', { name: 's' });
+  agents.connectDelayMs = 1500;
+  await service.restore('s');
+  const connected = agents.connectedAt.at(-1)!;
+  assert.ok(agents.restores[0]!.unixTimeMs >= connected, `time sent ${agents.restores[0]!.unixTimeMs} is not older than the agent's answer ${connected}`);
+});
