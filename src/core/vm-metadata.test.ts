@@ -98,6 +98,14 @@ test('--secret makes keys secrets; a secret set without it stays a secret', asyn
   assert.deepEqual(await service.setMetadata('app', { api_key: 'n3w' }, false), { values: {}, secrets: { api_key: 'n3w', region: 'eu-2' } });
 });
 
+test('set on a VM created without a start is stored; its first start hands the guest the values', async () => {
+  await service.create(imageSpec('app', { metadata }), { start: false });
+  await service.setMetadata('app', { region: 'us-1' }, false);
+  assert.equal(agents.metadataSets.length, 0, 'no guest yet');
+  await service.start('app');
+  assert.deepEqual(agents.lastStart!.metadata, { values: { region: 'us-1' }, secrets: { api_key: 's3cr3t' } });
+});
+
 test('set on a stopped VM is stored only; its next start hands the guest the new values', async () => {
   const vm = await service.create(imageSpec('app', { metadata }));
   await service.stop(vm.id, { timeoutMs: 100, force: true });

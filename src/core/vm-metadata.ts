@@ -34,8 +34,8 @@ export class VmMetadata {
     requireAgentVm(vm);
     checkEntries(entries);
     if (vm.state === 'paused') throw new VmStateConflictError(`VM ${vm.name} is paused; resume it first (hypercore resume ${vm.name})`);
-    if (vm.state !== 'running' && vm.state !== 'stopped' && vm.state !== 'failed') {
-      throw new VmStateConflictError(`VM ${vm.name} is ${vm.state}; metadata can be set while it runs or is stopped`);
+    if (vm.state !== 'running' && vm.state !== 'stopped' && vm.state !== 'failed' && vm.state !== 'created') {
+      throw new VmStateConflictError(`VM ${vm.name} is ${vm.state}; metadata can be set while it runs, or before it starts`);
     }
     const next = withEntries(vm.spec.metadata, entries, secret);
     const tooLarge = valuesBudgetProblem(next);
