@@ -159,3 +159,19 @@ test('openapi.json documents the metadata routes, and maps as objects of strings
   assert.equal(doc.paths['/v1/vms/{id}/metadata']?.['post']?.operationId, 'SetMetadata');
   assert.deepEqual(doc.components.schemas['VmMetadata']?.properties['secrets'], { type: 'object', additionalProperties: { type: 'string' }, description: 'every value is "<secret>"' });
 });
+
+test('restores and clones show secrets as <secret> and files by size, on both transports', async () => {
+  await server.close();
+  server = await TestServer.start({ agents, snapshots: true });
+  const { json: vm } = await server.httpJson<{ id: string }>('POST', '/v1/vms', { spec: imageSpec('app', metadata) });
+  const cloned = await server.httpJson<{ vms: { spec: { metadata: unknown } }[] }>('POST', `/v1/vms/${vm.id}/clone`, { count: 1 });
+  assert.equal(cloned.status, 201, JSON.stringify(cloned.json));
+  assert.deepEqual(cloned.json.vms[0]!.spec.metadata, shown);
+  const overGrpc = await server.grpc<{ vms: unknown[] }>('CloneVm', { id: vm.id, count: 1 });
+  const snapshot = await server.grpc<{ id: string }>('CreateSnapshot', { id: vm.id, name: 's' });
+  const spawned = await server.httpJson<{ spec: { metadata: unknown } }>('POST', `/v1/snapshots/${snapshot.id}/spawn`, { name: 'app-b' });
+  assert.equal(spawned.status, 201, JSON.stringify(spawned.json));
+  assert.deepEqual(spawned.json.spec.metadata, shown);
+  const restoredGrpc = await server.grpc<unknown>('RestoreSnapshot', { id: snapshot.id, name: 'app-c' });
+  for (const [what, payload] of Object.entries({ cloned: cloned.json, overGrpc, spawned: spawned.json, restoredGrpc })) assertNoSecret(what, payload);
+});
