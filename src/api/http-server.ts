@@ -23,6 +23,8 @@ export interface HttpApiOptions {
   auth?: { check: RemoteAuth; log: Logger };
   /** Longest a client may take to send a whole request (not its response), in ms; 0: no limit. */
   requestTimeoutMs?: number;
+  /** Told each route (`METHOD template`) as it is registered: the OpenAPI test compares them with the document. */
+  onRoute?: (route: string) => void;
 }
 
 /** Largest CreateVm body: see the route. */
@@ -117,6 +119,8 @@ function registerImageRoutes(app: FastifyInstance, ops: ImageOperations): void {
 
 export function buildHttpApi(ops: VmOperations, imageOps?: ImageOperations, options: HttpApiOptions = {}): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: 1024 * 1024, requestTimeout: options.requestTimeoutMs ?? 0 });
+  const { onRoute } = options;
+  if (onRoute) app.addHook('onRoute', (route) => [route.method].flat().forEach((method) => method !== 'HEAD' && onRoute(`${method} ${route.url}`)));
   app.setErrorHandler((err, _req, reply) => sendError(reply, err));
   app.setNotFoundHandler((req, reply) => sendError(reply, new HypercoreError(ErrorCodes.notFound, `no route ${req.method} ${req.url}; see GET /openapi.json`)));
   if (options.metrics) countRequests(app, options.metrics, options.listener ?? 'local');

@@ -1,9 +1,15 @@
 /**
- * The OpenAPI 3 document served at GET /openapi.json. Component schemas are generated from the same
- * vm.proto the gRPC server serves (proto3 JSON names), so the two transports are documented from one source.
+ * The OpenAPI 3 document served at GET /openapi.json, describing every HTTP route and WebSocket
+ * upgrade of the API. Component schemas, request bodies and query parameters are generated from
+ * the same .proto files the gRPC server serves (proto3 JSON names), so the two transports are
+ * documented from one source. The SDK's types are generated from this document.
+ *
+ * Routes are listed once each in `routeDocs`, keyed as fastify registers them (`GET /v1/vms/:id`),
+ * so a unit test can compare them with the server's real routes both ways.
  */
 import protobuf from 'protobufjs';
 import { join } from 'node:path';
+import { ErrorCodes } from '../core/errors.js';
 import { PROTO_DIR, PROTO_FILES } from './proto.js';
 
 type JsonSchema = Record<string, unknown>;
@@ -20,26 +26,36 @@ const scalarSchemas: Record<string, JsonSchema> = {
   bytes: { type: 'string', format: 'byte' },
 };
 
-function messageSchema(type: protobuf.Type): JsonSchema {
+function fieldSchema(field: protobuf.Field): JsonSchema {
+  field.resolve();
+  let schema: JsonSchema = field.resolvedType ? { $ref: `#/components/schemas/${field.resolvedType.name}` } : { ...(scalarSchemas[field.type] ?? {}) };
+  if (field.repeated) schema = { type: 'array', items: schema };
+  if (field.map) schema = { type: 'object', additionalProperties: schema };
+  if (field.comment) schema = field.resolvedType ? { allOf: [schema], description: field.comment } : { ...schema, description: field.comment };
+  return schema;
+}
+
+/** A message as a JSON object schema; `without` leaves out fields the URL carries (the VM id). */
+function messageSchema(type: protobuf.Type, without: readonly string[] = []): JsonSchema {
   const properties: Record<string, JsonSchema> = {};
   for (const field of type.fieldsArray) {
-    field.resolve();
-    let schema: JsonSchema = field.resolvedType ? { $ref: `#/components/schemas/${field.resolvedType.name}` } : { ...(scalarSchemas[field.type] ?? {}) };
-    if (field.repeated) schema = { type: 'array', items: schema };
-    if (field.map) schema = { type: 'object', additionalProperties: schema };
-    if (field.comment) schema = { ...schema, description: field.comment };
-    properties[protobuf.util.camelCase(field.name)] = schema;
+    const name = protobuf.util.camelCase(field.name);
+    if (!without.includes(name)) properties[name] = fieldSchema(field);
   }
   return { type: 'object', properties, additionalProperties: false, ...(type.comment ? { description: type.comment } : {}) };
 }
 
+const errorCodes = Object.values(ErrorCodes);
+
 const errorSchema: JsonSchema = {
   type: 'object',
+  required: ['error'],
   properties: {
     error: {
       type: 'object',
+      required: ['code', 'message'],
       properties: {
-        code: { type: 'string', description: 'stable error code, e.g. HC_VM_NOT_FOUND' },
+        code: { type: 'string', enum: errorCodes, description: 'stable error code; the HTTP status follows from it' },
         message: { type: 'string' },
         details: { type: 'array', items: { type: 'object', properties: { path: { type: 'string' }, message: { type: 'string' }, location: { type: 'string' }, value: {} } } },
       },
@@ -47,87 +63,202 @@ const errorSchema: JsonSchema = {
   },
 };
 
-const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
-const json = (name: string, description = 'OK') => ({ description, content: { 'application/json': { schema: ref(name) } } });
-const errors = {
-  '400': { description: 'invalid input', content: { 'application/json': { schema: ref('Error') } } },
-  '404': { description: 'no such VM', content: { 'application/json': { schema: ref('Error') } } },
-  '409': { description: 'conflicting state or name', content: { 'application/json': { schema: ref('Error') } } },
-  '500': { description: 'hypervisor or internal failure', content: { 'application/json': { schema: ref('Error') } } },
+const ref = (name: string): JsonSchema => ({ $ref: `#/components/schemas/${name}` });
+const json = (schema: JsonSchema, description = 'OK') => ({ description, content: { 'application/json': { schema } } });
+/** Every error, on every route, is the Error body; its code says which (see the enum). */
+const failure = { default: json(ref('Error'), 'an error: its code names it (401/403 only on the remote listener)') };
+const upgrade = { '101': { description: 'switching to WebSocket' }, ...failure };
+
+/** The proto messages, looked up by name while the document is built. */
+class ProtoSource {
+  private readonly pkg: protobuf.Namespace;
+
+  constructor() {
+    const root = new protobuf.Root();
+    root.resolvePath = (_origin, target) => join(PROTO_DIR, target);
+    root.loadSync(PROTO_FILES, { alternateCommentMode: true }).resolveAll();
+    this.pkg = root.lookup('hypercore.v1') as protobuf.Namespace;
+  }
+
+  schemas(): Record<string, JsonSchema> {
+    const schemas: Record<string, JsonSchema> = { Error: errorSchema };
+    for (const nested of this.pkg.nestedArray) if (nested instanceof protobuf.Type) schemas[nested.name] = messageSchema(nested);
+    return schemas;
+  }
+
+  type(name: string): protobuf.Type {
+    return this.pkg.lookupType(name);
+  }
+
+  /** A request message as a JSON body, without the fields the path carries. */
+  body(message: string, pathFields: readonly string[] = ['id']) {
+    return { required: false, content: { 'application/json': { schema: messageSchema(this.type(message), pathFields) } } };
+  }
+
+  /** Query parameters from fields of a request message. */
+  query(message: string, ...fields: string[]) {
+    const type = this.type(message);
+    return fields.map((name) => {
+      const field = type.fieldsArray.find((f) => protobuf.util.camelCase(f.name) === name);
+      if (!field) throw new Error(`${message} has no field ${name}`);
+      return { name, in: 'query', required: false, schema: fieldSchema(field) };
+    });
+  }
+}
+
+const vmId = { name: 'id', in: 'path', required: true, description: 'VM id, unique id prefix, or name', schema: { type: 'string' } };
+const snapshotId = { ...vmId, description: 'snapshot id, unique id prefix, or name' };
+const tokenId = { ...vmId, description: 'token id' };
+const metadataKey = { name: 'key', in: 'path', required: true, description: 'a metadata key', schema: { type: 'string' } };
+const imageReference = {
+  name: 'reference',
+  in: 'path',
+  required: true,
+  description: 'image reference as stored (e.g. 127.0.0.1:5000/team/app:v1); its "/" and ":" are sent as they are, not percent-encoded, since the rest of the path is the reference',
+  schema: { type: 'string' },
 };
-const idParam = { name: 'id', in: 'path', required: true, description: 'VM id, unique id prefix, or name', schema: { type: 'string' } };
-const snapshotParam = { ...idParam, description: 'snapshot id, unique id prefix, or name' };
+const ndjson = (schema: JsonSchema, description: string) => ({ description, content: { 'application/x-ndjson': { schema } } });
+const progress = ndjson(
+  { oneOf: [ref('PullImageProgress'), ref('Error')] },
+  'one PullImageProgress per line; the last one has phase "done" and the image. A failure after the status line arrives as a last line {"error": {...}}',
+);
+
+type Operation = Record<string, unknown> & { operationId: string };
+
+/** One entry per route, keyed as registered with fastify. */
+function routeDocs(p: ProtoSource): Record<string, Operation> {
+  return {
+    'GET /openapi.json': { operationId: 'GetOpenApi', tags: ['meta'], summary: 'this document', responses: { '200': json({ type: 'object' }) } },
+    'GET /metrics': {
+      operationId: 'GetMetrics',
+      tags: ['meta'],
+      summary: 'Prometheus metrics (when the daemon serves them)',
+      responses: { '200': { description: 'Prometheus text exposition format', content: { 'text/plain': { schema: { type: 'string' } } } }, ...failure },
+    },
+
+    'GET /v1/vms': { operationId: 'ListVms', tags: ['vms'], responses: { '200': json(ref('ListVmsResponse')), ...failure } },
+    'POST /v1/vms': {
+      operationId: 'CreateVm',
+      tags: ['vms'],
+      requestBody: { required: true, content: { 'application/json': { schema: ref('CreateVmRequest') } } },
+      responses: { '201': json(ref('Vm'), 'created and running (with "start": false, created and not booted)'), ...failure },
+    },
+    'GET /v1/vms/:id': { operationId: 'GetVm', tags: ['vms'], parameters: [vmId], responses: { '200': json(ref('Vm')), ...failure } },
+    'DELETE /v1/vms/:id': { operationId: 'DeleteVm', tags: ['vms'], parameters: [vmId, ...p.query('DeleteVmRequest', 'force')], responses: { '200': json(ref('DeleteVmResponse')), ...failure } },
+    'POST /v1/vms/:id/start': { operationId: 'StartVm', tags: ['vms'], parameters: [vmId], responses: { '200': json(ref('Vm')), ...failure } },
+    'POST /v1/vms/:id/pause': { operationId: 'PauseVm', tags: ['vms'], parameters: [vmId], responses: { '200': json(ref('Vm')), ...failure } },
+    'POST /v1/vms/:id/resume': { operationId: 'ResumeVm', tags: ['vms'], parameters: [vmId], responses: { '200': json(ref('Vm')), ...failure } },
+    'POST /v1/vms/:id/stop': { operationId: 'StopVm', tags: ['vms'], parameters: [vmId], requestBody: p.body('StopVmRequest'), responses: { '200': json(ref('Vm')), ...failure } },
+    'GET /v1/vms/:id/logs': {
+      operationId: 'StreamLogs',
+      tags: ['vms'],
+      parameters: [vmId, ...p.query('StreamLogsRequest', 'follow')],
+      responses: { '200': { description: 'the serial console output (streamed while following)', content: { 'text/plain': { schema: { type: 'string' } } } }, ...failure },
+    },
+    'GET /v1/vms/:id/exec': {
+      operationId: 'Exec',
+      tags: ['processes'],
+      parameters: [vmId],
+      description:
+        'WebSocket (Upgrade): the Exec stream. Each text message is one ProcessInput (client) or ProcessOutput (server) in proto3 JSON, bytes as base64; the first client message is {"start": ExecStart}. A failure arrives as an {"error": {...}} message before the close.',
+      responses: upgrade,
+    },
+    'GET /v1/vms/:id/attach': {
+      operationId: 'Attach',
+      tags: ['processes'],
+      parameters: [vmId, ...p.query('AttachStart', 'fromStart')],
+      description: 'WebSocket (Upgrade): the Attach stream to the workload main process, as Exec but without a start message.',
+      responses: upgrade,
+    },
+    'GET /v1/vms/:id/metadata': { operationId: 'GetMetadata', tags: ['metadata'], parameters: [vmId], description: 'Values as set, secrets as "<secret>".', responses: { '200': json(ref('VmMetadata')), ...failure } },
+    'GET /v1/vms/:id/metadata/:key': {
+      operationId: 'GetMetadataKey',
+      tags: ['metadata'],
+      parameters: [vmId, metadataKey],
+      description: 'GetMetadata with key: that key only.',
+      responses: { '200': json(ref('VmMetadata')), ...failure },
+    },
+    'POST /v1/vms/:id/metadata': {
+      operationId: 'SetMetadata',
+      tags: ['metadata'],
+      parameters: [vmId],
+      requestBody: { ...p.body('SetMetadataRequest'), required: true },
+      responses: { '200': json(ref('VmMetadata'), 'the VM\'s metadata after the change, as GetMetadata'), ...failure },
+    },
+    'POST /v1/vms/:id/snapshots': { operationId: 'CreateSnapshot', tags: ['snapshots'], parameters: [vmId], requestBody: p.body('CreateSnapshotRequest'), responses: { '201': json(ref('Snapshot'), 'taken'), ...failure } },
+    'POST /v1/vms/:id/clone': { operationId: 'CloneVm', tags: ['vms'], parameters: [vmId], requestBody: p.body('CloneVmRequest'), responses: { '201': json(ref('CloneVmResponse'), 'the clones, running'), ...failure } },
+
+    'GET /v1/snapshots': { operationId: 'ListSnapshots', tags: ['snapshots'], responses: { '200': json(ref('ListSnapshotsResponse')), ...failure } },
+    'GET /v1/snapshots/:id': { operationId: 'GetSnapshot', tags: ['snapshots'], parameters: [snapshotId], responses: { '200': json(ref('Snapshot')), ...failure } },
+    'DELETE /v1/snapshots/:id': { operationId: 'DeleteSnapshot', tags: ['snapshots'], parameters: [snapshotId], responses: { '200': json(ref('DeleteSnapshotResponse')), ...failure } },
+    'POST /v1/snapshots/:id/spawn': {
+      operationId: 'RestoreSnapshot',
+      tags: ['snapshots'],
+      parameters: [snapshotId],
+      requestBody: p.body('RestoreSnapshotRequest'),
+      responses: { '201': json(ref('Vm'), 'resumed from the snapshot and running'), ...failure },
+    },
+
+    'POST /v1/images/pull': { operationId: 'PullImage', tags: ['images'], requestBody: { required: true, content: { 'application/json': { schema: ref('PullImageRequest') } } }, responses: { '200': progress, ...failure } },
+    'POST /v1/images/import': { operationId: 'ImportImage', tags: ['images'], requestBody: { required: true, content: { 'application/json': { schema: ref('ImportImageRequest') } } }, responses: { '200': progress, ...failure } },
+    'POST /v1/images/prune': { operationId: 'PruneImages', tags: ['images'], requestBody: p.body('PruneImagesRequest', []), responses: { '200': json(ref('PruneImagesResponse')), ...failure } },
+    'GET /v1/images': { operationId: 'ListImages', tags: ['images'], responses: { '200': json(ref('ListImagesResponse')), ...failure } },
+    'GET /v1/images/*': { operationId: 'GetImage', tags: ['images'], parameters: [imageReference], responses: { '200': json(ref('Image')), ...failure } },
+    'DELETE /v1/images/*': { operationId: 'DeleteImage', tags: ['images'], parameters: [imageReference, ...p.query('DeleteImageRequest', 'force')], responses: { '200': json(ref('DeleteImageResponse')), ...failure } },
+
+    'POST /v1/tokens': {
+      operationId: 'CreateToken',
+      tags: ['tokens'],
+      requestBody: { required: true, content: { 'application/json': { schema: ref('CreateTokenRequest') } } },
+      responses: { '201': json(ref('CreateTokenResponse'), 'created; the secret is shown only here'), ...failure },
+    },
+    'GET /v1/tokens': { operationId: 'ListTokens', tags: ['tokens'], responses: { '200': json(ref('ListTokensResponse')), ...failure } },
+    'DELETE /v1/tokens/:id': { operationId: 'RevokeToken', tags: ['tokens'], parameters: [tokenId], responses: { '200': json(ref('ApiToken'), 'revoked'), ...failure } },
+
+    'POST /v1/network/prune': { operationId: 'PruneNetworks', tags: ['host'], responses: { '200': json(ref('PruneNetworksResponse')), ...failure } },
+    'GET /v1/doctor': { operationId: 'Doctor', tags: ['host'], responses: { '200': json(ref('DoctorResponse')), ...failure } },
+    'GET /v1/events': {
+      operationId: 'WatchEvents',
+      tags: ['vms'],
+      responses: { '200': ndjson({ oneOf: [ref('VmEvent'), ref('Error')] }, 'one VmEvent per line, as they happen; a client too slow to read gets an {"error": {...}} line and the end'), ...failure },
+    },
+  };
+}
+
+/** `GET /v1/vms/:id` → OpenAPI path `/v1/vms/{id}`; the images' wildcard is the reference. */
+export function openApiPath(fastifyUrl: string): string {
+  return fastifyUrl.replace(/:([A-Za-z]+)/g, '{$1}').replace(/\*$/, '{reference}');
+}
+
+/** The routes the document describes, as `METHOD template` (fastify's form). */
+export function documentedRoutes(): string[] {
+  return Object.keys(routeDocs(new ProtoSource()));
+}
 
 let cached: JsonSchema | undefined;
 
 export function openApiDocument(): JsonSchema {
   if (cached) return cached;
-  const root = new protobuf.Root();
-  root.resolvePath = (_origin, target) => join(PROTO_DIR, target);
-  root.loadSync(PROTO_FILES, { alternateCommentMode: true }).resolveAll();
-  const pkg = root.lookup('hypercore.v1') as protobuf.Namespace;
-  const schemas: Record<string, JsonSchema> = { Error: errorSchema };
-  for (const nested of pkg.nestedArray) if (nested instanceof protobuf.Type) schemas[nested.name] = messageSchema(nested);
+  const proto = new ProtoSource();
+  const paths: Record<string, Record<string, Operation>> = {};
+  for (const [key, operation] of Object.entries(routeDocs(proto))) {
+    const [method, url] = key.split(' ') as [string, string];
+    (paths[openApiPath(url)] ??= {})[method.toLowerCase()] = operation;
+  }
   cached = {
     openapi: '3.0.3',
-    info: { title: 'Hypercore VM API', version: '1.0.0', description: 'HTTP/JSON form of hypercore.v1.VmService (same names and fields as the gRPC service).' },
-    paths: {
-      '/v1/vms': {
-        get: { operationId: 'ListVms', responses: { '200': json('ListVmsResponse') } },
-        post: { operationId: 'CreateVm', requestBody: { required: true, content: { 'application/json': { schema: ref('CreateVmRequest') } } }, responses: { '201': json('Vm', 'created and running (with "start": false, created and not booted)'), ...errors } },
-      },
-      '/v1/vms/{id}': {
-        get: { operationId: 'GetVm', parameters: [idParam], responses: { '200': json('Vm'), ...errors } },
-        delete: { operationId: 'DeleteVm', parameters: [idParam, { name: 'force', in: 'query', schema: { type: 'boolean' } }], responses: { '200': json('DeleteVmResponse'), ...errors } },
-      },
-      '/v1/vms/{id}/start': { post: { operationId: 'StartVm', parameters: [idParam], responses: { '200': json('Vm'), ...errors } } },
-      '/v1/vms/{id}/pause': { post: { operationId: 'PauseVm', parameters: [idParam], responses: { '200': json('Vm'), ...errors } } },
-      '/v1/vms/{id}/resume': { post: { operationId: 'ResumeVm', parameters: [idParam], responses: { '200': json('Vm'), ...errors } } },
-      '/v1/vms/{id}/stop': {
-        post: { operationId: 'StopVm', parameters: [idParam], requestBody: { required: false, content: { 'application/json': { schema: { type: 'object', properties: { timeoutSeconds: { type: 'integer' }, force: { type: 'boolean' } } } } } }, responses: { '200': json('Vm'), ...errors } },
-      },
-      '/v1/vms/{id}/metadata': {
-        get: { operationId: 'GetMetadata', parameters: [idParam], responses: { '200': json('VmMetadata'), ...errors } },
-        post: {
-          operationId: 'SetMetadata',
-          parameters: [idParam],
-          requestBody: { required: true, content: { 'application/json': { schema: { type: 'object', properties: { values: { type: 'object', additionalProperties: { type: 'string' } }, secret: { type: 'boolean' } }, required: ['values'] } } } },
-          responses: { '200': json('VmMetadata'), ...errors },
-        },
-      },
-      '/v1/vms/{id}/metadata/{key}': {
-        get: { operationId: 'GetMetadataKey', parameters: [idParam, { name: 'key', in: 'path', required: true, schema: { type: 'string' } }], description: 'GetMetadata with key: that key only.', responses: { '200': json('VmMetadata'), ...errors } },
-      },
-      '/v1/vms/{id}/logs': {
-        get: { operationId: 'StreamLogs', parameters: [idParam, { name: 'follow', in: 'query', schema: { type: 'boolean' } }], responses: { '200': { description: 'the serial console output (chunked while following)', content: { 'text/plain': { schema: { type: 'string' } } } }, ...errors } },
-      },
-      '/v1/vms/{id}/exec': {
-        get: { operationId: 'Exec', parameters: [idParam], description: 'WebSocket (Upgrade): the Exec stream; text messages are ProcessInput / ProcessOutput in proto3 JSON (bytes base64); the first one is {"start":{...}}.', responses: { '101': { description: 'switching to WebSocket' }, ...errors } },
-      },
-      '/v1/vms/{id}/attach': {
-        get: { operationId: 'Attach', parameters: [idParam, { name: 'fromStart', in: 'query', schema: { type: 'boolean' } }], description: 'WebSocket (Upgrade): the Attach stream, as Exec but for the workload main process.', responses: { '101': { description: 'switching to WebSocket' }, ...errors } },
-      },
-      '/v1/vms/{id}/snapshots': {
-        post: { operationId: 'CreateSnapshot', parameters: [idParam], requestBody: { required: false, content: { 'application/json': { schema: { type: 'object', properties: { name: { type: 'string' }, leavePaused: { type: 'boolean' } } } } } }, responses: { '201': json('Snapshot', 'taken'), ...errors } },
-      },
-      '/v1/vms/{id}/clone': {
-        post: { operationId: 'CloneVm', parameters: [idParam], requestBody: { required: false, content: { 'application/json': { schema: { type: 'object', properties: { count: { type: 'integer', minimum: 1, maximum: 32 } } } } } }, responses: { '201': json('CloneVmResponse', 'the clones, running'), ...errors } },
-      },
-      '/v1/snapshots': { get: { operationId: 'ListSnapshots', responses: { '200': json('ListSnapshotsResponse') } } },
-      '/v1/snapshots/{id}': {
-        get: { operationId: 'GetSnapshot', parameters: [snapshotParam], responses: { '200': json('Snapshot'), ...errors } },
-        delete: { operationId: 'DeleteSnapshot', parameters: [snapshotParam], responses: { '200': json('DeleteSnapshotResponse'), ...errors } },
-      },
-      '/v1/snapshots/{id}/spawn': {
-        post: { operationId: 'RestoreSnapshot', parameters: [snapshotParam], requestBody: { required: false, content: { 'application/json': { schema: { type: 'object', properties: { name: { type: 'string' } } } } } }, responses: { '201': json('Vm', 'resumed from the snapshot and running'), ...errors } },
-      },
-      '/v1/network/prune': { post: { operationId: 'PruneNetworks', responses: { '200': json('PruneNetworksResponse') } } },
-      '/v1/doctor': { get: { operationId: 'Doctor', responses: { '200': json('DoctorResponse') } } },
-      '/v1/events': {
-        get: { operationId: 'WatchEvents', responses: { '200': { description: 'one VmEvent JSON object per line, as they happen', content: { 'application/x-ndjson': { schema: ref('VmEvent') } } } } },
-      },
+    info: {
+      title: 'Hypercore API',
+      version: '1.0.0',
+      description:
+        'HTTP/JSON form of the hypercore.v1 services (same names and fields as gRPC, proto3 JSON). On the unix socket no credentials are needed; on the remote listener every call needs a client certificate of the daemon\'s CA (mTLS) or a bearer token whose scope allows it.',
     },
-    components: { schemas },
+    security: [{}, { bearerToken: [] }],
+    paths,
+    components: {
+      schemas: proto.schemas(),
+      securitySchemes: { bearerToken: { type: 'http', scheme: 'bearer', description: 'an API token (hc_<id>.<secret>) on the remote listener' } },
+    },
   };
   return cached;
 }

@@ -61,7 +61,7 @@ before(async () => {
   remote = await RemoteApi.start({
     listen: [{ scheme: 'https', host: '127.0.0.1', port: 0 }, { scheme: 'http', host: '127.0.0.1', port: 0 }],
     identity: loadServerIdentity(tls),
-    hostPaths: hostPathsWithin([allowed], '--allow-host-path'),
+    hostPaths: hostPathsWithin([allowed], '--allow-host-path', ['br-lab']),
     vms: new VmOperations({ service, hostCpus: 2, logger: silent }),
     tokens,
     metrics,
@@ -249,6 +249,23 @@ test('a write token may create VMs from files under the allowed directories, and
   assert.equal(ok.status, 201, JSON.stringify(ok.json));
   assert.equal(service.get('inside').spec.drive, join(allowed, 'root.ext4'));
   await call('DELETE', '/v1/vms/inside?force=true', { token: secret });
+});
+
+test('a remote VM joins only the host bridges the daemon allows (a bridge puts it on a host network with no Hypercore firewall)', async () => {
+  const { secret } = tokens.create({ scope: 'write' });
+  const before = service.list().length;
+  const bridged = (name: string, bridge: string) => ({ spec: { name, drive: join(allowed, 'root.ext4'), network: { mode: 'bridge', bridge, ip: '192.168.7.20', subnet: '192.168.7.0/24', gateway: '192.168.7.1' } } });
+  const refused = await call('POST', '/v1/vms', { token: secret }, bridged('office', 'br-office'));
+  assert.equal(refused.status, 403);
+  assert.equal(refused.json.error?.code, 'HC_PERMISSION_DENIED');
+  assert.match(refused.json.error?.message ?? '', /^host bridge refused: spec\.network\.bridge = "br-office": is a host bridge remote callers may not join \(allowed: br-lab\)/);
+  assert.equal((await grpcCall('CreateVm', bridged('office-grpc', 'br-office'), { token: secret })).err?.code, grpc.status.PERMISSION_DENIED);
+  assertUnchanged(before);
+  // An allowed bridge passes the admission and reaches the service (this test's service has no
+  // network support, so it stops there with its own error).
+  const allowedBridge = await call('POST', '/v1/vms', { token: secret }, bridged('lab', 'br-lab'));
+  assert.equal(allowedBridge.json.error?.code, 'HC_PROVIDER_UNAVAILABLE', JSON.stringify(allowedBridge.json));
+  assert.match(allowedBridge.json.error?.message ?? '', /no network support/);
 });
 
 test('plain TCP to the TLS port gets no HTTP answer', async () => {

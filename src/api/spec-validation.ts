@@ -17,7 +17,7 @@ import { hacTreeFromSpec, specMessage } from '../config/spec-tree.js';
 import { mayHoldSecrets } from '../config/secret-paths.js';
 import { plainValue } from '../config/toml-values.js';
 import { SECRET_SHOWN_AS } from '../core/metadata.js';
-import { admitHostPath, anyHostPath, type HostPathPolicy } from './auth/host-paths.js';
+import { admitBridge, admitHostPath, anyHostPath, type HostPathPolicy } from './auth/host-paths.js';
 
 /**
  * The value a problem shows: none for a rule about a whole table (the table may be large, or hold
@@ -54,8 +54,15 @@ function admitHostPaths(tree: unknown, policy: HostPathPolicy, specPathOf: (segm
     if ('denied' in admission) denied.push({ path: specPathOf(segments), message: admission.denied, value });
     else (getAt(tree, segments.slice(0, -1)) as Record<string, unknown>)[segments.at(-1)!] = admission.path;
   }
+  const network = getAt(tree, ['network']);
+  const bridge = isTable(network) && network['mode'] === 'bridge' ? network['bridge'] : undefined;
+  if (typeof bridge === 'string') {
+    const refusal = admitBridge(policy, bridge);
+    if (refusal) denied.push({ path: specPathOf(['network', 'bridge']), message: refusal.denied, value: bridge });
+  }
   if (denied.length > 0) {
-    throw new PermissionDeniedError(`host path refused: ${denied.map((d) => `${d.path} = ${JSON.stringify(d.value)}: ${d.message}`).join('; ')}`, denied);
+    const what = denied.every((d) => d.value === bridge && d.path === specPathOf(['network', 'bridge'])) ? 'host bridge' : 'host path';
+    throw new PermissionDeniedError(`${what} refused: ${denied.map((d) => `${d.path} = ${JSON.stringify(d.value)}: ${d.message}`).join('; ')}`, denied);
   }
 }
 

@@ -49,4 +49,9 @@ export interface VmDisk {
   path: string;
   format: 'raw' | 'qcow2';
   readOnly: boolean;
+  /**
+   * For a qcow2 overlay Hypercore made: the file it was made over (the image's block image). A VMM
+   * that follows backing files only when told to may be told to for this file alone.
+   */
+  backing?: string;
 }

@@ -8,6 +8,7 @@
  *   tls_dir = "/etc/hypercore/tls"
  *   insecure_loopback = false
  *   allow_host_paths = ["/srv/vms"]
+ *   allow_bridges = ["br-lab"]
  *
  * Flags win over the file. Unknown keys are refused, so a typo never silently leaves a door open
  * or shut; relative paths are relative to the file's folder.
@@ -29,6 +30,7 @@ export interface DaemonConfigFile {
     tlsDir?: string;
     insecureLoopback?: boolean;
     allowHostPaths?: string[];
+    allowBridges?: string[];
   };
 }
 
@@ -42,6 +44,7 @@ const schema = z.strictObject(
           tls_dir: text.optional(),
           insecure_loopback: z.boolean({ error: 'must be true or false' }).optional(),
           allow_host_paths: z.array(text, { error: 'must be an array of directories' }).optional(),
+          allow_bridges: z.array(text, { error: 'must be an array of host bridge names' }).optional(),
         },
         { error: 'must be a table' },
       )
@@ -83,6 +86,7 @@ export function readDaemonConfig(file: string): DaemonConfigFile {
       ...(remote.tls_dir ? { tlsDir: resolve(base, remote.tls_dir) } : {}),
       ...(remote.insecure_loopback !== undefined ? { insecureLoopback: remote.insecure_loopback } : {}),
       ...(remote.allow_host_paths ? { allowHostPaths: remote.allow_host_paths.map((p) => resolve(base, p)) } : {}),
+      ...(remote.allow_bridges ? { allowBridges: remote.allow_bridges } : {}),
     },
   };
 }

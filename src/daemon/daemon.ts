@@ -30,6 +30,7 @@ import { VmLogFiles } from '../providers/vm-logs.js';
 import { TtrpcAgentConnector } from '../agent-client/agent-session.js';
 import { GuestBootContract } from '../guest/boot-contract.js';
 import { ensureSystemImage } from '../guest/system-image.js';
+import { CloudHypervisorProvider } from '../providers/cloud-hypervisor/cloud-hypervisor-provider.js';
 import { FirecrackerProvider } from '../providers/firecracker/firecracker-provider.js';
 import { QemuProvider } from '../providers/qemu/qemu-provider.js';
 import { SqliteVmStore } from '../store/sqlite-vm-store.js';
@@ -121,7 +122,7 @@ export class Daemon {
     this.store = vmStore;
     const imagesDir = join(rootDir, 'images');
     // In the order provider = "auto" prefers them.
-    const providerList: Provider[] = [new FirecrackerProvider({ logger: log }), new QemuProvider({ logger: log, workDir: join(runDir, 'probe'), memoryDir: this.settings.memoryDir })];
+    const providerList: Provider[] = [new FirecrackerProvider({ logger: log }), new CloudHypervisorProvider({ logger: log }), new QemuProvider({ logger: log, workDir: join(runDir, 'probe'), memoryDir: this.settings.memoryDir })];
     const metrics = new HypercoreMetrics({
       vms: () => vmStore.list(),
       providers: providerList.map((p) => p.name),
@@ -187,7 +188,7 @@ export class Daemon {
     }
     this.rotateTimer = setInterval(() => void this.rotateConsoleLogs(), CONSOLE_ROTATE_INTERVAL_MS);
     this.rotateTimer.unref();
-    this.logger.info({ socket, rootDir, runDir, bootDir, vms: this.store.list().length, ...(this.remote ? { remote: this.remote.addresses, allowHostPaths: this.settings.remote.allowHostPaths } : {}) }, 'hypercored ready');
+    this.logger.info({ socket, rootDir, runDir, bootDir, vms: this.store.list().length, ...(this.remote ? { remote: this.remote.addresses, allowHostPaths: this.settings.remote.allowHostPaths, allowBridges: this.settings.remote.allowBridges } : {}) }, 'hypercored ready');
   }
 
   /**
@@ -195,10 +196,10 @@ export class Daemon {
    * --tls-dir or --allow-host-path stops the daemon before it changes anything.
    */
   private planRemote(): RemotePlan | undefined {
-    const { listen, tlsDir, allowHostPaths } = this.settings.remote;
+    const { listen, tlsDir, allowHostPaths, allowBridges } = this.settings.remote;
     if (listen.length === 0) return undefined;
     const identity = listen.some((l) => l.scheme === 'https') && tlsDir ? loadServerIdentity(tlsDir) : undefined;
-    return { hostPaths: hostPathsWithin(allowHostPaths, '--allow-host-path'), ...(identity ? { identity } : {}) };
+    return { hostPaths: hostPathsWithin(allowHostPaths, '--allow-host-path', allowBridges), ...(identity ? { identity } : {}) };
   }
 
   /** Stops serving; VMs keep running and are adopted by the next hypercored. */

@@ -23,6 +23,7 @@ const program = new Command('hypercored')
   .option('--tls-dir <dir>', "the remote listener's ca.pem, server-cert.pem and server-key.pem, as hypercore tls init writes them (config remote.tls_dir)")
   .option('--insecure-loopback', 'allow --listen http://127.0.0.1:PORT: plain TCP on loopback, tokens only (config remote.insecure_loopback)')
   .option('--allow-host-path <dir>', 'a directory under which remote callers may name kernels, initrds, drives, VMM binaries and archives (repeatable; config remote.allow_host_paths; default: none)', repeatable)
+  .option('--allow-bridge <name>', 'a host bridge that remote callers\' VMs may join with mode = "bridge" (repeatable; config remote.allow_bridges; default: none)', repeatable)
   .action(async (flags: SettingsInput & { config?: string }) => {
     let settings: DaemonSettings;
     try {

@@ -50,14 +50,15 @@ test('hypercored with a bad setting exits 1 with one clear line, before it creat
 });
 
 test('--listen takes https://ADDR:PORT with --tls-dir; plain http only on loopback with --insecure-loopback', () => {
-  const s = resolveSettings({ listen: ['https://0.0.0.0:7443', 'https://[::1]:7444', 'http://localhost:7445'], tlsDir: '/etc/hc/tls', insecureLoopback: true, allowHostPath: ['/srv/vms'] }, {});
+  const s = resolveSettings({ listen: ['https://0.0.0.0:7443', 'https://[::1]:7444', 'http://localhost:7445'], tlsDir: '/etc/hc/tls', insecureLoopback: true, allowHostPath: ['/srv/vms'], allowBridge: ['br-lab'] }, {});
   assert.deepEqual(s.remote, {
     listen: [{ scheme: 'https', host: '0.0.0.0', port: 7443 }, { scheme: 'https', host: '::1', port: 7444 }, { scheme: 'http', host: '127.0.0.1', port: 7445 }],
     tlsDir: '/etc/hc/tls',
     insecureLoopback: true,
     allowHostPaths: ['/srv/vms'],
+    allowBridges: ['br-lab'],
   });
-  assert.deepEqual(resolveSettings({}, {}).remote, { listen: [], insecureLoopback: false, allowHostPaths: [] });
+  assert.deepEqual(resolveSettings({}, {}).remote, { listen: [], insecureLoopback: false, allowHostPaths: [], allowBridges: [] });
   const problems = (flags: Parameters<typeof resolveSettings>[0]) => {
     try {
       resolveSettings(flags, {});
@@ -74,6 +75,7 @@ test('--listen takes https://ADDR:PORT with --tls-dir; plain http only on loopba
   assert.match(problems({ listen: ['https://0.0.0.0:7443/v1'], tlsDir: '/t' }), /scheme:\/\/ADDR:PORT, nothing more/);
   assert.match(problems({ listen: ['0.0.0.0:7443'], tlsDir: '/t' }), /must be a URL|the scheme must be https/);
   assert.match(problems({ allowHostPath: ['srv'] }), /--allow-host-path = "srv": must be an absolute directory/);
+  assert.match(problems({ allowBridge: ['br/0'] }), /--allow-bridge = "br\/0": must be an interface name/);
 });
 
 test('the remote listener is never opened from the environment (HYPERCORE_HOST and HYPERCORE_TLS_DIR are the CLI\'s)', () => {
@@ -85,10 +87,10 @@ test('the configuration file gives the remote settings; flags win; bad keys are 
   const dir = mkdtempSync(join(tmpdir(), 'hc-conf-'));
   try {
     const file = join(dir, 'hypercored.toml');
-    writeFileSync(file, '[remote]\nlisten = ["https://127.0.0.1:7443"]\ntls_dir = "tls"\nallow_host_paths = ["/srv/vms"]\n');
+    writeFileSync(file, '[remote]\nlisten = ["https://127.0.0.1:7443"]\ntls_dir = "tls"\nallow_host_paths = ["/srv/vms"]\nallow_bridges = ["br-lab"]\n');
     const config = readDaemonConfig(file);
     const fromFile = resolveSettings({}, {}, config).remote;
-    assert.deepEqual(fromFile, { listen: [{ scheme: 'https', host: '127.0.0.1', port: 7443 }], tlsDir: join(dir, 'tls'), insecureLoopback: false, allowHostPaths: ['/srv/vms'] });
+    assert.deepEqual(fromFile, { listen: [{ scheme: 'https', host: '127.0.0.1', port: 7443 }], tlsDir: join(dir, 'tls'), insecureLoopback: false, allowHostPaths: ['/srv/vms'], allowBridges: ['br-lab'] });
     assert.deepEqual(resolveSettings({ listen: ['https://0.0.0.0:9'], allowHostPath: ['/a'] }, {}, config).remote.listen, [{ scheme: 'https', host: '0.0.0.0', port: 9 }]);
     writeFileSync(file, '[remote]\nlisten = ["http://0.0.0.0:80"]\n');
     assert.throws(() => resolveSettings({}, {}, readDaemonConfig(file)), new RegExp(`${file.replace(/[.]/g, '\\.')}: remote\\.listen = "http://0\\.0\\.0\\.0:80": plain TCP`));

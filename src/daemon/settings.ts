@@ -21,6 +21,8 @@ export interface RemoteSettings {
   insecureLoopback: boolean;
   /** Directories under which remote callers may name host files (kernel, initrd, drive, VMM binary, archive). */
   allowHostPaths: string[];
+  /** Host bridges a remote caller's VM may join with `mode = "bridge"` (none by default). */
+  allowBridges: string[];
 }
 
 export interface DaemonSettings {
@@ -69,6 +71,7 @@ export interface SettingsInput {
   tlsDir?: string;
   insecureLoopback?: boolean;
   allowHostPath?: string[];
+  allowBridge?: string[];
 }
 
 /** A value and where it came from, for error messages. */
@@ -147,7 +150,9 @@ function resolveRemote(flags: SettingsInput, file: DaemonConfigFile | undefined,
   }
   const allowed = flags.allowHostPath?.length ? flags.allowHostPath.map((value) => ({ value, from: '--allow-host-path' })) : (file?.remote.allowHostPaths ?? []).map((value) => ({ value, from: inFile('allow_host_paths') }));
   for (const dir of allowed) if (!dir.value.startsWith('/')) bad(dir, 'must be an absolute directory');
-  return { listen, insecureLoopback, allowHostPaths: allowed.map((d) => resolve(d.value)), ...(tlsDir ? { tlsDir: resolve(tlsDir.value) } : {}) };
+  const bridges = flags.allowBridge?.length ? flags.allowBridge.map((value) => ({ value, from: '--allow-bridge' })) : (file?.remote.allowBridges ?? []).map((value) => ({ value, from: inFile('allow_bridges') }));
+  for (const bridge of bridges) if (!/^[^\s/]{1,15}$/.test(bridge.value)) bad(bridge, 'must be an interface name (1-15 characters, no "/" or spaces)');
+  return { listen, insecureLoopback, allowHostPaths: allowed.map((d) => resolve(d.value)), allowBridges: bridges.map((b) => b.value), ...(tlsDir ? { tlsDir: resolve(tlsDir.value) } : {}) };
 }
 
 /** @throws ConfigInvalidError listing every bad setting. */

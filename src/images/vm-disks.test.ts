@@ -36,6 +36,7 @@ test('a workload VM gets the read-only image and an ext4 scratch disk of exactly
 test('a VM booting its own drive gets one qcow2 overlay whose virtual size is the larger of image and disk_size', async () => {
   const small = await createVmImageDisks(base, stateDir('drive-small'), { formats: ['raw', 'qcow2'], sizeMib: 16, workload: false });
   assert.deepEqual(small.map((d) => [d.name, d.format, d.readOnly]), [['image', 'qcow2', false]]);
+  assert.equal(small[0]!.backing, base, 'the overlay records the block image it was made over');
   const info = (path: string) => JSON.parse(execFileSync('qemu-img', ['info', '--output=json', '-U', path], { encoding: 'utf8' })) as { 'virtual-size': number };
   assert.equal(info(small[0]!.path)['virtual-size'], 32 * MiB, 'never smaller than the image');
   const large = await createVmImageDisks(base, stateDir('drive-large'), { formats: ['raw', 'qcow2'], sizeMib: 256, workload: false });

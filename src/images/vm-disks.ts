@@ -51,7 +51,7 @@ export async function createVmImageDisks(basePath: string, stateDir: string, opt
     const overlay = join(stateDir, 'image.qcow2');
     const base = (await stat(basePath)).size;
     await createQcow2Overlay(basePath, overlay, Math.max(base, sizeBytes));
-    return [{ name: 'image', path: overlay, format: 'qcow2', readOnly: false }];
+    return [{ name: 'image', path: overlay, format: 'qcow2', readOnly: false, backing: basePath }];
   }
   const scratch = join(stateDir, 'scratch.raw');
   await createScratchDisk(scratch, sizeBytes);

@@ -7,17 +7,23 @@
  * without the daemon ever looking at it (a caller must not learn which host files exist); then
  * with every symlink resolved, so that a link inside an allowed directory cannot lead out of it.
  * The resolved path is what the daemon then uses.
+ *
+ * Host bridges are host resources too: a VM in `mode = "bridge"` sits on that host network with no
+ * Hypercore firewall between them (an office LAN, a storage network), so a remote caller may join
+ * only the bridges the configuration names.
  */
 import { realpathSync } from 'node:fs';
 import { dirname, isAbsolute, resolve, sep } from 'node:path';
 import { ConfigInvalidError } from '../../core/errors.js';
 
-export type HostPathPolicy = { readonly kind: 'any' } | { readonly kind: 'within'; readonly dirs: readonly string[]; readonly realDirs: readonly string[] };
+export type HostPathPolicy =
+  | { readonly kind: 'any' }
+  | { readonly kind: 'within'; readonly dirs: readonly string[]; readonly realDirs: readonly string[]; readonly bridges: readonly string[] };
 
 export const anyHostPath: HostPathPolicy = { kind: 'any' };
 
 /** A policy for remote callers; each directory must exist (`from` names the setting, for the error). */
-export function hostPathsWithin(dirs: readonly string[], from: string): HostPathPolicy {
+export function hostPathsWithin(dirs: readonly string[], from: string, bridges: readonly string[] = []): HostPathPolicy {
   const realDirs: string[] = [];
   for (const dir of dirs) {
     try {
@@ -26,7 +32,7 @@ export function hostPathsWithin(dirs: readonly string[], from: string): HostPath
       throw new ConfigInvalidError(`${from} = ${JSON.stringify(dir)}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such directory' : String(err)}`, [{ path: from, message: 'no such directory', value: dir }]);
     }
   }
-  return { kind: 'within', dirs: dirs.map((d) => resolve(d)), realDirs };
+  return { kind: 'within', dirs: dirs.map((d) => resolve(d)), realDirs, bridges: [...bridges] };
 }
 
 function inside(dirs: readonly string[], path: string): boolean {
@@ -47,6 +53,13 @@ export function admitHostPath(policy: HostPathPolicy, path: string, kind: 'file'
   if (!inside(policy.realDirs, real)) return { denied: `leads outside the directories remote callers may use through a symbolic link (${allowed})` };
   // A missing file is reported by the caller's own checks, as it would be on the unix socket.
   return { path: exists ? real : written };
+}
+
+/** Whether the caller may put a VM's TAP on the host bridge `name`, or why not. */
+export function admitBridge(policy: HostPathPolicy, name: string): { denied: string } | undefined {
+  if (policy.kind === 'any' || policy.bridges.includes(name)) return undefined;
+  const allowed = policy.bridges.length === 0 ? 'no bridges are allowed (hypercored --allow-bridge)' : `allowed: ${policy.bridges.join(', ')}`;
+  return { denied: `is a host bridge remote callers may not join (${allowed})` };
 }
 
 /** The real path of `path`, or of its deepest ancestor that exists (a missing file's folder may still be a link out). */

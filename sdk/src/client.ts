@@ -1,0 +1,199 @@
+/**
+ * The Hypercore client: one method per API operation (named as the document's operationIds),
+ * typed by the document's schemas, with streams as Node streams and async iterators.
+ *
+ *   const hc = new HypercoreClient({ socketPath: '/run/hypercore/hypercore.sock' });
+ *   const vm = await hc.createVm({ name: 'web', image: 'alpine' });
+ *   for await (const event of hc.watchEvents()) ...
+ */
+import { Connection, ndjson, type ConnectionOptions } from './connection.js';
+import { errorFromBody } from './errors.js';
+import { GuestProcess, openProcessSocket } from './process.js';
+import type {
+  ApiToken,
+  CreateSnapshotOptions,
+  CreateTokenResponse,
+  DoctorResponse,
+  ExecStart,
+  Image,
+  PruneImagesResponse,
+  PruneNetworksResponse,
+  PullImageProgress,
+  Snapshot,
+  StopVmOptions,
+  Vm,
+  VmEvent,
+  VmSpec,
+} from './types.js';
+
+const at = (id: string): string => encodeURIComponent(id);
+const query = (flags: Record<string, boolean | undefined>): string => {
+  const set = Object.entries(flags).filter(([, v]) => v);
+  return set.length ? `?${set.map(([k]) => `${k}=true`).join('&')}` : '';
+};
+
+/** An image reference is the rest of the path: its '/' and ':' stay as they are; anything that could leave the path is refused. */
+function imagePath(reference: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._\-/:@+]*$/.test(reference) || reference.split('/').some((part) => part === '..' || part === '.')) {
+    throw new TypeError(`image reference ${JSON.stringify(reference)}: not a reference`);
+  }
+  return `/v1/images/${reference}`;
+}
+
+export interface StreamOptions {
+  /** Ends the stream (the iterator finishes) when aborted. */
+  signal?: AbortSignal;
+}
+
+export class HypercoreClient {
+  private readonly connection: Connection;
+
+  constructor(options: ConnectionOptions) {
+    this.connection = new Connection(options);
+  }
+
+  // VMs
+
+  /** Creates a VM and boots it; with `start: false`, only defines it (state `created`). */
+  createVm(spec: VmSpec, options: { start?: boolean; detach?: boolean } = {}): Promise<Vm> {
+    return this.connection.call('POST', '/v1/vms', { spec, ...options });
+  }
+  async listVms(): Promise<Vm[]> {
+    return (await this.connection.call<{ vms?: Vm[] }>('GET', '/v1/vms')).vms ?? [];
+  }
+  getVm(id: string): Promise<Vm> {
+    return this.connection.call('GET', `/v1/vms/${at(id)}`);
+  }
+  startVm(id: string): Promise<Vm> {
+    return this.connection.call('POST', `/v1/vms/${at(id)}/start`);
+  }
+  stopVm(id: string, options: StopVmOptions = {}): Promise<Vm> {
+    return this.connection.call('POST', `/v1/vms/${at(id)}/stop`, options);
+  }
+  pauseVm(id: string): Promise<Vm> {
+    return this.connection.call('POST', `/v1/vms/${at(id)}/pause`);
+  }
+  resumeVm(id: string): Promise<Vm> {
+    return this.connection.call('POST', `/v1/vms/${at(id)}/resume`);
+  }
+  async deleteVm(id: string, options: { force?: boolean } = {}): Promise<void> {
+    await this.connection.call('DELETE', `/v1/vms/${at(id)}${query(options)}`);
+  }
+  async cloneVm(id: string, count = 1): Promise<Vm[]> {
+    return (await this.connection.call<{ vms?: Vm[] }>('POST', `/v1/vms/${at(id)}/clone`, { count })).vms ?? [];
+  }
+
+  /** The serial console output; with `follow`, goes on as the guest writes until aborted or the VM stops. */
+  async *streamLogs(id: string, options: StreamOptions & { follow?: boolean } = {}): AsyncGenerator<Buffer> {
+    yield* await this.connection.stream('GET', `/v1/vms/${at(id)}/logs${query({ follow: options.follow })}`, undefined, options.signal);
+  }
+
+  /** VM events (created, state-changed, deleted) as they happen, until aborted or the loop breaks. */
+  async *watchEvents(options: StreamOptions = {}): AsyncGenerator<VmEvent> {
+    yield* ndjson<VmEvent>(await this.connection.stream('GET', '/v1/events', undefined, options.signal));
+  }
+
+  /** Runs a command in the guest; its stdin, stdout and stderr are Node streams. */
+  async exec(id: string, start: Omit<ExecStart, 'id'>): Promise<GuestProcess> {
+    const socket = await openProcessSocket(this.connection, `/v1/vms/${at(id)}/exec`);
+    const process = new GuestProcess(socket);
+    socket.send(JSON.stringify({ start }));
+    return process;
+  }
+
+  /** Attaches to the workload's main process; `fromStart` replays its output from the beginning. */
+  async attach(id: string, options: { fromStart?: boolean } = {}): Promise<GuestProcess> {
+    return new GuestProcess(await openProcessSocket(this.connection, `/v1/vms/${at(id)}/attach${query(options)}`));
+  }
+
+  // Snapshots
+
+  createSnapshot(vmId: string, options: CreateSnapshotOptions = {}): Promise<Snapshot> {
+    return this.connection.call('POST', `/v1/vms/${at(vmId)}/snapshots`, options);
+  }
+  async listSnapshots(): Promise<Snapshot[]> {
+    return (await this.connection.call<{ snapshots?: Snapshot[] }>('GET', '/v1/snapshots')).snapshots ?? [];
+  }
+  getSnapshot(id: string): Promise<Snapshot> {
+    return this.connection.call('GET', `/v1/snapshots/${at(id)}`);
+  }
+  async deleteSnapshot(id: string): Promise<void> {
+    await this.connection.call('DELETE', `/v1/snapshots/${at(id)}`);
+  }
+  restoreSnapshot(id: string, options: { name?: string } = {}): Promise<Vm> {
+    return this.connection.call('POST', `/v1/snapshots/${at(id)}/spawn`, options);
+  }
+
+  // Images
+
+  /** Pull progress messages as they come; the last one (phase `done`) carries the image. */
+  async *pullImageProgress(reference: string, options: StreamOptions & { platform?: string } = {}): AsyncGenerator<PullImageProgress> {
+    yield* ndjson<PullImageProgress>(await this.connection.stream('POST', '/v1/images/pull', { reference, ...(options.platform ? { platform: options.platform } : {}) }, options.signal));
+  }
+  /** Pulls an image, reporting progress to `onProgress`; resolves with the image. */
+  pullImage(reference: string, options: { platform?: string; onProgress?: (p: PullImageProgress) => void } = {}): Promise<Image> {
+    return lastImage(this.pullImageProgress(reference, options.platform ? { platform: options.platform } : {}), options.onProgress);
+  }
+  /** Imports a `docker save` or OCI layout tar from a path on the daemon's host. */
+  importImage(path: string, options: { reference?: string; onProgress?: (p: PullImageProgress) => void } = {}): Promise<Image> {
+    const body = { path, ...(options.reference ? { reference: options.reference } : {}) };
+    return lastImage(
+      (async function* (c: Connection) {
+        yield* ndjson<PullImageProgress>(await c.stream('POST', '/v1/images/import', body));
+      })(this.connection),
+      options.onProgress,
+    );
+  }
+  async listImages(): Promise<Image[]> {
+    return (await this.connection.call<{ images?: Image[] }>('GET', '/v1/images')).images ?? [];
+  }
+  getImage(reference: string): Promise<Image> {
+    return this.connection.call('GET', imagePath(reference));
+  }
+  async deleteImage(reference: string, options: { force?: boolean } = {}): Promise<void> {
+    await this.connection.call('DELETE', `${imagePath(reference)}${query(options)}`);
+  }
+  pruneImages(options: { all?: boolean } = {}): Promise<PruneImagesResponse> {
+    return this.connection.call('POST', '/v1/images/prune', options);
+  }
+
+  // Tokens (admin scope on the remote listener)
+
+  createToken(scope: 'read' | 'write' | 'admin', name?: string): Promise<CreateTokenResponse> {
+    return this.connection.call('POST', '/v1/tokens', { scope, ...(name !== undefined ? { name } : {}) });
+  }
+  async listTokens(): Promise<ApiToken[]> {
+    return (await this.connection.call<{ tokens?: ApiToken[] }>('GET', '/v1/tokens')).tokens ?? [];
+  }
+  revokeToken(id: string): Promise<ApiToken> {
+    return this.connection.call('DELETE', `/v1/tokens/${at(id)}`);
+  }
+
+  // Host
+
+  doctor(): Promise<DoctorResponse> {
+    return this.connection.call('GET', '/v1/doctor');
+  }
+  pruneNetworks(): Promise<PruneNetworksResponse> {
+    return this.connection.call('POST', '/v1/network/prune');
+  }
+  /** The OpenAPI document the daemon serves (the one the SDK's types come from). */
+  openApi(): Promise<Record<string, unknown>> {
+    return this.connection.call('GET', '/openapi.json');
+  }
+
+  /** Closes the client's connections (open streams end). */
+  close(): Promise<void> {
+    return this.connection.close();
+  }
+}
+
+async function lastImage(progress: AsyncIterable<PullImageProgress>, onProgress?: (p: PullImageProgress) => void): Promise<Image> {
+  let image: Image | undefined;
+  for await (const p of progress) {
+    if (p.image) image = p.image;
+    onProgress?.(p);
+  }
+  if (!image) throw errorFromBody(200, { error: { code: 'HC_INTERNAL', message: 'the daemon ended the progress stream without the image' } });
+  return image;
+}

@@ -1,0 +1,30 @@
+/** The API's messages, as named in the daemon's OpenAPI document (generated from its protos). */
+import type { components, operations } from './generated/openapi.js';
+
+type Schemas = components['schemas'];
+
+export type Vm = Schemas['Vm'];
+export type VmSpec = Schemas['VmSpec'];
+export type VmEvent = Schemas['VmEvent'];
+export type CreateVmRequest = Schemas['CreateVmRequest'];
+export type Snapshot = Schemas['Snapshot'];
+export type Image = Schemas['Image'];
+export type PullImageProgress = Schemas['PullImageProgress'];
+export type PullImageRequest = Schemas['PullImageRequest'];
+export type ImportImageRequest = Schemas['ImportImageRequest'];
+export type PruneImagesResponse = Schemas['PruneImagesResponse'];
+export type ApiToken = Schemas['ApiToken'];
+export type CreateTokenResponse = Schemas['CreateTokenResponse'];
+export type DoctorResponse = Schemas['DoctorResponse'];
+export type PruneNetworksResponse = Schemas['PruneNetworksResponse'];
+export type ExecStart = Schemas['ExecStart'];
+export type ProcessInput = Schemas['ProcessInput'];
+export type ProcessOutput = Schemas['ProcessOutput'];
+export type ErrorBody = Schemas['Error'];
+/** Every error code the API can answer with. */
+export type ErrorCode = ErrorBody['error']['code'];
+
+/** The JSON body an operation takes (from the document's requestBody). */
+export type RequestBody<Op extends keyof operations> = operations[Op] extends { requestBody?: { content: { 'application/json': infer B } } } ? B : never;
+export type StopVmOptions = RequestBody<'StopVm'>;
+export type CreateSnapshotOptions = RequestBody<'CreateSnapshot'>;
