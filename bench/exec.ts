@@ -14,26 +14,35 @@
  * busybox OCI image built in code is written as an OCI layout tar and `hypercore image import`ed;
  * one agent VM runs `sh -c "exec sleep 100000"` (accel auto, 1 vCPU, 256 MiB).
  *
- *  1. exec latency: `hypercore exec ID -- true` (a new CLI process each run), CLI start → exit; and
- *     the same over one long-lived in-process gRPC client (Exec bidi stream: start, closeStdin →
- *     the `exited` message), which leaves out the CLI's node start-up.
+ *  1. exec latency: `hypercore exec ID -- true` (a new CLI process each run), CLI start → exit; the
+ *     same over one long-lived in-process gRPC client (Exec bidi stream: start, closeStdin → the
+ *     `exited` message), and over in-process WebSockets (what the CLI uses), which leave out the
+ *     CLI's node start-up. Pipe execs are forks of the workload's exec helper; an exec with a tty
+ *     (`crun exec`, as every exec was before the helper) is timed over WebSockets for reference.
  *  2. bare agent round trip on the same virtio-serial channel: QEMU's chardev serves one client, so
  *     the daemon is stopped (SIGTERM; VMs keep running), a TtrpcAgentConnector connects to
  *     `<run-dir>/vms/<id>/agent.sock`, and times hello() and createProcess({args:['true']}, true) +
- *     wait() (an exec in the workload's container, no daemon). Then the daemon is started again and
+ *     wait() (an exec in the workload's container, no daemon), and the same outside the container
+ *     (a process of the VM, spawned by the agent's node). Then the daemon is started again and
  *     re-adopts the VM (timed until an exec works again).
  *  3. spawn vs raw boot, interleaved per run: `hypercore spawn` of a fresh VM (waits for agent and
  *     workload) → CLI return, plus the agent's ready line in its console.log (polled every 20 ms);
  *     raw QEMU (the provider's command line for the same spec: same kernel/initrd, the system image
- *     read-only as root, the same virtio-serial agent device on a socket in a temp dir, `-serial
- *     stdio`, no -daemonize/-qmp/-pidfile, under `setpriv --pdeathsig KILL`) → `[hypercore-agent]
- *     ready` on stdout. The raw boot uses the accel the daemon chose (TCG on this host). One warm-up
- *     pair is not counted (the restarted daemon re-runs its accel probe on its first launch).
+ *     read-only as root, the image's block image and a scratch overlay as the spawned VMs get them,
+ *     the same virtio-serial agent device on a socket in a temp dir, `-serial stdio`, no
+ *     -daemonize/-qmp/-pidfile, under `setpriv --pdeathsig KILL`) → `[hypercore-agent] ready` on
+ *     stdout. The raw boot uses the accel the daemon chose (TCG on this host). One warm-up pair is
+ *     not counted (the restarted daemon re-runs its accel probe on its first launch). Each spawned
+ *     VM's last start (`inspect --json`) gives the daemon's time per step.
+ *
+ * Targets (issue 11): exec via gRPC ≤ 3x the bare hello (p50); spawn → agent ready ≤ 1.05x and
+ * spawn → CLI returned ≤ 1.15x the raw boot (medians).
  *
  * Prints numbers only, no assertions. Everything (daemon, VMs, raw QEMUs, CLI children, temp dirs)
  * is removed in `finally` and on SIGINT/SIGTERM; loops stop early at their time budget and a
  * watchdog bounds the whole run to 6 minutes.
  */
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -41,9 +50,12 @@ import { TtrpcAgentConnector } from '../src/agent-client/agent-session.js';
 import { READY_LINE } from '../src/agent/log.js';
 import { loadHacFile } from '../src/config/index.js';
 import type { AgentSession } from '../src/core/agent.js';
+import type { VmDisk } from '../src/core/image.js';
 import type { Vm } from '../src/core/vm.js';
 import { ensureSystemImage, type SystemImage } from '../src/guest/system-image.js';
+import { writeQcow2Overlay } from '../src/images/qcow2.js';
 import { buildImage, buildLayer, busyboxLayerEntries, writeOciLayoutTar } from '../src/images/testing/oci-builder.js';
+import { WebSocket } from 'ws';
 import { hostCpuCount, hostTscKhz } from '../src/system/host.js';
 import { bootDir, isAlive, lastLine, sleep, TestDaemon } from '../test/e2e/harness.js';
 import { intInRange, parseFlags } from './lib/args.js';
@@ -54,6 +66,7 @@ import { grpcExec as grpcExecFor, newExecClient, type ExecClient } from './lib/g
 import { ChildSet, killHard, runCli as runHypercore, type RunResult } from './lib/processes.js';
 import { bootRawQemu, qemuVersion, rawQemuArguments, rawQemuCommandLine } from './lib/raw-qemu.js';
 import { median, percentile } from './lib/stats.js';
+import { TraceSummary } from './lib/trace.js';
 
 const WATCHDOG_MS = 355_000;
 const CLI_TIMEOUT_MS = 120_000;
@@ -67,7 +80,7 @@ const MEMORY_MIB = 256;
 const IMAGE_REF = 'bench.local/hc/busybox:1';
 const WARMUP = 3;
 /** Per-phase time budgets (ms): a loop stops starting new iterations once its budget is spent. */
-const BUDGET = { execCli: 50_000, execGrpc: 25_000, hello: 15_000, createProcess: 40_000, spawn: 110_000 };
+const BUDGET = { execCli: 50_000, execGrpc: 25_000, execWs: 25_000, execTty: 20_000, hello: 15_000, createProcess: 40_000, spawn: 110_000 };
 
 // ---------------------------------------------------------------------------------------------
 // arguments, formatting, the CLI
@@ -126,6 +139,43 @@ async function cliOk(daemon: TestDaemon, args: readonly string[]): Promise<RunRe
 // gRPC exec, in process
 
 const grpcExec = (client: ExecClient, id: string, args: string[]) => grpcExecFor(client, id, args, EXEC_TIMEOUT_MS);
+
+/** One exec over the daemon's WebSocket route (as the CLI does): start, closeStdin, until the socket closes. */
+function wsExec(socket: string, id: string, args: string[], tty = false): Promise<{ ms: number; exitCode: number }> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const ws = new WebSocket(`ws+unix:${socket}:/v1/vms/${id}/exec`);
+    let exitCode: number | undefined;
+    const timer = setTimeout(() => (ws.terminate(), reject(new Error(`WebSocket exec timed out after ${EXEC_TIMEOUT_MS} ms`))), EXEC_TIMEOUT_MS);
+    ws.on('open', () => {
+      ws.send(JSON.stringify({ start: { args, tty } }));
+      ws.send(JSON.stringify({ closeStdin: true }));
+    });
+    ws.on('message', (raw: Buffer) => {
+      const m = JSON.parse(raw.toString('utf8')) as { exited?: boolean; exitCode?: number; error?: { message?: string } };
+      if (m.error) reject(new Error(`WebSocket exec failed: ${m.error.message ?? '?'}`));
+      if (m.exited) exitCode = m.exitCode ?? 0;
+    });
+    ws.on('close', () => {
+      clearTimeout(timer);
+      if (exitCode === undefined) reject(new Error('WebSocket exec ended without an exit'));
+      else resolve({ ms: performance.now() - t0, exitCode });
+    });
+    ws.on('error', (err) => reject(err));
+  });
+}
+
+/** Runs `op` WARMUP + runs times (fewer once `budgetMs` is spent) and returns the timed samples. */
+async function sampled(runs: number, budgetMs: number, op: () => Promise<number>): Promise<number[]> {
+  const samples: number[] = [];
+  const t0 = performance.now();
+  for (let i = 0; i < WARMUP + runs; i++) {
+    if (i >= WARMUP && performance.now() - t0 > budgetMs) break;
+    const ms = await op();
+    if (i >= WARMUP) samples.push(ms);
+  }
+  return samples;
+}
 
 // ---------------------------------------------------------------------------------------------
 // daemon log, console, raw QEMU
@@ -264,6 +314,12 @@ async function main(): Promise<void> {
     }
     grpcClient.close();
     grpcClient = undefined;
+    const execWs = await sampled(opts.execRuns, BUDGET.execWs, async () => {
+      const r = await wsExec(daemon.socket, vmId!, ['true']);
+      if (r.exitCode !== 0) throw new Error(`WebSocket exec true exited ${r.exitCode}`);
+      return r.ms;
+    });
+    const execTty = await sampled(Math.min(opts.execRuns, 10), BUDGET.execTty, async () => (await wsExec(daemon.socket, vmId!, ['true'], true)).ms);
     const cliHelp: number[] = [];
     for (let i = 0; i < 1 + 5; i++) {
       const r = await runCli(daemon, ['--help']);
@@ -272,6 +328,8 @@ async function main(): Promise<void> {
     console.log('\n1. exec latency (`true` in the workload container, VM idle):');
     console.log(pLine('hypercore exec ID -- true (CLI process)', execCli, opts.execRuns));
     console.log(pLine('gRPC Exec, in-process client (reused)', execGrpc, opts.execRuns));
+    console.log(pLine('WebSocket exec, in-process', execWs, opts.execRuns));
+    console.log(pLine('reference: WebSocket exec -t (crun exec)', execTty, Math.min(opts.execRuns, 10)));
     console.log(mLine('reference: hypercore --help (CLI start-up)', cliHelp));
 
     // --- 2. bare agent round trip, daemon stopped -----------------------------------------------
@@ -301,12 +359,20 @@ async function main(): Promise<void> {
       if (exit.exitCode !== 0 || exit.signal) throw new Error(`agent createProcess true: exit ${exit.exitCode} ${exit.signal ?? ''}`);
       if (i >= WARMUP) createWait.push(ms);
     }
+    const session = agentSession;
+    const plainProcess = await sampled(Math.min(opts.agentRuns, 50), BUDGET.createProcess / 2, async () => {
+      const t0 = performance.now();
+      const { processId } = await session.createProcess({ args: ['true'] }, false);
+      await session.wait(processId);
+      return performance.now() - t0;
+    });
     agentSession.close();
     agentSession = undefined;
     console.log(`\n2. bare agent round trip (daemon stopped; own TTRPC client on ${agentSocket}):`);
     console.log(`  connect + HCSYNC handshake: ${fmtMs(connectMs)}; agent ${info.agentVersion}, guest uptime ${(info.uptimeMs / 1000).toFixed(1)} s, workload started: ${info.workloadStarted}`);
     console.log(pLine('agent hello()', hello, opts.agentRuns));
     console.log(pLine('agent createProcess(true, inWorkload)+wait', createWait, opts.agentRuns));
+    console.log(pLine('agent createProcess(true, in the VM)+wait', plainProcess, Math.min(opts.agentRuns, 50)));
 
     // Daemon again: it re-adopts the VM and reconnects to the agent in the background.
     const tRestart = performance.now();
@@ -335,9 +401,22 @@ async function main(): Promise<void> {
     // --- 3. spawn vs raw QEMU boot ----------------------------------------------------------------
     mkdirSync(rawDir, { recursive: true });
     const rawAgentSocket = join(rawDir, 'agent.sock');
+    // The spawned VMs' disks: the image's block image, and a scratch overlay (a fresh one per raw boot).
+    const scratchBacking = (vm.disks ?? []).find((d) => d.name === 'scratch');
+    const scratchTemplate = scratchBacking?.format === 'qcow2' ? (JSON.parse(execFileSync('qemu-img', ['info', '-U', '--output=json', scratchBacking.path], { encoding: 'utf8' })) as { 'backing-filename'?: string })['backing-filename'] : undefined;
+    const rawDisks = async (i: number): Promise<VmDisk[]> =>
+      Promise.all(
+        (vm.disks ?? []).map(async (d) => {
+          if (d.name !== 'scratch' || !scratchTemplate) return d;
+          const path = join(rawDir, `scratch-${i}.qcow2`);
+          rmSync(path, { force: true });
+          await writeQcow2Overlay(path, { backingFile: scratchTemplate, backingFormat: 'raw', virtualSize: statSync(scratchTemplate).size, lazyRefcounts: true });
+          return { ...d, path };
+        }),
+      );
     const rawArgsFor = async (i: number): Promise<string[]> => {
       const spec = await loadHacFile(hacFile, { hostCpus: hostCpuCount(), overrides: { name: `bench-raw-${i}` }, cwd: daemon.dir });
-      return rawQemuArguments({ vmId: `bench-raw-${i}`, spec, rootDisk: { path: sys.path, readOnly: true }, agentSocket: rawAgentSocket, accel });
+      return rawQemuArguments({ vmId: `bench-raw-${i}`, spec, rootDisk: { path: sys.path, readOnly: true }, disks: await rawDisks(i), agentSocket: rawAgentSocket, accel });
     };
     {
       const a = await rawArgsFor(0);
@@ -348,6 +427,7 @@ async function main(): Promise<void> {
     const hcSpawn: number[] = [];
     const hcReady: number[] = [];
     const hcRm: number[] = [];
+    const traces = new TraceSummary();
     const spawnAccels = new Set<string>();
     /** One `hypercore spawn` of a fresh VM, timed to the ready line and to the CLI's return; then rm -f. */
     const hypercoreSpawn = async (name: string): Promise<{ readyMs: number; spawnMs: number; rmMs: number }> => {
@@ -372,6 +452,7 @@ async function main(): Promise<void> {
         spawnedIds.add(id);
         const a = launchOf(daemon, id)?.accel;
         if (a) spawnAccels.add(a);
+        if (!name.includes('warmup')) traces.add((JSON.parse((await cliOk(daemon, ['inspect', '--json', id])).stdout) as Vm).lastStart);
         rmMs = (await cliOk(daemon, ['rm', '-f', id])).ms;
         spawnedIds.delete(id);
       }
@@ -411,17 +492,26 @@ async function main(): Promise<void> {
     console.log(`  accel: ${launch?.accel ?? '?'} (auto; from the daemon's 'launching QEMU' line)`);
     console.log(pLine('  exec via CLI', execCli, opts.execRuns));
     console.log(pLine('  exec via gRPC (in-process)', execGrpc, opts.execRuns));
+    console.log(pLine('  exec via WebSocket (in-process)', execWs, opts.execRuns));
+    console.log(pLine('  exec -t via WebSocket (crun exec)', execTty, Math.min(opts.execRuns, 10)));
     console.log(pLine('  bare agent hello()', hello, opts.agentRuns));
     console.log(pLine('  bare agent createProcess+wait (true)', createWait, opts.agentRuns));
-    console.log(`  ratio exec gRPC p50 / bare hello p50:                 ${(p50(execGrpc) / p50(hello)).toFixed(2)}`);
+    console.log(pLine('  bare agent createProcess+wait, in the VM', plainProcess, Math.min(opts.agentRuns, 50)));
+    const execRatio = p50(execGrpc) / p50(hello);
+    console.log(`  ratio exec gRPC p50 / bare hello p50:                 ${execRatio.toFixed(2)}  target ≤ 3: ${execRatio <= 3 ? 'met' : 'NOT met'}`);
+    console.log(`  ratio exec WebSocket p50 / bare hello p50:            ${(p50(execWs) / p50(hello)).toFixed(2)}`);
+    console.log(`  ratio exec -t (crun exec) p50 / exec (helper) p50:    ${(p50(execTty) / p50(execWs)).toFixed(2)}`);
     console.log(`  ratio exec gRPC p50 / bare createProcess+wait p50:    ${(p50(execGrpc) / p50(createWait)).toFixed(2)}`);
     console.log(`  ratio exec CLI p50 / exec gRPC p50:                   ${(p50(execCli) / p50(execGrpc)).toFixed(2)}`);
     console.log(mLine('  raw qemu boot → agent ready', rawReady));
     console.log(mLine('  hypercore spawn → agent ready (console)', hcReady));
     console.log(mLine('  hypercore spawn → CLI returned', hcSpawn));
     console.log(mLine('  hypercore rm -f (of those VMs)', hcRm));
-    console.log(`  ratio spawn-returned / raw agent-ready (median):     ${(median(hcSpawn) / median(rawReady)).toFixed(2)}  (overhead ${fmtMs(median(hcSpawn) - median(rawReady))})`);
-    console.log(`  ratio spawn agent-ready / raw agent-ready (median):  ${(median(hcReady) / median(rawReady)).toFixed(2)}  (overhead ${fmtMs(median(hcReady) - median(rawReady))})`);
+    const returnedRatio = median(hcSpawn) / median(rawReady);
+    const readyRatio = median(hcReady) / median(rawReady);
+    console.log(`  ratio spawn-returned / raw agent-ready (median):     ${returnedRatio.toFixed(2)}  (overhead ${fmtMs(median(hcSpawn) - median(rawReady))})  target ≤ 1.15: ${returnedRatio <= 1.15 ? 'met' : 'NOT met'}`);
+    console.log(`  ratio spawn agent-ready / raw agent-ready (median):  ${readyRatio.toFixed(2)}  (overhead ${fmtMs(median(hcReady) - median(rawReady))})  target ≤ 1.05: ${readyRatio <= 1.05 ? 'met' : 'NOT met'}`);
+    console.log(`  daemon steps of those spawns: ${traces.line()}`);
     console.log(
       `  system image: ${fmtMiB(sysStat.size)} apparent, ${fmtMiB(sysStat.blocks * 512)} allocated (${sys.path.split('/').at(-1)!.slice(0, 19)}….ext4); built in this run: ${sys.built ? `yes (${fmtMs(sys.buildMs)})` : 'no (cache hit)'}`,
     );

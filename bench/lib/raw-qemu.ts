@@ -44,8 +44,11 @@ export function foreground(full: readonly string[]): string[] {
   return out;
 }
 
-/** The provider's command line for this plan (default kernel and initrd, the host's TSC), in the foreground. */
-export function rawQemuArguments(plan: Pick<QemuLaunchPlan, 'vmId' | 'spec' | 'accel' | 'agentSocket'> & { rootDisk: { path: string; readOnly: boolean } }): string[] {
+/**
+ * The provider's command line for this plan (default kernel and initrd, the host's TSC), in the
+ * foreground; `disks` as a spawned VM of that spec gets them, so both sides boot the same guest.
+ */
+export function rawQemuArguments(plan: Pick<QemuLaunchPlan, 'vmId' | 'spec' | 'accel' | 'agentSocket' | 'disks'> & { rootDisk: { path: string; readOnly: boolean } }): string[] {
   const tscKhz = hostTscKhz();
   const boot = new GuestBootContract(bootDir).plan({ spec: plan.spec, kernelFormats: ['bzimage'], rootDisk: plan.rootDisk, ...(plan.agentSocket ? { agentChannel: 'virtio-serial' as const } : {}) });
   return foreground(

@@ -6,6 +6,7 @@
 import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
 import { delimiter, isAbsolute, join } from 'node:path';
 import { Code, TtrpcError } from '../ttrpc/index.js';
+import type { PipedChild } from './exec-helper.js';
 import type { ProcessSpec } from './protocol/messages.js';
 
 /** PATH when the spec sets none (Docker's default). */
@@ -34,6 +35,8 @@ export interface Launch {
   kill?: (signal: NodeJS.Signals) => Promise<void>;
   /** Called once when the process is over (cleanup of pid files and the like). */
   onExit?: () => void;
+  /** Starts the process some other way than spawning `file` (the workload's exec helper); pipes only. */
+  spawn?: () => Promise<PipedChild>;
 }
 
 /**

@@ -2,10 +2,11 @@
  * One process started by the agent: with pipes (child_process) or a pseudo-terminal (node-pty),
  * its output in a ring buffer that outlives any reader, its stdin, and its exit status.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import { Code, TtrpcError } from '../ttrpc/index.js';
 import { CrunErrorFilter } from './crun-errors.js';
+import type { PipedChild } from './exec-helper.js';
 import type { Launch } from './launch.js';
 import { OutputBuffer, type OutputHold } from './output-buffer.js';
 import type { ProcessInfo } from './protocol/messages.js';
@@ -59,7 +60,7 @@ export class ManagedProcess {
   /** Set once the process is over and its output complete. */
   exit: ExitInfo | undefined;
   finishedAt: number | undefined;
-  private child: ChildProcess | undefined;
+  private child: PipedChild | undefined;
   private pty: Pty | undefined;
   private stdinOpen = true;
   private readonly filter: CrunErrorFilter | undefined;
@@ -102,7 +103,7 @@ export class ManagedProcess {
     } else if (launch.terminal) {
       await proc.startPty();
     } else {
-      proc.startPipes();
+      await proc.startPipes();
     }
     return proc;
   }
@@ -204,9 +205,9 @@ export class ManagedProcess {
     return out;
   }
 
-  private startPipes(): void {
+  private async startPipes(): Promise<void> {
     const { file, args, env, cwd } = this.launch;
-    const child = spawn(file, args, { cwd, env, stdio: ['pipe', 'pipe', 'pipe'], ...this.credentials() });
+    const child = this.launch.spawn ? await this.launch.spawn() : spawn(file, args, { cwd, env, stdio: ['pipe', 'pipe', 'pipe'], ...this.credentials() });
     this.child = child;
     this.pid = child.pid ?? 0;
     child.stdin!.on('error', () => undefined); // EPIPE after the process exited: nothing to do
@@ -221,7 +222,7 @@ export class ManagedProcess {
       this.finish(exited.code!, undefined);
     });
     let grace: NodeJS.Timeout | undefined;
-    child.on('exit', (code, signal) => {
+    child.on('exit', (code: number | null, signal: NodeJS.Signals | null) => {
       exited = { code, signal };
       grace = setTimeout(() => {
         // Output paused for a slow reader is still wanted: the pipes are not closed under it.
@@ -232,7 +233,7 @@ export class ManagedProcess {
       }, PIPE_CLOSE_GRACE_MS);
       grace.unref();
     });
-    child.on('close', (code, signal) => {
+    child.on('close', (code: number | null, signal: NodeJS.Signals | null) => {
       if (grace) clearTimeout(grace);
       this.finishFromStatus(code, signal ? constants.signals[signal] : 0);
     });

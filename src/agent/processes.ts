@@ -27,7 +27,7 @@ export interface ProcessTableOptions {
 }
 
 /** Builds the launch of a process inside the workload's container (set by the workload once it runs). */
-export type WorkloadLauncher = (spec: ProcessSpec) => Launch;
+export type WorkloadLauncher = (spec: ProcessSpec) => Launch | Promise<Launch>;
 
 /** Options of {@link ProcessTable.spawn}. */
 export interface SpawnOptions {
@@ -65,7 +65,7 @@ export class ProcessTable {
     let launch: Launch;
     if (options.inWorkload) {
       if (!this.workloadLauncher) throw new TtrpcError(Code.FAILED_PRECONDITION, 'no workload is running (StartWorkload first)');
-      launch = this.workloadLauncher(spec);
+      launch = await this.workloadLauncher(spec);
     } else {
       launch = hostLaunch(spec);
     }

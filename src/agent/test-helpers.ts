@@ -143,3 +143,50 @@ export function recordingRunner(paths: RootfsPaths, fail: (cmd: string) => boole
   };
   return { run, commands };
 }
+
+/**
+ * A fake crun (crun can not run containers on the test host): it runs the config's process
+ * directly on the host, writes the pid files as crun does, prints crun's real error messages (crun
+ * 1.8.1) for "nosuch", logs its arguments to crun.log beside itself, and passes the descriptors
+ * of `--preserve-fds` on (the exec helper is run as /proc/self/fd/3).
+ */
+export const FAKE_CRUN = `#!${process.execPath}
+const fs = require('fs');
+const { spawn } = require('child_process');
+const signals = require('os').constants.signals;
+const argv = process.argv.slice(2);
+fs.appendFileSync(__dirname + '/crun.log', JSON.stringify(argv) + '\\n');
+const opt = (name) => { const a = argv.find((x) => x.startsWith('--' + name + '=')); return a && a.slice(name.length + 3); };
+const after = (name) => argv[argv.indexOf(name) + 1];
+const cmd = argv.find((a) => !a.startsWith('--'));
+const finish = (child) => child.on('exit', (code, sig) => process.exit(sig ? 128 + signals[sig] : code));
+if (cmd === 'run') {
+  const bundle = after('--bundle');
+  const config = JSON.parse(fs.readFileSync(bundle + '/config.json', 'utf8'));
+  const args = config.process.args;
+  if (args[0] === 'fail-create') {
+    fs.writeFileSync(opt('log'), JSON.stringify({ msg: 'mount \`proc\` to \`/proc\`: Operation not permitted', level: 'error' }) + '\\n');
+    process.stderr.write('mount \`proc\` to \`/proc\`: Operation not permitted\\n');
+    process.exit(1);
+  }
+  if (args[0] === 'nosuch') { process.stderr.write('executable file \`nosuch\` not found in $PATH: No such file or directory\\n'); process.exit(1); }
+  const env = Object.fromEntries(config.process.env.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
+  const child = spawn(args[0], args.slice(1), { stdio: 'inherit', env, cwd: '/' });
+  fs.writeFileSync(after('--pid-file'), String(child.pid));
+  fs.writeFileSync(__dirname + '/fake-main.pid', String(child.pid));
+  finish(child);
+} else if (cmd === 'exec') {
+  const rest = argv.slice(argv.indexOf('hc-main') + 1);
+  if (rest[0] === 'nosuch') { process.stderr.write('executable file \`nosuch\` not found in $PATH: No such file or directory\\n'); process.exit(255); }
+  const env = Object.fromEntries(argv.filter((a) => a.startsWith('--env=')).map((a) => a.slice(6)).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
+  const preserved = Array.from({ length: Number(opt('preserve-fds') ?? 0) }, (_, i) => 3 + i);
+  const child = spawn(rest[0], rest.slice(1), { stdio: ['inherit', 'inherit', 'inherit', ...preserved], env, cwd: opt('cwd') });
+  fs.writeFileSync(opt('pid-file'), String(child.pid));
+  finish(child);
+} else if (cmd === 'kill') {
+  process.kill(Number(fs.readFileSync(__dirname + '/fake-main.pid', 'utf8')), argv[argv.length - 1]);
+} else if (cmd === 'delete') {
+  process.stderr.write('container not found\\n');
+  process.exit(1);
+}
+`;

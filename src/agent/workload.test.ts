@@ -1,11 +1,11 @@
 /**
- * StartWorkload and exec-into-workload end to end through the service, with a fake crun (crun can
- * not run containers on the test host): it runs the config's process directly on the host, writes
- * the pid files as crun does, and prints crun's real error messages (crun 1.8.1) for "nosuch".
+ * StartWorkload and exec-into-workload end to end through the service, with a fake crun (see
+ * FAKE_CRUN) and without the exec helper (exec-helper.test.ts runs execs through it): every exec
+ * is a `crun exec`.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import type net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,48 +13,9 @@ import { runCommand } from '../system/command.js';
 import { Code, TtrpcError, TtrpcServer } from '../ttrpc/index.js';
 import { listenUnix } from './channel.js';
 import { registerAgentService } from './service.js';
-import { AgentTestClient, fakeGuest, recordingRunner } from './test-helpers.js';
+import { AgentTestClient, FAKE_CRUN, fakeGuest, recordingRunner } from './test-helpers.js';
 import type { OciSpec } from './oci-config.js';
 
-const FAKE_CRUN = `#!${process.execPath}
-const fs = require('fs');
-const { spawn } = require('child_process');
-const signals = require('os').constants.signals;
-const argv = process.argv.slice(2);
-fs.appendFileSync(__dirname + '/crun.log', JSON.stringify(argv) + '\\n');
-const opt = (name) => { const a = argv.find((x) => x.startsWith('--' + name + '=')); return a && a.slice(name.length + 3); };
-const after = (name) => argv[argv.indexOf(name) + 1];
-const cmd = argv.find((a) => !a.startsWith('--'));
-const finish = (child) => child.on('exit', (code, sig) => process.exit(sig ? 128 + signals[sig] : code));
-if (cmd === 'run') {
-  const bundle = after('--bundle');
-  const config = JSON.parse(fs.readFileSync(bundle + '/config.json', 'utf8'));
-  const args = config.process.args;
-  if (args[0] === 'fail-create') {
-    fs.writeFileSync(opt('log'), JSON.stringify({ msg: 'mount \`proc\` to \`/proc\`: Operation not permitted', level: 'error' }) + '\\n');
-    process.stderr.write('mount \`proc\` to \`/proc\`: Operation not permitted\\n');
-    process.exit(1);
-  }
-  if (args[0] === 'nosuch') { process.stderr.write('executable file \`nosuch\` not found in $PATH: No such file or directory\\n'); process.exit(1); }
-  const env = Object.fromEntries(config.process.env.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
-  const child = spawn(args[0], args.slice(1), { stdio: 'inherit', env, cwd: '/' });
-  fs.writeFileSync(after('--pid-file'), String(child.pid));
-  fs.writeFileSync(__dirname + '/fake-main.pid', String(child.pid));
-  finish(child);
-} else if (cmd === 'exec') {
-  const rest = argv.slice(argv.indexOf('hc-main') + 1);
-  if (rest[0] === 'nosuch') { process.stderr.write('executable file \`nosuch\` not found in $PATH: No such file or directory\\n'); process.exit(255); }
-  const env = Object.fromEntries(argv.filter((a) => a.startsWith('--env=')).map((a) => a.slice(6)).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
-  const child = spawn(rest[0], rest.slice(1), { stdio: 'inherit', env, cwd: opt('cwd') });
-  fs.writeFileSync(opt('pid-file'), String(child.pid));
-  finish(child);
-} else if (cmd === 'kill') {
-  process.kill(Number(fs.readFileSync(__dirname + '/fake-main.pid', 'utf8')), argv[argv.length - 1]);
-} else if (cmd === 'delete') {
-  process.stderr.write('container not found\\n');
-  process.exit(1);
-}
-`;
 
 let dir: string;
 let server: TtrpcServer;
@@ -74,7 +35,7 @@ before(async () => {
   // Mounts are recorded; crun's helper calls (delete, kill) run the fake crun for real.
   const run = (file: string, args: readonly string[]) => (file === crun ? runCommand(file, args) : rec.run(file, args));
   server = new TtrpcServer();
-  registerAgentService(server, { powerOff: () => undefined, workload: { paths, crun, run } });
+  registerAgentService(server, { powerOff: () => undefined, workload: { paths, crun, run, crunStateDir: join(dir, 'crun-state'), execHelper: null } });
   listener = await listenUnix(server, join(dir, 'a.sock'));
   c = await AgentTestClient.connect(join(dir, 'a.sock'));
 });
@@ -157,4 +118,14 @@ test('StartWorkload mounts the image, writes config.json and runs crun; exec joi
   assert.deepEqual(await c.call('Wait', { processId: 'main' }), { exitCode: 143, signal: 'SIGTERM' });
   assert.ok((await crunLog()).some((a) => a.join(' ') === 'kill hc-main SIGTERM'));
   main.stream.cancel();
+});
+
+test('crun delete runs only for a container crun still has state of, not at every start (a crun run costs boot time)', async () => {
+  const deletes = async () => (await crunLog()).filter((a) => a[0] === 'delete').length;
+  assert.equal(await deletes(), 0, 'no container state: no delete at the starts so far');
+  await mkdir(join(dir, 'crun-state', 'hc-main'), { recursive: true });
+  const started = await c.call('StartWorkload', { process: { args: ['true'] }, imageDiskSerial: 'image' });
+  assert.equal(started.processId, 'main');
+  assert.equal(await deletes(), 1, 'a leftover container is deleted first');
+  assert.equal((await c.io('main').collect()).final.exitCode, 0);
 });

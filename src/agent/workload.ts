@@ -1,17 +1,19 @@
 /**
  * The workload: one OCI container, "hc-main", run by crun from the image disk, whose init is the
- * process "main" of the process table; other processes join it with `crun exec`. crun gets the
- * agent's pipes or pty as its stdio (never --tty), so output and terminals work the same as for
- * processes in the VM.
+ * process "main" of the process table. Other processes join it through the exec helper (one
+ * `crun exec` of a small forking process, exec-helper.ts) or, for terminals and while the helper
+ * is not there, with their own `crun exec`. crun gets the agent's pipes or pty as its stdio (never
+ * --tty), so output and terminals work the same as for processes in the VM.
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { runCommand } from '../system/command.js';
 import { Code, TtrpcError } from '../ttrpc/index.js';
+import { ExecHelper, type PipedChild } from './exec-helper.js';
 import { buildEnv, checkSpec, envList, parseUser, resolveUser, type Launch } from './launch.js';
-import { silentLog, type Log } from './log.js';
+import { errorText, silentLog, type Log } from './log.js';
 import { writeMetadataFiles } from './metadata-files.js';
 import { CONTAINER_ID, workloadConfig } from './oci-config.js';
 import type { ManagedProcess } from './process.js';
@@ -26,8 +28,22 @@ export interface WorkloadOptions {
   paths?: RootfsPaths;
   /** The crun binary (default `crun` from PATH). */
   crun?: string;
+  /** crun's state directory, where a container that exists has its own (default /run/crun). */
+  crunStateDir?: string;
   /** Runs mount/mkfs/crun helper commands (default: runCommand). */
   run?: CommandRunner;
+  /**
+   * The exec helper's binary (default: `exec-helper` next to the agent's script, as the system
+   * image ships it); null: exec always uses `crun exec`.
+   */
+  execHelper?: string | null;
+}
+
+/** `exec-helper` beside the running agent (/agent/agent.js in the guest, dist/agent/agent.js in a checkout). */
+function defaultExecHelper(): string | null {
+  const script = process.argv[1];
+  const path = script ? join(dirname(script), 'exec-helper') : '';
+  return path && existsSync(path) ? path : null;
 }
 
 /** Guest files bound into the container when they exist: the first existing source wins. */
@@ -46,18 +62,24 @@ export class Workload {
   private readonly log: Log;
   private readonly paths: RootfsPaths;
   private readonly crun: string;
+  private readonly crunStateDir: string;
   private readonly run: CommandRunner;
   private env: string[] = [];
   private cwd = '/';
   private starting = false;
   private adopted = false;
+  private readonly helperBinary: string | null;
+  /** The exec helper of the running container: starting, running, or undefined when it could not start. */
+  private helper: Promise<ExecHelper | undefined> | undefined;
 
   constructor(options: WorkloadOptions) {
     this.table = options.table;
     this.log = options.log ?? silentLog;
     this.paths = options.paths ?? GUEST_ROOTFS_PATHS;
     this.crun = options.crun ?? 'crun';
+    this.crunStateDir = options.crunStateDir ?? '/run/crun';
     this.run = options.run ?? ((file, args) => runCommand(file, args, { timeoutMs: 120_000 }));
+    this.helperBinary = options.execHelper === undefined ? defaultExecHelper() : options.execHelper;
   }
 
   /** True once the container has been started (by this agent or, see adopt, a previous one). */
@@ -78,6 +100,7 @@ export class Workload {
       this.adopted = true;
       this.table.setWorkloadLauncher((spec) => this.execLaunch(spec));
       this.log(`workload ${CONTAINER_ID} is still running; adopted it`);
+      this.startHelper();
     } catch {
       // No container (the usual case at boot) or no crun: nothing to adopt.
     }
@@ -119,8 +142,9 @@ export class Workload {
       const logFile = join(bundle, 'crun.log');
       await rm(pidFile, { force: true });
       await rm(logFile, { force: true });
-      // A container left by a run that ended (crun run normally deletes it) would block the id.
-      await this.run(this.crun, ['delete', '-f', CONTAINER_ID]).catch(() => undefined);
+      // A container left by a run that ended (crun run normally deletes it) would block the id. Only
+      // then is crun started for it: at boot there is none, and a crun run costs the boot time.
+      if (existsSync(join(this.crunStateDir, CONTAINER_ID))) await this.run(this.crun, ['delete', '-f', CONTAINER_ID]).catch(() => undefined);
       this.env = config.process.env;
       this.cwd = config.process.cwd;
       const launch = this.crunLaunch(req.process, [`--log=${logFile}`, '--log-format=json', 'run', '--bundle', bundle, '--pid-file', pidFile, CONTAINER_ID], async (signal) => {
@@ -130,6 +154,8 @@ export class Workload {
       this.table.setWorkloadLauncher((s) => this.execLaunch(s));
       await this.confirmStarted(main, pidFile, logFile);
       this.log(`workload started: pid ${main.pid}`);
+      // After the answer's way is clear: the helper's own crun exec must not delay the workload's start.
+      setImmediate(() => this.startHelper());
       return { processId: MAIN_PROCESS_ID, pid: main.pid };
     } finally {
       this.starting = false;
@@ -150,21 +176,87 @@ export class Workload {
     throw new TtrpcError(Code.FAILED_PRECONDITION, `crun could not start the workload (exit ${main.exit.exitCode}): ${detail}`);
   }
 
-  /** The launch of `crun exec` for a process inside the running workload. */
-  execLaunch(spec: ProcessSpec): Launch {
+  /** Starts the exec helper in the background; a failure is logged and exec keeps using crun. */
+  private startHelper(): void {
+    const binary = this.helperBinary;
+    if (!binary) return;
+    const starting = ExecHelper.start({
+      crun: this.crun,
+      containerId: CONTAINER_ID,
+      binary,
+      pidFile: join(this.bundleDir(), 'exec-helper.pid'),
+      crunEnv: { ...CRUN_ENV },
+      log: this.log,
+    }).then(
+      (helper) => {
+        this.log('exec helper ready');
+        return helper;
+      },
+      (err: unknown) => {
+        this.log(`${errorText(err)}; exec uses crun exec`);
+        return undefined;
+      },
+    );
+    this.helper = starting;
+  }
+
+  /** Stops the exec helper (when the agent goes away; in a VM the container's end stops it too). */
+  async stopExecHelper(): Promise<void> {
+    const helper = await this.helper;
+    this.helper = undefined;
+    await helper?.stop();
+  }
+
+  /** The helper, waiting for one that is starting; undefined when there is none to use. */
+  private async usableHelper(): Promise<ExecHelper | undefined> {
+    const helper = await this.helper;
+    if (!helper?.unusable) return helper;
+    // It died (the workload may have killed it): start another for the next exec.
+    if (this.helper && (await this.helper) === helper) this.startHelper();
+    return undefined;
+  }
+
+  /**
+   * The launch of a process inside the running workload: through the exec helper, or with its own
+   * `crun exec` for a terminal (node-pty starts it on the pty) or when there is no helper.
+   */
+  async execLaunch(spec: ProcessSpec): Promise<Launch> {
     checkSpec(spec);
     const { uid, gid } = parseUser(resolveUser(spec.user, rootfsPath(this.paths.runDir)));
     // The workload's environment, then the exec's own (as `docker exec -e`): crun exec with --env
     // replaces the environment instead of adding to it, so all of it is passed.
     const env = envList(buildEnv(spec, this.env, uid));
+    const cwd = spec.cwd || this.cwd;
+    const helper = spec.terminal ? undefined : await this.usableHelper();
+    if (helper) return this.helperLaunch(helper, spec, { args: spec.args, env, cwd, uid, gid });
     const pidFile = join(this.bundleDir(), `exec-${randomBytes(6).toString('hex')}.pid`);
-    const args = ['exec', `--pid-file=${pidFile}`, `--cwd=${spec.cwd || this.cwd}`, `--user=${uid}:${gid}`, ...env.map((e) => `--env=${e}`), CONTAINER_ID, ...spec.args];
+    const args = ['exec', `--pid-file=${pidFile}`, `--cwd=${cwd}`, `--user=${uid}:${gid}`, ...env.map((e) => `--env=${e}`), CONTAINER_ID, ...spec.args];
     return {
       // Signalling crun exec itself would not reach the process inside; its pid file names it.
       ...this.crunLaunch(spec, args, async (signal) => {
         process.kill(await readPid(pidFile), signal);
       }),
       onExit: () => void rm(pidFile, { force: true }).catch(() => undefined),
+    };
+  }
+
+  /** A process the exec helper forks: its errors are already in Docker's words, its signals go through the helper. */
+  private helperLaunch(helper: ExecHelper, spec: ProcessSpec, run: { args: string[]; env: string[]; cwd: string; uid: number; gid: number }): Launch {
+    let child: PipedChild | undefined;
+    return {
+      file: 'exec-helper',
+      args: [],
+      env: {},
+      cwd: run.cwd,
+      terminal: false,
+      rows: spec.rows || 24,
+      cols: spec.cols || 80,
+      displayArgs: [...spec.args],
+      inWorkload: true,
+      spawn: async () => (child = await helper.spawn(run)),
+      kill: async (signal) => {
+        if (child) helper.signal(child, signal);
+      },
     };
   }
 

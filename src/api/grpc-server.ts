@@ -67,6 +67,7 @@ export function grpcHandlers(ops: VmOperations): grpc.UntypedServiceImplementati
     ListVms: unary(() => ops.listVms()),
     PruneNetworks: unary(() => ops.pruneNetworks()),
     Doctor: unary(() => ops.doctor()),
+    Version: unary(() => ops.version()),
     StartVm: unary((req: { id?: string }) => ops.startVm(req)),
     PauseVm: unary((req: { id?: string }) => ops.pauseVm(req)),
     ResumeVm: unary((req: { id?: string }) => ops.resumeVm(req)),

@@ -217,6 +217,7 @@ function routeDocs(p: ProtoSource): Record<string, Operation> {
 
     'POST /v1/network/prune': { operationId: 'PruneNetworks', tags: ['host'], responses: { '200': json(ref('PruneNetworksResponse')), ...failure } },
     'GET /v1/doctor': { operationId: 'Doctor', tags: ['host'], responses: { '200': json(ref('DoctorResponse')), ...failure } },
+    'GET /v1/version': { operationId: 'Version', tags: ['host'], summary: 'versions of hypercored, each VMM and the guest kernel', responses: { '200': json(ref('VersionResponse')), ...failure } },
     'GET /v1/events': {
       operationId: 'WatchEvents',
       tags: ['vms'],

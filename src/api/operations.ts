@@ -6,6 +6,7 @@ import { ErrorCodes, HypercoreError, InvalidArgumentError } from '../core/errors
 import type { MetadataValues } from '../core/metadata.js';
 import type { Logger, ProviderReport } from '../core/ports.js';
 import type { VmEvent } from '../core/vm.js';
+import { HYPERCORE_VERSION, type GuestKernelReport, type VersionReport } from '../core/version.js';
 import type { Snapshot } from '../core/snapshot.js';
 import { DEFAULT_STOP_TIMEOUT_MS, type VmService } from '../core/vm-service.js';
 import { readConsoleLog } from '../providers/console-log.js';
@@ -17,6 +18,8 @@ export interface ApiContext {
   service: VmService;
   hostCpus: number;
   logger: Logger;
+  /** The default guest kernel, for Version (the daemon reads its boot dir's manifest). */
+  guestKernel?: () => Promise<GuestKernelReport>;
   /** Host files the callers of these operations may name (default: any, as on the unix socket). */
   hostPaths?: HostPathPolicy;
 }
@@ -180,6 +183,11 @@ export class VmOperations {
 
   async doctor(): Promise<{ problems: string[]; providers: ProviderReport[] }> {
     return { problems: this.ctx.service.doctor(), providers: await this.ctx.service.providerReports() };
+  }
+
+  async version(): Promise<VersionReport> {
+    const [providers, guestKernel] = await Promise.all([this.ctx.service.providerReports(), this.ctx.guestKernel?.() ?? { bootDir: '', detail: 'this hypercored has no default guest kernel configured' }]);
+    return { version: HYPERCORE_VERSION, nodeVersion: process.version, providers, guestKernel };
   }
 
   watchEvents(listener: (event: VmEvent) => void): () => void {

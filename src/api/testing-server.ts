@@ -26,6 +26,8 @@ import { listenMultiplexed } from './socket-mux.js';
 
 /** The host CPU count the API validates `cores` against in these tests. */
 export const TEST_HOST_CPUS = 2;
+/** What the test server reports as its default guest kernel. */
+export const TEST_GUEST_KERNEL = { bootDir: '/test/boot', version: '6.1.0-test-amd64', package: 'linux-image-6.1.0-test-amd64', packageVersion: '6.1.0-1' };
 
 const silent = { info() {}, warn() {}, error() {}, debug() {}, child() { return silent; } };
 
@@ -99,7 +101,7 @@ export class TestServer {
         ...(options.agents ? { agents: options.agents, images: fakeImages, guest: options.snapshots ? { rootDisk: async () => systemImage } : fakeGuest, workloadLog: new MemoryWorkloadLog() } : {}),
         ...(options.snapshots ? { snapshots: { store: new SqliteSnapshotStore(db), files: new SnapshotDirectories(join(dir, 'root')) } } : {}),
       });
-      const ops = new VmOperations({ service, hostCpus: TEST_HOST_CPUS, logger: silent });
+      const ops = new VmOperations({ service, hostCpus: TEST_HOST_CPUS, logger: silent, guestKernel: async () => TEST_GUEST_KERNEL });
       const socket = join(dir, 'hypercore.sock');
       const grpcServer = await startGrpcServer(ops, undefined, join(dir, 'hypercore-grpc.sock'));
       const http = buildHttpApi(ops);

@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Vm } from '../core/vm.js';
-import { TEST_HOST_CPUS, TestServer } from './testing-server.js';
+import { HYPERCORE_VERSION, type VersionReport } from '../core/version.js';
+import { TEST_GUEST_KERNEL, TEST_HOST_CPUS, TestServer } from './testing-server.js';
 
 let server: TestServer;
 
@@ -39,7 +40,8 @@ test('a VM created over HTTP reads back identically through gRPC GetVm and HTTP 
     provider: 'qemu',
     hypervisor: { qemu: { accel: 'tcg' }, firecracker: {}, cloudHypervisor: {} },
   });
-  assert.deepEqual(Object.keys(vm).sort(), ['createdAt', 'disks', 'id', 'launch', 'name', 'pid', 'provider', 'providerReason', 'spec', 'startedAt', 'state', 'updatedAt']);
+  assert.deepEqual(Object.keys(vm).sort(), ['createdAt', 'disks', 'id', 'lastStart', 'launch', 'name', 'pid', 'provider', 'providerReason', 'spec', 'startedAt', 'state', 'updatedAt']);
+  assert.deepEqual(vm.lastStart?.steps.map((s) => s.step), ['record', 'directories', 'network', 'image-disk', 'launch', 'announce']);
 
   const overHttp = await server.httpJson<Vm>('GET', `/v1/vms/${vm.id}`);
   assert.equal(overHttp.status, 200);
@@ -135,6 +137,18 @@ test('defaults are filled in the same way for a minimal spec on both transports'
   assert.deepEqual(await server.grpc<Vm>('GetVm', { id: 'min' }), vm);
 });
 
+test('Version reports the daemon, each hypervisor and the guest kernel, the same on both transports', async () => {
+  const overHttp = await server.httpJson<VersionReport>('GET', '/v1/version');
+  assert.equal(overHttp.status, 200);
+  assert.deepEqual(overHttp.json, {
+    version: HYPERCORE_VERSION,
+    nodeVersion: process.version,
+    providers: [{ name: 'qemu', usable: true, version: 'fake 1.0', detail: 'fake' }],
+    guestKernel: TEST_GUEST_KERNEL,
+  });
+  assert.deepEqual(await server.grpc<VersionReport>('Version', {}), overHttp.json);
+});
+
 test('the public socket is mode 0600 (owner only)', () => {
   assert.equal(statSync(server.socket).mode & 0o777, 0o600);
   assert.ok(statSync(server.socket).isSocket());
@@ -151,7 +165,7 @@ test('GET /openapi.json is an OpenAPI 3 document of the VM API built from vm.pro
   };
   assert.match(doc.openapi, /^3\.\d+\.\d+$/);
   const ops = Object.entries(doc.paths).flatMap(([path, methods]) => Object.entries(methods).map(([m, op]) => `${m.toUpperCase()} ${path} ${op.operationId}`));
-  for (const op of ['GET /v1/vms ListVms', 'POST /v1/vms CreateVm', 'GET /v1/vms/{id} GetVm', 'DELETE /v1/vms/{id} DeleteVm', 'POST /v1/vms/{id}/start StartVm', 'POST /v1/vms/{id}/stop StopVm', 'GET /v1/vms/{id}/logs StreamLogs', 'GET /v1/events WatchEvents']) {
+  for (const op of ['GET /v1/vms ListVms', 'POST /v1/vms CreateVm', 'GET /v1/vms/{id} GetVm', 'DELETE /v1/vms/{id} DeleteVm', 'POST /v1/vms/{id}/start StartVm', 'POST /v1/vms/{id}/stop StopVm', 'GET /v1/vms/{id}/logs StreamLogs', 'GET /v1/events WatchEvents', 'GET /v1/version Version']) {
     assert.ok(ops.includes(op), `missing ${op}`);
   }
   const { Vm: vm, VmSpec: spec, VmEvent: event } = doc.components.schemas;

@@ -1,12 +1,17 @@
-/** The CLI's client of the daemon's HTTP/JSON API, over the unix socket or a remote listener (undici). */
-import { Agent, request } from 'undici';
+/**
+ * The CLI's client of the daemon's HTTP/JSON API, over the unix socket or a remote listener, on
+ * node's own http and https modules: they are loaded with node already, where an HTTP library would
+ * cost the CLI's start-up more than the call itself. One kept-alive connection serves a command's
+ * calls; https is loaded only for a remote daemon.
+ */
+import { Agent, request, type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import type { ApiToken } from '../core/api-token.js';
 import { ErrorCodes, HypercoreError, type ErrorCode, type ValidationIssue } from '../core/errors.js';
 import type { MetadataValues } from '../core/metadata.js';
 import type { ProviderReport } from '../core/ports.js';
-import type { Vm } from '../core/vm.js';
+import type { Vm, VmSpec } from '../core/vm.js';
+import type { VersionReport } from '../core/version.js';
 import type { SnapshotView } from '../api/operations.js';
-import type { VmSpec } from '../core/vm.js';
 import type { Image, PullProgress } from '../core/image.js';
 import { remoteUnavailable, type Endpoint } from './endpoint.js';
 
@@ -33,59 +38,96 @@ export function daemonUnavailable(code: string | undefined, socketPath: string):
   return undefined;
 }
 
-/** A remote daemon's TLS handshake and first answer must come within this (a unix socket answers at once). */
+/** A response: its status and body stream. */
+interface Response {
+  statusCode: number;
+  body: IncomingMessage;
+}
+
+/** Largest JSON body the client reads (1000 VMs are well under 4 MiB); more is the daemon misbehaving. */
+const MAX_JSON_BYTES = 64 * 1024 * 1024;
+
+async function readText(body: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_JSON_BYTES) {
+      body.destroy();
+      throw new HypercoreError(ErrorCodes.internal, `the daemon's answer is larger than ${MAX_JSON_BYTES} bytes`);
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** A remote daemon's TCP connect and TLS handshake must come within this (a unix socket answers at once). */
 const REMOTE_CONNECT_TIMEOUT_MS = 30_000;
+
+/** How to reach the endpoint: its request function, agent and the options each request starts from. */
+interface Transport {
+  request: (options: RequestOptions, onResponse: (res: IncomingMessage) => void) => ClientRequest;
+  agent: Agent;
+  options: RequestOptions & { headers: Record<string, string> };
+}
+
+async function transportOf(endpoint: Endpoint): Promise<Transport> {
+  if (endpoint.kind === 'unix') {
+    return { request, agent: new Agent({ keepAlive: true, maxSockets: 4 }), options: { socketPath: endpoint.socketPath, headers: { host: 'localhost' } } };
+  }
+  const options = { host: endpoint.host, port: Number(new URL(endpoint.origin).port), headers: endpoint.token ? { authorization: `Bearer ${endpoint.token}` } : ({} as Record<string, string>) };
+  if (!endpoint.secure) return { request, agent: new Agent({ keepAlive: true, maxSockets: 4 }), options };
+  const https = await import('node:https');
+  const tls = endpoint.tls;
+  const agent = new https.Agent({ keepAlive: true, maxSockets: 4, ...(tls ? { ca: tls.ca, ...(tls.cert && tls.key ? { cert: tls.cert, key: tls.key } : {}) } : {}) });
+  return { request: https.request, agent, options };
+}
+
+/** Fails a request whose new connection (TCP, then TLS for https) is not up within `ms`; a reused one is. */
+function boundConnect(req: ClientRequest, ms: number, secure: boolean): void {
+  req.once('socket', (socket) => {
+    if (!socket.connecting) return;
+    const timer = setTimeout(() => req.destroy(Object.assign(new Error(`no connection within ${ms} ms`), { code: 'ETIMEDOUT' })), ms);
+    const clear = (): void => clearTimeout(timer);
+    socket.once(secure ? 'secureConnect' : 'connect', clear);
+    socket.once('close', clear);
+  });
+}
 
 export class ApiClient {
   readonly endpoint: Endpoint;
-  private readonly agent: Agent;
-  private readonly origin: string;
-  private readonly auth: Record<string, string>;
+  private transport?: Promise<Transport>;
 
   /** A socket path, or any endpoint (see endpoint.ts). */
   constructor(target: string | Endpoint) {
     this.endpoint = typeof target === 'string' ? { kind: 'unix', socketPath: target } : target;
-    const e = this.endpoint;
-    if (e.kind === 'unix') {
-      this.agent = new Agent({ connect: { socketPath: e.socketPath }, bodyTimeout: 0, headersTimeout: 0 });
-      this.origin = 'http://localhost';
-      this.auth = {};
-    } else {
-      const tls = e.tls ? { ca: e.tls.ca, ...(e.tls.cert && e.tls.key ? { cert: e.tls.cert, key: e.tls.key } : {}) } : {};
-      this.agent = new Agent({ connect: { ...tls, timeout: REMOTE_CONNECT_TIMEOUT_MS }, bodyTimeout: 0, headersTimeout: 0 });
-      this.origin = e.origin;
-      this.auth = e.token ? { authorization: `Bearer ${e.token}` } : {};
-    }
   }
 
   private async call<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<T> {
     const res = await this.send(method, path, body);
-    const text = await res.body.text();
+    const text = await readText(res.body);
     const payload: unknown = text ? JSON.parse(text) : {};
     if (res.statusCode >= 400) throw this.toError(res.statusCode, payload as ErrorPayload);
     return payload as T;
   }
 
-  private async send(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown) {
-    try {
-      return await request(`${this.origin}${path}`, {
-        method,
-        dispatcher: this.agent,
-        headers: { ...this.auth, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      });
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (this.endpoint.kind === 'remote') {
-        const cause = (err as { cause?: NodeJS.ErrnoException }).cause;
-        const unavailable = remoteUnavailable(this.endpoint, cause?.code ?? code, cause?.message ?? (err as Error).message);
-        if (unavailable) throw unavailable;
-        throw err;
-      }
-      const unavailable = daemonUnavailable(code, this.endpoint.socketPath);
-      if (unavailable) throw new HypercoreError(ErrorCodes.daemonUnavailable, unavailable, { cause: err });
-      throw err;
-    }
+  private async send(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<Response> {
+    const t = await (this.transport ??= transportOf(this.endpoint));
+    const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    return new Promise((resolve, reject) => {
+      const headers = { ...t.options.headers, ...(data ? { 'content-type': 'application/json', 'content-length': String(data.length) } : {}) };
+      const req = t.request({ ...t.options, agent: t.agent, method, path, headers }, (res) => resolve({ statusCode: res.statusCode ?? 500, body: res }));
+      if (this.endpoint.kind === 'remote') boundConnect(req, REMOTE_CONNECT_TIMEOUT_MS, this.endpoint.secure);
+      req.on('error', (err: NodeJS.ErrnoException) => reject(this.connectError(err)));
+      req.end(data);
+    });
+  }
+
+  /** Why the daemon cannot be reached, for the connection errors that say so; the error itself otherwise. */
+  private connectError(err: NodeJS.ErrnoException): Error {
+    if (this.endpoint.kind === 'remote') return remoteUnavailable(this.endpoint, err.code, err.message) ?? err;
+    const unavailable = daemonUnavailable(err.code, this.endpoint.socketPath);
+    return unavailable ? new HypercoreError(ErrorCodes.daemonUnavailable, unavailable, { cause: err }) : err;
   }
 
   private toError(status: number, payload: ErrorPayload): ApiError {
@@ -93,6 +135,7 @@ export class ApiClient {
     return new ApiError(status, (e.code ?? ErrorCodes.internal) as ErrorCode, e.message ?? `HTTP ${status}`, e.details ?? []);
   }
 
+  /** `start: false` defines the VM without booting it. */
   createVm(spec: VmSpec, options: { detach?: boolean; start?: boolean } = {}): Promise<Vm> {
     return this.call('POST', '/v1/vms', { spec, ...(options.detach ? { detach: true } : {}), ...(options.start === false ? { start: false } : {}) });
   }
@@ -136,7 +179,7 @@ export class ApiClient {
   /** Streams the console log to `out`; resolves when the daemon ends the stream. */
   async streamLogs(id: string, follow: boolean, out: NodeJS.WritableStream): Promise<void> {
     const res = await this.send('GET', `/v1/vms/${encodeURIComponent(id)}/logs${follow ? '?follow=true' : ''}`);
-    if (res.statusCode >= 400) throw this.toError(res.statusCode, JSON.parse(await res.body.text()) as ErrorPayload);
+    if (res.statusCode >= 400) throw this.toError(res.statusCode, JSON.parse(await readText(res.body)) as ErrorPayload);
     for await (const chunk of res.body) {
       if (!out.write(chunk as Buffer)) await new Promise((r) => out.once('drain', r));
     }
@@ -145,7 +188,7 @@ export class ApiClient {
   /** Reads an NDJSON progress stream; a line with `error` ends it with that error. */
   private async progressCall(path: string, body: unknown, onProgress: (p: PullProgress) => void): Promise<Image> {
     const res = await this.send('POST', path, body);
-    if (res.statusCode >= 400) throw this.toError(res.statusCode, JSON.parse(await res.body.text()) as ErrorPayload);
+    if (res.statusCode >= 400) throw this.toError(res.statusCode, JSON.parse(await readText(res.body)) as ErrorPayload);
     let buffered = '';
     let image: Image | undefined;
     for await (const chunk of res.body) {
@@ -197,6 +240,9 @@ export class ApiClient {
   doctor(): Promise<{ problems: string[]; providers: ProviderReport[] }> {
     return this.call('GET', '/v1/doctor');
   }
+  version(): Promise<VersionReport> {
+    return this.call('GET', '/v1/version');
+  }
 
   createToken(scope: string, name: string | undefined): Promise<{ token: ApiToken; secret: string }> {
     return this.call('POST', '/v1/tokens', { scope, ...(name !== undefined ? { name } : {}) });
@@ -209,6 +255,6 @@ export class ApiClient {
   }
 
   async close(): Promise<void> {
-    await this.agent.close();
+    if (this.transport) (await this.transport).agent.destroy();
   }
 }

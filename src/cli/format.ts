@@ -1,10 +1,6 @@
 /** Human-readable output of the CLI: tables and durations. */
-import Table from 'cli-table3';
-import { vmKind, type Vm } from '../core/vm.js';
-
-export function shortId(id: string): string {
-  return id.slice(0, 12);
-}
+import { vmKind, type StartTrace, type Vm } from '../core/vm.js';
+import { shortId } from './ids.js';
 
 export function age(iso: string, now = Date.now()): string {
   const s = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
@@ -14,15 +10,24 @@ export function age(iso: string, now = Date.now()): string {
   return `${Math.floor(s / 86400)}d ago`;
 }
 
-/** A borderless, left-aligned table like `docker ps` prints. */
+/** Columns are this far apart. */
+const GAP = '    ';
+
+/** How wide `text` shows: one column per code point (names, ids and references are not East Asian wide). */
+function width(text: string): number {
+  let n = 0;
+  for (const _ of text) n++;
+  return n;
+}
+
+/**
+ * A borderless, left-aligned table like `docker ps` prints. Written out here rather than with a
+ * table library: `ls` of 1000 VMs spent most of its time in one (0.7 s), this takes a few ms.
+ */
 export function plainTable(head: string[], rows: (string | number)[][]): string {
-  const table = new Table({
-    head,
-    style: { head: [], border: [], compact: true },
-    chars: { top: '', 'top-mid': '', 'top-left': '', 'top-right': '', bottom: '', 'bottom-mid': '', 'bottom-left': '', 'bottom-right': '', left: '', 'left-mid': '', mid: '', 'mid-mid': '', right: '', 'right-mid': '', middle: '  ' },
-  });
-  table.push(...rows);
-  return table.toString().split('\n').map((l) => l.trimEnd().replace(/^ /, '')).join('\n');
+  const cells = [head, ...rows.map((r) => r.map(String))];
+  const widths = head.map((_, c) => Math.max(...cells.map((r) => width(r[c] ?? ''))));
+  return cells.map((r) => widths.map((w, c) => (r[c] ?? '') + ' '.repeat(w - width(r[c] ?? ''))).join(GAP).trimEnd()).join('\n');
 }
 
 export function vmTable(vms: readonly Vm[]): string {
@@ -49,7 +54,14 @@ export function vmSummary(vm: Vm): string {
   if (vm.network) lines.push(`Network:   ${vm.network.ip} via ${vm.network.gateway} (mac ${vm.network.mac}, host ${vm.network.tap})`);
   const m = vm.spec.metadata;
   if (m) lines.push(`Metadata:  ${Object.keys(m.values).length} values, ${Object.keys(m.secrets).length} secrets, ${m.files.length} files, ${m.sshAuthorizedKeys.length} SSH keys`);
+  if (vm.lastStart) lines.push(`Last start: ${startTrace(vm.lastStart)}`);
   return lines.join('\n');
+}
+
+/** `4312 ms at <time>: record 0.4, ..., agent 3900, workload 230` (ms per step). */
+export function startTrace(trace: StartTrace): string {
+  const ms = (v: number): string => (v < 10 ? v.toFixed(1) : String(Math.round(v)));
+  return `${ms(trace.totalMs)} ms at ${trace.at}: ${trace.steps.map((s) => `${s.step} ${ms(s.ms)}${s.done ? ' (done before)' : ''}`).join(', ')}`;
 }
 
 function driveSummary(vm: Vm): string {

@@ -1,40 +1,18 @@
-/** `hypercore image ...`, `login` and `logout`. */
+/** `hypercore image ...`, `login` and `logout`; each loads its helpers (tables, progress, registry client) when it runs. */
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import type { Image } from '../core/image.js';
 import { ErrorCodes, HypercoreError } from '../core/errors.js';
-import { CredentialStore } from '../images/registry/credentials.js';
-import { RegistryClient } from '../images/registry/client.js';
 import type { ApiClient } from './api-client.js';
-import { progressRenderer } from './pull-progress.js';
-import { plainTable } from './format.js';
 
-function imageTable(images: readonly Image[]): string {
+async function imageTable(images: readonly Image[]): Promise<string> {
+  const { plainTable } = await import('./format.js');
   return plainTable(
     ['REFERENCE', 'DIGEST', 'PLATFORM', 'LAYERS', 'SIZE', 'CREATED'],
     images.map((i) => [i.reference, i.digest.slice(7, 19), i.platform, i.layers.length, `${(i.size / 1e6).toFixed(1)} MB`, i.createdAt]),
   );
 }
 
-/** Pulls with progress on stderr (stdout stays clean for scripts). */
-export async function pullWithProgress(api: ApiClient, reference: string, platform?: string): Promise<Image> {
-  const renderer = progressRenderer(process.stderr);
-  try {
-    return await api.pullImage(reference, platform, (p) => renderer.update(p));
-  } finally {
-    renderer.stop();
-  }
-}
-
-/** Pulls an image the daemon does not have yet, showing progress (the daemon would pull it silently). */
-export async function pullIfMissing(api: ApiClient, reference: string): Promise<void> {
-  try {
-    await api.getImage(reference);
-  } catch (err) {
-    if (!(err instanceof HypercoreError) || err.code !== ErrorCodes.imageNotFound) throw err;
-    await pullWithProgress(api, reference);
-  }
-}
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -49,6 +27,7 @@ export function registerImageCommands(program: Command, api: () => ApiClient): v
     .description('pull an image from its registry and build its block image')
     .option('--platform <os/arch>', 'platform to pick from a multi-platform image', 'linux/amd64')
     .action(async (reference: string, opts: { platform: string }) => {
+      const { pullWithProgress } = await import('./image-pull.js');
       const pulled = await pullWithProgress(api(), reference, opts.platform);
       process.stdout.write(`${pulled.reference}@${pulled.digest}\n`);
     });
@@ -57,7 +36,7 @@ export function registerImageCommands(program: Command, api: () => ApiClient): v
     .description("load a `docker save` tar or an OCI image layout tar (a path on the daemon's host)")
     .option('--reference <name>', 'name to store it under (default: the name the archive gives)')
     .action(async (file: string, opts: { reference?: string }) => {
-      const renderer = progressRenderer(process.stderr);
+      const renderer = (await import('./pull-progress.js')).progressRenderer(process.stderr);
       try {
         const imported = await api().importImage(resolve(file), opts.reference, (p) => renderer.update(p));
         process.stdout.write(`${imported.reference}@${imported.digest}\n`);
@@ -72,7 +51,7 @@ export function registerImageCommands(program: Command, api: () => ApiClient): v
     .option('--json', 'print a JSON array of image objects')
     .action(async (opts: { json?: boolean }) => {
       const images = await api().listImages();
-      process.stdout.write(opts.json ? `${JSON.stringify(images, null, 2)}\n` : `${imageTable(images)}\n`);
+      process.stdout.write(opts.json ? `${JSON.stringify(images, null, 2)}\n` : `${await imageTable(images)}\n`);
     });
   image
     .command('inspect <reference>')
@@ -110,6 +89,8 @@ export function registerImageCommands(program: Command, api: () => ApiClient): v
     .action(async (registry: string, opts: { username: string; passwordStdin?: boolean; password?: string }) => {
       const password = opts.passwordStdin ? await readStdin() : opts.password;
       if (!password) throw new HypercoreError(ErrorCodes.invalidArgument, 'a password is required: use --password-stdin (or -p)');
+      const { CredentialStore } = await import('../images/registry/credentials.js');
+      const { RegistryClient } = await import('../images/registry/client.js');
       const store = new CredentialStore();
       // Check the credentials before storing them, as docker login does.
       const probe = new RegistryClient({ credentials: { get: async () => ({ username: opts.username, password }) } });
@@ -121,6 +102,7 @@ export function registerImageCommands(program: Command, api: () => ApiClient): v
     .command('logout <registry>')
     .description('remove stored credentials for a registry')
     .action(async (registry: string) => {
+      const { CredentialStore } = await import('../images/registry/credentials.js');
       const removed = await new CredentialStore().logout(registry);
       process.stdout.write(removed ? `Removed credentials for ${registry}\n` : `No credentials stored for ${registry}\n`);
     });

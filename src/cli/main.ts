@@ -1,13 +1,18 @@
-/** `hypercore`: the command line, a thin client of hypercored's API. */
+/**
+ * `hypercore`'s commands: a thin client of hypercored's API. Each command loads what it needs when
+ * it runs (the hac.toml schema, table and progress rendering, WebSockets), so a command pays only
+ * for its own modules: the bundle (scripts/bundle-cli.mjs) keeps each of them in its own chunk.
+ */
 import { Command, InvalidArgumentError as CommanderArgError } from 'commander';
 import { resolve } from 'node:path';
 import { HypercoreError, asHypercoreError } from '../core/errors.js';
-import { hacJsonSchema, loadHacFile, type HacOverrides } from '../config/index.js';
+import type { HacOverrides } from '../config/index.js';
+import { HYPERCORE_VERSION } from '../core/version.js';
 import { hostCpuCount } from '../system/host.js';
 import { ApiClient } from './api-client.js';
 import { resolveEndpoint, type EndpointFlags } from './endpoint.js';
-import { formatBytes, plainTable, shortId, vmSummary, vmTable } from './format.js';
-import { pullIfMissing, registerImageCommands } from './image-commands.js';
+import { shortId } from './ids.js';
+import { registerImageCommands } from './image-commands.js';
 import { registerMetadataCommands } from './metadata-commands.js';
 import { registerProcessCommands } from './process-commands.js';
 import { registerRemoteCommands } from './remote-commands.js';
@@ -32,6 +37,7 @@ function printError(err: unknown): void {
 
 const program = new Command('hypercore')
   .description('Hypercore: microVMs from a hac.toml')
+  .version(`hypercore ${HYPERCORE_VERSION}`, '-V, --version', 'print the client version and exit (`hypercore version` also asks the daemon)')
   .option('--socket <path>', "hypercored's API socket (env HYPERCORE_SOCKET; default /run/hypercore/hypercore.sock)")
   .option('--host <url>', 'a remote hypercored, https://HOST:PORT (env HYPERCORE_HOST); instead of the socket')
   .option('--tls-dir <dir>', "with --host: ca.pem that signed the daemon's certificate, and cert.pem + key.pem to log in with (env HYPERCORE_TLS_DIR)")
@@ -63,8 +69,9 @@ type HacOptions = { hac: string; memory?: number } & Omit<HacOverrides, 'memoryM
 async function specFrom(opts: HacOptions) {
   const { hac, memory, ...rest } = opts;
   const overrides: HacOverrides = { ...rest, ...(memory === undefined ? {} : { memoryMib: memory }) };
+  const { loadHacFile } = await import('../config/index.js');
   const spec = await loadHacFile(resolve(hac), { hostCpus: hostCpuCount(), overrides, cwd: process.cwd() });
-  if (spec.image) await pullIfMissing(api(program), spec.image);
+  if (spec.image) await (await import('./image-pull.js')).pullIfMissing(api(program), spec.image);
   return spec;
 }
 
@@ -91,7 +98,7 @@ program
   .option('--json', 'print a JSON array of VM objects (the API fields)')
   .action(async (opts: { json?: boolean }) => {
     const vms = await api(program).listVms();
-    process.stdout.write(opts.json ? `${JSON.stringify(vms, null, 2)}\n` : `${vmTable(vms)}\n`);
+    process.stdout.write(opts.json ? `${JSON.stringify(vms, null, 2)}\n` : `${(await import('./format.js')).vmTable(vms)}\n`);
   });
 
 program
@@ -100,7 +107,7 @@ program
   .option('--json', 'print the VM object as JSON')
   .action(async (id: string, opts: { json?: boolean }) => {
     const vm = await api(program).getVm(id);
-    process.stdout.write(opts.json ? `${JSON.stringify(vm, null, 2)}\n` : `${vmSummary(vm)}\n`);
+    process.stdout.write(opts.json ? `${JSON.stringify(vm, null, 2)}\n` : `${(await import('./format.js')).vmSummary(vm)}\n`);
   });
 
 program
@@ -173,6 +180,7 @@ snapshot
   .option('--leave-paused', 'keep the VM paused afterwards')
   .action(async (id: string, opts: { name?: string; leavePaused?: boolean }) => {
     const s = await api(program).createSnapshot(id, { ...(opts.name !== undefined ? { name: opts.name } : {}), leavePaused: opts.leavePaused === true });
+    const { formatBytes } = await import('./format.js');
     process.stderr.write(`snapshot ${s.name} of ${s.vmName}: the VM was paused ${s.pauseMs} ms; ${formatBytes(s.sizeBytes)} on disk\n`);
     process.stdout.write(`${s.id}\n`);
   });
@@ -183,6 +191,7 @@ snapshot
   .option('--json', 'print a JSON array of snapshot objects (the API fields)')
   .action(async (opts: { json?: boolean }) => {
     const list = await api(program).listSnapshots();
+    const { formatBytes, plainTable } = await import('./format.js');
     const rows = list.map((s) => [shortId(s.id), s.name, s.vmName, s.provider, s.vmmVersion, `${s.memoryMib} MiB`, formatBytes(s.sizeBytes), s.createdAt]);
     process.stdout.write(opts.json ? `${JSON.stringify(list, null, 2)}\n` : `${plainTable(['ID', 'NAME', 'VM', 'PROVIDER', 'VMM VERSION', 'MEMORY', 'ON DISK', 'CREATED'], rows)}\n`);
   });
@@ -202,10 +211,20 @@ registerMetadataCommands(program, () => api(program));
 registerRemoteCommands(program, () => api(program));
 
 program
+  .command('version')
+  .description("show the versions of this client, the daemon, each hypervisor and the default guest kernel")
+  .option('--json', 'print them as JSON')
+  .action(async (opts: { json?: boolean }) => {
+    const { printVersions } = await import('./version-command.js');
+    await printVersions(api(program), opts.json === true);
+  });
+
+program
   .command('doctor')
   .description('list the hypervisors (version, or why unusable), leftovers (network leases, TAPs, rules of removed VMs) and failed VMs; exits 1 if there are problems')
   .action(async () => {
     const { problems, providers } = await api(program).doctor();
+    const { plainTable } = await import('./format.js');
     process.stdout.write(`${plainTable(['PROVIDER', 'USABLE', 'VERSION', 'DETAIL'], providers.map((p) => [p.name, p.usable ? 'yes' : 'no', p.version ?? '-', p.detail]))}\n\n`);
     process.stdout.write(problems.length === 0 ? 'no problems found\n' : `${problems.map((p) => `- ${p}`).join('\n')}\n`);
     if (problems.length > 0) process.exitCode = 1;
@@ -226,21 +245,26 @@ config
   .description('check a hac.toml; exits non-zero with every problem listed')
   .action(async (file: string | undefined) => {
     const path = resolve(file ?? 'hac.toml');
+    const { loadHacFile } = await import('../config/index.js');
     await loadHacFile(path, { hostCpus: hostCpuCount(), cwd: process.cwd() });
     process.stdout.write(`${file ?? 'hac.toml'}: valid\n`);
   });
 config
   .command('schema')
   .description('print the JSON Schema of hac.toml (for editors)')
-  .action(() => {
+  .action(async () => {
+    const { hacJsonSchema } = await import('../config/index.js');
     process.stdout.write(`${JSON.stringify(hacJsonSchema(), null, 2)}\n`);
   });
 
-try {
-  await program.parseAsync(process.argv);
-  await client?.close();
-} catch (err) {
-  printError(err);
-  await client?.close().catch(() => undefined);
-  process.exitCode = err instanceof HypercoreError ? 1 : 2;
+/** Runs the command line `argv` (node's process.argv); the exit code goes to process.exitCode. */
+export async function run(argv: readonly string[]): Promise<void> {
+  try {
+    await program.parseAsync(argv);
+    await client?.close();
+  } catch (err) {
+    printError(err);
+    await client?.close().catch(() => undefined);
+    process.exitCode = err instanceof HypercoreError ? 1 : 2;
+  }
 }

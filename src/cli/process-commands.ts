@@ -1,20 +1,18 @@
 /**
- * `hypercore exec`, `attach` and `run`: interactive sessions over the gRPC Exec/Attach streams
- * (bidirectional, on the daemon's socket). With a terminal the local tty goes raw and window
- * resizes follow; the command's exit code becomes the CLI's.
+ * `hypercore exec`, `attach` and `run`: interactive sessions over the daemon's WebSocket exec and
+ * attach routes, on the unix socket or a remote listener (the gRPC Exec/Attach messages in JSON; a
+ * WebSocket client loads in a fraction of gRPC's time, which an `exec` would otherwise pay on every
+ * call). With a terminal the local tty goes raw and window resizes follow; the command's exit code
+ * becomes the CLI's.
  */
-import * as grpc from '@grpc/grpc-js';
 import type { Command } from 'commander';
-import { isIP } from 'node:net';
 import { constants } from 'node:os';
-import { ErrorCodes, HypercoreError, type ErrorCode } from '../core/errors.js';
-import { loadVmServiceDefinition } from '../api/proto.js';
-import type { ProcessInput, ProcessOutput } from '../api/process-session.js';
-import { specFromImageReference } from '../config/index.js';
+import type { WebSocket } from 'ws';
+import { ErrorCodes, HypercoreError, type ErrorCode, type ValidationIssue } from '../core/errors.js';
+import type { ProcessInput } from '../api/process-session.js';
 import { hostCpuCount } from '../system/host.js';
 import { daemonUnavailable, type ApiClient } from './api-client.js';
 import { describeEndpoint, remoteUnavailable, type Endpoint } from './endpoint.js';
-import { pullIfMissing } from './image-commands.js';
 
 /** Commander collector for repeatable options (-e A=1 -e B=2). */
 function collect(value: string, previous: string[] = []): string[] {
@@ -23,7 +21,12 @@ function collect(value: string, previous: string[] = []): string[] {
 
 /** ctrl-p ctrl-q, as in Docker: leave an attached session, the process keeps running. */
 const DETACH_SEQUENCE = [0x10, 0x11];
-
+/** Input queued on the socket before local stdin is paused (the process reads slowly). */
+const STDIN_HIGH_WATER_BYTES = 1024 * 1024;
+/** Largest message the daemon may send: an output chunk as base64 JSON (the agent sends at most 64 KiB). */
+const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+/** A remote daemon's TLS handshake and WebSocket upgrade must come within this. */
+const REMOTE_HANDSHAKE_TIMEOUT_MS = 30_000;
 
 interface SessionOptions {
   interactive: boolean;
@@ -31,43 +34,74 @@ interface SessionOptions {
   detachKeys: boolean;
 }
 
+/** A message of the exec/attach WebSocket, as the daemon sends it (bytes as base64). */
+interface WireOutput {
+  fd?: number;
+  data?: string;
+  exited?: boolean;
+  exitCode?: number;
+  signal?: string;
+  processId?: string;
+  error?: { code?: string; message?: string; details?: ValidationIssue[] };
+}
+
 /** A shell's exit status for a process killed by `signal`: 128 + its number (SIGSEGV → 139); 129 if the name is unknown. */
 export function exitCodeOfSignal(signal: string): number {
   return 128 + ((constants.signals as Record<string, number>)[signal] ?? 1);
 }
 
-function grpcError(err: grpc.ServiceError, endpoint: Endpoint): HypercoreError {
-  if (err.code === grpc.status.UNAVAILABLE && !err.metadata?.get('hc-error-code').length) {
-    if (endpoint.kind === 'remote') {
-      const refused = /ECONNREFUSED|connection refused/i.test(err.details ?? '');
-      return remoteUnavailable(endpoint, refused ? 'ECONNREFUSED' : undefined, err.details ?? '') ?? new HypercoreError(ErrorCodes.daemonUnavailable, `${describeEndpoint(endpoint)}: ${err.details}`);
-    }
-    // grpc-js puts the connect error's text in the details: EACCES reads "Permission denied".
-    const denied = /EACCES|permission denied/i.test(err.details ?? '');
-    return new HypercoreError(ErrorCodes.daemonUnavailable, daemonUnavailable(denied ? 'EACCES' : 'ECONNREFUSED', endpoint.socketPath)!);
-  }
-  const code = (err.metadata?.get('hc-error-code')[0] as string | undefined) ?? ErrorCodes.internal;
-  return new HypercoreError(code as ErrorCode, err.details || err.message);
+function wire(input: ProcessInput): string {
+  return JSON.stringify(input.stdin ? { ...input, stdin: Buffer.from(input.stdin).toString('base64') } : input);
 }
 
-/** A gRPC client of the endpoint, and the metadata each call carries (the bearer token). */
-function grpcClientOf(endpoint: Endpoint): { client: grpc.Client; metadata: grpc.Metadata } {
-  const Client = loadVmServiceDefinition();
-  const metadata = new grpc.Metadata();
-  if (endpoint.kind === 'unix') return { client: new Client(`unix:${endpoint.socketPath}`, grpc.credentials.createInsecure()), metadata };
-  if (endpoint.token) metadata.set('authorization', `Bearer ${endpoint.token}`);
-  // grpc-js sends an IP target as the TLS server name, which Node flags with a deprecation warning
-  // (DEP0123) on the user's terminal; the name is still checked against the certificate's IP SANs.
-  if (endpoint.secure && isIP(endpoint.host) !== 0) process.noDeprecation = true;
+/** Reads an HTTP error answer (the upgrade was refused) as the daemon's error. */
+function refused(res: NodeJS.ReadableStream & { statusCode?: number }): Promise<HypercoreError> {
+  return new Promise((resolve) => {
+    let text = '';
+    res.on('data', (c: Buffer) => {
+      if (text.length < 64 * 1024) text += c.toString('utf8');
+    });
+    res.on('end', () => {
+      try {
+        const e = (JSON.parse(text) as WireOutput).error ?? {};
+        resolve(new HypercoreError((e.code ?? ErrorCodes.internal) as ErrorCode, e.message ?? `HTTP ${res.statusCode}`, { details: e.details ?? [] }));
+      } catch {
+        resolve(new HypercoreError(ErrorCodes.internal, `the daemon refused the session: HTTP ${res.statusCode}`));
+      }
+    });
+  });
+}
+
+/** Why the endpoint could not be reached, for a connection error; the error itself otherwise. */
+function connectError(err: NodeJS.ErrnoException, endpoint: Endpoint): unknown {
+  if (endpoint.kind === 'remote') return remoteUnavailable(endpoint, err.code, err.message) ?? new HypercoreError(ErrorCodes.daemonUnavailable, `${describeEndpoint(endpoint)}: ${err.message}`, { cause: err });
+  const unavailable = daemonUnavailable(err.code, endpoint.socketPath);
+  return unavailable ? new HypercoreError(ErrorCodes.daemonUnavailable, unavailable, { cause: err }) : err;
+}
+
+/**
+ * The session's WebSocket: on the unix socket, or on a remote listener (wss with the daemon's CA
+ * and the client certificate, and/or the bearer token; ws only for a loopback --insecure-loopback daemon).
+ */
+function openSocket(Socket: typeof WebSocket, endpoint: Endpoint, path: string): WebSocket {
+  const common = { perMessageDeflate: false, maxPayload: MAX_MESSAGE_BYTES };
+  if (endpoint.kind === 'unix') return new Socket(`ws+unix:${endpoint.socketPath}:${path}`, common);
   const tls = endpoint.tls;
-  const credentials = endpoint.secure ? grpc.credentials.createSsl(tls?.ca ?? null, tls?.key ?? null, tls?.cert ?? null) : grpc.credentials.createInsecure();
-  return { client: new Client(endpoint.grpcTarget, credentials), metadata };
+  return new Socket(`${endpoint.origin.replace(/^http/, 'ws')}${path}`, {
+    ...common,
+    ...(tls ? { ca: tls.ca, ...(tls.cert && tls.key ? { cert: tls.cert, key: tls.key } : {}) } : {}),
+    ...(endpoint.token ? { headers: { authorization: `Bearer ${endpoint.token}` } } : {}),
+    handshakeTimeout: REMOTE_HANDSHAKE_TIMEOUT_MS,
+  });
 }
 
-/** Runs one Exec/Attach stream to its end; resolves to the exit code the CLI should return. */
-function runSession(endpoint: Endpoint, method: 'Exec' | 'Attach', first: ProcessInput, options: SessionOptions): Promise<number> {
-  const { client, metadata } = grpcClientOf(endpoint);
-  const call = (client as unknown as Record<string, (metadata: grpc.Metadata) => grpc.ClientDuplexStream<ProcessInput, ProcessOutput>>)[method]!.call(client, metadata);
+/**
+ * Runs one exec or attach WebSocket to its end; resolves to the exit code the CLI should return.
+ * `path` names the VM (`/v1/vms/{id}/exec`); an exec's `first` message is its `start`.
+ */
+async function runSession(endpoint: Endpoint, path: string, first: ProcessInput | undefined, options: SessionOptions): Promise<number> {
+  const { WebSocket } = await import('ws');
+  const ws = openSocket(WebSocket, endpoint, path);
   const stdin = process.stdin;
   const stdout = process.stdout;
   // Detach keys must reach us byte by byte (in cooked mode the tty driver eats ^Q as XON), so an
@@ -77,47 +111,95 @@ function runSession(endpoint: Endpoint, method: 'Exec' | 'Attach', first: Proces
   const cleanup: (() => void)[] = [];
 
   return new Promise<number>((resolve, reject) => {
-    let exitCode = 0;
-    const finish = (err?: unknown) => {
+    let exitCode: number | undefined;
+    let failure: unknown;
+    let settled = false;
+    const finish = (): void => {
+      if (settled) return;
+      settled = true;
       for (const undo of cleanup.splice(0)) undo();
-      client.close();
-      if (err && !detached) reject(err);
-      else resolve(detached ? 0 : exitCode);
+      if (detached) resolve(0);
+      else if (failure) reject(failure);
+      else if (exitCode === undefined) reject(new HypercoreError(ErrorCodes.internal, 'the daemon ended the session without an exit status'));
+      else resolve(exitCode);
     };
-    call.on('data', (out: ProcessOutput) => {
-      if (out.data && out.data.length > 0) (out.fd === 2 ? process.stderr : stdout).write(out.data);
+    // Output at the pace of our stdout: a full pipe pauses the socket, so the daemon pauses the process.
+    let blocked = 0;
+    const onDrain = (): void => {
+      if (--blocked === 0) ws.resume();
+    };
+    const write = (out: NodeJS.WriteStream, data: Buffer): void => {
+      if (!out.write(data)) {
+        if (blocked++ === 0) ws.pause();
+        out.once('drain', onDrain);
+      }
+    };
+    ws.on('message', (raw: Buffer) => {
+      let out: WireOutput;
+      try {
+        out = JSON.parse(raw.toString('utf8')) as WireOutput;
+      } catch {
+        return;
+      }
+      if (out.error) {
+        failure = new HypercoreError((out.error.code ?? ErrorCodes.internal) as ErrorCode, out.error.message ?? 'the session failed', { details: out.error.details ?? [] });
+        return;
+      }
+      if (out.data) write(out.fd === 2 ? process.stderr : stdout, Buffer.from(out.data, 'base64'));
       if (out.exited) exitCode = out.signal ? exitCodeOfSignal(out.signal) : (out.exitCode ?? 0);
     });
-    call.on('end', () => finish());
-    call.on('error', (err: grpc.ServiceError) => (err.code === grpc.status.CANCELLED && detached ? finish() : finish(grpcError(err, endpoint))));
-    call.write(first);
-
-    if (options.tty && stdout.isTTY) {
-      const resize = () => call.write({ rows: stdout.rows, cols: stdout.columns });
-      stdout.on('resize', resize);
-      cleanup.push(() => stdout.off('resize', resize));
-    }
-    if (rawMode) {
-      stdin.setRawMode(true);
-      cleanup.push(() => stdin.setRawMode(false));
-    }
-    if (options.interactive) {
+    ws.on('unexpected-response', (_req, res) => {
+      void refused(res).then((err) => {
+        failure = err;
+        ws.terminate();
+        finish();
+      });
+    });
+    ws.on('error', (err: NodeJS.ErrnoException) => {
+      failure ??= connectError(err, endpoint);
+      finish();
+    });
+    ws.on('close', () => {
+      // Output written before the close may still be queued on stdout: it goes out before the exit.
+      finish();
+    });
+    ws.on('open', () => {
+      if (first) ws.send(wire(first));
+      if (options.tty && stdout.isTTY) {
+        const resize = (): void => ws.send(wire({ rows: stdout.rows, cols: stdout.columns }));
+        stdout.on('resize', resize);
+        cleanup.push(() => stdout.off('resize', resize));
+      }
+      if (rawMode) {
+        stdin.setRawMode(true);
+        cleanup.push(() => stdin.setRawMode(false));
+      }
+      if (!options.interactive) {
+        ws.send(wire({ closeStdin: true }));
+        return;
+      }
       let previous = -1;
-      const onData = (chunk: Buffer) => {
+      let queued = 0;
+      const onData = (chunk: Buffer): void => {
         if (options.detachKeys) {
           for (const byte of chunk) {
             if (previous === DETACH_SEQUENCE[0] && byte === DETACH_SEQUENCE[1]) {
               detached = true;
               process.stderr.write('\r\n[detached; the process keeps running]\r\n');
-              call.cancel();
+              ws.close(1000);
               return;
             }
             previous = byte;
           }
         }
-        call.write({ stdin: chunk });
+        queued += chunk.length;
+        if (queued > STDIN_HIGH_WATER_BYTES) stdin.pause();
+        ws.send(wire({ stdin: chunk }), () => {
+          queued -= chunk.length;
+          if (queued <= STDIN_HIGH_WATER_BYTES / 2 && stdin.isPaused() && !settled) stdin.resume();
+        });
       };
-      const onEnd = () => call.write({ closeStdin: true });
+      const onEnd = (): void => ws.send(wire({ closeStdin: true }));
       stdin.on('data', onData);
       stdin.once('end', onEnd);
       cleanup.push(() => {
@@ -125,9 +207,7 @@ function runSession(endpoint: Endpoint, method: 'Exec' | 'Attach', first: Proces
         stdin.off('end', onEnd);
         stdin.pause();
       });
-    } else {
-      call.write({ closeStdin: true });
-    }
+    });
   });
 }
 
@@ -145,8 +225,8 @@ export function registerProcessCommands(program: Command, api: () => ApiClient):
     .option('-w, --workdir <dir>', 'working directory')
     .option('-u, --user <user[:group]>', "user to run as: numbers, or names from the image's /etc/passwd and /etc/group")
     .action(async (id: string, command: string[], opts: { interactive?: boolean; tty?: boolean; env?: string[]; workdir?: string; user?: string }) => {
-      const start = { id, args: command, tty: opts.tty === true, ...windowSize(), ...(opts.env ? { env: opts.env } : {}), ...(opts.workdir ? { cwd: opts.workdir } : {}), ...(opts.user ? { user: opts.user } : {}) };
-      process.exitCode = await runSession(api().endpoint, 'Exec', { start }, { interactive: opts.interactive === true, tty: opts.tty === true, detachKeys: false });
+      const start = { args: command, tty: opts.tty === true, ...windowSize(), ...(opts.env ? { env: opts.env } : {}), ...(opts.workdir ? { cwd: opts.workdir } : {}), ...(opts.user ? { user: opts.user } : {}) };
+      process.exitCode = await runSession(api().endpoint, `/v1/vms/${encodeURIComponent(id)}/exec`, { start }, { interactive: opts.interactive === true, tty: opts.tty === true, detachKeys: false });
     });
 
   program
@@ -155,7 +235,7 @@ export function registerProcessCommands(program: Command, api: () => ApiClient):
     .action(async (id: string) => {
       const vm = await api().getVm(id);
       const tty = vm.spec.workload?.tty === true;
-      process.exitCode = await runSession(api().endpoint, 'Attach', { attach: { id: vm.id } }, { interactive: true, tty, detachKeys: true });
+      process.exitCode = await runSession(api().endpoint, `/v1/vms/${vm.id}/attach`, undefined, { interactive: true, tty, detachKeys: true });
     });
 
   program
@@ -169,19 +249,20 @@ export function registerProcessCommands(program: Command, api: () => ApiClient):
     .option('-d, --detach', 'print the VM id and leave it running')
     .option('--network <mode>', 'nat (default) or none')
     .action(async (image: string, command: string[], opts: { rm?: boolean; interactive?: boolean; tty?: boolean; name?: string; env?: string[]; detach?: boolean; network?: string }) => {
+      const { specFromImageReference } = await import('../config/index.js');
       const spec = specFromImageReference(image, {
         hostCpus: hostCpuCount(),
         ...(opts.name ? { name: opts.name } : {}),
         overrides: { ...(command.length ? { command } : {}), ...(opts.env ? { env: opts.env } : {}), ...(opts.tty ? { tty: true } : {}), ...(opts.network ? { network: opts.network } : {}) },
       });
-      await pullIfMissing(api(), image);
+      await (await import('./image-pull.js')).pullIfMissing(api(), image);
       const vm = await api().createVm(spec);
       if (opts.detach) {
         process.stdout.write(`${vm.id}\n`);
         return;
       }
       try {
-        process.exitCode = await runSession(api().endpoint, 'Attach', { attach: { id: vm.id, fromStart: true } }, { interactive: opts.interactive === true, tty: opts.tty === true, detachKeys: true });
+        process.exitCode = await runSession(api().endpoint, `/v1/vms/${vm.id}/attach?fromStart=true`, undefined, { interactive: opts.interactive === true, tty: opts.tty === true, detachKeys: true });
       } finally {
         if (opts.rm) await api().deleteVm(vm.id, true).catch(() => undefined);
       }

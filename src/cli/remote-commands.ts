@@ -2,7 +2,6 @@
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { tokenScopes, type ApiToken } from '../core/api-token.js';
-import { initTlsDir } from '../tls/pki.js';
 import type { ApiClient } from './api-client.js';
 import { age, plainTable } from './format.js';
 
@@ -22,6 +21,8 @@ export function registerRemoteCommands(program: Command, api: () => ApiClient): 
     .option('--force', 'replace existing files (clients holding the old certificates are then refused)')
     .action(async (dir: string, opts: { san?: string[]; force?: boolean }) => {
       const target = resolve(dir);
+      // openssl and key generation load only for this command.
+      const { initTlsDir } = await import('../tls/pki.js');
       const written = await initTlsDir(target, { ...(opts.san ? { sans: opts.san } : {}), force: opts.force === true });
       process.stdout.write(`${written.join('\n')}\n`);
       process.stderr.write(

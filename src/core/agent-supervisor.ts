@@ -83,14 +83,16 @@ export class AgentSupervisor {
     return t.session;
   }
 
-  /** Boot path: wait for the agent, start the workload, begin copying its output. */
-  async startWorkload(vm: Vm, endpoint: AgentEndpoint, image: Image | undefined, signal?: AbortSignal): Promise<void> {
+  /** Boot path: wait for the agent, start the workload, begin copying its output. Resolves to how long the agent took to answer. */
+  async startWorkload(vm: Vm, endpoint: AgentEndpoint, image: Image | undefined, signal?: AbortSignal): Promise<{ agentMs: number }> {
     const process = workloadProcess(vm, image);
+    const started = performance.now();
     const { session, info } = await this.connect(vm, endpoint, signal);
+    const agentMs = performance.now() - started;
     // A daemon that died between starting the workload and recording it: the guest knows.
     if (info.workloadStarted) {
       this.pumpLogs(vm);
-      return;
+      return { agentMs };
     }
     const w = vm.spec.workload;
     const m = vm.spec.metadata;
@@ -104,6 +106,7 @@ export class AgentSupervisor {
       ...(m ? { metadata: { values: m.values, secrets: m.secrets }, files: guestFiles(m), sshAuthorizedKeys: m.sshAuthorizedKeys } : {}),
     });
     this.pumpLogs(vm);
+    return { agentMs };
   }
 
   /**

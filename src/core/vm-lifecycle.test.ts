@@ -66,6 +66,33 @@ test('an agent VM boots its workload and runs', async () => {
   assert.equal(agents.workloadStarts, 1);
 });
 
+test('the record keeps the last start step by step: the plan, then the agent and the workload', async () => {
+  const service = makeService();
+  const vm = await service.create(imageSpec('traced'));
+  const trace = service.get(vm.id).lastStart;
+  assert.ok(trace, 'create records its trace');
+  assert.deepEqual(trace.steps.map((s) => s.step), ['record', 'directories', 'network', 'image-disk', 'launch', 'announce', 'agent', 'workload']);
+  assert.ok(trace.steps.every((s) => typeof s.ms === 'number' && s.ms >= 0));
+  assert.equal(trace.totalMs, Math.round(trace.steps.reduce((sum, s) => sum + s.ms, 0) * 10) / 10);
+  assert.equal(trace.at, vm.createdAt);
+  assert.deepEqual(store.get(vm.id)?.lastStart, trace, 'stored with the record');
+
+  await service.stop(vm.id, { timeoutMs: 1000, force: true });
+  const started = await service.start(vm.id);
+  const again = service.get(vm.id).lastStart!;
+  assert.deepEqual(again.steps.map((s) => s.step), ['network', 'launch', 'announce', 'agent', 'workload'], 'a start replaces it with its own steps');
+  assert.ok(again.at > trace.at && again.at <= started.updatedAt);
+});
+
+test('a detached create records its plan at once and adds the agent and workload steps when the boot is over', async () => {
+  const service = makeService();
+  const vm = await service.create(imageSpec('detached'), { detach: true });
+  assert.deepEqual(service.get(vm.id).lastStart?.steps.map((s) => s.step), ['record', 'directories', 'network', 'image-disk', 'launch', 'announce']);
+  await service.settled();
+  assert.deepEqual(service.get(vm.id).lastStart?.steps.map((s) => s.step), ['record', 'directories', 'network', 'image-disk', 'launch', 'announce', 'agent', 'workload']);
+  assert.equal(service.get(vm.id).state, 'running');
+});
+
 test('stop of a VM whose agent never answered ends at once in stopped, not after the boot timeout', async () => {
   agents.mode = 'silent';
   const service = makeService();

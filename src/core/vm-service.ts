@@ -134,8 +134,8 @@ export class VmService {
     if (options.start === false) return this.lock.run(vm.id, async () => (await this.runCreatePlan(ctx, definePlan), vm));
     const booted = await this.lock.run(vm.id, async () => {
       const timings = await this.runCreatePlan(ctx);
-      if (agent && !options.detach) timings.push(await this.bootAbortably(vm, provider, ctx.image));
-      this.logBoot(vm, timings, 'create');
+      if (agent && !options.detach) timings.push(...(await this.bootAbortably(vm, provider, ctx.image)));
+      this.logBoot(vm, now, timings, 'create');
       return vm;
     });
     if (agent && options.detach) this.inBackground(vm, 'booting the workload', () => this.bootWorkloadLocked(vm.id, ctx.image));
@@ -147,6 +147,7 @@ export class VmService {
     return this.lock.run(id, async () => {
       const vm = this.records.current(id);
       if (vm.state === 'running') return vm;
+      const at = this.records.now();
       this.records.transition(vm, 'starting', { error: undefined });
       const provider = this.runtime.providerOf(vm);
       const agent = usesAgent(vm.spec);
@@ -159,8 +160,8 @@ export class VmService {
         this.records.transition(vm, 'failed', { pid: undefined, error: { code: e.code, message: e.message } });
         throw e;
       }
-      if (agent) timings.push(await this.bootAbortably(vm, provider, this.imageOf(vm)));
-      this.logBoot(vm, timings, 'start');
+      if (agent) timings.push(...(await this.bootAbortably(vm, provider, this.imageOf(vm))));
+      this.logBoot(vm, at, timings, 'start');
       return vm;
     });
   }
@@ -381,13 +382,13 @@ export class VmService {
     const ctx: PlanContext = { vm, provider, agent, services: this.services, restore: { snapshot, dir } };
     return this.lock.run(vm.id, async () => {
       const timings = await this.runCreatePlan(ctx, restorePlan);
-      if (agent) timings.push(await this.resumeAbortably(vm, provider, ctx));
-      this.logBoot(vm, timings, 'restore');
+      if (agent) timings.push(...(await this.resumeAbortably(vm, provider, ctx)));
+      this.logBoot(vm, now, timings, 'restore');
       return vm;
     });
   }
 
-  private async resumeAbortably(vm: Vm, provider: Provider, ctx: PlanContext): Promise<StepTiming> {
+  private async resumeAbortably(vm: Vm, provider: Provider, ctx: PlanContext): Promise<StepTiming[]> {
     const abort = new AbortController();
     this.booting.set(vm.id, abort);
     try {
@@ -450,16 +451,26 @@ export class VmService {
     }
   }
 
-  /** Logs a boot's steps and tells the observer: a restore (from a snapshot) counts as `restored`, not as a boot. */
-  private logBoot(vm: Vm, timings: StepTiming[], operation: 'create' | 'start' | 'restore'): void {
-    const totalMs = Math.round(timings.reduce((sum, t) => sum + t.ms, 0));
-    this.records.log(vm).info({ provider: vm.provider, vmmPid: vm.pid, totalMs, steps: timings }, `VM ${vm.state}`);
+  /**
+   * Logs a boot's steps, keeps them on the record as its last start (`inspect`), and tells the
+   * observer: a restore (from a snapshot) counts as `restored`, not as a boot.
+   */
+  private logBoot(vm: Vm, at: string, timings: StepTiming[], operation: 'create' | 'start' | 'restore'): void {
+    const totalMs = this.keepTrace(vm, at, timings);
     try {
       if (operation === 'restore') this.deps.observer?.restored?.(vm, totalMs / 1000);
       else this.deps.observer?.booted?.(vm, operation, timings);
     } catch (err) {
       this.records.log(vm).warn({ err: asHypercoreError(err).message }, 'boot observer failed');
     }
+  }
+
+  /** Logs the steps of a create, start or restore and keeps them on the record as its last start; returns their sum. */
+  private keepTrace(vm: Vm, at: string, timings: StepTiming[]): number {
+    const totalMs = Math.round(timings.reduce((sum, t) => sum + t.ms, 0) * 10) / 10;
+    this.records.log(vm).info({ provider: vm.provider, vmmPid: vm.pid, totalMs, steps: timings }, `VM ${vm.state}`);
+    if (this.records.exists(vm.id)) this.records.save(vm, { lastStart: { at, totalMs, steps: timings } });
+    return totalMs;
   }
 
   private workloadBoot() {
@@ -475,12 +486,16 @@ export class VmService {
       const vm = this.records.current(id);
       // A stop or rm that came first wins; there is nothing left to boot.
       if (vm.state !== 'starting') return;
-      await this.bootAbortably(vm, this.runtime.providerOf(vm), image ?? this.imageOf(vm));
+      const steps = await this.bootAbortably(vm, this.runtime.providerOf(vm), image ?? this.imageOf(vm));
+      // A detached create recorded its plan's steps; the workload's come now.
+      // (The create told the observer of its boot already.)
+      const earlier = vm.lastStart;
+      this.keepTrace(vm, earlier?.at ?? this.records.now(), [...(earlier?.steps ?? []), ...steps]);
     });
   }
 
   /** Boots the workload; a stop or rm of the VM meanwhile aborts the wait for its agent. */
-  private async bootAbortably(vm: Vm, provider: Provider, image: Image | undefined): Promise<StepTiming> {
+  private async bootAbortably(vm: Vm, provider: Provider, image: Image | undefined): Promise<StepTiming[]> {
     const abort = new AbortController();
     this.booting.set(vm.id, abort);
     try {
@@ -575,7 +590,7 @@ export class VmService {
       }
       this.records.log(vm).warn({}, 'resuming a create that hypercored was interrupted in');
       const ctx: PlanContext = { vm, provider: this.runtime.providerOf(vm), agent: usesAgent(vm.spec), services: this.services };
-      this.logBoot(vm, await this.runCreatePlan(ctx), 'create');
+      this.logBoot(vm, this.records.now(), await this.runCreatePlan(ctx), 'create');
       return ctx;
     });
     if (ctx?.agent) await this.bootWorkloadLocked(id, ctx.image);

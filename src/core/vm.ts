@@ -164,10 +164,32 @@ export interface Vm {
   workloadExit?: { exitCode: number; signal?: string };
   /** Why this provider runs the VM: with `provider = "auto"`, what each candidate was found to be. */
   providerReason?: string;
+  /** The last create or start, step by step. */
+  lastStart?: StartTrace;
   /** How its VMM was last launched (boot files, boot disk): what a snapshot of it must keep. */
   launch?: LaunchRecord;
   /** The snapshot this VM was resumed from, while it runs from it (a cold boot clears it). */
   restoredFrom?: string;
+}
+
+/** How long one step of a create or start took; `done` when it found its work already there. */
+export interface StepTiming {
+  step: string;
+  ms: number;
+  done?: true;
+}
+
+/**
+ * The last create or start, step by step (`inspect --json`): record, directories, network,
+ * image-disk, launch (the VMM runs), announce, and for agent VMs agent (until the guest's agent
+ * answered: the guest's boot) and workload (the workload started).
+ */
+export interface StartTrace {
+  /** When the create or start began. */
+  at: string;
+  /** The steps' sum, in ms. */
+  totalMs: number;
+  steps: StepTiming[];
 }
 
 /** Event published on every state change (WatchEvents). */

@@ -29,6 +29,8 @@ import { listenMultiplexed } from '../api/socket-mux.js';
 import { VmLogFiles } from '../providers/vm-logs.js';
 import { TtrpcAgentConnector } from '../agent-client/agent-session.js';
 import { GuestBootContract } from '../guest/boot-contract.js';
+import { readBootManifest } from '../guest/boot-assets.js';
+import type { GuestKernelReport } from '../core/version.js';
 import { ensureSystemImage } from '../guest/system-image.js';
 import { CloudHypervisorProvider } from '../providers/cloud-hypervisor/cloud-hypervisor-provider.js';
 import { FirecrackerProvider } from '../providers/firecracker/firecracker-provider.js';
@@ -84,6 +86,13 @@ async function restrictToOwner(rootDir: string, runDir: string): Promise<void> {
       if (err.code !== 'ENOENT') throw err;
     });
   }
+}
+
+/** The default guest kernel, from the manifest set-up wrote next to it. */
+async function guestKernel(bootDir: string): Promise<GuestKernelReport> {
+  const manifest = await readBootManifest(bootDir);
+  if (!manifest) return { bootDir, detail: `no readable manifest.json in ${bootDir}; run scripts/install-boot-assets.sh` };
+  return { bootDir, version: manifest.kernelVersion, package: manifest.package, packageVersion: manifest.packageVersion };
 }
 
 export class Daemon {
@@ -164,7 +173,7 @@ export class Daemon {
     const pruned = await this.service.pruneNetworks().catch((err: unknown) => [`network prune failed: ${String(err)}`]);
     if (pruned.length > 0) this.logger.warn({ removed: pruned }, 'removed network leftovers that belong to no VM');
 
-    const ops = new VmOperations({ service: this.service, hostCpus: hostCpuCount(), logger: log });
+    const ops = new VmOperations({ service: this.service, hostCpus: hostCpuCount(), logger: log, guestKernel: () => guestKernel(bootDir) });
     const imageOps = new ImageOperations(images, new ImageImporter(images, normalizeReference, join(imagesDir, 'tmp')));
     const tokens = new ApiTokens(new SqliteTokenStore(db));
     const tokenOps = new TokenOperations(tokens);

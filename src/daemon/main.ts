@@ -1,14 +1,15 @@
 /** `hypercored`: the daemon's command line. */
 import { Command } from 'commander';
+import { HYPERCORE_VERSION } from '../core/version.js';
 import { existsSync } from 'node:fs';
 import { DEFAULT_CONFIG_FILE, readDaemonConfig } from './config-file.js';
-import { Daemon } from './daemon.js';
 import { resolveSettings, type DaemonSettings, type SettingsInput } from './settings.js';
 
 const repeatable = (v: string, prev: string[] = []): string[] => [...prev, v];
 
 const program = new Command('hypercored')
   .description('Hypercore daemon: owns VM state, supervises VMMs, serves the gRPC and HTTP/JSON API on a unix socket')
+  .version(`hypercored ${HYPERCORE_VERSION}`, '-V, --version', 'print the version and exit')
   .option('--root <dir>', 'state directory (env HYPERCORE_ROOT; default /var/lib/hypercore)')
   .option('--run-dir <dir>', 'runtime directory for sockets and pidfiles (env HYPERCORE_RUN_DIR; default /run/hypercore)')
   .option('--socket <path>', 'API socket (env HYPERCORE_SOCKET; default <run-dir>/hypercore.sock)')
@@ -34,6 +35,8 @@ const program = new Command('hypercored')
       process.stderr.write(`hypercored: ${err instanceof Error ? err.message : String(err)}\n`);
       process.exit(1);
     }
+    // Loaded only to run: `--version` and `--help` need none of it.
+    const { Daemon } = await import('./daemon.js');
     const daemon = new Daemon(settings);
     try {
       await daemon.start();

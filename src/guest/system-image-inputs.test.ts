@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ProviderUnavailableError } from '../core/errors.js';
@@ -23,6 +23,8 @@ async function fakeInputs(dir: string): Promise<{ nodeBinary: string; crunBinary
   await writeFile(files.crunBinary, '#!/bin/sh\necho fake crun\n', { mode: 0o755 });
   await writeFile(files.perlBinary, '#!/bin/sh\necho fake perl\n', { mode: 0o755 });
   await writeFile(files.agentBundle, 'console.log("agent v1");\n');
+  // The exec helper is found next to the bundle.
+  await writeFile(join(dir, 'exec-helper'), '#!/bin/sh\necho fake helper\n', { mode: 0o755 });
   await writeFile(files.initScript, '#!/bin/sh\necho init\n', { mode: 0o755 });
   return files;
 }
@@ -38,6 +40,7 @@ test('inputs list every file with its guest path, mode and sha256; the key is st
       a.files.filter((f) => f.role !== 'agent-module').map((f) => [f.role, f.guestPath, f.mode.toString(8)]),
       [
         ['agent', '/agent/agent.js', '644'],
+        ['exec-helper', '/agent/exec-helper', '755'],
         ['busybox', '/bin/busybox', '755'],
         ['init', '/sbin/init', '755'],
         ['crun', '/usr/bin/crun', '755'],
@@ -106,6 +109,7 @@ test('missing inputs are ProviderUnavailableError with the fix in the message', 
     });
     await assert.rejects(systemImageInputs({ ...fake, nodeBinary: join(dir, 'no-node') }), ProviderUnavailableError);
     await assert.rejects(systemImageInputs({ ...fake, agentBundle: join(dir, 'no-agent.js') }), /agent bundle not found/);
+    await assert.rejects(systemImageInputs({ ...fake, execHelper: join(dir, 'no-helper') }), /exec helper not found .*needs gcc and libc6-dev/);
     // busybox.ts insists on a static binary: a script is refused.
     await assert.rejects(systemImageInputs({ ...fake, busyboxPath: fake.crunBinary }), /busybox-static/);
   } finally {
@@ -142,6 +146,32 @@ test('the host node needs libc and the loader; static busybox and scripts need n
   try {
     assert.deepEqual(await sharedLibraries((await fakeInputs(dir)).nodeBinary), []);
   } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('ldd runs once per binary file: later creates reuse its answer until the binary changes', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'hc-sysimg-ldd-'));
+  const savedPath = process.env['PATH'];
+  try {
+    // An ldd on PATH that logs each run, then asks the real one.
+    const log = join(dir, 'ldd.log');
+    await mkdir(join(dir, 'bin'));
+    await writeFile(join(dir, 'bin', 'ldd'), `#!/bin/sh\necho "$1" >> ${log}\nexec /usr/bin/ldd "$@"\n`, { mode: 0o755 });
+    process.env['PATH'] = `${join(dir, 'bin')}:${savedPath ?? ''}`;
+    const binary = join(dir, 'crun');
+    await copyFile('/usr/bin/crun', binary);
+    const first = await sharedLibraries(binary);
+    for (let i = 0; i < 3; i++) assert.deepEqual(await sharedLibraries(binary), first);
+    const runs = async () => (await readFile(log, 'utf8')).trim().split('\n').length;
+    assert.equal(await runs(), 1);
+    // Replaced (a new crun from apt): asked again.
+    await rm(binary);
+    await copyFile('/usr/bin/crun', binary);
+    assert.deepEqual(await sharedLibraries(binary), first);
+    assert.equal(await runs(), 2);
+  } finally {
+    process.env['PATH'] = savedPath;
     await rm(dir, { recursive: true, force: true });
   }
 });

@@ -30,6 +30,8 @@ export const GUEST_PATHS = {
   /** The agent's restore helper (settimeofday, RNDRESEEDCRNG, setns; see agent/restore.ts). */
   perl: '/usr/bin/perl',
   agent: '/agent/agent.js',
+  /** The agent's exec helper (static), found by the agent next to its script. */
+  execHelper: '/agent/exec-helper',
   /** node-pty for the agent's terminals (a native addon, so not in the bundle); found by require from /agent/agent.js. */
   agentNodePty: '/agent/node_modules/node-pty',
   init: '/sbin/init',
@@ -38,7 +40,7 @@ export const GUEST_PATHS = {
 /** Where crun usually is; Debian's package installs /usr/bin/crun. */
 export const CRUN_CANDIDATES: readonly string[] = ['/usr/bin/crun', '/usr/local/bin/crun'];
 
-export type SystemImageInputRole = 'node' | 'crun' | 'perl' | 'socat' | 'lib' | 'busybox' | 'agent' | 'agent-module' | 'init';
+export type SystemImageInputRole = 'node' | 'crun' | 'perl' | 'socat' | 'lib' | 'busybox' | 'agent' | 'agent-module' | 'exec-helper' | 'init';
 
 /** One file copied into the image. */
 export interface SystemImageInput {
@@ -62,6 +64,8 @@ export interface SystemImageInputs {
 export interface SystemImageInputOptions {
   /** The bundled agent (one CommonJS file). Default: `dist/agent/agent.js` of this checkout. */
   agentBundle?: string;
+  /** The agent's exec helper. Default: `exec-helper` next to the agent bundle. */
+  execHelper?: string;
   /** Default: the running node (`process.execPath`). */
   nodeBinary?: string;
   /** Default: the first of CRUN_CANDIDATES that exists. */
@@ -171,8 +175,22 @@ export function parseLdd(output: string, binary: string): string[] {
   return paths;
 }
 
+/** ldd's answers by file identity: every agent VM's create checks the inputs, and ldd is two processes each time. */
+const librariesMemo = new Map<string, Promise<string[]>>();
+
 /** The shared libraries (with the loader) a binary needs, as ldd names them; [] for static or non-ELF files. */
 export async function sharedLibraries(binary: string): Promise<string[]> {
+  const { id } = await fileIdentity(binary);
+  let pending = librariesMemo.get(id);
+  if (!pending) {
+    pending = readSharedLibraries(binary);
+    librariesMemo.set(id, pending);
+    pending.catch(() => librariesMemo.delete(id));
+  }
+  return pending;
+}
+
+async function readSharedLibraries(binary: string): Promise<string[]> {
   const handle = await open(binary, 'r');
   let head: Buffer;
   try {
@@ -227,6 +245,7 @@ export async function systemImageInputs(options: SystemImageInputOptions = {}): 
   const perl = await resolveExecutable(options.perlBinary ?? '/usr/bin/perl', 'perl', 'install perl-base: apt-get install perl-base');
   const busybox = (await loadStaticBusybox(options.busyboxPath)).path;
   const agent = await readableFile(options.agentBundle ?? defaultAgentBundlePath(), 'the agent bundle', 'build it first (npm run build, or bundleAgent())');
+  const execHelper = await readableFile(options.execHelper ?? join(dirname(agent), 'exec-helper'), "the agent's exec helper", 'build it first (npm run build; it needs gcc and libc6-dev)');
   const init = await readableFile(options.initScript ?? agentInitScriptPath(), 'the init script agent-init.sh', 'run npm run build so it is copied to dist/');
 
   const wanted: Omit<SystemImageInput, 'sha256' | 'sizeBytes'>[] = [
@@ -236,6 +255,7 @@ export async function systemImageInputs(options: SystemImageInputOptions = {}): 
     { role: 'perl', guestPath: GUEST_PATHS.perl, hostPath: perl, mode: 0o755 },
     { role: 'busybox', guestPath: GUEST_PATHS.busybox, hostPath: await realpath(busybox), mode: 0o755 },
     { role: 'agent', guestPath: GUEST_PATHS.agent, hostPath: agent, mode: 0o644 },
+    { role: 'exec-helper', guestPath: GUEST_PATHS.execHelper, hostPath: execHelper, mode: 0o755 },
     { role: 'init', guestPath: GUEST_PATHS.init, hostPath: init, mode: 0o755 },
     ...(await nodePtyFiles(options.nodePtyDir ?? defaultNodePtyDir())),
   ];

@@ -27,6 +27,7 @@ async function fakeInputs(dir: string, agentText: string): Promise<{ nodeBinary:
   await writeFile(out.nodeBinary, '#!/bin/sh\necho fake node\n', { mode: 0o755 });
   await writeFile(out.crunBinary, '#!/bin/sh\necho fake crun\n', { mode: 0o755 });
   await writeFile(out.agentBundle, agentText);
+  await writeFile(join(dir, 'exec-helper'), '#!/bin/sh\necho fake helper\n', { mode: 0o755 });
   return out;
 }
 
@@ -35,6 +36,7 @@ test('a real system image: node + libs, crun + libs, busybox links, init, agent;
   try {
     const agentBundle = join(dir, 'agent.js');
     await writeFile(agentBundle, 'console.log("test agent");\n');
+    await writeFile(join(dir, 'exec-helper'), '#!/bin/sh\necho fake helper\n', { mode: 0o755 });
     const cacheDir = join(dir, 'cache');
     const builds: string[] = [];
     const options = { cacheDir, agentBundle, onBuild: (key: string) => builds.push(key) };

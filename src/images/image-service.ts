@@ -22,7 +22,7 @@ export const DEFAULT_PLATFORM = 'linux/amd64';
 const PARALLEL_LAYER_DOWNLOADS = 3;
 
 export interface ImageServiceOptions {
-  /** `<root>/images`: blobs/, blocks/, tmp/. */
+  /** `<root>/images`: blobs/, blocks/, scratch/ (empty scratch disk templates, one per disk size), tmp/. */
   dir: string;
   store: ImageStore;
   registry: ImageSource;
@@ -106,7 +106,7 @@ export class ImageService implements ImageProvisioner {
   provision(reference: string, stateDir: string, disk: VmDiskOptions, record: (image: Image, disks: VmDisk[]) => void, onProgress?: Progress): Promise<Image> {
     return this.usingStore(async (touched) => {
       const image = await this.ensureShared(reference, touched, onProgress);
-      record(image, await createVmImageDisks(this.blockImagePath(image), stateDir, disk));
+      record(image, await createVmImageDisks(this.blockImagePath(image), stateDir, disk, { scratchTemplates: join(this.options.dir, 'scratch') }));
       return image;
     });
   }

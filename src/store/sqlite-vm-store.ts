@@ -25,6 +25,7 @@ interface VmExtra {
   workloadExit?: Vm['workloadExit'];
   network?: Vm['network'];
   providerReason?: string;
+  lastStart?: Vm['lastStart'];
   launch?: Vm['launch'];
   restoredFrom?: string;
 }
@@ -49,6 +50,7 @@ function toVm(row: VmRow): Vm {
   if (extra.workloadExit) vm.workloadExit = extra.workloadExit;
   if (extra.network) vm.network = extra.network;
   if (extra.providerReason) vm.providerReason = extra.providerReason;
+  if (extra.lastStart) vm.lastStart = extra.lastStart;
   if (extra.launch) vm.launch = extra.launch;
   if (extra.restoredFrom) vm.restoredFrom = extra.restoredFrom;
   return vm;
@@ -67,8 +69,8 @@ function toRow(vm: Vm): VmRow {
     spec_json: JSON.stringify(vm.spec),
     error_json: vm.error ? JSON.stringify(vm.error) : null,
     extra_json:
-      vm.disks?.length || vm.imageDigest || vm.workloadExit || vm.network || vm.providerReason || vm.launch || vm.restoredFrom
-        ? JSON.stringify({ disks: vm.disks, imageDigest: vm.imageDigest, workloadExit: vm.workloadExit, network: vm.network, providerReason: vm.providerReason, launch: vm.launch, restoredFrom: vm.restoredFrom } satisfies VmExtra)
+      vm.disks?.length || vm.imageDigest || vm.workloadExit || vm.network || vm.providerReason || vm.launch || vm.restoredFrom || vm.lastStart
+        ? JSON.stringify({ disks: vm.disks, imageDigest: vm.imageDigest, workloadExit: vm.workloadExit, network: vm.network, providerReason: vm.providerReason, launch: vm.launch, restoredFrom: vm.restoredFrom, lastStart: vm.lastStart } satisfies VmExtra)
         : null,
   };
 }

@@ -26,10 +26,14 @@ function which(name: string): string | undefined {
   return r.status === 0 ? r.stdout.trim() : undefined;
 }
 
-/** The Debian package that owns `path` (dpkg records /bin and /sbin paths on merged-/usr hosts). */
+/**
+ * The Debian package that owns `path`: the path itself (gcc's /usr/bin/gcc is the gcc package's
+ * link to gcc-12's compiler), else what it resolves to (dpkg records /bin and /sbin paths on
+ * merged-/usr hosts).
+ */
 function owningPackage(path: string): string | undefined {
   const real = realpathSync(path);
-  for (const candidate of [real, real.replace(/^\/usr(?=\/s?bin\/)/, '')]) {
+  for (const candidate of [path, real, real.replace(/^\/usr(?=\/s?bin\/)/, '')]) {
     const r = spawnSync('dpkg', ['-S', candidate], { encoding: 'utf8' });
     if (r.status === 0) return r.stdout.split(':')[0]!.trim();
   }

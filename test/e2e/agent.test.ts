@@ -80,6 +80,39 @@ test('exec over HTTP: a WebSocket on the same unix socket, with the gRPC message
   assert.deepEqual(messages.at(-1), { exited: true, exitCode: 5 });
 });
 
+test("exec is a fork of the workload's resident helper: the main process's namespaces and cgroup, pipes as stdio, the user asked for, signals", async () => {
+  const script = [
+    'tr -d "\\0" < /proc/$PPID/cmdline; echo',
+    'for ns in pid mnt uts ipc cgroup; do [ "$(readlink /proc/self/ns/$ns)" = "$(readlink /proc/1/ns/$ns)" ] && echo same-$ns; done',
+    '[ "$(cat /proc/self/cgroup)" = "$(cat /proc/1/cgroup)" ] && echo in-the-cgroup',
+    'hostname',
+  ].join('; ');
+  const r = daemon.cli(['exec', vmId, '--', 'sh', '-c', script]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, '/proc/self/fd/3\nsame-pid\nsame-mnt\nsame-uts\nsame-ipc\nsame-cgroup\nin-the-cgroup\nagentvm\n');
+  // Another user: its ids, and its stdio are pipes it may reopen (/dev/stdout), as with Docker.
+  const user = daemon.cli(['exec', '-u', '1000:1000', vmId, '--', 'sh', '-c', 'id -u; id -g; echo via-dev-stdout > /dev/stdout; echo via-dev-stderr > /dev/stderr']);
+  assert.equal(user.code, 0, user.stderr);
+  assert.equal(user.stdout, '1000\n1000\nvia-dev-stdout\n');
+  assert.equal(user.stderr, 'via-dev-stderr\n');
+  // A signal sent over the exec stream ends the process, and the exit names it.
+  const ws = new WebSocket(`ws+unix://${daemon.socket}:/v1/vms/${vmId}/exec`);
+  const last = await new Promise<{ exited?: boolean; exitCode?: number; signal?: string }>((resolve, reject) => {
+    let final = {};
+    ws.on('open', () => ws.send(JSON.stringify({ start: { args: ['sleep', '100'] } })));
+    ws.on('message', (raw: Buffer) => {
+      const m = JSON.parse(raw.toString('utf8')) as { processId?: string; exited?: boolean };
+      if (m.processId) ws.send(JSON.stringify({ signal: 'SIGTERM' }));
+      if (m.exited) final = m;
+    });
+    ws.on('close', () => resolve(final));
+    ws.on('error', reject);
+    setTimeout(() => reject(new Error('the signalled exec did not end in 60 s')), 60_000).unref();
+  });
+  assert.deepEqual(last, { exited: true, exitCode: 143, signal: 'SIGTERM' });
+  assert.match(daemon.cli(['logs', vmId]).stdout, /exec helper ready/);
+});
+
 test('pause freezes the guest (its clock stops, exec is refused with the reason); resume lets it run on', async () => {
   const uptime = () => Number(daemon.cli(['exec', vmId, '--', 'cut', '-d.', '-f1', '/proc/uptime']).stdout.trim());
   const guestBefore = uptime();

@@ -212,7 +212,7 @@ test('gRPC on the same port: a client certificate or a token gets in, nothing el
   assert.equal(none.err?.code, grpc.status.UNAUTHENTICATED);
 });
 
-test('exec and run go over remote gRPC: a write token runs a command in an image VM, a read token may not', async () => {
+test('exec and run go over the remote listener (wss): a write token runs a command in an image VM, a read token may not', async () => {
   registry = await startRegistry();
   const image = await pushBusyboxImage(registry, 'NAME="Hypercore remote test"\nID=hcremote\n');
   const writer = daemon.cli(['token', 'create', '--scope', 'write']).stdout.trim();
@@ -228,9 +228,13 @@ test('exec and run go over remote gRPC: a write token runs a command in an image
   const exec = remote(['exec', 'agentvm', '--', 'cat', '/etc/os-release'], env(writer));
   assert.equal(exec.code, 0, exec.stderr);
   assert.match(exec.stdout, /Hypercore remote test/);
+  // The same WebSocket with the client certificate (mTLS) instead of a token; the exit code comes back.
+  const mtls = remote(['--host', https, '--tls-dir', tls, 'exec', 'agentvm', '--', 'sh', '-c', 'echo over-mtls; exit 3']);
+  assert.equal(mtls.code, 3, mtls.stderr);
+  assert.equal(mtls.stdout, 'over-mtls\n');
   const refused = remote(['exec', 'agentvm', '--', 'touch', '/tmp/should-not-exist'], env(reader));
   assert.equal(refused.code, 1);
-  assert.match(refused.stderr, /\/hypercore\.v1\.VmService\/Exec needs scope write; token [0-9a-f]{16} has scope read \[HC_PERMISSION_DENIED\]/);
+  assert.match(refused.stderr, /GET \/v1\/vms\/:id\/exec needs scope write; token [0-9a-f]{16} has scope read \[HC_PERMISSION_DENIED\]/);
   assert.equal(remote(['exec', 'agentvm', '--', 'test', '-e', '/tmp/should-not-exist'], env(writer)).code, 1, 'the refused exec never ran');
 
   // What the image VMs did shows in the metrics, read remotely with the read token.
@@ -242,7 +246,7 @@ test('exec and run go over remote gRPC: a write token runs a command in an image
   assert.ok(value('hypercore_agent_rpc_seconds_count{method="CreateProcess",outcome="ok"}') >= 2, 'the execs');
   assert.ok(value('hypercore_agent_rpc_seconds_count{method="StartWorkload",outcome="ok"}') >= 2, 'the run and the spawn');
   assert.ok(value('hypercore_vm_boot_step_seconds_count{step="workload"}') >= 2);
-  assert.equal(value('hypercore_api_requests_total{transport="grpc",listener="remote",route="/hypercore.v1.VmService/Exec",code="PERMISSION_DENIED"}'), 1);
+  assert.equal(value('hypercore_api_requests_total{transport="http",listener="remote",route="GET /v1/vms/:id/exec",code="403"}'), 1);
   assert.equal(remote(['rm', '-f', 'agentvm'], env(writer)).code, 0);
 });
 

@@ -14,12 +14,9 @@ export interface Step<C> {
   undo?(ctx: C): Promise<void>;
 }
 
-/** How long one step took; `done` when it found its work already there. */
-export interface StepTiming {
-  step: string;
-  ms: number;
-  done?: true;
-}
+import type { StepTiming } from '../vm.js';
+
+export type { StepTiming };
 
 export interface PlanHooks {
   onUndoError(step: string, err: unknown): void;

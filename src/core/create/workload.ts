@@ -23,26 +23,41 @@ export interface WorkloadBoot {
  * `signal` aborts the wait for the agent: a stop or rm of a VM whose agent has not answered yet
  * must not wait for the boot timeout. An aborted boot leaves the VM to whoever aborted it.
  */
-export async function bootWorkload(vm: Vm, provider: Provider, image: Image | undefined, boot: WorkloadBoot, signal?: AbortSignal): Promise<StepTiming> {
+export async function bootWorkload(vm: Vm, provider: Provider, image: Image | undefined, boot: WorkloadBoot, signal?: AbortSignal): Promise<StepTiming[]> {
   const endpoint = provider.agentEndpoint(vm.id, boot.runtime.paths(vm.id));
-  return untilRunning(vm, boot, 'workload', signal, () => boot.supervisor.startWorkload(vm, endpoint, image, signal));
+  return untilRunning(vm, boot, signal, async () => {
+    const { agentMs } = await boot.supervisor.startWorkload(vm, endpoint, image, signal);
+    return (totalMs) => [
+      { step: 'agent', ms: round(agentMs) },
+      { step: 'workload', ms: round(totalMs - agentMs) },
+    ];
+  });
 }
 
 /**
  * A guest restored from a snapshot: its workload already runs; its agent is reconnected and told the
  * VM's own identity (clock, entropy, hostname, machine id, network) before the VM counts as running.
  */
-export async function resumeWorkload(vm: Vm, provider: Provider, identity: () => GuestIdentity, boot: WorkloadBoot, signal?: AbortSignal): Promise<StepTiming> {
+export async function resumeWorkload(vm: Vm, provider: Provider, identity: () => GuestIdentity, boot: WorkloadBoot, signal?: AbortSignal): Promise<StepTiming[]> {
   const endpoint = provider.agentEndpoint(vm.id, boot.runtime.paths(vm.id));
-  return untilRunning(vm, boot, 'identity', signal, () => boot.supervisor.resumeRestored(vm, endpoint, identity, signal));
+  return untilRunning(vm, boot, signal, async () => {
+    await boot.supervisor.resumeRestored(vm, endpoint, identity, signal);
+    return (totalMs) => [{ step: 'identity', ms: round(totalMs) }];
+  });
 }
 
-/** Runs `agentWork`, then marks the VM `running`; on failure the VM is `failed` and its VMM killed. */
-async function untilRunning(vm: Vm, boot: WorkloadBoot, step: string, signal: AbortSignal | undefined, agentWork: () => Promise<void>): Promise<StepTiming> {
+const round = (ms: number): number => Math.round(ms * 10) / 10;
+
+/**
+ * Runs `agentWork`, then marks the VM `running`; on failure the VM is `failed` and its VMM killed.
+ * `agentWork` answers with how to split its total time into steps.
+ */
+async function untilRunning(vm: Vm, boot: WorkloadBoot, signal: AbortSignal | undefined, agentWork: () => Promise<(totalMs: number) => StepTiming[]>): Promise<StepTiming[]> {
   const { records, runtime, supervisor } = boot;
   const started = performance.now();
+  let steps: (totalMs: number) => StepTiming[];
   try {
-    await agentWork();
+    steps = await agentWork();
   } catch (err) {
     if (signal?.aborted) throw new VmStateConflictError(`VM ${vm.name} was stopped or removed while its workload was booting`);
     const e = asHypercoreError(err);
@@ -58,5 +73,5 @@ async function untilRunning(vm: Vm, boot: WorkloadBoot, step: string, signal: Ab
   }
   records.transition(vm, 'running');
   records.log(vm).info({}, 'workload running');
-  return { step, ms: Math.round((performance.now() - started) * 10) / 10 };
+  return steps(performance.now() - started);
 }

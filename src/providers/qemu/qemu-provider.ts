@@ -5,7 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, open, rm, stat } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { basename, delimiter, join } from 'node:path';
 import { HypercoreError, ProviderFailedError, ProviderUnavailableError, SnapshotUnsupportedError, asHypercoreError } from '../../core/errors.js';
 import type { LaunchRequest, Logger, Provider, ProviderCapabilities, ProviderReport, RestoreRequest, VmmExit, VmmInfo, VmmProcess, VmmSnapshot, VmPaths } from '../../core/ports.js';
 import { sparseCopy } from '../../system/sparse-copy.js';
@@ -58,7 +58,11 @@ export class QemuProvider implements Provider {
     kernelFormats: ['bzimage', 'elf'],
   };
 
-  private readonly versions = new Map<string, Promise<string>>();
+  /**
+   * `--version` output by binary and the binary's identity: every create checks the binary, and
+   * running QEMU for it each time costs a spawn tens of milliseconds (more under load).
+   */
+  private readonly versions = new Map<string, { identity: string; output: Promise<string> }>();
 
   constructor(private readonly options: QemuProviderOptions) {}
 
@@ -66,10 +70,21 @@ export class QemuProvider implements Provider {
     return qemuSettings.read(spec).binary ?? DEFAULT_QEMU_BINARY;
   }
 
+  /** QEMU's `--version` output; run again only when the binary (as PATH finds it) changed. */
+  private async versionOutput(binary: string): Promise<string> {
+    const identity = await binaryIdentity(binary);
+    const known = this.versions.get(binary);
+    if (known && identity !== undefined && known.identity === identity) return known.output;
+    const output = runCommand(binary, ['--version'], { timeoutMs: 10_000 }).then((r) => r.stdout);
+    if (identity !== undefined) this.versions.set(binary, { identity, output });
+    output.catch(() => this.versions.delete(binary));
+    return output;
+  }
+
   async checkAvailable(spec: VmSpec): Promise<void> {
     const binary = this.binary(spec);
     try {
-      await runCommand(binary, ['--version'], { timeoutMs: 10_000 });
+      await this.versionOutput(binary);
     } catch (err) {
       throw new ProviderUnavailableError(`QEMU is not usable: ${asHypercoreError(err).message}`, err);
     }
@@ -155,15 +170,9 @@ export class QemuProvider implements Provider {
     return vmm;
   }
 
-  /** `--version`'s version, as describe() reports it (cached per binary: it does not change under a running daemon). */
-  private version(binary: string): Promise<string> {
-    let v = this.versions.get(binary);
-    if (!v) {
-      v = runCommand(binary, ['--version'], { timeoutMs: 10_000 }).then((r) => parseVersion(r.stdout));
-      this.versions.set(binary, v);
-      v.catch(() => this.versions.delete(binary));
-    }
-    return v;
+  /** `--version`'s version, as describe() reports it and a snapshot records it. */
+  private async version(binary: string): Promise<string> {
+    return parseVersion(await this.versionOutput(binary));
   }
 
   /** Starts QEMU detached with the launch's devices; resolves once it runs (or waits for an incoming state). */
@@ -304,6 +313,16 @@ export class QemuProvider implements Provider {
     const files = this.files(paths);
     await Promise.all(Object.values(files).map((f) => rm(f, { force: true })));
   }
+}
+
+/** Where PATH finds `binary` and that file's identity (device, inode, size, times); undefined when it is not found. */
+async function binaryIdentity(binary: string): Promise<string | undefined> {
+  const candidates = binary.includes('/') ? [binary] : (process.env['PATH'] ?? '').split(delimiter).filter(Boolean).map((dir) => join(dir, binary));
+  for (const path of candidates) {
+    const st = await stat(path).catch(() => undefined);
+    if (st?.isFile()) return `${path}\0${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+  }
+  return undefined;
 }
 
 /** "QEMU emulator version 7.2.22 (Debian ...)" → "7.2.22 (Debian ...)". */

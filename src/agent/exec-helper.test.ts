@@ -1,0 +1,210 @@
+/**
+ * Exec into the workload through the exec helper (the real static binary, dist/agent/exec-helper),
+ * end to end through the agent service, with the fake crun of test-helpers (no containers on the
+ * test host): the semantics of `crun exec` (env, cwd, user, exit codes, Docker's messages, signals,
+ * pipes) with one crun run for the helper instead of one per process; and a hostile or dead helper.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import type net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { runCommand } from '../system/command.js';
+import { Code, TtrpcError, TtrpcServer } from '../ttrpc/index.js';
+import { listenUnix } from './channel.js';
+import { encodeFrame, ExecHelper, MAX_REQUEST_BYTES } from './exec-helper.js';
+import { registerAgentService } from './service.js';
+import { AgentTestClient, FAKE_CRUN, fakeGuest, recordingRunner } from './test-helpers.js';
+
+// This file runs as dist/src/agent/exec-helper.test.js; the build puts the helper in dist/agent.
+const HELPER = fileURLToPath(new URL('../../agent/exec-helper', import.meta.url));
+
+let dir: string;
+let server: TtrpcServer;
+let listener: net.Server;
+let c: AgentTestClient;
+let agent: ReturnType<typeof registerAgentService>;
+const logs: string[] = [];
+const crunCalls = async (): Promise<string[][]> => (await readFile(join(dir, 'crun.log'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as string[]);
+const execCalls = async (): Promise<number> => (await crunCalls()).filter((a) => a[0] === 'exec').length;
+
+async function until(what: string, check: () => boolean, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; log: ${logs.join(' | ')}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Runs `args` in the workload and collects everything. */
+async function exec(args: string[], extra: { env?: string[]; cwd?: string; user?: string; stdin?: Buffer } = {}) {
+  const { stdin, ...spec } = extra;
+  const { processId } = await c.call('CreateProcess', { process: { args, ...spec }, inWorkload: true });
+  const io = c.io(processId);
+  if (stdin) await io.send(stdin);
+  await io.closeStdin();
+  return { processId, ...(await io.collect()) };
+}
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'hc-exec-helper-'));
+  const crun = join(dir, 'crun');
+  await writeFile(crun, FAKE_CRUN, { mode: 0o755 });
+  const paths = await fakeGuest(join(dir, 'guest'), { vda: 'image' });
+  const rec = recordingRunner(paths);
+  const run = (file: string, args: readonly string[]) => (file === crun ? runCommand(file, args) : rec.run(file, args));
+  server = new TtrpcServer();
+  agent = registerAgentService(server, { powerOff: () => undefined, log: (m) => logs.push(m), workload: { paths, crun, run, execHelper: HELPER } });
+  listener = await listenUnix(server, join(dir, 'a.sock'));
+  c = await AgentTestClient.connect(join(dir, 'a.sock'));
+  await c.call('StartWorkload', { process: { args: ['sh', '-c', 'exec sleep 300'], env: ['APP=1'] }, imageDiskSerial: 'image', hostname: 'box' });
+  await until('the exec helper', () => logs.includes('exec helper ready'));
+});
+
+after(async () => {
+  for (const p of (await c.call('ListProcesses', {})).processes) if (p.running) await c.call('Signal', { processId: p.processId, signal: 'KILL' }).catch(() => undefined);
+  await agent.workload.stopExecHelper();
+  c.close();
+  listener.close();
+  await server.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+test('execs are forks of the helper: one crun exec started it, none per process', async () => {
+  const before = await execCalls();
+  for (let i = 0; i < 5; i++) assert.equal((await exec(['true'])).final.exitCode, 0);
+  assert.equal(await execCalls(), before, 'no crun exec per process');
+  const helperRun = (await crunCalls()).filter((a) => a[0] === 'exec' && a.includes('/proc/self/fd/3'));
+  assert.equal(helperRun.length, 1);
+  assert.ok(helperRun[0]!.includes('--preserve-fds=1') && helperRun[0]!.includes('hc-main'));
+});
+
+test('stdout, stderr and the exit code; the workload env plus the exec env and nothing else; cwd', async () => {
+  const r = await exec(['sh', '-c', 'echo out; echo err >&2; env | sort; pwd; exit 3'], { env: ['FOO=bar', 'APP=2'], cwd: '/tmp' });
+  assert.equal(r.final.exitCode, 3);
+  assert.equal(r.stderr.toString(), 'err\n');
+  const lines = r.stdout.toString().split('\n');
+  assert.equal(lines[0], 'out');
+  const env = lines.slice(1, -2).filter((l) => !/^(PWD|SHLVL|_)=/.test(l));
+  assert.deepEqual(env, ['APP=2', 'FOO=bar', 'HOME=/root', 'HOSTNAME=box', 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin']);
+  assert.equal(lines.at(-2), '/tmp');
+});
+
+test('a user runs with its ids and no supplementary groups, and owns its stdio pipes (/dev/stdout opens)', async () => {
+  const r = await exec(['sh', '-c', 'id -u; id -g; id -G; echo again > /dev/stdout'], { user: '65534:65533' });
+  assert.equal(r.final.exitCode, 0, r.stderr.toString());
+  assert.equal(r.stdout.toString(), '65534\n65533\n65533\nagain\n');
+});
+
+test("failures read as Docker's: a missing command exits 127, a missing cwd or a file that is not executable 126", async () => {
+  const missing = await exec(['no-such-command']);
+  assert.deepEqual([missing.final.exitCode, missing.stderr.toString(), missing.stdout.length], [127, 'exec: "no-such-command": executable file not found in $PATH\n', 0]);
+  const cwd = await exec(['true'], { cwd: '/no/such/dir' });
+  assert.deepEqual([cwd.final.exitCode, cwd.stderr.toString()], [126, 'chdir to cwd ("/no/such/dir") failed: no such file or directory\n']);
+  const plain = join(dir, 'not-executable');
+  await writeFile(plain, 'echo never\n');
+  await chmod(plain, 0o644);
+  const noexec = await exec([plain], { user: '65534' });
+  assert.deepEqual([noexec.final.exitCode, noexec.stderr.toString()], [126, `exec: "${plain}": permission denied\n`]);
+});
+
+test('stdio are pipes: /dev/stdout works, 1 MiB of stdin comes back whole, fast output before the agent reads is kept', async () => {
+  const dev = await exec(['sh', '-c', 'echo to-dev-stdout > /dev/stdout; echo to-dev-stderr > /dev/stderr; ls -l /proc/self/fd/0 /proc/self/fd/1']);
+  assert.equal(dev.final.exitCode, 0, dev.stderr.toString());
+  assert.match(dev.stdout.toString(), /^to-dev-stdout\n/);
+  assert.match(dev.stdout.toString(), /0 -> pipe:\[\d+\]/);
+  assert.equal(dev.stderr.toString(), 'to-dev-stderr\n');
+  const input = Buffer.alloc(1024 * 1024);
+  for (let i = 0; i < input.length; i++) input[i] = (i * 7) & 0xff;
+  const cat = await exec(['cat'], { stdin: input });
+  assert.ok(cat.stdout.equals(input), `cat returned ${cat.stdout.length} bytes`);
+  const burst = await exec(['head', '-c', '300000', '/dev/zero']);
+  assert.equal(burst.stdout.length, 300_000);
+});
+
+test('a signal reaches the process; the exit names it', async () => {
+  const { processId } = await c.call('CreateProcess', { process: { args: ['sleep', '100'] }, inWorkload: true });
+  await c.call('Signal', { processId, signal: 'SIGTERM' });
+  assert.deepEqual(await c.call('Wait', { processId }), { exitCode: 143, signal: 'SIGTERM' });
+});
+
+test('a terminal exec still uses crun exec (node-pty starts it on the pty)', async () => {
+  const before = await execCalls();
+  const { processId } = await c.call('CreateProcess', { process: { args: ['tty'], terminal: true }, inWorkload: true });
+  assert.match((await c.io(processId).collect()).stdout.toString(), /^\/dev\/pts\/\d+/);
+  assert.equal(await execCalls(), before + 1);
+});
+
+test('a command line the helper cannot take is refused with the reason, and the helper serves on', async () => {
+  await assert.rejects(c.call('CreateProcess', { process: { args: ['echo', 'a\0b'] }, inWorkload: true }), (err: unknown) => err instanceof TtrpcError && err.code === Code.INVALID_ARGUMENT && /NUL/.test(err.message));
+  // More than the helper reads cannot come through TTRPC (its messages are as large at most): ask it directly.
+  const helper = await ExecHelper.start({ crun: join(dir, 'crun'), containerId: 'hc-main', binary: HELPER, pidFile: join(dir, 'direct.pid'), crunEnv: {} });
+  try {
+    const huge = { args: ['true'], env: [`BIG=${'x'.repeat(MAX_REQUEST_BYTES)}`], cwd: '/', uid: 0, gid: 0 };
+    await assert.rejects(helper.spawn(huge), (err: unknown) => err instanceof TtrpcError && err.code === Code.INVALID_ARGUMENT && /more than 4194304/.test(err.message));
+    const child = await helper.spawn({ ...huge, env: [] });
+    assert.deepEqual(await new Promise((r) => child.on('exit', (code, signal) => r([code, signal]))), [0, null]);
+  } finally {
+    await helper.stop();
+  }
+  assert.equal((await exec(['true'])).final.exitCode, 0, "the workload's helper still serves");
+});
+
+test('a helper killed from inside the workload: its running process is reported killed, exec falls back to crun, a new helper takes over', async () => {
+  const { processId, pid } = await c.call('CreateProcess', { process: { args: ['sleep', '100'] }, inWorkload: true });
+  const helperPid = Number((await readFile(join(dir, 'guest/run/hc/bundle/exec-helper.pid'), 'utf8')).trim());
+  process.kill(helperPid, 'SIGKILL');
+  assert.deepEqual(await c.call('Wait', { processId }), { exitCode: 137, signal: 'SIGKILL' });
+  // In a VM the container's end kills it; here it would outlive the test.
+  process.kill(pid, 'SIGKILL');
+  await until('the agent to notice', () => logs.some((l) => /exec helper: it exited/.test(l)));
+  const readyBefore = logs.filter((l) => l === 'exec helper ready').length;
+  const before = await execCalls();
+  const r = await exec(['sh', '-c', 'echo still-works']);
+  assert.equal(r.stdout.toString(), 'still-works\n');
+  assert.ok((await execCalls()) >= before + 1, 'that exec went through crun');
+  await until('a new helper', () => logs.filter((l) => l === 'exec helper ready').length > readyBefore);
+  const settled = await execCalls();
+  assert.equal((await exec(['true'])).final.exitCode, 0);
+  assert.equal(await execCalls(), settled, 'and the next one through the new helper');
+});
+
+/** The raw binary, for what the agent never sends. */
+function rawHelper(): { proc: ReturnType<typeof spawn>; stdout: () => Buffer; stderr: () => string; exited: Promise<number | null> } {
+  const proc = spawn(HELPER, [], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = Buffer.alloc(0);
+  let err = '';
+  proc.stdout!.on('data', (d: Buffer) => (out = Buffer.concat([out, d])));
+  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  return { proc, stdout: () => out, stderr: () => err, exited: new Promise((r) => proc.on('exit', (code) => r(code))) };
+}
+
+test('the helper survives malformed requests and stops at an oversized frame, without starting anything', async () => {
+  const h = rawHelper();
+  const unterminated = Buffer.from([0, 0, 0, 3, 0x72, 0x75, 0x6e]);
+  h.proc.stdin!.write(unterminated);
+  h.proc.stdin!.write(encodeFrame(['run', 'a', 'nope', '0', '/', '1', 'true', '0']));
+  h.proc.stdin!.write(encodeFrame(['run', 'b', '0', '0', '/', '5', 'true', '0']));
+  h.proc.stdin!.write(encodeFrame(['launch', 'c']));
+  h.proc.stdin!.write(encodeFrame(['signal', 'nobody', '9']));
+  await until('the answers', () => h.stdout().toString().split('failed').length === 3 && /unknown request/.test(h.stderr()));
+  assert.match(h.stderr(), /malformed frame/);
+  assert.match(h.stdout().toString(), /failed\0a\0malformed run request\0/);
+  assert.match(h.stdout().toString(), /failed\0b\0malformed run request\0/);
+  assert.doesNotMatch(h.stdout().toString(), /started/);
+  const oversized = Buffer.alloc(4);
+  oversized.writeUInt32BE(MAX_REQUEST_BYTES + 1);
+  h.proc.stdin!.write(oversized);
+  assert.equal(await h.exited, 1);
+  assert.match(h.stderr(), /over the limit/);
+});
+
+test('the helper refuses to start where crun cannot run it, and says why', async () => {
+  await assert.rejects(
+    ExecHelper.start({ crun: join(dir, 'no-such-crun'), containerId: 'hc-main', binary: HELPER, pidFile: join(dir, 'x.pid'), crunEnv: {} }),
+    /the exec helper did not start: .*ENOENT/,
+  );
+});

