@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { isAlive, isOurProcess, waitForExit } from './process.js';
 
@@ -23,5 +26,35 @@ test('a zombie (exited, not yet reaped by its parent) counts as gone', async () 
     assert.equal(await waitForExit(zombie, 100), true);
   } finally {
     parent.kill('SIGKILL');
+  }
+});
+
+test('a process whose main thread exited while another thread runs on is alive until that thread ends', async () => {
+  // The leader calls the exit syscall (one thread, not exit_group): it shows Z while its second
+  // thread, which holds the process's files, sleeps 0.6 s more. A VMM stopping looks like this.
+  const dir = mkdtempSync(join(tmpdir(), 'hc-leader-'));
+  try {
+    writeFileSync(
+      join(dir, 'leader.c'),
+      [
+        '#include <pthread.h>',
+        '#include <stdio.h>',
+        '#include <sys/syscall.h>',
+        '#include <unistd.h>',
+        'static void *linger(void *arg) { (void)arg; usleep(600000); return NULL; }',
+        'int main(void) { pthread_t t; pthread_create(&t, NULL, linger, NULL); usleep(100000); syscall(SYS_exit, 0); return 0; }',
+      ].join('\n'),
+    );
+    execFileSync('gcc', ['-pthread', '-o', join(dir, 'leader'), join(dir, 'leader.c')]);
+    const child = spawn(join(dir, 'leader'), [], { stdio: 'ignore' });
+    const pid = child.pid!;
+    const exited = new Promise((r) => child.once('exit', r));
+    for (let i = 0; i < 40 && (await stateOf(pid)) !== 'Z'; i++) await new Promise((r) => setTimeout(r, 25));
+    assert.equal(await stateOf(pid), 'Z', 'the leader exited');
+    assert.equal(await isAlive(pid), true, 'its other thread still runs');
+    assert.equal(await waitForExit(pid, 5_000), true, 'gone once that thread ended');
+    await exited;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -2,9 +2,13 @@
  * Facts about processes the daemon did not start as children (detached VMMs): whether a pid is
  * still alive, whether it is the process we think it is (pids get reused), waiting for it to end.
  */
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 
-/** True when `pid` exists and is not a zombie. */
+/**
+ * True when `pid` exists and is not a zombie. A thread group leader that exited on its own while
+ * other threads run on shows Z too, and those threads still hold the process's files (a VMM's
+ * disk images and their locks): it counts as alive until its task list is down to the leader.
+ */
 export async function isAlive(pid: number): Promise<boolean> {
   try {
     process.kill(pid, 0);
@@ -15,7 +19,9 @@ export async function isAlive(pid: number): Promise<boolean> {
     // A zombie still answers kill(0); its state letter (after the parenthesised name) says Z.
     const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
     const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
+    if (state !== 'Z' && state !== 'X') return true;
+    const threads = await readdir(`/proc/${pid}/task`).catch(() => [] as string[]);
+    return threads.length > 1;
   } catch {
     return false;
   }
