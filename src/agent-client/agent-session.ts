@@ -1,6 +1,7 @@
 /** The core's AgentSession, spoken as TTRPC calls of `hypercore.agent.v1.Agent`. */
 import type { AgentConnector, AgentEndpoint, AgentInfo, AgentSession, ExitStatus, GuestIdentity, ProcessEvent, ProcessIo, ProcessSpec, WorkloadStart } from '../core/agent.js';
 import { ErrorCodes, HypercoreError } from '../core/errors.js';
+import type { MetadataValues } from '../core/metadata.js';
 import { AGENT_SERVICE } from '../agent/protocol/schema.js';
 import { codecs, ioOutputCost, methods, type UnaryMethod } from '../agent/protocol/messages.js';
 import { TtrpcClient, TtrpcError, type ClientStream } from '../ttrpc/index.js';
@@ -121,6 +122,9 @@ export class TtrpcAgentSession implements AgentSession {
         ...(start.scratchDiskSerial ? { scratchDiskSerial: start.scratchDiskSerial } : {}),
         limits: { memoryBytes: start.memoryLimitBytes ?? 0, pids: start.pidsLimit ?? 0 },
         ...(start.hostname ? { hostname: start.hostname } : {}),
+        ...(start.metadata ? { metadata: start.metadata } : {}),
+        ...(start.files ? { files: start.files } : {}),
+        ...(start.sshAuthorizedKeys ? { sshAuthorizedKeys: start.sshAuthorizedKeys } : {}),
       },
       120_000,
     );
@@ -157,6 +161,10 @@ export class TtrpcAgentSession implements AgentSession {
 
   async shutdown(): Promise<void> {
     await this.call('Shutdown', {});
+  }
+
+  async setMetadata(metadata: MetadataValues): Promise<void> {
+    await this.call('SetMetadata', metadata);
   }
 
   async restored(identity: GuestIdentity): Promise<void> {

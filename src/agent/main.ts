@@ -9,9 +9,12 @@
  * Prints `[hypercore-agent] ready` once the channel is open and waiting for the host.
  */
 import { spawn } from 'node:child_process';
+import { METADATA_ADDRESS } from '../core/metadata.js';
 import { TtrpcServer } from '../ttrpc/index.js';
 import { listenUnix, openVirtioPort, servePort } from './channel.js';
 import { consoleLog, errorText, READY_LINE } from './log.js';
+import { startMetadataEndpoint } from './metadata-endpoint.js';
+import { MetadataStore } from './metadata-store.js';
 import { AGENT_PORT_NAME } from './protocol/schema.js';
 import { parseVsockPort, VsockRelay } from './vsock-relay.js';
 import { registerAgentService, type PowerOff } from './service.js';
@@ -21,8 +24,12 @@ interface Args {
   listen?: string;
   vsock?: number;
   portName: string;
+  /** host:port of the metadata endpoint; in a VM 169.254.169.254:80, on a development host none unless given. */
+  metadataAddress?: string;
 }
 
+/** Where the guest keeps the metadata for an agent restarted by init (root-only, on tmpfs). */
+const GUEST_METADATA_FILE = '/run/hc/metadata.json';
 /** The agent's unix socket behind the vsock relay (/run is the guest's tmpfs). */
 const VSOCK_AGENT_SOCKET = '/run/hc/agent.sock';
 
@@ -38,7 +45,8 @@ function parseArgs(argv: readonly string[]): Args {
     if (a === '--listen') args.listen = value();
     else if (a === '--port-name') args.portName = value();
     else if (a === '--vsock') args.vsock = parseVsockPort(value());
-    else throw new Error(`unknown argument ${a} (usage: agent.js [--listen <unix socket> | --vsock <port>] [--port-name <name>])`);
+    else if (a === '--metadata-address') args.metadataAddress = value();
+    else throw new Error(`unknown argument ${a} (usage: agent.js [--listen <unix socket> | --vsock <port>] [--port-name <name>] [--metadata-address <host:port>])`);
   }
   return args;
 }
@@ -61,15 +69,29 @@ const devPowerOff: PowerOff = () => {
   setTimeout(() => process.exit(0), 50);
 };
 
+/** Starts the metadata endpoint; resolves once it serves, or failed (logged: the agent serves on without it). */
+async function serveMetadata(store: MetadataStore, address: string | undefined): Promise<void> {
+  if (address === undefined) return;
+  const at = address.lastIndexOf(':');
+  const port = Number(address.slice(at + 1));
+  await startMetadataEndpoint(store, { host: address.slice(0, at), port, log: consoleLog }).catch((err: unknown) => consoleLog(`metadata endpoint unavailable: ${errorText(err)}`));
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   consoleLog(`starting: agent ${AGENT_VERSION}, node ${process.version}, pid ${process.pid}`);
   const server = new TtrpcServer();
-  const agent = registerAgentService(server, { log: consoleLog, powerOff: args.listen !== undefined ? devPowerOff : guestPowerOff });
+  // Outside a VM the metadata stays in memory: /run/hc is the guest's.
+  const metadata = new MetadataStore(args.listen !== undefined ? undefined : GUEST_METADATA_FILE, consoleLog);
+  // Started after "ready", off the boot path; StartWorkload waits for it.
+  let metadataServing: Promise<void> = Promise.resolve();
+  const agent = registerAgentService(server, { log: consoleLog, powerOff: args.listen !== undefined ? devPowerOff : guestPowerOff, metadata, metadataServing: () => metadataServing });
+  const metadataAddress = args.metadataAddress ?? (args.listen !== undefined ? undefined : `${METADATA_ADDRESS}:80`);
   if (args.listen) {
     await listenUnix(server, args.listen, consoleLog);
     consoleLog(`listening on ${args.listen}`);
     console.log(READY_LINE);
+    metadataServing = serveMetadata(metadata, metadataAddress);
   } else if (args.vsock !== undefined) {
     await listenUnix(server, VSOCK_AGENT_SOCKET, consoleLog);
     const relay = new VsockRelay({ port: args.vsock, agentSocket: VSOCK_AGENT_SOCKET, log: consoleLog });
@@ -84,10 +106,12 @@ async function main(): Promise<void> {
     }
     consoleLog(`listening on vsock port ${args.vsock}`);
     console.log(READY_LINE);
+    metadataServing = serveMetadata(metadata, metadataAddress);
     void agent.workload.adopt();
   } else {
     const port = await openVirtioPort(args.portName, undefined, consoleLog);
     console.log(READY_LINE);
+    metadataServing = serveMetadata(metadata, metadataAddress);
     // After "ready": adopting a container left by a previous agent must not delay the boot.
     void agent.workload.adopt();
     await servePort(server, port, { log: consoleLog });

@@ -8,6 +8,7 @@ import { containerHandlers } from './container-service.js';
 import { PodContainers, type PodContainersOptions } from './containers.js';
 import { ioMethod } from './io.js';
 import { errorText, silentLog, type Log } from './log.js';
+import { MetadataStore } from './metadata-store.js';
 import { ProcessTable, type ProcessTableOptions } from './processes.js';
 import { methods, type UnaryMethod } from './protocol/messages.js';
 import { AGENT_SERVICE } from './protocol/schema.js';
@@ -33,6 +34,10 @@ export interface AgentServiceOptions {
   log?: Log;
   /** /proc (tests may point elsewhere). */
   proc?: string;
+  /** The values and secrets served to the guest (default: kept in memory only). */
+  metadata?: MetadataStore;
+  /** Resolves once the metadata endpoint serves (or could not): a workload may ask for its metadata first thing. */
+  metadataServing?: () => Promise<void>;
 }
 
 /** The agent's state behind the service: processes and the workload. */
@@ -40,6 +45,7 @@ export interface Agent {
   table: ProcessTable;
   workload: Workload;
   containers: PodContainers;
+  metadata: MetadataStore;
 }
 
 /** Creates the process table and workload and registers the Agent service on `server`. */
@@ -48,6 +54,7 @@ export function registerAgentService(server: TtrpcServer, options: AgentServiceO
   const table = new ProcessTable({ log, ...options.processes });
   const workload = new Workload({ table, log, ...options.workload });
   const containers = new PodContainers({ table, log, ...options.containers });
+  const metadata = options.metadata ?? new MetadataStore(undefined, log);
   let shuttingDown = false;
   const proc = options.proc ?? '/proc';
   const restoreTarget: RestoreTarget = {
@@ -75,6 +82,9 @@ export function registerAgentService(server: TtrpcServer, options: AgentServiceO
     Hello: unary('Hello', () => helloResponse(workload.started, options.proc)),
     StartWorkload: unary('StartWorkload', async (req) => {
       if (!req.process) throw new TtrpcError(Code.INVALID_ARGUMENT, 'process is required');
+      // Before the workload starts: it may ask for its metadata first thing.
+      metadata.replace(req.metadata ?? { values: {}, secrets: {} });
+      await options.metadataServing?.();
       return workload.start(req);
     }),
     CreateProcess: unary('CreateProcess', async (req) => {
@@ -97,6 +107,10 @@ export function registerAgentService(server: TtrpcServer, options: AgentServiceO
     }),
     ListProcesses: unary('ListProcesses', () => ({ processes: table.list() })),
     GetStats: unary('GetStats', () => readStats(options.proc)),
+    SetMetadata: unary('SetMetadata', (req) => {
+      metadata.replace(req);
+      return {};
+    }),
     Restored: unary('Restored', async (req) => {
       await applyRestore(req, restoreTarget);
       log(`restored from a snapshot: now ${req.hostname}${req.network ? ` ${req.network.address}` : ''}`);
@@ -114,5 +128,5 @@ export function registerAgentService(server: TtrpcServer, options: AgentServiceO
       return {};
     }),
   });
-  return { table, workload, containers };
+  return { table, workload, containers, metadata };
 }

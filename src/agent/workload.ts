@@ -14,6 +14,7 @@ import { Code, TtrpcError } from '../ttrpc/index.js';
 import { ExecHelper, type PipedChild } from './exec-helper.js';
 import { buildEnv, checkSpec, envList, parseUser, resolveUser, type Launch } from './launch.js';
 import { errorText, silentLog, type Log } from './log.js';
+import { writeMetadataFiles } from './metadata-files.js';
 import { CONTAINER_ID, workloadConfig } from './oci-config.js';
 import type { ManagedProcess } from './process.js';
 import { MAIN_PROCESS_ID, type ProcessTable } from './processes.js';
@@ -129,6 +130,7 @@ export class Workload {
       }
       const rootfs = rootfsPath(this.paths.runDir);
       await prepareRootfs(this.paths, req, this.run, this.log);
+      await writeMetadataFiles(rootfs, req.files ?? [], req.sshAuthorizedKeys ?? []);
       // After the mount: a user given by name is looked up in the image's own /etc/passwd.
       const user = resolveUser(req.process.user, rootfs);
       const process = { ...req.process, ...(user ? { user } : { user: '' }) };

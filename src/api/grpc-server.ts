@@ -73,6 +73,8 @@ export function grpcHandlers(ops: VmOperations): grpc.UntypedServiceImplementati
     ResumeVm: unary((req: { id?: string }) => ops.resumeVm(req)),
     StopVm: unary((req: { id?: string; timeoutSeconds?: number; force?: boolean }) => ops.stopVm(req)),
     DeleteVm: unary((req: { id?: string; force?: boolean }) => ops.deleteVm(req)),
+    GetMetadata: unary((req: { id?: string; key?: string }) => ops.getMetadata(req)),
+    SetMetadata: unary((req: { id?: string; values?: unknown; secret?: boolean }) => ops.setMetadata(req)),
     CreateSnapshot: unary((req: { id?: string; name?: string; leavePaused?: boolean }) => ops.createSnapshot(req)),
     GetSnapshot: unary((req: { id?: string }) => ops.getSnapshot(req)),
     ListSnapshots: unary(() => ops.listSnapshots()),

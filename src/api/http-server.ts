@@ -31,6 +31,9 @@ export interface HttpApiOptions {
   onRoute?: (route: string) => void;
 }
 
+/** Largest CreateVm body: see the route. */
+const CREATE_BODY_LIMIT = 8 * 1024 * 1024;
+
 interface IdParams {
   id: string;
 }
@@ -144,7 +147,8 @@ export function buildHttpApi(ops: VmOperations, imageOps?: ImageOperations, opti
   app.get('/v1/doctor', async () => ops.doctor());
   app.get('/v1/version', async () => ops.version());
   app.get('/v1/vms', async () => ops.listVms());
-  app.post<{ Body: { spec?: unknown; detach?: boolean; start?: boolean } }>('/v1/vms', async (req, reply) => reply.code(201).send(await ops.createVm(req.body ?? {})));
+  // A spec may carry 1 MiB of metadata files and 64 KiB of values, which JSON escaping can make up to six times larger.
+  app.post<{ Body: { spec?: unknown; detach?: boolean; start?: boolean } }>('/v1/vms', { bodyLimit: CREATE_BODY_LIMIT }, async (req, reply) => reply.code(201).send(await ops.createVm(req.body ?? {})));
   app.post<{ Body: { hac?: unknown; start?: boolean } }>('/v1/vms/hac', async (req, reply) => reply.code(201).send(await ops.createVmFromHac(req.body ?? {})));
   app.get<{ Params: IdParams }>('/v1/vms/:id', async (req) => ops.getVm(req.params));
   app.post<{ Params: IdParams }>('/v1/vms/:id/start', async (req) => ops.startVm(req.params));
@@ -154,6 +158,9 @@ export function buildHttpApi(ops: VmOperations, imageOps?: ImageOperations, opti
     ops.stopVm({ ...(req.body ?? {}), id: req.params.id }),
   );
   app.delete<{ Params: IdParams; Querystring: { force?: string } }>('/v1/vms/:id', async (req) => ops.deleteVm({ id: req.params.id, force: flag(req.query.force) }));
+  app.get<{ Params: IdParams }>('/v1/vms/:id/metadata', async (req) => ops.getMetadata(req.params));
+  app.get<{ Params: IdParams & { key: string } }>('/v1/vms/:id/metadata/:key', async (req) => ops.getMetadata(req.params));
+  app.post<{ Params: IdParams; Body: { values?: unknown; secret?: unknown } | undefined }>('/v1/vms/:id/metadata', async (req) => ops.setMetadata({ ...(req.body ?? {}), id: req.params.id }));
   app.post<{ Params: IdParams; Body: { name?: string; leavePaused?: boolean } | undefined }>('/v1/vms/:id/snapshots', async (req, reply) => reply.code(201).send(await ops.createSnapshot({ ...(req.body ?? {}), id: req.params.id })));
   app.post<{ Params: IdParams; Body: { count?: number } | undefined }>('/v1/vms/:id/clone', async (req, reply) => reply.code(201).send(await ops.cloneVm({ ...(req.body ?? {}), id: req.params.id })));
   app.get('/v1/snapshots', async () => ops.listSnapshots());

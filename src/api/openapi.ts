@@ -30,6 +30,7 @@ function fieldSchema(field: protobuf.Field): JsonSchema {
   field.resolve();
   let schema: JsonSchema = field.resolvedType ? { $ref: `#/components/schemas/${field.resolvedType.name}` } : { ...(scalarSchemas[field.type] ?? {}) };
   if (field.repeated) schema = { type: 'array', items: schema };
+  if (field.map) schema = { type: 'object', additionalProperties: schema };
   if (field.comment) schema = field.resolvedType ? { allOf: [schema], description: field.comment } : { ...schema, description: field.comment };
   return schema;
 }
@@ -113,6 +114,7 @@ class ProtoSource {
 const vmId = { name: 'id', in: 'path', required: true, description: 'VM id, unique id prefix, or name', schema: { type: 'string' } };
 const snapshotId = { ...vmId, description: 'snapshot id, unique id prefix, or name' };
 const tokenId = { ...vmId, description: 'token id' };
+const metadataKey = { name: 'key', in: 'path', required: true, description: 'a metadata key', schema: { type: 'string' } };
 const imageReference = {
   name: 'reference',
   in: 'path',
@@ -182,6 +184,21 @@ function routeDocs(p: ProtoSource): Record<string, Operation> {
       parameters: [vmId, ...p.query('AttachStart', 'fromStart')],
       description: 'WebSocket (Upgrade): the Attach stream to the workload main process, as Exec but without a start message.',
       responses: upgrade,
+    },
+    'GET /v1/vms/:id/metadata': { operationId: 'GetMetadata', tags: ['metadata'], parameters: [vmId], description: 'Values as set, secrets as "<secret>".', responses: { '200': json(ref('VmMetadata')), ...failure } },
+    'GET /v1/vms/:id/metadata/:key': {
+      operationId: 'GetMetadataKey',
+      tags: ['metadata'],
+      parameters: [vmId, metadataKey],
+      description: 'GetMetadata with key: that key only.',
+      responses: { '200': json(ref('VmMetadata')), ...failure },
+    },
+    'POST /v1/vms/:id/metadata': {
+      operationId: 'SetMetadata',
+      tags: ['metadata'],
+      parameters: [vmId],
+      requestBody: { ...p.body('SetMetadataRequest'), required: true },
+      responses: { '200': json(ref('VmMetadata'), 'the VM\'s metadata after the change, as GetMetadata'), ...failure },
     },
     'POST /v1/vms/:id/snapshots': { operationId: 'CreateSnapshot', tags: ['snapshots'], parameters: [vmId], requestBody: p.body('CreateSnapshotRequest'), responses: { '201': json(ref('Snapshot'), 'taken'), ...failure } },
     'POST /v1/vms/:id/clone': { operationId: 'CloneVm', tags: ['vms'], parameters: [vmId], requestBody: p.body('CloneVmRequest'), responses: { '201': json(ref('CloneVmResponse'), 'the clones, running'), ...failure } },

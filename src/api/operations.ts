@@ -2,15 +2,17 @@
  * The API's operations, written once and called by both transports (gRPC and HTTP/JSON), so the two
  * cannot drift apart: same names, same fields, same validation, same errors.
  */
-import { InvalidArgumentError } from '../core/errors.js';
+import { ErrorCodes, HypercoreError, InvalidArgumentError } from '../core/errors.js';
+import type { MetadataValues } from '../core/metadata.js';
 import type { Logger, ProviderReport } from '../core/ports.js';
-import type { Vm, VmEvent } from '../core/vm.js';
+import type { VmEvent } from '../core/vm.js';
 import { HYPERCORE_VERSION, type GuestKernelReport, type VersionReport } from '../core/version.js';
 import type { Snapshot } from '../core/snapshot.js';
 import { DEFAULT_STOP_TIMEOUT_MS, type VmService } from '../core/vm-service.js';
 import { parseHac } from '../config/parse.js';
 import { readConsoleLog } from '../providers/console-log.js';
 import type { HostPathPolicy } from './auth/host-paths.js';
+import { publicMetadata, publicVm, type PublicVm } from './redaction.js';
 import { validateVmName, validateVmSpec } from './spec-validation.js';
 
 export interface ApiContext {
@@ -82,9 +84,11 @@ export class VmOperations {
     return this.ctx.service;
   }
 
-  createVm(req: { spec?: unknown; detach?: boolean; start?: boolean }): Promise<Vm> {
+  // Every VM leaves through publicVm: no response shows a secret.
+
+  async createVm(req: { spec?: unknown; detach?: boolean; start?: boolean }): Promise<PublicVm> {
     const spec = validateVmSpec(req.spec, this.ctx.hostCpus, this.ctx.hostPaths);
-    return this.ctx.service.create(spec, { detach: req.detach === true, start: req.start !== false });
+    return publicVm(await this.ctx.service.create(spec, { detach: req.detach === true, start: req.start !== false }));
   }
 
   /**
@@ -92,44 +96,68 @@ export class VmOperations {
    * HC_CONFIG_INVALID error, each with its `hac.toml:line:column`. Host files are checked only by
    * the spec validation (after the host-path policy), so a refused caller learns nothing of them.
    */
-  createVmFromHac(req: { hac?: unknown; start?: boolean }): Promise<Vm> {
+  createVmFromHac(req: { hac?: unknown; start?: boolean }): Promise<PublicVm> {
     if (typeof req.hac !== 'string' || req.hac.trim() === '') throw new InvalidArgumentError('hac is required: the text of a hac.toml', [{ path: 'hac', message: 'required' }]);
     if (req.hac.length > MAX_HAC_TEXT_CHARS) throw new InvalidArgumentError(`hac is ${req.hac.length} characters; at most ${MAX_HAC_TEXT_CHARS}`, [{ path: 'hac', message: 'too long' }]);
     const spec = parseHac(req.hac, { file: 'hac.toml', hostCpus: this.ctx.hostCpus, cwd: '/', fileExists: () => true });
     return this.createVm({ spec, detach: true, ...(req.start !== undefined ? { start: req.start } : {}) });
   }
 
-  getVm(req: { id?: string }): Vm {
-    return this.ctx.service.get(requireId(req.id));
+  getVm(req: { id?: string }): PublicVm {
+    return publicVm(this.ctx.service.get(requireId(req.id)));
   }
 
-  listVms(): { vms: Vm[] } {
-    return { vms: this.ctx.service.list() };
+  listVms(): { vms: PublicVm[] } {
+    return { vms: this.ctx.service.list().map(publicVm) };
   }
 
-  startVm(req: { id?: string }): Promise<Vm> {
-    return this.ctx.service.start(requireId(req.id));
+  async startVm(req: { id?: string }): Promise<PublicVm> {
+    return publicVm(await this.ctx.service.start(requireId(req.id)));
   }
 
-  pauseVm(req: { id?: string }): Promise<Vm> {
-    return this.ctx.service.pause(requireId(req.id));
+  async pauseVm(req: { id?: string }): Promise<PublicVm> {
+    return publicVm(await this.ctx.service.pause(requireId(req.id)));
   }
 
-  resumeVm(req: { id?: string }): Promise<Vm> {
-    return this.ctx.service.resume(requireId(req.id));
+  async resumeVm(req: { id?: string }): Promise<PublicVm> {
+    return publicVm(await this.ctx.service.resume(requireId(req.id)));
   }
 
-  stopVm(req: Partial<StopVmRequest>): Promise<Vm> {
+  async stopVm(req: Partial<StopVmRequest>): Promise<PublicVm> {
     const timeout = req.timeoutSeconds;
     if (timeout !== undefined && (!Number.isInteger(timeout) || timeout < 0 || timeout > MAX_STOP_TIMEOUT_S)) {
       throw new InvalidArgumentError(`timeoutSeconds = ${String(timeout)}: must be an integer from 0 to ${MAX_STOP_TIMEOUT_S}`, [
         { path: 'timeoutSeconds', message: `an integer from 0 to ${MAX_STOP_TIMEOUT_S}`, value: timeout },
       ]);
     }
-    return this.ctx.service.stop(requireId(req.id), {
-      timeoutMs: timeout === undefined ? DEFAULT_STOP_TIMEOUT_MS : timeout * 1000,
-      force: req.force === true,
-    });
+    return publicVm(
+      await this.ctx.service.stop(requireId(req.id), {
+        timeoutMs: timeout === undefined ? DEFAULT_STOP_TIMEOUT_MS : timeout * 1000,
+        force: req.force === true,
+      }),
+    );
+  }
+
+  /** Secrets shown as "<secret>"; with `key`, only that key. */
+  getMetadata(req: { id?: string; key?: string }): MetadataValues {
+    const metadata = publicMetadata(this.ctx.service.getMetadata(requireId(req.id)));
+    if (req.key === undefined || req.key === '') return metadata;
+    const only = (table: Record<string, string>) => (Object.hasOwn(table, req.key!) ? { [req.key!]: table[req.key!]! } : {});
+    const one = { values: only(metadata.values), secrets: only(metadata.secrets) };
+    if (Object.keys(one.values).length + Object.keys(one.secrets).length === 0) {
+      throw new HypercoreError(ErrorCodes.notFound, `VM ${req.id} has no metadata key ${JSON.stringify(req.key.slice(0, 128))}`);
+    }
+    return one;
+  }
+
+  async setMetadata(req: { id?: string; values?: unknown; secret?: unknown }): Promise<MetadataValues> {
+    const id = requireId(req.id);
+    if (typeof req.values !== 'object' || req.values === null || Array.isArray(req.values) || !Object.values(req.values).every((v) => typeof v === 'string')) {
+      throw new InvalidArgumentError('values must be an object of "key": "value" strings', [{ path: 'values', message: 'an object of strings' }]);
+    }
+    if (req.secret !== undefined && typeof req.secret !== 'boolean') throw new InvalidArgumentError('secret must be true or false', [{ path: 'secret', message: 'a boolean' }]);
+    const entries = Object.fromEntries(Object.entries(req.values as Record<string, string>));
+    return publicMetadata(await this.ctx.service.setMetadata(id, entries, req.secret === true));
   }
 
   async deleteVm(req: { id?: string; force?: boolean }): Promise<Record<string, never>> {
@@ -154,14 +182,14 @@ export class VmOperations {
     return {};
   }
 
-  restoreSnapshot(req: { id?: string; name?: string }): Promise<Vm> {
+  async restoreSnapshot(req: { id?: string; name?: string }): Promise<PublicVm> {
     const id = requireId(req.id, 'a snapshot id, unique id prefix, or name');
     if (req.name !== undefined) validateVmName(req.name);
-    return this.ctx.service.restore(id, req.name !== undefined ? { name: req.name } : {});
+    return publicVm(await this.ctx.service.restore(id, req.name !== undefined ? { name: req.name } : {}));
   }
 
-  async cloneVm(req: { id?: string; count?: number }): Promise<{ vms: Vm[] }> {
-    return { vms: await this.ctx.service.clone(requireId(req.id), { count: req.count ?? 1 }) };
+  async cloneVm(req: { id?: string; count?: number }): Promise<{ vms: PublicVm[] }> {
+    return { vms: (await this.ctx.service.clone(requireId(req.id), { count: req.count ?? 1 })).map(publicVm) };
   }
 
   async pruneNetworks(): Promise<{ removed: string[] }> {

@@ -9,9 +9,9 @@ export const PROTO_FILES = ['hypercore/v1/vm.proto', 'hypercore/v1/image.proto',
 
 /**
  * The proto3 JSON conventions: lowerCamelCase fields, absent optionals left out, bytes as Buffers,
- * empty repeated fields as []. No synthetic oneof markers: proto3 `optional` would otherwise add `_pid`-style keys.
+ * empty repeated fields as [] and empty maps as {}. No synthetic oneof markers: proto3 `optional` would otherwise add `_pid`-style keys.
  */
-const loaderOptions: protoLoader.Options = { keepCase: false, longs: Number, enums: String, defaults: false, oneofs: false, arrays: true, includeDirs: [PROTO_DIR] };
+const loaderOptions: protoLoader.Options = { keepCase: false, longs: Number, enums: String, defaults: false, oneofs: false, arrays: true, objects: true, includeDirs: [PROTO_DIR] };
 
 interface HypercorePackage {
   hypercore: { v1: { VmService: grpc.ServiceClientConstructor; ImageService: grpc.ServiceClientConstructor; TokenService: grpc.ServiceClientConstructor } };

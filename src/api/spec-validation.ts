@@ -5,15 +5,29 @@
  * spec's fields (`spec.memoryMib`). On top, paths must be absolute: the API has no file folder.
  */
 import { isAbsolute } from 'node:path';
+import type * as z from 'zod';
 import { InvalidArgumentError, PermissionDeniedError, type ValidationIssue } from '../core/errors.js';
 import type { VmSpec } from '../core/vm.js';
 import { checkFile, fileKindOf, fileProblem, requiredFileKeys } from '../config/files.js';
-import { getAt, isTable } from '../config/key-path.js';
+import { tableIssueParam } from '../config/issues.js';
+import { getAt, isTable, type TomlTree } from '../config/key-path.js';
 import { hacSchema, vmNameProblem } from '../config/schema.js';
 import { toVmSpec } from '../config/spec.js';
 import { hacTreeFromSpec, specMessage } from '../config/spec-tree.js';
+import { mayHoldSecrets } from '../config/secret-paths.js';
 import { plainValue } from '../config/toml-values.js';
+import { SECRET_SHOWN_AS } from '../core/metadata.js';
 import { admitBridge, admitHostPath, anyHostPath, type HostPathPolicy } from './auth/host-paths.js';
+
+/**
+ * The value a problem shows: none for a rule about a whole table (the table may be large, or hold
+ * secrets), `<secret>` for a secret, else the value as sent.
+ */
+function shownValue(tree: TomlTree, issue: z.core.$ZodIssue): unknown {
+  if (issue.code === 'custom' && issue.params?.[tableIssueParam] === true) return undefined;
+  const value = getAt(tree, issue.path as PropertyKey[]);
+  return mayHoldSecrets(issue.path, value) ? SECRET_SHOWN_AS : value;
+}
 
 /** Where the spec names host files: the file keys, and each hypervisor's `binary`. */
 function hostPathKeys(tree: unknown): { segments: string[]; kind: 'file' | 'program' }[] {
@@ -71,7 +85,7 @@ export function validateVmSpec(input: unknown, hostCpus: number, hostPaths: Host
   if (!result.success) {
     for (const issue of result.error.issues) {
       if (issue.code === 'unrecognized_keys') for (const key of issue.keys) add(specPathOf([...issue.path.map(String), key]), 'unknown field', undefined);
-      else add(specPathOf(issue.path.map((s) => (typeof s === 'number' ? s : String(s)))), specMessage(issue.message), getAt(tree, issue.path as PropertyKey[]));
+      else add(specPathOf(issue.path.map((s) => (typeof s === 'number' ? s : String(s)))), specMessage(issue.message), shownValue(tree, issue));
     }
   }
   for (const segments of requiredFileKeys) {

@@ -10,8 +10,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import type { FastifyInstance } from 'fastify';
+import { FakeAgentConnector, fakeGuest, fakeImages, MemoryWorkloadLog } from '../core/testing/fake-agent.js';
 import { FakeProvider, fakeBoot } from '../core/testing/fake-provider.js';
 import { VmService } from '../core/vm-service.js';
+import { openDatabase } from '../store/database.js';
+import { SnapshotDirectories } from '../store/snapshot-directories.js';
+import { SqliteSnapshotStore } from '../store/sqlite-snapshot-store.js';
 import { SqliteVmStore } from '../store/sqlite-vm-store.js';
 import { VmDirectories } from '../store/vm-directories.js';
 import { startGrpcServer } from './grpc-server.js';
@@ -70,13 +74,21 @@ export class TestServer {
     this.client = new Client(`unix:${socket}`, grpc.credentials.createInsecure());
   }
 
-  static async start(): Promise<TestServer> {
+  /**
+   * With `agents`, image VMs work too: their guests are those fakes (no image files, no QEMU).
+   * With `snapshots`, the provider takes snapshots and the service restores and clones.
+   */
+  static async start(options: { agents?: FakeAgentConnector; snapshots?: boolean } = {}): Promise<TestServer> {
     const dir = mkdtempSync(join(tmpdir(), 'hc-api-'));
     try {
       const drive = join(dir, 'rootfs.ext4');
       writeFileSync(drive, '');
-      const store = new SqliteVmStore(join(dir, 'state.db'));
-      const provider = new FakeProvider();
+      const db = openDatabase(join(dir, 'state.db'));
+      const store = new SqliteVmStore(db);
+      const provider = options.snapshots ? new FakeProvider().enableSnapshots() : new FakeProvider();
+      // A snapshot keeps the guest system image by a hard link: it must exist.
+      const systemImage = join(dir, 'system.ext4');
+      writeFileSync(systemImage, 'system image');
       let ids = 0;
       const service = new VmService({
         store,
@@ -86,6 +98,8 @@ export class TestServer {
         ids: { newVmId: () => `${String(++ids).padStart(4, '0')}${'a'.repeat(12)}` },
         logger: silent,
         boot: fakeBoot,
+        ...(options.agents ? { agents: options.agents, images: fakeImages, guest: options.snapshots ? { rootDisk: async () => systemImage } : fakeGuest, workloadLog: new MemoryWorkloadLog() } : {}),
+        ...(options.snapshots ? { snapshots: { store: new SqliteSnapshotStore(db), files: new SnapshotDirectories(join(dir, 'root')) } } : {}),
       });
       const ops = new VmOperations({ service, hostCpus: TEST_HOST_CPUS, logger: silent, guestKernel: async () => TEST_GUEST_KERNEL });
       const socket = join(dir, 'hypercore.sock');

@@ -7,6 +7,7 @@
 import { Agent, request, type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import type { ApiToken } from '../core/api-token.js';
 import { ErrorCodes, HypercoreError, type ErrorCode, type ValidationIssue } from '../core/errors.js';
+import type { MetadataValues } from '../core/metadata.js';
 import type { ProviderReport } from '../core/ports.js';
 import type { Vm, VmSpec } from '../core/vm.js';
 import type { VersionReport } from '../core/version.js';
@@ -224,6 +225,13 @@ export class ApiClient {
   }
   pruneImages(all: boolean): Promise<{ deleted: string[]; reclaimedBytes: number }> {
     return this.call('POST', '/v1/images/prune', { all });
+  }
+
+  getMetadata(id: string, key?: string): Promise<MetadataValues> {
+    return this.call('GET', `/v1/vms/${encodeURIComponent(id)}/metadata${key === undefined ? '' : `/${encodeURIComponent(key)}`}`);
+  }
+  setMetadata(id: string, values: Record<string, string>, secret: boolean): Promise<MetadataValues> {
+    return this.call('POST', `/v1/vms/${encodeURIComponent(id)}/metadata`, { values, ...(secret ? { secret: true } : {}) });
   }
 
   pruneNetworks(): Promise<{ removed: string[] }> {

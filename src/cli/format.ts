@@ -68,6 +68,8 @@ export function vmSummary(vm: Vm): string {
   const pod = vm.spec.pod;
   if (pod) lines.push(`Sandbox:   ${pod.namespace}/${pod.sandboxId} (containerd ${pod.owner})`);
   if (pod?.network) lines.push(`Network:   ${pod.network.ip} via ${pod.network.gateway} (mac ${pod.network.mac}, ${pod.network.tap} in ${pod.netns ?? '?'})`);
+  const m = vm.spec.metadata;
+  if (m) lines.push(`Metadata:  ${Object.keys(m.values).length} values, ${Object.keys(m.secrets).length} secrets, ${m.files.length} files, ${m.sshAuthorizedKeys.length} SSH keys`);
   if (vm.lastStart) lines.push(`Last start: ${startTrace(vm.lastStart)}`);
   return lines.join('\n');
 }

@@ -13,6 +13,7 @@ import { ApiClient } from './api-client.js';
 import { resolveEndpoint, type EndpointFlags } from './endpoint.js';
 import { shortId } from './ids.js';
 import { registerImageCommands } from './image-commands.js';
+import { registerMetadataCommands } from './metadata-commands.js';
 import { registerProcessCommands } from './process-commands.js';
 import { registerRemoteCommands } from './remote-commands.js';
 
@@ -206,6 +207,7 @@ snapshot
 
 registerImageCommands(program, () => api(program));
 registerProcessCommands(program, () => api(program));
+registerMetadataCommands(program, () => api(program));
 registerRemoteCommands(program, () => api(program));
 
 program

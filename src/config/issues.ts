@@ -5,8 +5,10 @@
  */
 import type * as z from 'zod';
 import { ConfigInvalidError, type ValidationIssue } from '../core/errors.js';
+import { SECRET_SHOWN_AS } from '../core/metadata.js';
 import { formatKeyPath, getAt, isTable, type KeySegment, type TomlTree } from './key-path.js';
 import type { KeyLocations, Position } from './locator.js';
+import { mayHoldSecrets } from './secret-paths.js';
 import { suggestKeys } from './suggest.js';
 import { formatTomlValue, plainValue } from './toml-values.js';
 
@@ -59,10 +61,11 @@ export class IssueCollector {
     }
   }
 
-  /** `key = value: <allowed>`, located at the value (or the flag that set it). */
+  /** `key = value: <allowed>`, located at the value (or the flag that set it); a secret's value is not shown. */
   addBadValue(segments: readonly KeySegment[], allowed: string): void {
     const path = formatKeyPath(segments);
     const value = getAt(this.ctx.tree, segments);
+    if (mayHoldSecrets(segments, value)) return this.add(path, `${path} = ${SECRET_SHOWN_AS}: ${allowed}`, this.where(segments, 'value'), undefined);
     this.add(path, `${path} = ${formatTomlValue(value)}: ${allowed}`, this.where(segments, 'value'), plainValue(value));
   }
 

@@ -11,7 +11,7 @@ test('hacJsonSchema: draft 2020-12, closed tables, title', () => {
   assert.equal(schema.$schema, 'https://json-schema.org/draft/2020-12/schema');
   assert.equal(schema.title, 'hac.toml');
   assert.equal(schema.additionalProperties, false);
-  assert.deepEqual(Object.keys(props(schema)), ['spacecore', 'hardware', 'workload', 'hypervisor', 'network']);
+  assert.deepEqual(Object.keys(props(schema)), ['spacecore', 'hardware', 'workload', 'hypervisor', 'network', 'metadata']);
   assert.equal(props(schema).hardware.additionalProperties, false);
   assert.equal(props(schema).workload.additionalProperties, false);
 });
@@ -76,5 +76,6 @@ test('knownKeyPaths: tables and keys, nested', () => {
   assert.ok(paths.includes('workload'));
   assert.ok(paths.includes('workload.memory_limit'));
   assert.ok(paths.includes('hardware.disk_size'));
-  assert.equal(paths.length, 43);
+  assert.ok(paths.includes('metadata.ssh_authorized_keys'));
+  assert.equal(paths.length, 48);
 });

@@ -62,12 +62,14 @@ test('locator: multi-line arrays and strings are skipped, including brackets and
   assert.deepEqual(l.key('hardware.after'), at(15, 1));
 });
 
-test('locator: [a.b] headers define a; arrays of tables use their first header', () => {
+test('locator: [a.b] headers define a; each [[header]] of an array of tables is its next item', () => {
   assert.deepEqual(l.key('hypervisor'), at(16, 1));
   assert.deepEqual(l.key('hypervisor.qemu'), at(16, 1));
   assert.deepEqual(l.value('hypervisor.qemu.accel'), at(17, 9));
   assert.deepEqual(l.key('disks'), at(18, 1));
-  assert.deepEqual(l.key('disks.path'), at(19, 1));
+  assert.deepEqual(l.key('disks[0].path'), at(19, 1));
+  assert.deepEqual(l.key('disks[1]'), at(20, 1));
+  assert.deepEqual(l.key('disks[1].path'), at(21, 1));
 });
 
 test('locator: unknown paths are undefined', () => {

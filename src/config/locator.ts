@@ -64,14 +64,22 @@ class Scanner {
 
   document(): void {
     if (this.s.startsWith('\uFEFF')) this.pos = 1;
-    let table: string[] = [];
+    let table: KeySegment[] = [];
+    /** Items so far of each array of tables (`[[metadata.files]]`): its next header is item `count`. */
+    const items = new Map<string, number>();
     for (;;) {
       this.skipTrivia();
       if (this.pos >= this.s.length) return;
       const start = this.pos;
       if (this.s[start] === '[') {
-        this.pos += this.s[start + 1] === '[' ? 2 : 1;
+        const arrayItem = this.s[start + 1] === '[';
+        this.pos += arrayItem ? 2 : 1;
         table = this.key();
+        if (arrayItem) {
+          const index = items.get(formatKeyPath(table)) ?? 0;
+          items.set(formatKeyPath(table), index + 1);
+          table = [...table, index];
+        }
         this.record(table, start, start);
       } else {
         this.keyValue(table);

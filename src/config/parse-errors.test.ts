@@ -67,7 +67,7 @@ test('errors: a key in the wrong table suggests the right one', () => {
 });
 
 test('errors: without a close key, the keys allowed there are listed', () => {
-  assert.equal(only(`${head}[storage]\n`).line, 'hac.toml:5:1: unknown table "storage"; allowed at the top level: spacecore, hardware, workload, hypervisor, network');
+  assert.equal(only(`${head}[storage]\n`).line, 'hac.toml:5:1: unknown table "storage"; allowed at the top level: spacecore, hardware, workload, hypervisor, network, metadata');
   assert.equal(only(`${head}[hypervisor.qemu]\ngpu = true\n`).line, 'hac.toml:6:1: unknown key "hypervisor.qemu.gpu"; allowed in [hypervisor.qemu]: binary, accel');
 });
 

@@ -8,6 +8,7 @@ import { DEFAULT_DISK_SIZE_MIB, providerNames } from '../core/vm.js';
 import { providerSettings } from '../providers/catalog.js';
 import { tableIssueParam } from './issues.js';
 import { getAt, isTable } from './key-path.js';
+import { metadataRules, metadataSchema } from './metadata-schema.js';
 
 export const providerChoices = [...providerNames, 'auto'] as const;
 export const accelModes = ['auto', 'kvm', 'tcg'] as const;
@@ -272,6 +273,7 @@ export function hacSchema(options: HacSchemaOptions = {}) {
           .describe("how ref's image runs as the VM's workload (only with hardware.ref): its process, environment and limits"),
         hypervisor: table(hypervisor).describe('hypervisor choice and per-hypervisor settings'),
         network: table(network).describe('networking of the VM'),
+        metadata: metadataSchema,
       },
       tableError,
     )
@@ -290,6 +292,7 @@ export function hacSchema(options: HacSchemaOptions = {}) {
  */
 function crossKeyRules(value: unknown, ctx: z.RefinementCtx): void {
   networkRules(getAt(value, ['network']), ctx);
+  metadataRules(value, ctx);
   const hardware = getAt(value, ['hardware']);
   if (!isTable(hardware)) return;
   const table = { [tableIssueParam]: true };

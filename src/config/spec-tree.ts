@@ -14,6 +14,8 @@ interface Field {
   fields?: Readonly<Record<string, Field>>;
   /** Nested keys are the file's snake_case names written in camelCase (per-hypervisor tables). */
   camelCaseTable?: boolean;
+  /** A table of the user's own keys (metadata values): its keys are data, named as given. */
+  userKeys?: boolean;
 }
 
 const leaf = (...hac: string[]): Field => ({ hac });
@@ -54,6 +56,15 @@ const SPEC_FIELDS: Readonly<Record<string, Field>> = {
     },
   },
   hypervisor: { hac: ['hypervisor'], camelCaseTable: true },
+  metadata: {
+    hac: ['metadata'],
+    fields: {
+      values: { hac: ['metadata', 'values'], userKeys: true },
+      secrets: { hac: ['metadata', 'secrets'], userKeys: true },
+      sshAuthorizedKeys: leaf('metadata', 'ssh_authorized_keys'),
+      files: leaf('metadata', 'files'),
+    },
+  },
 };
 
 export interface SpecProblem {
@@ -95,6 +106,7 @@ export function hacTreeFromSpec(input: unknown): SpecTree {
     ['hypervisor', 'spec.hypervisor'],
     ['network', 'spec.network'],
     ['workload', 'spec.workload'],
+    ['metadata', 'spec.metadata'],
   ]);
   const walk = (value: unknown, fields: Readonly<Record<string, Field>>, specPath: string): void => {
     if (!isTable(value)) {
@@ -120,6 +132,7 @@ export function hacTreeFromSpec(input: unknown): SpecTree {
         setAt(tree, field.hac, isTable(existing) && isTable(copy) ? Object.assign(existing, copy) : copy);
       } else {
         setAt(tree, field.hac, Array.isArray(item) ? [...(item as unknown[])] : item);
+        if (field.userKeys && isTable(item)) for (const key of Object.keys(item)) names.set(formatKeyPath([...field.hac, key]), `${path}.${key}`);
       }
     }
   };

@@ -1,5 +1,5 @@
 /** Maps a validated hac.toml (file key names) to the domain's VmSpec (camelCase, absolute paths). */
-import type { VmSpec, WorkloadSpec } from '../core/vm.js';
+import type { MetadataSpec, VmSpec, WorkloadSpec } from '../core/vm.js';
 import { resolveBinary } from './files.js';
 import type { HacFile } from './schema.js';
 import { providerSettings } from '../providers/catalog.js';
@@ -32,6 +32,7 @@ export function toVmSpec(hac: HacFile, resolveFile: (key: 'kernel' | 'initrd' | 
   if (hw.ref !== undefined) spec.image = hw.ref;
   if (hac.workload !== undefined) spec.workload = toWorkloadSpec(hac.workload);
   if (hw.interface !== undefined) spec.hostInterface = hw.interface;
+  if (hac.metadata !== undefined) spec.metadata = toMetadataSpec(hac.metadata);
   const net = hac.network;
   if (net.mode !== 'none') {
     spec.network = { mode: net.mode, subnet: net.subnet, dns: [...net.dns], ports: [...net.ports] };
@@ -44,6 +45,15 @@ export function toVmSpec(hac: HacFile, resolveFile: (key: 'kernel' | 'initrd' | 
     if (net.host_ports.length > 0) spec.network.hostPorts = [...net.host_ports];
   }
   return spec;
+}
+
+function toMetadataSpec(m: NonNullable<HacFile['metadata']>): MetadataSpec {
+  return {
+    values: { ...m.values },
+    secrets: { ...m.secrets },
+    sshAuthorizedKeys: [...m.ssh_authorized_keys],
+    files: m.files.map((f) => ({ path: f.path, mode: f.mode, owner: f.owner, content: f.content })),
+  };
 }
 
 function toWorkloadSpec(w: NonNullable<HacFile['workload']>): WorkloadSpec {

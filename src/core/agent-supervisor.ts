@@ -6,6 +6,7 @@
 import type { AgentConnector, AgentEndpoint, AgentInfo, AgentSession, ExitStatus, GuestIdentity, ProcessIo, ProcessSpec } from './agent.js';
 import { ErrorCodes, HypercoreError } from './errors.js';
 import type { Image } from './image.js';
+import { guestFiles } from './metadata.js';
 import type { Logger } from './ports.js';
 import type { Vm } from './vm.js';
 
@@ -100,6 +101,7 @@ export class AgentSupervisor {
       return { agentMs };
     }
     const w = vm.spec.workload;
+    const m = vm.spec.metadata;
     await session.startWorkload({
       process,
       imageDiskSerial: 'image',
@@ -107,6 +109,7 @@ export class AgentSupervisor {
       ...(w?.memoryLimitMib ? { memoryLimitBytes: w.memoryLimitMib * 1024 * 1024 } : {}),
       ...(w?.pidsLimit ? { pidsLimit: w.pidsLimit } : {}),
       hostname: vm.name,
+      ...(m ? { metadata: { values: m.values, secrets: m.secrets }, files: guestFiles(m), sshAuthorizedKeys: m.sshAuthorizedKeys } : {}),
     });
     this.pumpLogs(vm);
     return { agentMs };
@@ -114,13 +117,17 @@ export class AgentSupervisor {
 
   /**
    * Restore path: the guest resumed from a snapshot, its workload running. Its agent is told the
-   * VM's identity (`identity` is called once the agent answers) before anything else, then the
-   * workload's output is copied into this VM's log.
+   * VM's identity (`identity` is called once the agent answers) before anything else, then its
+   * metadata, then the workload's output is copied into this VM's log.
    */
   async resumeRestored(vm: Vm, endpoint: AgentEndpoint, identity: () => GuestIdentity, signal?: AbortSignal): Promise<void> {
     const { session, info } = await this.connect(vm, endpoint, signal, RESTORED_AGENT_TIMEOUT_MS);
     // Made only now: the host time it carries must not age while the agent is reached.
     await session.restored(identity());
+    // The guest serves what the source's guest held when the snapshot was taken; this VM's record is
+    // what `metadata get` shows and what its next start sends, so the guest gets exactly that.
+    const m = vm.spec.metadata;
+    if (m) await session.setMetadata({ values: m.values, secrets: m.secrets });
     if (info.workloadStarted) this.pumpLogs(vm);
   }
 

@@ -2,6 +2,7 @@
  * What the core needs from the agent inside a guest: start the workload, run processes, stream
  * their IO. The adapter (agent-client/) speaks TTRPC; the core sees only these shapes.
  */
+import type { GuestFile, MetadataValues } from './metadata.js';
 
 import type { PodAgent } from './pod-agent.js';
 
@@ -42,6 +43,11 @@ export interface WorkloadStart {
   memoryLimitBytes?: number;
   pidsLimit?: number;
   hostname?: string;
+  /** Values and secrets the guest serves from the start. */
+  metadata?: MetadataValues;
+  /** Written into the workload's root filesystem before it starts, as are the SSH keys. */
+  files?: GuestFile[];
+  sshAuthorizedKeys?: string[];
 }
 
 /** A restored guest's new identity and state, applied by its agent (see identity.ts). */
@@ -78,6 +84,8 @@ export interface AgentSession {
   resize(processId: string, rows: number, cols: number): Promise<void>;
   wait(processId: string): Promise<ExitStatus>;
   shutdown(): Promise<void>;
+  /** Replaces the values and secrets the guest serves. */
+  setMetadata(metadata: MetadataValues): Promise<void>;
   /** Tells a guest resumed from a snapshot who it is now (clock, entropy, hostname, machine id, network). */
   restored(identity: GuestIdentity): Promise<void>;
   close(): void;

@@ -16,11 +16,13 @@ import type { EventHub } from './event-hub.js';
 import type { Image, PullProgress } from './image.js';
 import { KeyedLock } from './keyed-lock.js';
 import { hasVmm } from './lifecycle.js';
+import type { MetadataValues } from './metadata.js';
 import type { Clock, GuestBoot, GuestSystem, IdGenerator, ImageProvisioner, Logger, Provider, ProviderRegistry, ProviderReport, SnapshotFiles, SnapshotStore, VmFiles, VmmExit, VmNetworks, VmObserver, VmPaths, VmStore } from './ports.js';
 import { restoredIdentity } from './identity.js';
 import type { Snapshot } from './snapshot.js';
 import { VmSnapshots, type TakeOptions } from './snapshots.js';
 import { VmProcesses } from './processes.js';
+import { VmMetadata } from './vm-metadata.js';
 import { reconcileVm, type Followup } from './reconcile.js';
 import { VmRecords } from './vm-records.js';
 import { usesAgent, VmRuntime, type HaltOptions } from './vm-runtime.js';
@@ -74,6 +76,7 @@ export class VmService {
   private readonly records: VmRecords;
   private readonly runtime: VmRuntime;
   private readonly processes: VmProcesses;
+  private readonly metadata: VmMetadata;
   private readonly supervisor?: AgentSupervisor;
   private readonly services: PlanServices;
   private readonly snapshots?: VmSnapshots;
@@ -90,6 +93,7 @@ export class VmService {
     }
     this.runtime = new VmRuntime(this.records, deps.providers, deps.files, deps.networks, this.supervisor);
     this.processes = new VmProcesses(this.records, this.supervisor, deps.workloadLog);
+    this.metadata = new VmMetadata(this.records, this.supervisor);
     this.services = {
       records: this.records,
       runtime: this.runtime,
@@ -338,6 +342,17 @@ export class VmService {
 
   signalProcess(ref: string, processId: string, signal: string): Promise<void> {
     return this.processes.signal(ref, processId, signal);
+  }
+
+  /** A VM's values and secrets (secrets in clear: callers outside the core must hide them). */
+  getMetadata(ref: string): MetadataValues {
+    return this.metadata.get(ref);
+  }
+
+  /** Sets metadata entries, in a running guest at once (one operation at a time per VM). */
+  async setMetadata(ref: string, entries: Readonly<Record<string, string>>, secret: boolean): Promise<MetadataValues> {
+    const id = this.records.find(ref).id;
+    return this.lock.run(id, () => this.metadata.set(id, entries, secret));
   }
 
   // --- internals -------------------------------------------------------------------------

@@ -198,3 +198,26 @@ test("a restored guest's clock is set to the host's time when its agent answers,
   const connected = agents.connectedAt.at(-1)!;
   assert.ok(agents.restores[0]!.unixTimeMs >= connected, `time sent ${agents.restores[0]!.unixTimeMs} is not older than the agent's answer ${connected}`);
 });
+
+const metadata = { values: { region: 'eu-1' }, secrets: { api_key: 's3cr3t' }, sshAuthorizedKeys: [], files: [] };
+
+test('metadata: a clone keeps what `metadata set` changed, and its guest is sent its own record', async () => {
+  await service.create({ ...imageSpec('web'), metadata });
+  const set = await service.setMetadata('web', { role: 'web', token: 't0k' }, true);
+  agents.metadataSets.length = 0;
+  const clones = await service.clone('web', { count: 2 });
+  for (const clone of clones) assert.deepEqual(service.getMetadata(clone.id), set);
+  assert.equal(agents.restores.length, 2);
+  assert.deepEqual(agents.metadataSets, [set, set], 'each clone is sent its metadata');
+});
+
+test('metadata: a restored guest is sent its record, which is its own from then on', async () => {
+  await service.create({ ...imageSpec('web'), metadata });
+  await service.snapshot('web', { name: 's' });
+  agents.metadataSets.length = 0;
+  const vm = await service.restore('s', { name: 'web-b' });
+  assert.deepEqual(agents.metadataSets, [{ values: { region: 'eu-1' }, secrets: { api_key: 's3cr3t' } }]);
+  await service.setMetadata(vm.id, { region: 'eu-2' }, false);
+  assert.equal(service.getMetadata('web').values['region'], 'eu-1');
+  assert.equal(service.getMetadata('web-b').values['region'], 'eu-2');
+});

@@ -68,6 +68,31 @@ export interface NetworkSpec {
   hostPorts?: string[];
 }
 
+/** A file written into the workload's root filesystem before the workload starts (`[[metadata.files]]`). */
+export interface MetadataFileSpec {
+  /** Absolute path inside the workload's root filesystem. */
+  path: string;
+  /** Octal permission bits as written in hac.toml, e.g. "0640". */
+  mode: string;
+  /** Numeric "uid" or "uid:gid" that owns the file. */
+  owner: string;
+  /** The file's text (UTF-8). */
+  content: string;
+}
+
+/**
+ * `[metadata]`: what the guest's agent hands the workload (image VMs only). Values and secrets are
+ * served inside the guest at http://169.254.169.254/v1/metadata; secrets never leave the daemon's
+ * store on the host side. Files and SSH keys are written into the workload's root filesystem.
+ */
+export interface MetadataSpec {
+  values: Record<string, string>;
+  secrets: Record<string, string>;
+  /** Lines of /root/.ssh/authorized_keys in the workload's root filesystem. */
+  sshAuthorizedKeys: string[];
+  files: MetadataFileSpec[];
+}
+
 export interface VmSpec {
   name: string;
   description: string;
@@ -92,6 +117,8 @@ export interface VmSpec {
   network?: NetworkSpec;
   /** A pod VM: it runs the containers containerd hands over (see pod.ts), not an image of its own. */
   pod?: PodSpec;
+  /** Configuration, secrets, files and SSH keys for the guest (`[metadata]`; image VMs only). */
+  metadata?: MetadataSpec;
 }
 
 /** `hardware.disk_size` when a spec has none (records from before it existed): room for package installs. */

@@ -67,6 +67,10 @@ mkdir -p /run/hc/rootfs
 mounted /sys/fs/cgroup || mount -t cgroup2 -o nosuid,nodev,noexec cgroup2 /sys/fs/cgroup
 
 ip link set lo up
+# The agent's metadata endpoint (169.254.169.254:80) lives on loopback: the workload shares this
+# network, nothing outside the guest routes to it. arp_ignore=1: no ARP answers for it on eth0.
+ip addr add 169.254.169.254/32 dev lo
+echo 1 > /proc/sys/net/ipv4/conf/all/arp_ignore
 
 # Stage 1 normally loaded overlay already (with the virtio modules); this covers images whose
 # initramfs did not carry it but whose root does.

@@ -17,7 +17,18 @@ export interface ProcessSpec {
 export interface HelloRequest { hostVersion?: string }
 export interface HelloResponse { agentVersion: string; nodeVersion: string; kernel: string; uptimeMs: number; bootId: string; workloadStarted: boolean }
 export interface WorkloadLimits { memoryBytes?: number; pids?: number }
-export interface StartWorkloadRequest { process: ProcessSpec; imageDiskSerial: string; scratchDiskSerial?: string; limits?: WorkloadLimits; hostname?: string }
+export interface MetadataValues { values: Record<string, string>; secrets: Record<string, string> }
+export interface GuestFile { path: string; mode: number; uid: number; gid: number; content: Uint8Array }
+export interface StartWorkloadRequest {
+  process: ProcessSpec;
+  imageDiskSerial: string;
+  scratchDiskSerial?: string;
+  limits?: WorkloadLimits;
+  hostname?: string;
+  metadata?: MetadataValues;
+  files?: GuestFile[];
+  sshAuthorizedKeys?: string[];
+}
 export interface ProcessStarted { processId: string; pid: number }
 export interface CreateProcessRequest { process: ProcessSpec; inWorkload?: boolean }
 export interface IoInput { processId?: string; fromOffset?: number; stdin?: Uint8Array; closeStdin?: boolean; windowBytes?: number; consumedBytes?: number; holdOutput?: boolean }
@@ -74,6 +85,7 @@ export const codecs = {
   ProcessList: codec<ProcessList>('ProcessList'),
   Stats: codec<Stats>('Stats'),
   ShutdownRequest: codec<ShutdownRequest>('ShutdownRequest'),
+  MetadataValues: codec<MetadataValues>('MetadataValues'),
   RestoredRequest: codec<RestoredRequest>('RestoredRequest'),
 };
 
@@ -88,6 +100,7 @@ export const methods = {
   ListProcesses: { request: codecs.Empty, response: codecs.ProcessList },
   GetStats: { request: codecs.Empty, response: codecs.Stats },
   Shutdown: { request: codecs.ShutdownRequest, response: codecs.Empty },
+  SetMetadata: { request: codecs.MetadataValues, response: codecs.Empty },
   Restored: { request: codecs.RestoredRequest, response: codecs.Empty },
 } as const;
 

@@ -43,12 +43,30 @@ message WorkloadLimits {
   uint32 pids = 2;               // 0 = no limit
 }
 
+// Values and secrets the agent serves inside the guest at http://169.254.169.254/v1/metadata.
+message MetadataValues {
+  map<string, string> values = 1;
+  map<string, string> secrets = 2;
+}
+
+// A file the agent writes into the workload's root filesystem before the workload starts.
+message GuestFile {
+  string path = 1;               // absolute, inside the workload's root filesystem
+  uint32 mode = 2;               // permission bits, e.g. 0640
+  uint32 uid = 3;
+  uint32 gid = 4;
+  bytes content = 5;
+}
+
 message StartWorkloadRequest {
   ProcessSpec process = 1;
   string image_disk_serial = 2;  // the virtio-blk serial of the image disk (e.g. "image")
   string scratch_disk_serial = 3; // optional: a raw scratch disk to join with overlayfs
   WorkloadLimits limits = 4;
   string hostname = 5;
+  MetadataValues metadata = 6;   // replaces what the agent serves
+  repeated GuestFile files = 7;
+  repeated string ssh_authorized_keys = 8; // written to /root/.ssh/authorized_keys of the rootfs
 }
 
 message ProcessStarted {
@@ -240,6 +258,7 @@ service Agent {
   rpc GetContainerStatus(ContainerRequest) returns (ContainerStatus);
   rpc ContainerStats(ContainerRequest) returns (ContainerStatsResponse);
   rpc ContainerPids(ContainerRequest) returns (ContainerPidsResponse);
+  rpc SetMetadata(MetadataValues) returns (Empty); // replaces what the agent serves, at once
   rpc Restored(RestoredRequest) returns (Empty);
 }
 `;

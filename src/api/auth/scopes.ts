@@ -20,6 +20,9 @@ export const httpRouteScopes: Readonly<Record<string, TokenScope>> = {
   'GET /v1/images/*': 'read',
   'GET /v1/snapshots': 'read',
   'GET /v1/snapshots/:id': 'read',
+  // Values as set, secrets as <secret>: nothing more than GET /v1/vms/:id shows.
+  'GET /v1/vms/:id/metadata': 'read',
+  'GET /v1/vms/:id/metadata/:key': 'read',
   'POST /v1/vms': 'write',
   'POST /v1/vms/hac': 'write',
   'POST /v1/vms/:id/start': 'write',
@@ -42,6 +45,7 @@ export const httpRouteScopes: Readonly<Record<string, TokenScope>> = {
   // host); admin, should a remote listener ever serve them.
   'POST /v1/shim/start': 'admin',
   'POST /v1/shim/delete': 'admin',
+  'POST /v1/vms/:id/metadata': 'write',
   'GET /v1/tokens': 'admin',
   'POST /v1/tokens': 'admin',
   'DELETE /v1/tokens/:id': 'admin',
@@ -65,6 +69,7 @@ export const grpcMethodScopes: Readonly<Record<string, TokenScope>> = {
   GetImage: 'read',
   GetSnapshot: 'read',
   ListSnapshots: 'read',
+  GetMetadata: 'read',
   CreateVm: 'write',
   StartVm: 'write',
   PauseVm: 'write',
@@ -82,6 +87,7 @@ export const grpcMethodScopes: Readonly<Record<string, TokenScope>> = {
   DeleteSnapshot: 'write',
   RestoreSnapshot: 'write',
   CloneVm: 'write',
+  SetMetadata: 'write',
   CreateToken: 'admin',
   ListTokens: 'admin',
   RevokeToken: 'admin',

@@ -5,6 +5,8 @@
  */
 import type { AgentConnector, AgentEndpoint, AgentInfo, AgentSession, ExitStatus, GuestIdentity, ProcessEvent, ProcessIo, WorkloadStart } from '../agent.js';
 import type { WorkloadLog } from '../agent-supervisor.js';
+import { ErrorCodes, HypercoreError } from '../errors.js';
+import type { MetadataValues } from '../metadata.js';
 import type { GuestSystem, ImageProvisioner } from '../ports.js';
 import type { Image, VmDisk } from '../image.js';
 import type { Vm } from '../vm.js';
@@ -56,8 +58,9 @@ class FakeSession implements AgentSession {
   async hello(): Promise<AgentInfo> {
     return { agentVersion: 'fake', bootId: 'b', uptimeMs: 1, workloadStarted: this.connector.workloadRunning };
   }
-  async startWorkload(_start: WorkloadStart) {
+  async startWorkload(start: WorkloadStart) {
     this.connector.workloadStarts++;
+    this.connector.lastStart = start;
     this.connector.workloadRunning = true;
     return { processId: 'main', pid: 1 };
   }
@@ -75,6 +78,11 @@ class FakeSession implements AgentSession {
   async shutdown(): Promise<void> {
     this.shutdowns++;
   }
+  async setMetadata(metadata: MetadataValues): Promise<void> {
+    // As the TTRPC adapter reports a call the agent failed.
+    if (this.connector.refuseMetadata) throw new HypercoreError(ErrorCodes.agentUnavailable, 'agent SetMetadata failed: the guest refused the metadata');
+    this.connector.metadataSets.push(metadata);
+  }
   async restored(identity: GuestIdentity): Promise<void> {
     this.connector.restores.push(identity);
   }
@@ -87,6 +95,11 @@ export class FakeAgentConnector implements AgentConnector {
   /** answer: the guest's agent answers; silent: it never does (a wait ends only when aborted or timed out). */
   mode: 'answer' | 'silent' = 'answer';
   workloadStarts = 0;
+  /** What the last StartWorkload asked for. */
+  lastStart: WorkloadStart | undefined;
+  /** Every SetMetadata the guests took; `refuseMetadata` makes them fail instead. */
+  readonly metadataSets: MetadataValues[] = [];
+  refuseMetadata = false;
   /** Every identity a restored guest was told, in order. */
   readonly restores: GuestIdentity[] = [];
   /** The guest's side: whether its workload runs (survives a daemon restart, as a real guest's does). */
