@@ -48,12 +48,15 @@ const childEnv = { ...process.env };
 delete childEnv.NODE_TEST_CONTEXT;
 let failed = false;
 const skipped = [];
+// Per-test time limits, so that a hung test fails with its name instead of holding the run until CI
+// kills it: a unit test never needs minutes; an e2e test may boot several guests under TCG.
+const limits = { unit: 300_000, e2e: 900_000 };
 for (const [group, list, concurrency] of [['unit', unit, 2], ['e2e', e2e, 1]]) {
   if (list.length === 0) continue;
   console.log(`# ${group}: ${list.length} file(s)`);
   const skipFile = join(reportDir, `${group}.ndjson`);
   const reporters = ['--test-reporter', mainReporter, '--test-reporter-destination', 'stdout', '--test-reporter', skipReporter, '--test-reporter-destination', skipFile];
-  const r = spawnSync(process.execPath, ['--test', `--test-concurrency=${concurrency}`, ...reporters, ...passThrough, ...list], { stdio: 'inherit', cwd: root, env: childEnv });
+  const r = spawnSync(process.execPath, ['--test', `--test-concurrency=${concurrency}`, `--test-timeout=${limits[group]}`, ...reporters, ...passThrough, ...list], { stdio: 'inherit', cwd: root, env: childEnv });
   if (r.status !== 0) failed = true;
   let lines = [];
   try {
