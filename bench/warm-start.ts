@@ -101,6 +101,11 @@ async function main(): Promise<void> {
     const restore: number[] = [];
     const clone: number[] = [];
     const pause: number[] = [];
+    // Where a restore's time goes: the daemon's own steps (the VM's lastStart trace), the call as the
+    // client saw it, and the first exec after the call returned.
+    const restoreCall: number[] = [];
+    const restoreExec: number[] = [];
+    const restoreSteps: Record<string, number[]> = {};
     for (let i = 0; i < runs; i++) {
       let t0 = performance.now();
       const vm = await c.createVm(spec(`cold-${i}`));
@@ -111,7 +116,11 @@ async function main(): Promise<void> {
       pause.push(snap.pauseMs);
       t0 = performance.now();
       const restored = await c.spawnFromSnapshot(snap.id, `restored-${i}`);
+      const returned = performance.now() - t0;
       restore.push(await untilExec(restored, t0));
+      restoreCall.push(returned);
+      restoreExec.push(restore.at(-1)! - returned);
+      for (const { step, ms } of (await c.getVm(restored.id)).lastStart?.steps ?? []) (restoreSteps[step] ??= []).push(ms);
       await c.deleteVm(restored.id, true);
       await c.deleteSnapshot(snap.id);
 
@@ -122,6 +131,9 @@ async function main(): Promise<void> {
     }
     console.log(line('cold spawn → exec-ready', cold));
     console.log(line('restore → exec-ready', restore));
+    console.log(line('  restore call returned', restoreCall));
+    for (const [step, values] of Object.entries(restoreSteps)) console.log(line(`    step ${step}`, values));
+    console.log(line('  then the first exec', restoreExec));
     console.log(line('clone → exec-ready', clone));
     console.log(line('snapshot: pause the VM saw', pause));
 
