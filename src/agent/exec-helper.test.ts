@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { runCommand } from '../system/command.js';
 import { Code, TtrpcError, TtrpcServer } from '../ttrpc/index.js';
 import { listenUnix } from './channel.js';
-import { encodeFrame, ExecHelper, MAX_REQUEST_BYTES } from './exec-helper.js';
+import { encodeFrame, ExecHelper, HelperChild, MAX_REQUEST_BYTES } from './exec-helper.js';
 import { registerAgentService } from './service.js';
 import { AgentTestClient, FAKE_CRUN, fakeGuest, recordingRunner } from './test-helpers.js';
 
@@ -207,4 +207,15 @@ test('the helper refuses to start where crun cannot run it, and says why', async
     ExecHelper.start({ crun: join(dir, 'no-such-crun'), containerId: 'hc-main', binary: HELPER, pidFile: join(dir, 'x.pid'), crunEnv: {} }),
     /the exec helper did not start: .*ENOENT/,
   );
+});
+
+test("a process whose 'exited' frame came in the same read as its 'started' frame still reports its exit to whoever awaited the spawn", async () => {
+  // The helper's answer for `true` often carries both frames at once: the exit is then known before
+  // the awaiting caller has listened. It must reach that caller (an exec of `true` hung otherwise).
+  const child = new HelperChild('quick');
+  const spawned = Promise.resolve(child);
+  child.exited(0, null);
+  const got = await spawned;
+  const exit = await Promise.race([new Promise((r) => got.once('exit', (code, signal) => r([code, signal]))), new Promise((r) => setTimeout(() => r('no exit event'), 1000))]);
+  assert.deepEqual(exit, [0, null]);
 });

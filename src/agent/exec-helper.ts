@@ -67,12 +67,13 @@ export function decodeFrames(buffer: Buffer, maxBytes: number): { frames: string
 }
 
 /** A process started by the helper, shaped like a ChildProcess: 'exit' with its status, then 'close' when its output ended. */
-class HelperChild extends EventEmitter implements PipedChild {
+export class HelperChild extends EventEmitter implements PipedChild {
   pid: number | undefined;
   stdin: Socket | null = null;
   stdout: Socket | null = null;
   stderr: Socket | null = null;
   private exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  private exitEmitted = false;
   private openStreams = 0;
 
   constructor(readonly id: string) {
@@ -99,12 +100,17 @@ class HelperChild extends EventEmitter implements PipedChild {
     this.exit = { code, signal };
     // As node does for its children: nobody reads this stdin any more.
     this.stdin?.destroy();
-    this.emit('exit', code, signal);
-    this.maybeClose();
+    // Emitted on a later turn, as node's own 'exit' is: a short process's 'exited' frame often comes
+    // in the same read as its 'started' frame, before whoever awaited the spawn has listened.
+    setImmediate(() => {
+      this.exitEmitted = true;
+      this.emit('exit', code, signal);
+      this.maybeClose();
+    });
   }
 
   private maybeClose(): void {
-    if (this.exit && this.openStreams === 0) this.emit('close', this.exit.code, this.exit.signal);
+    if (this.exit && this.exitEmitted && this.openStreams === 0) this.emit('close', this.exit.code, this.exit.signal);
   }
 }
 
