@@ -94,3 +94,18 @@ test('relative paths are refused: the API has no folder to resolve them against'
   rejects({ ...base, drive: 'root.ext4' }, 'spec.drive', /absolute path/);
   rejects({ ...base, hypervisor: { qemu: { binary: 'bin/qemu' } } }, 'spec.hypervisor.qemu.binary', /absolute path/);
 });
+
+test('the schema shared between requests keeps each host\'s CPU count and no state from one spec to the next', () => {
+  const tooMany = (hostCpus: number): boolean => {
+    try {
+      validateVmSpec({ ...base, cores: 3 }, hostCpus);
+      return false;
+    } catch (err) {
+      return err instanceof HypercoreError && err.details.some((d) => d.path === 'spec.cores');
+    }
+  };
+  assert.deepEqual([tooMany(2), tooMany(4), tooMany(2)], [true, false, true]);
+  const first = validateVmSpec({ ...base, network: { mode: 'nat' } }, 2);
+  first.network!.dns.push('192.0.2.1');
+  assert.deepEqual(validateVmSpec({ ...base, network: { mode: 'nat' } }, 2).network!.dns, []);
+});

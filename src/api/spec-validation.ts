@@ -67,6 +67,17 @@ function admitHostPaths(tree: unknown, policy: HostPathPolicy, specPathOf: (segm
 }
 
 /**
+ * The hac.toml schema for a host of `hostCpus` CPUs, built once: building it costs more than a
+ * create's own work, and a schema is immutable, so every request can share it.
+ */
+const schemas = new Map<number, ReturnType<typeof hacSchema>>();
+function schemaFor(hostCpus: number): ReturnType<typeof hacSchema> {
+  let schema = schemas.get(hostCpus);
+  if (!schema) schemas.set(hostCpus, (schema = hacSchema({ hostCpus })));
+  return schema;
+}
+
+/**
  * Returns a normalised VmSpec or throws InvalidArgumentError listing every problem; a host path
  * that `hostPaths` does not allow throws PermissionDeniedError first.
  */
@@ -81,7 +92,7 @@ export function validateVmSpec(input: unknown, hostCpus: number, hostPaths: Host
     details.push({ path, message, ...(value === undefined ? {} : { value: plainValue(value) }) });
   };
 
-  const result = hacSchema({ hostCpus }).safeParse(tree);
+  const result = schemaFor(hostCpus).safeParse(tree);
   if (!result.success) {
     for (const issue of result.error.issues) {
       if (issue.code === 'unrecognized_keys') for (const key of issue.keys) add(specPathOf([...issue.path.map(String), key]), 'unknown field', undefined);

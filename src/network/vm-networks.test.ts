@@ -9,6 +9,7 @@ import type { Logger } from '../core/ports.js';
 import type { NetworkSpec } from '../core/vm.js';
 import { migrate } from '../store/migrations.js';
 import { SqliteLeaseStore } from '../store/sqlite-lease-store.js';
+import type { CommandRunner } from './command-runner.js';
 import { tapNameForVm } from './ipam.js';
 import { legacyBridgeNameFor } from './legacy-layout.js';
 import { tableNameFor } from './nft.js';
@@ -28,10 +29,9 @@ function spec(extra: Partial<NetworkSpec> = {}): NetworkSpec {
 describe('NatVmNetworks, each test in a fresh namespace', { skip }, () => {
   let ns: TestNetns;
   const daemons: NatVmNetworks[] = [];
-  const daemon = (scope: string): NatVmNetworks => {
-    const db = new Database(':memory:');
+  const daemon = (scope: string, db = new Database(':memory:'), run: CommandRunner = ns.run): NatVmNetworks => {
     migrate(db);
-    const d = new NatVmNetworks({ leases: new SqliteLeaseStore(db), logger: quiet, run: ns.run, scope, describeVm: (id) => `VM ${id.slice(0, 1)}` });
+    const d = new NatVmNetworks({ leases: new SqliteLeaseStore(db), logger: quiet, run, scope, describeVm: (id) => `VM ${id.slice(0, 1)}` });
     daemons.push(d);
     return d;
   };
@@ -80,6 +80,32 @@ describe('NatVmNetworks, each test in a fresh namespace', { skip }, () => {
     await d2.detach(B);
     assert.equal(await forwarding(), '0');
     assert.equal((await ruleset()).trim(), '');
+  });
+
+  test('rm of a VM without a lease runs no command once the shared pieces are gone, but checks them once after a restart', async () => {
+    const commands: string[] = [];
+    const counting: CommandRunner = (file, args) => (commands.push(`${file} ${args.join(' ')}`), ns.run(file, args));
+    const db = new Database(':memory:');
+    const first = daemon('/root/one', db, counting);
+    await first.attach(A, spec());
+    await first.detach(A);
+    assert.equal((await ruleset()).trim(), '');
+    commands.length = 0;
+    await first.detach(C);
+    assert.deepEqual(commands, [], 'a VM that never had a lease holds nothing');
+
+    // A daemon killed after releasing the last lease but before the tables went: the next one
+    // removes them on its first rm, lease or not.
+    await first.attach(A, spec());
+    new SqliteLeaseStore(db).release(A);
+    const second = daemon('/root/one', db, counting);
+    commands.length = 0;
+    await second.detach(C);
+    assert.ok(commands.length > 0);
+    assert.doesNotMatch(await ruleset(), new RegExp(tableNameFor('/root/one')));
+    commands.length = 0;
+    await second.detach(B);
+    assert.deepEqual(commands, []);
   });
 
   test('a host port or MAC is held by one running VM at a time; stop frees it, start takes it back', async () => {

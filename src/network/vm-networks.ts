@@ -53,6 +53,12 @@ export class NatVmNetworks implements VmNetworks {
   private readonly forwarding: IpForwarding;
   private readonly run: CommandRunner;
   private legacyChecked = false;
+  /**
+   * Set once this daemon has seen its last lease go and torn down the shared pieces (tables,
+   * guards, forwarding); cleared by any attach. While it holds, a VM without a lease has nothing
+   * on the network to remove, so its rm runs no command at all.
+   */
+  private sharedTornDown = false;
 
   constructor(private readonly options: NatVmNetworksOptions) {
     const run = options.run ?? defaultRunner;
@@ -69,16 +75,28 @@ export class NatVmNetworks implements VmNetworks {
 
   /** `hostInterface` (hac.toml `[hardware] interface`) is where NAT sends traffic out; default: the default route's. */
   attach(vmId: string, spec: NetworkSpec, hostInterface?: string): Promise<NetworkAttachment> {
-    return this.locked(() => this.attachNow(vmId, spec, hostInterface));
+    return this.locked(() => {
+      this.sharedTornDown = false;
+      return this.attachNow(vmId, spec, hostInterface);
+    });
   }
 
   detach(vmId: string): Promise<void> {
-    return this.locked(() => this.detachNow(vmId));
+    return this.locked(async () => {
+      // The lease comes before a VM's TAP and rules and goes after them, so a VM without one holds
+      // nothing; the shared pieces are still checked once per daemon start (a crash may have left them).
+      if (this.sharedTornDown && !this.hasLease(vmId)) return;
+      await this.detachNow(vmId);
+    });
+  }
+
+  private hasLease(vmId: string): boolean {
+    return this.options.leases.all().some((l) => l.vmId === vmId);
   }
 
   async release(vmId: string): Promise<void> {
     // A lease is taken before anything else: a VM without one (mode none, or never attached) holds nothing.
-    if (!this.options.leases.all().some((l) => l.vmId === vmId)) return;
+    if (!this.hasLease(vmId)) return;
     await this.locked(() => this.releaseNow(vmId));
   }
 
@@ -129,7 +147,7 @@ export class NatVmNetworks implements VmNetworks {
 
   private async attachNow(vmId: string, spec: NetworkSpec, hostInterface?: string): Promise<NetworkAttachment> {
     const mac = spec.mac ?? macForVm(vmId);
-    const hadLease = this.options.leases.all().some((l) => l.vmId === vmId);
+    const hadLease = this.hasLease(vmId);
     // Everything that can be refused is checked before anything is created.
     const cidr = parseCidr(spec.subnet);
     const bridge = spec.mode === 'bridge' ? (spec.bridge ?? '') : bridgeNameFor(cidr.text, this.options.scope);
@@ -203,7 +221,10 @@ export class NatVmNetworks implements VmNetworks {
       await this.nat.destroy();
       await this.forwarding.restoreIfUnused(this.options.logger);
     }
-    if (remaining.length === 0) await this.links.destroy();
+    if (remaining.length === 0) {
+      await this.links.destroy();
+      this.sharedTornDown = true;
+    }
   }
 
   /** What `prune` would remove, for `hypercore doctor`. */
