@@ -83,15 +83,23 @@ async function main(): Promise<void> {
   const server = new TtrpcServer();
   // Outside a VM the metadata stays in memory: /run/hc is the guest's.
   const metadata = new MetadataStore(args.listen !== undefined ? undefined : GUEST_METADATA_FILE, consoleLog);
-  // Started after "ready", off the boot path; StartWorkload waits for it.
-  let metadataServing: Promise<void> = Promise.resolve();
-  const agent = registerAgentService(server, { log: consoleLog, powerOff: args.listen !== undefined ? devPowerOff : guestPowerOff, metadata, metadataServing: () => metadataServing });
   const metadataAddress = args.metadataAddress ?? (args.listen !== undefined ? undefined : `${METADATA_ADDRESS}:80`);
+  // The endpoint holds 169.254.169.254:80 in the network namespace the workload shares, where a
+  // server binding port 80 on every address (0.0.0.0:80) would then fail with EADDRINUSE. So it
+  // listens only in VMs that have metadata: started when StartWorkload or SetMetadata first brings
+  // values (they wait for it), or at once, off the boot path, when an agent restarted by init finds
+  // values kept from before.
+  let metadataServing: Promise<void> | undefined;
+  const serveOnce = (): Promise<void> => (metadataServing ??= serveMetadata(metadata, metadataAddress));
+  const agent = registerAgentService(server, { log: consoleLog, powerOff: args.listen !== undefined ? devPowerOff : guestPowerOff, metadata, metadataServing: serveOnce });
+  const serveKept = (): void => {
+    if (!metadata.empty()) void serveOnce();
+  };
   if (args.listen) {
     await listenUnix(server, args.listen, consoleLog);
     consoleLog(`listening on ${args.listen}`);
     console.log(READY_LINE);
-    metadataServing = serveMetadata(metadata, metadataAddress);
+    serveKept();
   } else if (args.vsock !== undefined) {
     await listenUnix(server, VSOCK_AGENT_SOCKET, consoleLog);
     const relay = new VsockRelay({ port: args.vsock, agentSocket: VSOCK_AGENT_SOCKET, log: consoleLog });
@@ -106,12 +114,12 @@ async function main(): Promise<void> {
     }
     consoleLog(`listening on vsock port ${args.vsock}`);
     console.log(READY_LINE);
-    metadataServing = serveMetadata(metadata, metadataAddress);
+    serveKept();
     void agent.workload.adopt();
   } else {
     const port = await openVirtioPort(args.portName, undefined, consoleLog);
     console.log(READY_LINE);
-    metadataServing = serveMetadata(metadata, metadataAddress);
+    serveKept();
     // After "ready": adopting a container left by a previous agent must not delay the boot.
     void agent.workload.adopt();
     await servePort(server, port, { log: consoleLog });

@@ -111,6 +111,31 @@ test('StartWorkload waits for the metadata endpoint to serve before crun runs (i
   }
 });
 
+test('a VM without metadata gets no endpoint (its workload may bind port 80 on every address); its first SetMetadata starts it', async () => {
+  const own = await mkdtemp(join(dir, 'none-'));
+  const paths = await fakeGuest(join(own, 'guest'), { vda: 'image' });
+  const crun = join(own, 'crun');
+  await writeFile(crun, FAKE_CRUN, { mode: 0o755 });
+  let starts = 0;
+  const server = new TtrpcServer();
+  registerAgentService(server, { powerOff: () => undefined, workload: { paths, crun, run: recordingRunner(paths).run }, metadata: new MetadataStore(), metadataServing: async () => void starts++ });
+  const listener = await listenUnix(server, join(own, 'a.sock'));
+  const client = await AgentTestClient.connect(join(own, 'a.sock'));
+  try {
+    await client.call('StartWorkload', { process: { args: ['/app'] }, imageDiskSerial: 'image' });
+    assert.equal(starts, 0, 'no endpoint for a VM without metadata');
+    await client.call('SetMetadata', { values: {}, secrets: {} });
+    assert.equal(starts, 0, 'nor for empty metadata');
+    await client.call('SetMetadata', { values: { region: 'eu-1' }, secrets: {} });
+    assert.equal(starts, 1, 'the first values start it');
+  } finally {
+    client.close();
+    listener.close();
+    const pid = Number(await readFile(join(own, 'main.pid'), 'utf8').catch(() => '0'));
+    if (pid > 0) process.kill(pid, 'SIGKILL');
+  }
+});
+
 function startWorkload(client: AgentTestClient): Promise<unknown> {
   return client.call('StartWorkload', { process: { args: ['/app'] }, imageDiskSerial: 'image', metadata: { values: { region: 'eu-1' }, secrets: {} } });
 }

@@ -45,6 +45,11 @@ export class MetadataStore {
     return Object.fromEntries(keys.map((key) => [key, this.lookup(key)!]));
   }
 
+  /** Whether there is nothing to serve (no values, no secrets). */
+  empty(): boolean {
+    return Object.keys(this.current.values).length === 0 && Object.keys(this.current.secrets).length === 0;
+  }
+
   lookup(key: string): string | undefined {
     if (Object.hasOwn(this.current.values, key)) return this.current.values[key];
     if (Object.hasOwn(this.current.secrets, key)) return this.current.secrets[key];

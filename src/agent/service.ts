@@ -84,7 +84,7 @@ export function registerAgentService(server: TtrpcServer, options: AgentServiceO
       if (!req.process) throw new TtrpcError(Code.INVALID_ARGUMENT, 'process is required');
       // Before the workload starts: it may ask for its metadata first thing.
       metadata.replace(req.metadata ?? { values: {}, secrets: {} });
-      await options.metadataServing?.();
+      if (!metadata.empty()) await options.metadataServing?.();
       return workload.start(req);
     }),
     CreateProcess: unary('CreateProcess', async (req) => {
@@ -107,8 +107,10 @@ export function registerAgentService(server: TtrpcServer, options: AgentServiceO
     }),
     ListProcesses: unary('ListProcesses', () => ({ processes: table.list() })),
     GetStats: unary('GetStats', () => readStats(options.proc)),
-    SetMetadata: unary('SetMetadata', (req) => {
+    SetMetadata: unary('SetMetadata', async (req) => {
       metadata.replace(req);
+      // A VM given its first values at run time gets its endpoint now.
+      if (!metadata.empty()) await options.metadataServing?.();
       return {};
     }),
     Restored: unary('Restored', async (req) => {
