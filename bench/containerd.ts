@@ -218,7 +218,9 @@ async function main(): Promise<void> {
     console.log(`per pod beyond its VM, hypercored RSS:   1 pod ${perPod(none.rss, one.rss, 1)}   ${pods} pods ${perPod(none.rss, many.rss, pods)} each`);
     console.log(`per pod, containerd RSS (for reference): 1 pod ${perPod(none.containerdRss, one.containerdRss, 1)}   ${pods} pods ${perPod(none.containerdRss, many.containerdRss, pods)} each`);
     console.log(`host processes per pod besides QEMU:     ${(many.procs.length - none.procs.length) / pods} (shim processes alive: ${many.procs.filter((p) => p.command.includes(SHIM)).length})`);
-    console.log(`aim ≤ 5 MiB per pod (Kata: 20 MiB+):     hypercored PSS ${perPod(none.pss, many.pss, pods)} per pod with ${pods}`);
+    // Both: PSS splits node's shared pages among every node process on the host, so it moves when
+    // other node processes come and go; RSS does not, but counts those pages whole.
+    console.log(`aim ≤ 5 MiB per pod (Kata: 20 MiB+):     hypercored RSS ${perPod(none.rss, many.rss, pods)}, PSS ${perPod(none.pss, many.pss, pods)} per pod with ${pods}`);
     console.log(`ctr run / hypercore run:                 ${(median(ctr) / median(hc)).toFixed(2)}× (medians)`);
     console.log(`pod + first container / spawn:           ${(median(first) / median(spawned)).toFixed(2)}× (medians)`);
   } finally {
