@@ -20,7 +20,7 @@
  * Goals printed beside the figures: restore ≤ 0.1× cold, clone ≤ 500 ms, 5 clones ≤ 0.5× the memory
  * of 5 cold VMs. Numbers only, no assertions; everything is removed in `finally` and on a signal.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { loadHacFile } from '../src/config/index.js';
@@ -33,6 +33,7 @@ import { intInRange, parseFlags } from './lib/args.js';
 import { fmtMiB, fmtMs, minMedianMaxLine } from './lib/format.js';
 import { grpcExec, newExecClient, type ExecClient } from './lib/grpc-exec.js';
 import { guardCleanup, runBench } from './lib/lifecycle.js';
+import { pss } from './lib/memory.js';
 import { median } from './lib/stats.js';
 
 const WATCHDOG_MS = 590_000;
@@ -51,13 +52,6 @@ function parseArgs(argv: readonly string[]): { runs: number } {
 }
 
 const line = (label: string, values: readonly number[]) => minMedianMaxLine(label, values, { labelWidth: 34, width: 9, format: fmtMs, beforeCount: '  ', empty: '(no samples)' });
-
-/** Sum of the Pss lines of /proc/PID/smaps_rollup, in bytes. */
-function pss(pid: number): number {
-  const m = /^Pss:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
-  if (!m) throw new Error(`no Pss in /proc/${pid}/smaps_rollup`);
-  return Number(m[1]) * 1024;
-}
 
 async function main(): Promise<void> {
   const { runs } = parseArgs(process.argv.slice(2));

@@ -17,77 +17,37 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Vm } from '../../src/core/vm.js';
-import { startRegistry, type RegistryProcess } from '../../src/images/registry/testing/registry-process.js';
-import { createNetns, type TestNetns } from '../../src/network/test-netns.js';
-import { pushBusyboxImage } from './busybox-image.js';
+import type { TestNetns } from '../../src/network/test-netns.js';
 import { CriClient } from './containerd/cri-client.js';
+import { containerConfig as criContainerConfig, CriNode, CRI_NAMESPACE, CTR_NAMESPACE, HYPERCORE_RUNTIME as RUNTIME, sandboxConfig as criSandboxConfig } from './containerd/cri-node.js';
 import { PrivateContainerd } from './containerd/private-containerd.js';
 import { processesMentioning, TestDaemon, waitFor } from './harness.js';
 
-const RUNTIME = 'io.containerd.hypercore.v2';
 const daemon = new TestDaemon('hc-e2e-containerd-');
-let registry: RegistryProcess;
+const SUBNET = '10.231.7';
+const criNode = new CriNode(daemon, { netnsPrefix: 'hc-e2e-node', subnet: SUBNET });
 let node: TestNetns;
 let containerd: PrivateContainerd;
 let cri: CriClient;
 let busybox: string;
 let broken: string;
-const SUBNET = '10.231.7';
 let fifoDir: string;
 /** `ctr events` while the ctr task `long` lives. */
 let events: ReturnType<PrivateContainerd['ctrBackground']> | undefined;
 
 before(async () => {
-  registry = await startRegistry();
-  busybox = await pushBusyboxImage(registry, 'NAME="Hypercore CRI test"\nID=hccri\n');
-  const pause = await pushBusyboxImage(registry, 'NAME=pause\n', { name: 'hc/pause:1', cmd: ['sleep', '2147483647'] });
-  broken = await pushBusyboxImage(registry, 'NAME=broken\n', { name: 'hc/broken:1', cmd: ['/usr/local/bin/not-in-this-image'] });
   process.env['HYPERCORE_AGENT_TIMEOUT'] = '120';
-  await daemon.start();
-  node = await createNetns('hc-e2e-node');
-  const cniConfDir = join(daemon.dir, 'cni');
-  mkdirSync(cniConfDir, { recursive: true });
-  writeFileSync(
-    join(cniConfDir, '10-hc.conflist'),
-    JSON.stringify({
-      cniVersion: '1.0.0',
-      name: 'hc-e2e',
-      plugins: [
-        { type: 'bridge', bridge: 'hccni0', isGateway: true, ipMasq: false, ipam: { type: 'host-local', ranges: [[{ subnet: `${SUBNET}.0/24` }]], routes: [{ dst: '0.0.0.0/0' }], dataDir: join(daemon.dir, 'cni-ipam') } },
-        { type: 'loopback' },
-      ],
-    }),
-  );
-  containerd = new PrivateContainerd({ dir: join(daemon.dir, 'containerd'), hypercoreSocket: daemon.socket, netns: `/var/run/netns/${node.name}`, cri: { registry: registry.host, sandboxImage: pause, cniConfDir } });
-  await containerd.start();
-  cri = new CriClient(containerd.socket);
-  // containerd's network is the node namespace and the registry listens on the host's loopback:
-  // ctr pulls from the host side (the client fetches), into CRI's namespace.
-  for (const image of [pause, busybox, broken]) {
-    const pulled = containerd.ctr(['-n', 'k8s.io', 'images', 'pull', '--plain-http', image]);
-    assert.equal(pulled.code, 0, pulled.stderr);
-  }
-  const pulled = containerd.ctr(['-n', 'hc', 'images', 'pull', '--plain-http', busybox]);
-  assert.equal(pulled.code, 0, pulled.stderr);
+  await criNode.start();
+  ({ netns: node, containerd, cri } = criNode);
+  busybox = await criNode.addImage('NAME="Hypercore CRI test"\nID=hccri\n', [CRI_NAMESPACE, CTR_NAMESPACE]);
+  broken = await criNode.addImage('NAME=broken\n', [CRI_NAMESPACE], { name: 'hc/broken:1', cmd: ['/usr/local/bin/not-in-this-image'] });
   fifoDir = join(containerd.dir, 'fifo');
   mkdirSync(fifoDir, { recursive: true });
 });
 
 after(async () => {
   events?.proc.kill();
-  cri?.close();
-  // What a failed test left: tasks killed (and ctr's deleted) through containerd, then containerd.
-  for (const ns of ['hc', 'k8s.io']) {
-    for (const line of containerd?.ctr(['-n', ns, 'task', 'ls', '-q']).stdout.split('\n').filter(Boolean) ?? []) {
-      containerd.ctr(['-n', ns, 'task', 'kill', '-s', '9', line]);
-      if (ns === 'hc') containerd.ctr(['-n', ns, 'task', 'delete', '-f', line]);
-    }
-  }
-  await containerd?.stop();
-  containerd?.unmountLeftovers();
-  await daemon.cleanup();
-  await node?.cleanup();
-  await registry?.stop();
+  await criNode.stop();
 });
 
 function vms(): Vm[] {
@@ -100,16 +60,11 @@ function inNode(args: string[]): { code: number; stdout: string; stderr: string 
 }
 
 function sandboxConfig(name: string): object {
-  return {
-    metadata: { name, uid: `uid-${name}`, namespace: 'default', attempt: 0 },
-    hostname: name,
-    logDirectory: join(daemon.dir, 'logs', name),
-    linux: { securityContext: { namespaceOptions: { network: 'POD', pid: 'CONTAINER', ipc: 'POD' } } },
-  };
+  return criSandboxConfig(name, criNode.logDirectory(name));
 }
 
 function containerConfig(name: string, command: string[], image = busybox): object {
-  return { metadata: { name, attempt: 0 }, image: { image }, command, logPath: `${name}.log`, envs: [{ key: 'HC_TEST', value: Buffer.from(name) }] };
+  return criContainerConfig(name, command, image);
 }
 
 /** The topics of `ctr events` lines about `id`, in order. */
