@@ -32,6 +32,7 @@ export const httpRouteScopes: Readonly<Record<string, TokenScope>> = {
   'DELETE /v1/vms/:id': 'write',
   'GET /v1/vms/:id/exec': 'write',
   'GET /v1/vms/:id/attach': 'write',
+  'GET /v1/vms/:id/serial': 'write',
   'POST /v1/network/prune': 'write',
   'POST /v1/images/pull': 'write',
   'POST /v1/images/import': 'write',
