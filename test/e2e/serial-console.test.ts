@@ -2,7 +2,7 @@
  * The interactive serial console: a kernel-only QEMU guest whose /init runs a shell on ttyS0, typed
  * into over `GET /v1/vms/{id}/serial` (WebSocket on the daemon's unix socket). Checks the one-client
  * rule, that the console log (QEMU's chardev logfile) still gets every byte and still rotates at its
- * cap, and that a VM adopted by a restarted daemon keeps its serial console.
+ * cap, that a VM adopted by a restarted daemon keeps its serial console, and `hypercore console`.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -95,6 +95,21 @@ test('one client at a time: a second is refused and the first keeps typing; afte
   const unknown = await openSerial('no-such-vm');
   assert.equal(await unknown.closed, 1008);
   assert.equal(unknown.error()?.code, 'HC_VM_NOT_FOUND');
+});
+
+test('hypercore console types stdin into the serial console and prints the guest\'s answer; a held console refuses it by name', async () => {
+  const typed = daemon.cli(['console', 'tty'], 'echo cli-$((7*6))\n');
+  assert.equal(typed.code, 0, typed.stderr);
+  assert.match(typed.stdout, /^cli-42\r?$/m);
+  const holder = await openSerial(id);
+  try {
+    const refused = daemon.cli(['console', 'tty'], 'echo never\n');
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /serial console is in use by another client/);
+  } finally {
+    holder.ws.close();
+    await holder.closed;
+  }
 });
 
 test('the console log still rotates at its cap while QEMU logs into it (copy-truncate on an O_APPEND logfile)', async () => {
