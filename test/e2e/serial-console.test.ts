@@ -6,10 +6,11 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
-import { bootDir, lastLine, TestDaemon, waitFor } from './harness.js';
+import { bootDir, lastLine, repoRoot, TestDaemon, waitFor } from './harness.js';
 import { writeBusyboxInitramfs } from './hello-initramfs.js';
 
 const daemon = new TestDaemon('hc-e2e-serial-');
@@ -110,6 +111,25 @@ test('hypercore console types stdin into the serial console and prints the guest
     holder.ws.close();
     await holder.closed;
   }
+});
+
+test('hypercore console in a terminal: raw keys reach the guest, Ctrl-] leaves and the VM runs on', async () => {
+  // script(1) gives the CLI a pseudo-terminal, so it takes the raw-mode path a person's terminal takes.
+  const cli = spawn('script', ['-qfec', `${process.execPath} ${join(repoRoot, 'bin', 'hypercore')} console tty`, '/dev/null'], { env: daemon.env, stdio: ['pipe', 'pipe', 'pipe'] });
+  let output = '';
+  cli.stdout.on('data', (c: Buffer) => (output += c.toString('latin1')));
+  const exited = new Promise<number | null>((resolve) => cli.once('exit', resolve));
+  try {
+    await waitFor('the console banner', 20_000, () => output.includes('Ctrl-] leaves') || undefined);
+    cli.stdin.write('echo tty-$((8*8))\r');
+    await waitFor('the guest answering', 20_000, () => /^tty-64\r?$/m.test(output) || undefined);
+    cli.stdin.write('\x1d');
+    assert.equal(await exited, 0, output);
+    assert.match(output, /left the console; the VM keeps running/);
+  } finally {
+    cli.kill();
+  }
+  assert.equal(JSON.parse(daemon.cli(['inspect', id, '--json']).stdout).state, 'running');
 });
 
 test('the console log still rotates at its cap while QEMU logs into it (copy-truncate on an O_APPEND logfile)', async () => {
