@@ -30,7 +30,7 @@ export function foreground(full: readonly string[]): string[] {
       i++; // drop the option and its value
       continue;
     }
-    if (a === '-chardev' && full[i + 1]!.startsWith('file,id=console,')) {
+    if (a === '-chardev' && full[i + 1]!.includes(',id=console,')) {
       i++;
       continue;
     }
@@ -56,6 +56,7 @@ export function rawQemuArguments(plan: Pick<QemuLaunchPlan, 'vmId' | 'spec' | 'a
       ...plan,
       boot,
       consoleLog: '/dev/null',
+      serialSocket: '/dev/null',
       qmpSocket: '/dev/null',
       controlSocket: '/dev/null',
       pidFile: '/dev/null',

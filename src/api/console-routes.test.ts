@@ -129,9 +129,9 @@ test('a page of another site cannot drive the daemon: foreign-Origin upgrades an
     assert.equal(r.json.error?.code, 'HC_PERMISSION_DENIED');
   }
   assert.deepEqual(service.list(), []);
-  const upgrade = (headers: Record<string, string>) =>
+  const upgrade = (headers: Record<string, string>, route = 'exec') =>
     new Promise<number>((resolve, reject) => {
-      const ws = new WebSocket(`ws://${host}/v1/vms/nope/exec`, { headers });
+      const ws = new WebSocket(`ws://${host}/v1/vms/nope/${route}`, { headers });
       ws.on('unexpected-response', (req, res) => {
         // With this listener ws leaves the refused request open: end it, or it holds the listener.
         req.destroy();
@@ -143,9 +143,13 @@ test('a page of another site cannot drive the daemon: foreign-Origin upgrades an
       });
       ws.on('error', reject);
     });
-  assert.equal(await upgrade({ cookie, origin: 'https://evil.example' }), 403);
-  assert.equal(await upgrade({ cookie }), 403, 'a cookie upgrade without Origin');
-  assert.equal(await upgrade({ cookie, origin }), 101, 'the console itself may');
+  for (const route of ['exec', 'serial']) {
+    assert.equal(await upgrade({ cookie, origin: 'https://evil.example' }, route), 403, route);
+    assert.equal(await upgrade({ cookie }, route), 403, `a cookie upgrade of ${route} without Origin`);
+    assert.equal(await upgrade({ cookie, origin }, route), 101, `the console itself may open ${route}`);
+  }
+  const reader = await login(tokens.create({ scope: 'read' }).secret);
+  assert.equal(await upgrade({ cookie: reader, origin }, 'serial'), 403, 'typing into a serial console needs scope write');
 });
 
 test('spawn from hac text: problems come back line-numbered and nothing is created; good text creates the VM; host paths stay within the policy', async () => {

@@ -185,6 +185,14 @@ function routeDocs(p: ProtoSource): Record<string, Operation> {
       description: 'WebSocket (Upgrade): the Attach stream to the workload main process, as Exec but without a start message.',
       responses: upgrade,
     },
+    'GET /v1/vms/:id/serial': {
+      operationId: 'SerialConsole',
+      tags: ['vms'],
+      parameters: [vmId],
+      description:
+        "WebSocket (Upgrade): the VM's interactive serial console (ttyS0). Binary messages from the daemon are the guest's output; each client message (text or binary) is typed into the guest as is. One client per VM: a second is refused. A refusal or failure arrives as an {\"error\": {...}} text message before the close. QEMU VMs only.",
+      responses: upgrade,
+    },
     'GET /v1/vms/:id/metadata': { operationId: 'GetMetadata', tags: ['metadata'], parameters: [vmId], description: 'Values as set, secrets as "<secret>".', responses: { '200': json(ref('VmMetadata')), ...failure } },
     'GET /v1/vms/:id/metadata/:key': {
       operationId: 'GetMetadataKey',

@@ -11,6 +11,7 @@ import { WebSocket } from 'ws';
 import { asHypercoreError } from '../core/errors.js';
 import type { VmService } from '../core/vm-service.js';
 import { errorBody } from './error-status.js';
+import { registerSerialSocket } from './serial-socket.js';
 import { serveProcessSession, type ProcessInput, type ProcessOutput } from './process-session.js';
 
 interface WireInput extends Omit<ProcessInput, 'stdin'> {
@@ -118,5 +119,6 @@ export async function registerProcessSockets(app: FastifyInstance, service: VmSe
     scope.get<{ Params: { id: string }; Querystring: { fromStart?: string } }>('/v1/vms/:id/attach', { websocket: true }, (socket, req) =>
       attach(socket, req.params.id, req.query.fromStart === 'true'),
     );
+    registerSerialSocket(scope, service);
   });
 }

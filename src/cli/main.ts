@@ -15,6 +15,7 @@ import { shortId } from './ids.js';
 import { registerImageCommands } from './image-commands.js';
 import { registerMetadataCommands } from './metadata-commands.js';
 import { registerProcessCommands } from './process-commands.js';
+import { registerConsoleCommand } from './serial-console-command.js';
 import { registerRemoteCommands } from './remote-commands.js';
 
 function integer(value: string): number {
@@ -207,6 +208,7 @@ snapshot
 
 registerImageCommands(program, () => api(program));
 registerProcessCommands(program, () => api(program));
+registerConsoleCommand(program, () => api(program));
 registerMetadataCommands(program, () => api(program));
 registerRemoteCommands(program, () => api(program));
 

@@ -80,10 +80,24 @@ function connectError(err: NodeJS.ErrnoException, endpoint: Endpoint): unknown {
 }
 
 /**
+ * Reports a session that failed to connect: `decisive` for the daemon's refusal of the upgrade (its
+ * error, to be shown over anything else), not for a connection error (why the endpoint was not reached).
+ */
+export function onConnectFailure(ws: WebSocket, endpoint: Endpoint, fail: (err: unknown, decisive: boolean) => void): void {
+  ws.on('unexpected-response', (_req, res) => {
+    void refused(res).then((err) => {
+      fail(err, true);
+      ws.terminate();
+    });
+  });
+  ws.on('error', (err: NodeJS.ErrnoException) => fail(connectError(err, endpoint), false));
+}
+
+/**
  * The session's WebSocket: on the unix socket, or on a remote listener (wss with the daemon's CA
  * and the client certificate, and/or the bearer token; ws only for a loopback --insecure-loopback daemon).
  */
-function openSocket(Socket: typeof WebSocket, endpoint: Endpoint, path: string): WebSocket {
+export function openSocket(Socket: typeof WebSocket, endpoint: Endpoint, path: string): WebSocket {
   const common = { perMessageDeflate: false, maxPayload: MAX_MESSAGE_BYTES };
   if (endpoint.kind === 'unix') return new Socket(`ws+unix:${endpoint.socketPath}:${path}`, common);
   const tls = endpoint.tls;
@@ -148,15 +162,8 @@ async function runSession(endpoint: Endpoint, path: string, first: ProcessInput 
       if (out.data) write(out.fd === 2 ? process.stderr : stdout, Buffer.from(out.data, 'base64'));
       if (out.exited) exitCode = out.signal ? exitCodeOfSignal(out.signal) : (out.exitCode ?? 0);
     });
-    ws.on('unexpected-response', (_req, res) => {
-      void refused(res).then((err) => {
-        failure = err;
-        ws.terminate();
-        finish();
-      });
-    });
-    ws.on('error', (err: NodeJS.ErrnoException) => {
-      failure ??= connectError(err, endpoint);
+    onConnectFailure(ws, endpoint, (err, decisive) => {
+      failure = decisive ? err : (failure ?? err);
       finish();
     });
     ws.on('close', () => {

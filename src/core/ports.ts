@@ -187,6 +187,11 @@ export interface Provider {
   shutdown(vmId: string, paths: VmPaths, pid: number, timeoutMs: number): Promise<boolean>;
   /** Ends the VMM at once (pidfile when `pid` is unknown). Idempotent: a VMM that is already gone is fine. */
   kill(vmId: string, paths: VmPaths, pid: number | undefined): Promise<void>;
+  /**
+   * The unix socket of a running VM's interactive serial console (ttyS0), when the VMM serves one;
+   * providers whose serial console is the VMM's stdout have none.
+   */
+  serialConsole?(paths: VmPaths): string;
   /** Where the host reaches the agent of a VM launched with `agent: true`. */
   agentEndpoint(vmId: string, paths: VmPaths): AgentEndpoint;
   /** Removes runtime files (sockets, pidfiles) the provider created for this VM. Idempotent. */

@@ -23,7 +23,7 @@ const silent = { info() {}, warn() {}, error() {}, debug() {}, child() { return 
 function makeService(): VmService {
   const s = new VmService({
     store,
-    providers: { get: (n) => (n === 'qemu' ? provider : undefined), all: () => [provider] },
+    providers: { get: (n) => (n === provider.name ? provider : undefined), all: () => [provider] },
     files: new VmDirectories(join(dir, 'root'), join(dir, 'run')),
     clock: { now: () => new Date() },
     ids: { newVmId: () => `${String(++ids).padStart(4, '0')}${'f'.repeat(12)}` },
@@ -259,4 +259,17 @@ test('a kernel-only VM (no drive, no image) boots with no root disk and no agent
   assert.equal(launch.rootDisk, undefined);
   assert.equal(launch.agent, false);
   assert.equal(launch.boot.kernel, '/boot/unikernel');
+});
+
+test('the serial console: a running VM names its socket; a provider without one, or a stopped VM, is refused by name', async () => {
+  Object.assign(provider, { serialConsole: (paths: { runDir: string }) => join(paths.runDir, 'serial.sock') });
+  const vm = await service.create(spec('tty'));
+  assert.equal(service.serialConsole('tty'), join(service.paths(vm).runDir, 'serial.sock'));
+  await service.stop('tty', { timeoutMs: 10, force: true });
+  assert.throws(() => service.serialConsole('tty'), (err: unknown) => err instanceof HypercoreError && err.code === ErrorCodes.vmStateConflict && /tty is stopped/.test(err.message));
+
+  provider = new FakeProvider('firecracker');
+  service = makeService();
+  await service.create(spec('fc'));
+  assert.throws(() => service.serialConsole('fc'), (err: unknown) => err instanceof HypercoreError && err.code === ErrorCodes.vmStateConflict && /provider firecracker has no interactive serial console/.test(err.message));
 });

@@ -121,6 +121,18 @@ export class VmService {
     return this.runtime.paths(vm.id);
   }
 
+  /**
+   * The unix socket of a running or paused VM's interactive serial console (ttyS0).
+   * @throws VmStateConflictError when the VM does not run, or its provider serves no such socket.
+   */
+  serialConsole(ref: string): string {
+    const vm = this.records.find(ref);
+    if (vm.state !== 'running' && vm.state !== 'paused') throw new VmStateConflictError(`VM ${vm.name} is ${vm.state}; only a running VM has a serial console to type into`);
+    const provider = this.runtime.providerOf(vm);
+    if (!provider.serialConsole) throw new VmStateConflictError(`provider ${provider.name} has no interactive serial console (VM ${vm.name}'s console is the VMM's output, read-only: see its logs)`);
+    return provider.serialConsole(this.paths(vm));
+  }
+
   /** The agent session of a running agent VM (pod VMs' containers go through it). */
   agentSession(ref: string): AgentSession {
     return this.processes.session(this.records.find(ref));

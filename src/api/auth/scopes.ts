@@ -1,8 +1,8 @@
 /**
  * The scope each API call needs on the remote listener, for both transports. Reading needs `read`;
- * anything that changes VMs, images or the host, or runs a process in a guest (exec, attach),
- * needs `write`; managing tokens needs `admin`. A call missing from these tables needs `admin`
- * (fail closed), and a unit test keeps the tables complete.
+ * anything that changes VMs, images or the host, runs a process in a guest (exec, attach) or
+ * types into its serial console needs `write`; managing tokens needs `admin`. A call missing from
+ * these tables needs `admin` (fail closed), and a unit test keeps the tables complete.
  */
 import type { TokenScope } from '../../core/api-token.js';
 
@@ -32,6 +32,7 @@ export const httpRouteScopes: Readonly<Record<string, TokenScope>> = {
   'DELETE /v1/vms/:id': 'write',
   'GET /v1/vms/:id/exec': 'write',
   'GET /v1/vms/:id/attach': 'write',
+  'GET /v1/vms/:id/serial': 'write',
   'POST /v1/network/prune': 'write',
   'POST /v1/images/pull': 'write',
   'POST /v1/images/import': 'write',

@@ -1,7 +1,8 @@
 /**
  * The web console: a page of plain DOM code, bundled by esbuild. It calls the daemon's own HTTP API
  * with the session cookie (set by /console/login), follows /v1/events to keep the VM list live,
- * and relays xterm.js terminals over the exec WebSocket and the followed serial console log.
+ * and relays xterm.js terminals: exec over its WebSocket, the serial console as its followed log plus
+ * typing over the serial WebSocket.
  */
 import { Terminal } from '@xterm/xterm';
 import { FitAddon } from '@xterm/addon-fit';
@@ -169,9 +170,9 @@ async function followEvents(): Promise<void> {
 
 let panel: { vm: Vm; close: () => void } | undefined;
 
-function newTerminal(into: HTMLElement, options: { readOnly: boolean }): { term: Terminal; fit: FitAddon } {
+function newTerminal(into: HTMLElement, options: { convertEol: boolean }): { term: Terminal; fit: FitAddon } {
   into.replaceChildren();
-  const term = new Terminal({ convertEol: options.readOnly, disableStdin: options.readOnly, fontSize: 13, scrollback: 2000 });
+  const term = new Terminal({ convertEol: options.convertEol, fontSize: 13, scrollback: 2000 });
   const fit = new FitAddon();
   term.loadAddon(fit);
   term.open(into);
@@ -185,7 +186,8 @@ function openPanel(vm: Vm): void {
   $('vm-panel-name').textContent = vm.name;
   $('terminal').replaceChildren();
   $('terminal-state').textContent = '';
-  const serial = newTerminal($('serial'), { readOnly: true });
+  $('serial-state').textContent = '';
+  const serial = newTerminal($('serial'), { convertEol: true });
   const abort = new AbortController();
   fetch(`/v1/vms/${vm.id}/logs?follow=true`, { credentials: 'same-origin', signal: abort.signal })
     .then(async (res) => {
@@ -198,6 +200,11 @@ function openPanel(vm: Vm): void {
       }
     })
     .catch((err: Error) => abort.signal.aborted || serial.term.write(`\r\n[${err.message}]\r\n`));
+  let closeTyping = (): void => {};
+  $('serial-type').onclick = () => {
+    closeTyping();
+    closeTyping = typeIntoSerial(vm, serial.term);
+  };
   let closeTerminal = (): void => {};
   $('terminal-open').onclick = () => {
     closeTerminal();
@@ -207,9 +214,37 @@ function openPanel(vm: Vm): void {
     vm,
     close: () => {
       abort.abort();
+      closeTyping();
       closeTerminal();
       serial.term.dispose();
     },
+  };
+}
+
+/**
+ * Sends what is typed into the serial terminal to the guest's ttyS0 over the serial WebSocket. What
+ * the guest prints comes in through the followed console log (which has every byte, and the history
+ * before this session), so the socket's own output is not shown twice.
+ */
+function typeIntoSerial(vm: Vm, term: Terminal): () => void {
+  const state = $('serial-state');
+  const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/v1/vms/${vm.id}/serial`);
+  ws.onopen = () => {
+    state.textContent = 'typing';
+    term.focus();
+  };
+  ws.onmessage = (m: MessageEvent<unknown>) => {
+    if (typeof m.data !== 'string') return;
+    const out = JSON.parse(m.data) as ApiErrorBody;
+    if (out.error) state.textContent = `${out.error.message} [${out.error.code}]`;
+  };
+  ws.onclose = () => {
+    if (state.textContent === 'typing') state.textContent = 'closed';
+  };
+  const input = term.onData((data) => ws.readyState === WebSocket.OPEN && ws.send(data));
+  return () => {
+    input.dispose();
+    ws.close();
   };
 }
 
@@ -218,7 +253,7 @@ const fromBase64 = (text: string): Uint8Array => Uint8Array.from(atob(text), (c)
 
 /** `sh` in the guest over the exec WebSocket, sized to the terminal and resized with it. */
 function openTerminal(vm: Vm): () => void {
-  const { term, fit } = newTerminal($('terminal'), { readOnly: false });
+  const { term, fit } = newTerminal($('terminal'), { convertEol: false });
   const state = $('terminal-state');
   const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/v1/vms/${vm.id}/exec`);
   const encoder = new TextEncoder();

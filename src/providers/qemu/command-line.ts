@@ -27,6 +27,11 @@ export interface QemuLaunchPlan {
   tscKhz?: number;
   consoleLog: string;
   /**
+   * Unix socket QEMU listens on for the serial port (ttyS0): one client at a time can read and type.
+   * Its `logfile` keeps writing every byte of output to `consoleLog`, client or not.
+   */
+  serialSocket: string;
+  /**
    * Guest RAM in a file: `share: true` while a VM runs (so a snapshot's migration stream can leave
    * RAM out, x-ignore-shared); `share: false` to resume from a snapshot's memory file as a private
    * copy-on-write mapping that several restored VMs share in the page cache.
@@ -65,7 +70,8 @@ export function qemuArguments(plan: QemuLaunchPlan): string[] {
     '-m', String(spec.memoryMib),
     '-smp', String(spec.cores),
     '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
-    '-chardev', `file,id=console,path=${escapeOption(plan.consoleLog)},append=on`,
+    // logappend=on opens the log O_APPEND, so the daemon's copy-truncate rotation keeps working.
+    '-chardev', `socket,id=console,path=${escapeOption(plan.serialSocket)},server=on,wait=off,logfile=${escapeOption(plan.consoleLog)},logappend=on`,
     '-serial', 'chardev:console',
     '-kernel', plan.boot.kernel,
     ...(plan.boot.initrd ? ['-initrd', plan.boot.initrd] : []),

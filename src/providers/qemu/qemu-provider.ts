@@ -42,6 +42,7 @@ interface RuntimeFiles {
   controlSocket: string;
   pidFile: string;
   agentSocket: string;
+  serialSocket: string;
   /** Guest RAM (shared file) of a VM that booted; a restored VM maps its snapshot's memory instead. */
   memoryFile: string;
 }
@@ -114,6 +115,7 @@ export class QemuProvider implements Provider {
       controlSocket: join(paths.runDir, 'qmp-control.sock'),
       pidFile: join(paths.runDir, 'qemu.pid'),
       agentSocket: this.agentSocket(paths),
+      serialSocket: this.serialConsole(paths),
       memoryFile: this.options.memoryDir ? join(this.options.memoryDir, `${basename(paths.runDir)}.ram`) : join(paths.runDir, 'memory'),
     };
   }
@@ -198,7 +200,7 @@ export class QemuProvider implements Provider {
     } catch (err) {
       throw new ProviderFailedError(`QEMU failed to start VM ${spec.name}: ${asHypercoreError(err).message}`, err);
     }
-    for (const socket of [files.qmpSocket, files.controlSocket, ...(req.agent ? [agentSocket] : [])]) await chmod(socket, 0o600);
+    for (const socket of [files.qmpSocket, files.controlSocket, files.serialSocket, ...(req.agent ? [agentSocket] : [])]) await chmod(socket, 0o600);
     const pid = await readPidFile(files.pidFile);
     if (pid === undefined || !(await isOurProcess(pid, vmId))) {
       throw new ProviderFailedError(`QEMU reported success but no running process was found for VM ${spec.name} (pidfile ${files.pidFile})`);
@@ -208,6 +210,10 @@ export class QemuProvider implements Provider {
 
   private agentSocket(paths: VmPaths): string {
     return join(paths.runDir, 'agent.sock');
+  }
+
+  serialConsole(paths: VmPaths): string {
+    return join(paths.runDir, 'serial.sock');
   }
 
   agentEndpoint(_vmId: string, paths: VmPaths): AgentEndpoint {

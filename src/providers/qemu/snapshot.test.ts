@@ -11,7 +11,7 @@ import type { QmpClient } from './qmp-client.js';
 import { checkCompatible, runningVersion, shellQuote, writeNotes } from './snapshot.js';
 
 const spec: VmSpec = { name: 'web', description: '', cores: 1, memoryMib: 256, kernelArgs: '', driveReadOnly: false, image: 'x', provider: 'qemu', hypervisor: {} };
-const plan: QemuLaunchPlan = { vmId: 'v1', spec, boot: { kernel: '/k', args: [] }, accel: 'tcg', consoleLog: '/c', qmpSocket: '/q', controlSocket: '/qc', pidFile: '/p' };
+const plan: QemuLaunchPlan = { vmId: 'v1', spec, boot: { kernel: '/k', args: [] }, accel: 'tcg', consoleLog: '/c', serialSocket: '/s', qmpSocket: '/q', controlSocket: '/qc', pidFile: '/p' };
 
 test('guest RAM is a shared file while the VM runs, a private mapping of the snapshot when it resumes', () => {
   const running = qemuArguments({ ...plan, memory: { path: '/run/vm/memory', share: true } });
@@ -21,6 +21,12 @@ test('guest RAM is a shared file while the VM runs, a private mapping of the sna
   const restored = qemuArguments({ ...plan, memory: { path: '/snap,1/memory', share: false }, incoming: true });
   assert.equal(restored[restored.indexOf('-object') + 1], 'memory-backend-file,id=mem,size=256M,mem-path=/snap,,1/memory,share=off');
   assert.deepEqual(restored.slice(restored.indexOf('-incoming'), restored.indexOf('-incoming') + 2), ['-incoming', 'defer']);
+});
+
+test('the serial port is a socket server that still appends every byte of output to the console log', () => {
+  const args = qemuArguments({ ...plan, consoleLog: '/vms/a,b/console.log', serialSocket: '/run/a,b/serial.sock' });
+  assert.equal(args[args.indexOf('-chardev') + 1], 'socket,id=console,path=/run/a,,b/serial.sock,server=on,wait=off,logfile=/vms/a,,b/console.log,logappend=on');
+  assert.equal(args[args.indexOf('-serial') + 1], 'chardev:console');
 });
 
 test("the running QEMU's version reads as --version prints it, so a snapshot's version compares equal", async () => {
