@@ -18,6 +18,8 @@ import { MetadataStore } from './metadata-store.js';
 import { AGENT_PORT_NAME } from './protocol/schema.js';
 import { parseVsockPort, VsockRelay } from './vsock-relay.js';
 import { registerAgentService, type PowerOff } from './service.js';
+import { PERL, RESTORE_PERL, RESTORE_TIMEOUT_MS } from './restore.js';
+import { SpareProcess } from './spare-process.js';
 import { AGENT_VERSION } from './stats.js';
 
 interface Args {
@@ -77,6 +79,15 @@ async function serveMetadata(store: MetadataStore, address: string | undefined):
   await startMetadataEndpoint(store, { host: address.slice(0, at), port, log: consoleLog }).catch((err: unknown) => consoleLog(`metadata endpoint unavailable: ${errorText(err)}`));
 }
 
+/**
+ * The restore spare starts this long after the agent, when the boot's work (workload start, first
+ * execs) is done, so it does not slow a cold start; a snapshot taken before it is ready restores
+ * with a perl started on demand.
+ */
+const FIRST_SPARE_AFTER_MS = 8_000;
+/** After a restore, the next spare waits until the restored VM's first execs are through. */
+const RESPARE_AFTER_MS = 3_000;
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   consoleLog(`starting: agent ${AGENT_VERSION}, node ${process.version}, pid ${process.pid}`);
@@ -91,7 +102,16 @@ async function main(): Promise<void> {
   // values kept from before.
   let metadataServing: Promise<void> | undefined;
   const serveOnce = (): Promise<void> => (metadataServing ??= serveMetadata(metadata, metadataAddress));
-  const agent = registerAgentService(server, { log: consoleLog, powerOff: args.listen !== undefined ? devPowerOff : guestPowerOff, metadata, metadataServing: serveOnce });
+  // In the guest: a perl for the Restored request, started ahead of need (see spare-process.ts).
+  const restoreSpare = args.listen === undefined ? new SpareProcess(PERL, ['-e', RESTORE_PERL], { timeoutMs: RESTORE_TIMEOUT_MS, respareAfterMs: RESPARE_AFTER_MS, log: consoleLog }) : undefined;
+  const agent = registerAgentService(server, {
+    log: consoleLog,
+    powerOff: args.listen !== undefined ? devPowerOff : guestPowerOff,
+    metadata,
+    metadataServing: serveOnce,
+    ...(restoreSpare ? { restore: { identity: (fields: readonly string[]) => restoreSpare.request(fields) } } : {}),
+  });
+  restoreSpare?.prepareIn(FIRST_SPARE_AFTER_MS);
   const serveKept = (): void => {
     if (!metadata.empty()) void serveOnce();
   };

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,11 +13,11 @@ function target(dir: string, pid: number | undefined) {
   const renamed: string[] = [];
   const t: RestoreTarget = {
     run: async (file, args) => void runs.push([file, ...args]),
+    identity: async (fields) => void runs.push(['perl', ...fields]),
     workloadPid: async () => pid,
     renamed: (name) => void renamed.push(name),
     hcDir: dir,
     proc: '/proc',
-    perl: '/usr/bin/perl',
     now: () => 1_000_000,
   };
   return { t, runs, renamed };
@@ -38,7 +38,7 @@ test('Restored: one perl run sets clock, entropy, reseed and hostnames; then mac
     const { t, runs, renamed } = target(dir, 42);
     await applyRestore(request, t);
     const [perl, ...rest] = runs;
-    assert.deepEqual(perl, ['/usr/bin/perl', '-e', RESTORE_PERL, '1800000000000', '1000000', 'ab'.repeat(64), 'web-clone-1', '/proc/42/ns/uts']);
+    assert.deepEqual(perl, ['perl', '1800000000000', '1000000', 'ab'.repeat(64), 'web-clone-1', '/proc/42/ns/uts']);
     assert.deepEqual(rest, [
       ['ip', 'link', 'set', 'dev', 'eth0', 'address', '02:00:00:00:00:07'],
       ['ip', 'addr', 'flush', 'dev', 'eth0'],
@@ -91,4 +91,13 @@ test('the perl program compiles and loads no module (the guest image carries per
   assert.doesNotMatch(RESTORE_PERL, /\b(use|require)\s/);
   const out = execFileSync('/usr/bin/perl', ['-c', '-e', RESTORE_PERL], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   assert.equal(out, '');
+});
+
+test('the perl program reads its request from stdin: none changes nothing, a short one is refused before any call', () => {
+  const run = (input: string) => spawnSync('/usr/bin/perl', ['-e', RESTORE_PERL], { input, encoding: 'utf8' });
+  const none = run('');
+  assert.equal(none.status, 0, none.stderr);
+  const short = run('1800000000000\t1000000\n');
+  assert.notEqual(short.status, 0);
+  assert.match(short.stderr, /5 tab-separated fields/);
 });

@@ -6,8 +6,10 @@
  * - hostname (the VM's and the workload's UTS namespace), machine id and eth0's MAC, address,
  *   route and DNS become this VM's.
  * Node has no settimeofday, ioctl or setns, so a short Perl program (perl is in the guest system
- * image; the program uses no modules, which the image lacks) makes those calls. It is given the
- * guest's own clock reading at the request's arrival, so the time perl takes to start is added.
+ * image; the program uses no modules, which the image lacks) makes those calls. It reads its one
+ * request from stdin, so it can be started ahead of need (see spare-process.ts) and a restore finds
+ * it running. It is given the guest's own clock reading at the request's arrival, so the time until
+ * perl reads its clock is added.
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -15,13 +17,25 @@ import { Code, TtrpcError } from '../ttrpc/index.js';
 import type { RestoredRequest } from './protocol/messages.js';
 import type { CommandRunner } from './rootfs.js';
 
+export const PERL = '/usr/bin/perl';
+
+/** Restoring waits at most this long for the perl program. */
+export const RESTORE_TIMEOUT_MS = 30_000;
+
 /**
- * ARGV: host time (ms), the guest's clock when the request arrived (ms), entropy (hex), hostname,
- * and the workload's UTS namespace file ('' without a workload). Syscall numbers are x86_64's:
- * gettimeofday 96, settimeofday 164, sethostname 170, setns 308; RNDRESEEDCRNG is _IO('R', 7).
+ * One stdin line of tab-separated fields: host time (ms), the guest's clock when the request arrived
+ * (ms), entropy (hex), hostname, and the workload's UTS namespace file ('' without a workload). No
+ * line (stdin closed without a request): exits 0 having changed nothing. Syscall numbers are
+ * x86_64's: gettimeofday 96, settimeofday 164, sethostname 170, setns 308; RNDRESEEDCRNG is
+ * _IO('R', 7).
  */
 export const RESTORE_PERL = String.raw`
-my ($host_ms, $seen_ms, $hex, $name, $ns) = @ARGV;
+my $line = <STDIN>;
+exit 0 unless defined $line;
+chomp $line;
+my ($host_ms, $seen_ms, $hex, $name, $ns) = split(/	/, $line, -1);
+defined $ns or die "restore request: 5 tab-separated fields expected
+";
 my $buf = "\0" x 16;
 syscall(96, $buf, 0) == 0 or die "gettimeofday: $!\n";
 my ($s, $us) = unpack("q q", $buf);
@@ -40,7 +54,10 @@ if ($ns ne "") {
 `;
 
 export interface RestoreTarget {
+  /** Runs `ip`. */
   run: CommandRunner;
+  /** Runs RESTORE_PERL with its request's fields (a spare perl where there is one). */
+  identity(fields: readonly string[]): Promise<unknown>;
   /** The workload container's init pid while it runs (its UTS namespace gets the hostname too). */
   workloadPid(): Promise<number | undefined>;
   /** The new hostname, for the HOSTNAME of processes started from now on. */
@@ -49,7 +66,6 @@ export interface RestoreTarget {
   hcDir: string;
   /** /proc */
   proc: string;
-  perl: string;
   /** The guest's clock now, in ms (Date.now; tests fix it). */
   now(): number;
 }
@@ -85,7 +101,7 @@ export async function applyRestore(req: RestoredRequest, target: RestoreTarget):
   check(req);
   const pid = await target.workloadPid();
   const ns = pid === undefined ? '' : join(target.proc, String(pid), 'ns', 'uts');
-  await target.run(target.perl, ['-e', RESTORE_PERL, String(req.unixTimeMs), String(seen), Buffer.from(req.entropy).toString('hex'), req.hostname, ns]);
+  await target.identity([String(req.unixTimeMs), String(seen), Buffer.from(req.entropy).toString('hex'), req.hostname, ns]);
   target.renamed(req.hostname);
   // writeFile truncates the same inode, which is what the workload's bind mount shows.
   await writeFile(join(target.hcDir, 'machine-id'), `${req.machineId}\n`);

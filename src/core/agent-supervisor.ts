@@ -121,9 +121,9 @@ export class AgentSupervisor {
    * metadata, then the workload's output is copied into this VM's log.
    */
   async resumeRestored(vm: Vm, endpoint: AgentEndpoint, identity: () => GuestIdentity, signal?: AbortSignal): Promise<void> {
-    const { session, info } = await this.connect(vm, endpoint, signal, RESTORED_AGENT_TIMEOUT_MS);
-    // Made only now: the host time it carries must not age while the agent is reached.
-    await session.restored(identity());
+    // Sent with Hello, not after its answer: under TCG a round trip to the guest costs ~100 ms. The
+    // identity is made only once the channel is open: its host time must not age while the agent is reached.
+    const { session, info } = await this.connect(vm, endpoint, signal, RESTORED_AGENT_TIMEOUT_MS, (s) => s.restored(identity()));
     // The guest serves what the source's guest held when the snapshot was taken; this VM's record is
     // what `metadata get` shows and what its next start sends, so the guest gets exactly that.
     const m = vm.spec.metadata;
@@ -163,10 +163,17 @@ export class AgentSupervisor {
     return (await this.log.tail(vm, 2048).catch(() => '')).trim();
   }
 
-  private async connect(vm: Vm, endpoint: AgentEndpoint, signal?: AbortSignal, timeoutMs = this.bootTimeoutMs): Promise<{ session: AgentSession; info: AgentInfo }> {
+  /** `alongHello`: a first call sent right after Hello, without waiting for its answer. */
+  private async connect(vm: Vm, endpoint: AgentEndpoint, signal?: AbortSignal, timeoutMs = this.bootTimeoutMs, alongHello?: (session: AgentSession) => Promise<void>): Promise<{ session: AgentSession; info: AgentInfo }> {
     this.forget(vm.id);
     const session = await this.connector.connect(endpoint, { timeoutMs, ...(signal ? { signal } : {}) });
-    const info = await session.hello();
+    let info: AgentInfo;
+    try {
+      [info] = await Promise.all([session.hello(), alongHello?.(session)]);
+    } catch (err) {
+      session.close();
+      throw err;
+    }
     this.logger.child({ vmId: vm.id }).info({ agentVersion: info.agentVersion, uptimeMs: info.uptimeMs, workloadStarted: info.workloadStarted }, 'agent connected');
     this.tracked.set(vm.id, { session, logged: 0 });
     return { session, info };

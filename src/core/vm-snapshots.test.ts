@@ -199,6 +199,15 @@ test("a restored guest's clock is set to the host's time when its agent answers,
   assert.ok(agents.restores[0]!.unixTimeMs >= connected, `time sent ${agents.restores[0]!.unixTimeMs} is not older than the agent's answer ${connected}`);
 });
 
+test('a restored guest is told its identity along with Hello, not one round trip after it', async () => {
+  await service.create(imageSpec('web'));
+  await service.snapshot('web', { name: 's' });
+  agents.calls.length = 0;
+  agents.helloDelayMs = 300;
+  await service.restore('s');
+  assert.deepEqual(agents.calls, ['hello', 'restored', 'hello answered']);
+});
+
 const metadata = { values: { region: 'eu-1' }, secrets: { api_key: 's3cr3t' }, sshAuthorizedKeys: [], files: [] };
 
 test('metadata: a clone keeps what `metadata set` changed, and its guest is sent its own record', async () => {

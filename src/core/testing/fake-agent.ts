@@ -56,6 +56,9 @@ class FakeSession implements AgentSession {
     this.closed = new Promise((r) => (this.end = r));
   }
   async hello(): Promise<AgentInfo> {
+    this.connector.calls.push('hello');
+    if (this.connector.helloDelayMs > 0) await new Promise((r) => setTimeout(r, this.connector.helloDelayMs));
+    this.connector.calls.push('hello answered');
     return { agentVersion: 'fake', bootId: 'b', uptimeMs: 1, workloadStarted: this.connector.workloadRunning };
   }
   async startWorkload(start: WorkloadStart) {
@@ -84,6 +87,7 @@ class FakeSession implements AgentSession {
     this.connector.metadataSets.push(metadata);
   }
   async restored(identity: GuestIdentity): Promise<void> {
+    this.connector.calls.push('restored');
     this.connector.restores.push(identity);
   }
   close(): void {
@@ -108,6 +112,10 @@ export class FakeAgentConnector implements AgentConnector {
 
   /** How long reaching the guest's agent takes (a loaded host, a guest still polling its channel). */
   connectDelayMs = 0;
+  /** How long the agent takes to answer Hello (the round trip to a guest under TCG). */
+  helloDelayMs = 0;
+  /** Hello and Restored calls, and Hello's answers, in the order the guests saw them. */
+  readonly calls: string[] = [];
   /** When each connect completed (Date.now()). */
   readonly connectedAt: number[] = [];
 
