@@ -137,7 +137,7 @@ async function main(): Promise<void> {
     const hcRun = () => runCli(daemon, ['run', '--rm', '--network', 'none', image, '--', 'true'], { timeoutMs: RUN_TIMEOUT_MS, children });
     const hac = join(daemon.dir, 'spawn.toml');
     writeFileSync(hac, `[spacecore]\nname = "bench"\n[hardware]\ncores = 1\nmemory = 256\nref = "${image}"\n[workload]\ncommand = ["sleep", "1000000"]\n[hypervisor]\nprovider = "qemu"\n[network]\nmode = "none"\n`);
-    const spawn = async (name: string): Promise<number> => {
+    const timedSpawn = async (name: string): Promise<number> => {
       const r = succeeded('hypercore spawn', await runCli(daemon, ['spawn', '--hac', hac, '--name', name], { timeoutMs: RUN_TIMEOUT_MS, children }));
       await c.deleteVm(lastLine(r.stdout), true);
       return r.ms;
@@ -169,7 +169,7 @@ async function main(): Promise<void> {
     succeeded('ctr run (warm-up)', await ctrRun('bench-warm'));
     succeeded('hypercore run (warm-up)', await hcRun());
     await removePod((await runPod([sleeper])).id);
-    await spawn('bench-warm');
+    await timedSpawn('bench-warm');
 
     const ctr: number[] = [];
     const hc: number[] = [];
@@ -185,7 +185,7 @@ async function main(): Promise<void> {
       first.push(pod.sandboxMs + pod.containerMs[0]!);
       second.push(pod.containerMs[1]!);
       await removePod(pod.id);
-      spawned.push(await spawn(`bench-${i}`));
+      spawned.push(await timedSpawn(`bench-${i}`));
     }
     console.log(line('ctr run --rm (hypercore runtime) true', ctr));
     console.log(line('hypercore run --rm true', hc));
