@@ -47,6 +47,7 @@ function parseArgs(argv: readonly string[]): Args {
     if (a === '--listen') args.listen = value();
     else if (a === '--port-name') args.portName = value();
     else if (a === '--vsock') args.vsock = parseVsockPort(value());
+    // `none`: the host serves the endpoint (the VM is on a NAT bridge).
     else if (a === '--metadata-address') args.metadataAddress = value();
     else throw new Error(`unknown argument ${a} (usage: agent.js [--listen <unix socket> | --vsock <port>] [--port-name <name>] [--metadata-address <host:port>])`);
   }
@@ -73,7 +74,7 @@ const devPowerOff: PowerOff = () => {
 
 /** Starts the metadata endpoint; resolves once it serves, or failed (logged: the agent serves on without it). */
 async function serveMetadata(store: MetadataStore, address: string | undefined): Promise<void> {
-  if (address === undefined) return;
+  if (address === undefined || address === 'none') return;
   const at = address.lastIndexOf(':');
   const port = Number(address.slice(at + 1));
   await startMetadataEndpoint(store, { host: address.slice(0, at), port, log: consoleLog }).catch((err: unknown) => consoleLog(`metadata endpoint unavailable: ${errorText(err)}`));
@@ -95,7 +96,8 @@ async function main(): Promise<void> {
   // Outside a VM the metadata stays in memory: /run/hc is the guest's.
   const metadata = new MetadataStore(args.listen !== undefined ? undefined : GUEST_METADATA_FILE, consoleLog);
   const metadataAddress = args.metadataAddress ?? (args.listen !== undefined ? undefined : `${METADATA_ADDRESS}:80`);
-  // The endpoint holds 169.254.169.254:80 in the network namespace the workload shares, where a
+  // On a NAT bridge the daemon serves the endpoint (init passes `--metadata-address none`).
+  // Elsewhere it holds 169.254.169.254:80 in the network namespace the workload shares, where a
   // server binding port 80 on every address (0.0.0.0:80) would then fail with EADDRINUSE. So it
   // listens only in VMs that have metadata: started when StartWorkload or SetMetadata first brings
   // values (they wait for it), or at once, off the boot path, when an agent restarted by init finds

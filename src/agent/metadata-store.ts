@@ -8,6 +8,7 @@ import { dirname } from 'node:path';
 import { METADATA_KEY_PATTERN, METADATA_KEY_RULE, valuesBudgetProblem, type MetadataValues } from '../core/metadata.js';
 import { isTable } from '../config/key-path.js';
 import { Code, TtrpcError } from '../ttrpc/index.js';
+import { metadataSource } from '../metadata-service/http-answer.js';
 import { errorText, silentLog, type Log } from './log.js';
 
 /** Larger than any valid metadata (64 KiB of values, JSON-escaped); a bigger file is not ours. */
@@ -41,8 +42,7 @@ export class MetadataStore {
 
   /** Every key and its value, secrets included: the guest's own workload may read them all. */
   all(): Record<string, string> {
-    const keys = [...Object.keys(this.current.values), ...Object.keys(this.current.secrets)].sort();
-    return Object.fromEntries(keys.map((key) => [key, this.lookup(key)!]));
+    return { ...metadataSource(this.current).all() };
   }
 
   /** Whether there is nothing to serve (no values, no secrets). */
@@ -51,9 +51,7 @@ export class MetadataStore {
   }
 
   lookup(key: string): string | undefined {
-    if (Object.hasOwn(this.current.values, key)) return this.current.values[key];
-    if (Object.hasOwn(this.current.secrets, key)) return this.current.secrets[key];
-    return undefined;
+    return metadataSource(this.current).lookup(key);
   }
 
   /** Replaces everything; invalid metadata changes nothing. Logs counts only, never a value. */

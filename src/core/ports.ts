@@ -289,6 +289,11 @@ export interface NetworkAttachment {
   prefixLength: number;
   gateway: string;
   dns: string[];
+  /**
+   * The host serves this guest's metadata endpoint (169.254.169.254 is routed to the gateway, as
+   * in a cloud); otherwise the agent serves it inside the guest.
+   */
+  metadataOnHost?: boolean;
 }
 
 /** Host networking for VMs (bridge, TAP, leases, NAT, port forwards). Every call is idempotent. */

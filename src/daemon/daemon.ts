@@ -57,6 +57,9 @@ import { ShimHost } from '../shim/host.js';
 import { NetnsPodNetworks } from '../network/pod-network.js';
 import { defaultRunner } from '../network/command-runner.js';
 import { shimOperations } from '../api/shim-operations.js';
+import { emptyMetadata } from '../core/metadata.js';
+import { HostMetadataEndpoints } from '../metadata-service/host-endpoints.js';
+import { metadataSource } from '../metadata-service/http-answer.js';
 
 class StaticProviderRegistry implements ProviderRegistry {
   constructor(private readonly providers: readonly Provider[]) {}
@@ -116,6 +119,7 @@ export class Daemon {
   private rotateTimer?: NodeJS.Timeout;
   private logs?: VmLogFiles;
   private shim?: ShimHost;
+  private guestMetadata?: HostMetadataEndpoints;
   private pendingDeletesTimer?: NodeJS.Timeout;
   private remote?: RemoteApi;
 
@@ -165,6 +169,17 @@ export class Daemon {
     const providers = new StaticProviderRegistry(providerList);
     const files = new VmDirectories(rootDir, runDir);
     this.logs = new VmLogFiles((id) => files.paths(id), { consoleBytes: this.settings.consoleLogCapBytes, workloadBytes: this.settings.workloadLogCapBytes });
+    const leases = new SqliteLeaseStore(db);
+    // The metadata endpoint of NAT guests: the VM is the one that holds the source address (the
+    // bridge's anti-spoofing rules vouch for it); its record is read at each request.
+    this.guestMetadata = new HostMetadataEndpoints({
+      logger: log,
+      resolve: (subnet, address) => {
+        const lease = leases.all().find((l) => l.subnet === subnet && l.ip === address);
+        const vm = lease ? vmStore.get(lease.vmId) : undefined;
+        return vm ? metadataSource(vm.spec.metadata ?? emptyMetadata()) : undefined;
+      },
+    });
     this.service = new VmService({
       store: this.store,
       providers,
@@ -177,7 +192,7 @@ export class Daemon {
       agents: new TtrpcAgentConnector((method, seconds, ok) => metrics.agentCall(method, seconds, ok)),
       agentBootTimeoutMs: this.settings.agentTimeoutMs,
       boot: new GuestBootContract(bootDir),
-      networks: new NatVmNetworks({ leases: new SqliteLeaseStore(db), logger: log, scope: rootDir, describeVm: (id) => `VM ${vmStore.get(id)?.name ?? '?'} (${id})` }),
+      networks: new NatVmNetworks({ leases, logger: log, scope: rootDir, describeVm: (id) => `VM ${vmStore.get(id)?.name ?? '?'} (${id})`, metadata: this.guestMetadata }),
       workloadLog: this.logs,
       snapshots: { store: snapshotStore, files: new SnapshotDirectories(rootDir) },
       observer: metrics,
@@ -249,6 +264,7 @@ export class Daemon {
     // Remote clients first: stop accepting, end their streams (open ones would keep close() waiting).
     await this.remote?.close();
     await this.shim?.stop();
+    await this.guestMetadata?.closeAll();
     await new Promise<void>((resolve) => (this.socketServer ? this.socketServer.close(() => resolve()) : resolve()));
     await this.http?.close();
     this.grpc?.forceShutdown();

@@ -9,6 +9,7 @@
 #                         of the virtio-serial port
 #   hc.poweroff=reboot    power off by rebooting: Firecracker (x86) ends only when its guest reboots
 #   hc.machine_id=<hex>   the VM's machine id, bound over the workload's /etc/machine-id
+#   hc.metadata=host      the host serves 169.254.169.254 (NAT bridge): the agent does not
 #
 # PID 1 stays this shell for the whole life of the VM: ash's wait uses waitpid(-1), so orphans that
 # the kernel re-parents to PID 1 are reaped while we wait for the agent. The agent runs in the
@@ -67,10 +68,6 @@ mkdir -p /run/hc/rootfs
 mounted /sys/fs/cgroup || mount -t cgroup2 -o nosuid,nodev,noexec cgroup2 /sys/fs/cgroup
 
 ip link set lo up
-# The agent's metadata endpoint (169.254.169.254:80) lives on loopback: the workload shares this
-# network, nothing outside the guest routes to it. arp_ignore=1: no ARP answers for it on eth0.
-ip addr add 169.254.169.254/32 dev lo
-echo 1 > /proc/sys/net/ipv4/conf/all/arp_ignore
 
 # Stage 1 normally loaded overlay already (with the virtio modules); this covers images whose
 # initramfs did not carry it but whose root does.
@@ -84,6 +81,7 @@ gw=
 dns=
 agent_args=
 mid=
+metadata_on_host=
 for arg in $(cat /proc/cmdline); do
   case "$arg" in
     hc.hostname=*) name=${arg#hc.hostname=} ;;
@@ -99,8 +97,19 @@ for arg in $(cat /proc/cmdline); do
       esac
       ;;
     hc.machine_id=*) mid=${arg#hc.machine_id=} ;;
+    hc.metadata=host) metadata_on_host=1 ;;
   esac
 done
+if [ -n "$metadata_on_host" ]; then
+  # The host answers 169.254.169.254 through the gateway (a NAT bridge): the guest routes it
+  # there and listens on no port for it, so every port is the workload's.
+  agent_args="$agent_args --metadata-address none"
+else
+  # The agent's metadata endpoint (169.254.169.254:80) lives on loopback: the workload shares
+  # this network, nothing outside the guest routes to it. arp_ignore=1: no ARP answers for it on eth0.
+  ip addr add 169.254.169.254/32 dev lo
+  echo 1 > /proc/sys/net/ipv4/conf/all/arp_ignore
+fi
 if [ -n "$name" ]; then hostname "$name"; else hostname -F /etc/hostname; fi
 # The agent rewrites it in place when the VM is restored from a snapshot (a new VM's id).
 [ -n "$mid" ] && echo "$mid" > /run/hc/machine-id
@@ -128,7 +137,7 @@ restarts=
 agent=
 log "starting agent uptime=$(uptime_s)"
 while :; do
-  # shellcheck disable=SC2086 # agent_args is empty or "--vsock <digits>"
+  # shellcheck disable=SC2086 # agent_args holds only "--vsock <digits>" and "--metadata-address none"
   node /agent/agent.js $agent_args &
   agent=$!
   wait "$agent"

@@ -5,6 +5,7 @@
  * that stage 1, the guest system image's init and the demo init read:
  *   hc.root=vda hc.rootflags=rw|ro    the root disk (stage 1 mounts it and switches to its /sbin/init)
  *   hc.ip=A.B.C.D/N hc.gw=G hc.dns=D1,D2   the guest's address (this kernel has no ip= autoconfiguration)
+ *   hc.metadata=host                  the host serves 169.254.169.254 (through the gateway): the agent does not
  *   hc.agent=vsock:PORT               the agent listens on vsock instead of the virtio-serial port
  *   hc.machine_id=HEX32               the VM's machine id (the workload's /etc/machine-id)
  * A VM's own kernel gets `root=/dev/vda rw|ro` instead of hc.root (it has no stage 1). The user's
@@ -44,6 +45,7 @@ export class GuestBootContract implements GuestBoot {
       args.push(`hc.ip=${network.ip}/${network.prefixLength}`);
       if (network.gateway) args.push(`hc.gw=${network.gateway}`);
       if (network.dns.length > 0) args.push(`hc.dns=${network.dns.join(',')}`);
+      if (network.metadataOnHost) args.push('hc.metadata=host');
     }
     if (agentChannel === 'vsock') args.push(`hc.agent=vsock:${AGENT_VSOCK_PORT}`);
     if (input.machineId) args.push(`hc.machine_id=${input.machineId}`);

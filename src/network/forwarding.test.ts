@@ -18,6 +18,8 @@ import { createNetns, netnsSkipReason, spawnNodeInNetns, tcpClientScript, type N
 
 const skip = netnsSkipReason();
 const TABLE = 'hypercore-fwdtest';
+/** The first bridge's metadata listener (standing in for the daemon's; a fixed port is safe in a private namespace). */
+const METADATA_PORT = 40123;
 
 async function clientSays(ns: string, host: string, port: number, message: string): Promise<string> {
   const { stdout } = await runCommand('ip', ['netns', 'exec', ns, process.execPath, '-e', tcpClientScript(host, port, message)], { timeoutMs: 10_000 });
@@ -66,7 +68,8 @@ describe('nat mode forwards real traffic between namespaces, and no further', { 
     for (const l of layout) {
       const gateway = l.subnet.replace(/0\/24$/, '1');
       await net.ensureBridge(l.bridge, `${gateway}/24`);
-      await nat.ensureBridge({ subnet: l.subnet, bridge: l.bridge });
+      // Only the first bridge has a metadata listener: the other shows a bridge without one.
+      await nat.ensureBridge({ subnet: l.subnet, bridge: l.bridge, ...(l.bridge === 'hcbrfwda' ? { metadataPort: METADATA_PORT } : {}) });
       const ns = await createNetns('hc-guest');
       namespaces.push(ns);
       const tap = `hcv${l.key}`;
@@ -98,6 +101,7 @@ describe('nat mode forwards real traffic between namespaces, and no further', { 
     // Host services: loopback only, every address, DNS, and one a guest is allowed to reach.
     processes.push(await spawnNodeInNetns(host.name, "require('net').createServer(s=>s.end('secret')).listen(9999,'127.0.0.1',()=>console.log('ready'))"));
     for (const port of [9998, 53, 3128]) processes.push(await spawnNodeInNetns(host.name, echo(port, '0.0.0.0')));
+    processes.push(await spawnNodeInNetns(host.name, echo(METADATA_PORT, '10.99.0.1')));
   });
 
   after(async () => {
@@ -149,6 +153,20 @@ describe('nat mode forwards real traffic between namespaces, and no further', { 
     await assert.rejects(clientSays(guests.a1.ns.name, '10.99.0.1', 9998, 'x'), refused, 'a service on every host address');
     await assert.rejects(clientSays(guests.a1.ns.name, '10.77.0.1', 9998, 'x'), refused, 'the same service on the uplink address');
     await assert.rejects(clientSays(guests.b.ns.name, '10.98.0.1', 9998, 'x'), refused, 'the same service from the other bridge');
+  });
+
+  test('169.254.169.254:80 from a guest reaches its bridge\'s metadata listener with the guest\'s own address; the listener\'s port is reached no other way', async () => {
+    assert.equal(await clientSays(guests.a1.ns.name, '169.254.169.254', 80, 'md'), '10.99.0.2 md');
+    assert.equal(await clientSays(guests.a2.ns.name, '169.254.169.254', 80, 'md'), '10.99.0.3 md');
+    await assert.rejects(clientSays(guests.b.ns.name, '169.254.169.254', 80, 'md'), refused, 'a bridge without a listener');
+    await assert.rejects(clientSays(guests.a1.ns.name, '10.99.0.1', METADATA_PORT, 'x'), refused, 'the listener\'s own address and port, from a guest');
+    await assert.rejects(clientSays(host.name, '10.99.0.1', METADATA_PORT, 'x'), refused, 'from the host itself');
+    await outside.run('ip', ['route', 'add', '10.99.0.0/24', 'via', '10.77.0.1']);
+    try {
+      await assert.rejects(clientSays(outside.name, '10.99.0.1', METADATA_PORT, 'x'), refused, 'from another machine through the uplink');
+    } finally {
+      await outside.run('ip', ['route', 'del', '10.99.0.0/24']);
+    }
   });
 
   test('guests are isolated from one another, on the same bridge and across bridges, unless both are open', async () => {

@@ -20,6 +20,7 @@
  * ends this table's say (another table, e.g. Docker's FORWARD policy drop, can still refuse).
  */
 import { InvalidArgumentError } from '../core/errors.js';
+import { METADATA_ADDRESS } from '../core/metadata.js';
 import type { CommandRunner } from './command-runner.js';
 import { gatewayOf, ipToInt, parseCidr } from './ipam.js';
 import { BRIDGE_TAG_PREFIX, bridgeTag, checkName, matchValue, Nft, VM_TAG_PREFIX, vmTag, type NftListing } from './nft.js';
@@ -41,6 +42,11 @@ export interface BridgeNat {
   subnet: string;
   bridge: string;
   outInterface?: string;
+  /**
+   * The port of the daemon's metadata listener on the gateway address, when it serves the
+   * bridge's guests: their TCP traffic for 169.254.169.254:80 goes there.
+   */
+  metadataPort?: number;
 }
 
 /** What one VM adds: forwards, the host ports it may reach, and whether it talks to open neighbours. */
@@ -114,6 +120,22 @@ export function forwardsClash(a: { hostAddress?: string; hostPort: number; proto
   return a.hostPort === b.hostPort && a.protocol === b.protocol && (a.hostAddress === undefined || b.hostAddress === undefined || a.hostAddress === b.hostAddress);
 }
 
+/**
+ * The guests' metadata requests (TCP to 169.254.169.254:80) go to the daemon's listener on the
+ * gateway. The listener takes only what entered through the bridge as a metadata request: the
+ * same port reached any other way (the host's loopback, another interface, a guest asking for
+ * the gateway's port itself) is dropped. Guests' source addresses are vouched for by the
+ * anti-spoofing rules, so the listener may tell a guest by its address. These input rules come
+ * before the bridge's final drop (rules are added in order).
+ */
+function metadataRules(br: string, gateway: string, port: number, rule: (chain: string, body: string) => string): string[] {
+  return [
+    rule('prerouting', `iifname "${br}" ip daddr ${METADATA_ADDRESS} tcp dport 80 dnat to ${gateway}:${port}`),
+    rule('input', `iifname "${br}" ip daddr ${gateway} tcp dport ${port} ct original ip daddr ${METADATA_ADDRESS} accept`),
+    rule('input', `ip daddr ${gateway} tcp dport ${port} drop`),
+  ];
+}
+
 /** Owns this daemon's `ip <table>` nftables table. */
 export class NatRules {
   private readonly nft: Nft;
@@ -158,10 +180,12 @@ export class NatRules {
     const tag = bridgeTag(br);
     const t = this.t;
     const rule = (chain: string, body: string): string => `add rule ${t} ${chain} ${body} comment "${tag}"`;
+    const metadata = b.metadataPort === undefined ? [] : metadataRules(br, gateway, checkPort(b.metadataPort, 'metadata port'), rule);
     const old = await this.nft.rules('ip', this.table);
     await this.nft.batch([
       ...this.skeleton(),
       ...old.filter((r) => r.comment === tag).map((r) => `delete rule ${t} ${r.chain} handle ${r.handle}`),
+      ...metadata,
       rule('postrouting', `ip saddr ${net} oifname != "${br}"${out ? ` oifname "${out}"` : ''} masquerade`),
       // Host-local forwards: the guest could not answer 127.0.0.1, so it sees the gateway instead.
       rule('postrouting', `ip saddr 127.0.0.0/8 oifname "${br}" masquerade`),

@@ -168,4 +168,31 @@ describe('NatVmNetworks, each test in a fresh namespace', { skip }, () => {
     await d.detach(A);
     assert.equal((await ruleset()).trim(), '');
   });
+
+  test('with metadata listeners: the bridge gets one, its guests are told the host serves 169.254.169.254, and it goes with the bridge', async () => {
+    const calls: string[] = [];
+    const metadata = {
+      ensure: async (b: { bridge: string; subnet: string; gateway: string }) => {
+        calls.push(`ensure ${b.bridge} ${b.subnet} ${b.gateway}`);
+        return 40555;
+      },
+      close: async (bridge: string) => void calls.push(`close ${bridge}`),
+    };
+    const db = new Database(':memory:');
+    migrate(db);
+    const d = new NatVmNetworks({ leases: new SqliteLeaseStore(db), logger: quiet, run: ns.run, scope: '/root/md', metadata });
+    daemons.push(d);
+    const bridge = bridgeNameFor('10.88.0.0/24', '/root/md');
+    const a = await d.attach(A, spec());
+    const b = await d.attach(B, spec());
+    assert.equal(a.metadataOnHost, true);
+    assert.equal(b.metadataOnHost, true);
+    assert.match(await ruleset(), new RegExp(`iifname "${bridge}" ip daddr 169\\.254\\.169\\.254 tcp dport 80 dnat to 10\\.88\\.0\\.1:40555`));
+    await d.detach(A);
+    assert.ok(!calls.includes(`close ${bridge}`), 'B still uses the bridge');
+    await d.detach(B);
+    assert.deepEqual(calls, [`ensure ${bridge} 10.88.0.0/24 10.88.0.1`, `ensure ${bridge} 10.88.0.0/24 10.88.0.1`, `close ${bridge}`]);
+    const plain = await daemon('/root/plain').attach(C, spec({ subnet: '10.77.0.0/24' }));
+    assert.equal(plain.metadataOnHost, undefined, 'without listeners the guest serves its own');
+  });
 });

@@ -34,6 +34,15 @@ export function bridgeNameFor(subnet: string, scope: string): string {
   return `hcbr${createHash('sha256').update(`${scope}\n${subnet}`).digest('hex').slice(0, 8)}`;
 }
 
+/**
+ * The daemon's metadata listeners, one per NAT bridge (see metadata-service/host-endpoints): a
+ * bridge's guests reach 169.254.169.254:80 through its port.
+ */
+export interface GuestMetadataListeners {
+  ensure(b: { bridge: string; subnet: string; gateway: string }): Promise<number>;
+  close(bridge: string): Promise<void>;
+}
+
 export interface NatVmNetworksOptions {
   leases: LeaseStore;
   logger: Logger;
@@ -44,6 +53,8 @@ export interface NatVmNetworksOptions {
   scope: string;
   /** How errors name a VM (e.g. `web (3f2a…)`); default: its id. */
   describeVm?: (vmId: string) => string;
+  /** Serves the metadata endpoint to NAT guests from the host; without it, guests serve their own. */
+  metadata?: GuestMetadataListeners;
 }
 
 export class NatVmNetworks implements VmNetworks {
@@ -162,10 +173,13 @@ export class NatVmNetworks implements VmNetworks {
     // A TAP that is already there belongs to a running VM being re-attached: never tear it down.
     const running = await this.host.exists(tap);
     try {
+      let metadataPort: number | undefined;
       if (spec.mode === 'nat') {
         await this.host.ensureBridge(bridge, gatewayCidrOf(cidr));
         await this.forwarding.enable(this.options.logger);
-        await this.nat.ensureBridge({ subnet: cidr.text, bridge, ...this.egress(hostInterface, await this.host.defaultRouteInterface()) });
+        // The listener binds the gateway address, which the bridge now has.
+        metadataPort = await this.options.metadata?.ensure({ bridge, subnet: cidr.text, gateway: gatewayOf(cidr) });
+        await this.nat.ensureBridge({ subnet: cidr.text, bridge, ...this.egress(hostInterface, await this.host.defaultRouteInterface()), ...(metadataPort === undefined ? {} : { metadataPort }) });
       }
       await this.host.createTap(tap, bridge);
       const neighbours = spec.mode === 'bridge' ? 'unfiltered' : spec.isolate === false ? 'open' : 'isolated';
@@ -174,7 +188,7 @@ export class NatVmNetworks implements VmNetworks {
         await this.nat.addVm({ vmId, bridge, subnet: cidr.text, guestAddress: ip, forwards: ports, hostPorts, open: neighbours === 'open' });
       }
       const gateway = spec.mode === 'bridge' ? (spec.gateway ?? '') : gatewayOf(cidr);
-      return { tap, mac, ip, prefixLength: cidr.prefix, gateway, dns: spec.dns };
+      return { tap, mac, ip, prefixLength: cidr.prefix, gateway, dns: spec.dns, ...(metadataPort === undefined ? {} : { metadataOnHost: true }) };
     } catch (err) {
       // A VM that had a lease (a stopped VM being started) keeps it; a new one leaves nothing.
       if (!running) await (hadLease ? this.releaseNow(vmId) : this.detachNow(vmId)).catch(() => undefined);
@@ -215,6 +229,7 @@ export class NatVmNetworks implements VmNetworks {
       if (remainingNat.some((l) => l.subnet === subnet)) continue;
       const bridge = bridgeNameFor(subnet, this.options.scope);
       await this.nat.removeBridge(bridge);
+      await this.options.metadata?.close(bridge);
       await this.host.deleteBridge(bridge);
     }
     if (remainingNat.length === 0) {
