@@ -206,3 +206,11 @@ test('secrets stay out of the daemon log, the console logs, inspect, ls and even
     for (const secret of [SECRET_A, SECRET_B, SECRET_SET]) assert.ok(!text.includes(secret), `${where} shows a secret`);
   }
 });
+
+test('after a daemon crash and restart, the guests read their metadata from the new daemon', async () => {
+  await daemon.kill9();
+  await daemon.start();
+  // The new daemon listens on a new port: the restored NAT rules must point there.
+  const seen = exec('meta-a', 'wget -q -O - http://169.254.169.254/v1/metadata/region; echo; wget -q -O - http://169.254.169.254/v1/metadata/zone');
+  assert.equal(seen.stdout, 'eu-2\nz1', `${seen.stderr}\n${daemon.log().slice(-3000)}`);
+});
