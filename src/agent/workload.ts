@@ -7,14 +7,13 @@
  * inside the container (the helper's child does, and through crun the helper's binary runs as
  * `tty-session` before the command), as runc and crun do for `exec -t`: its shell has job control.
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { runCommand } from '../system/command.js';
 import { Code, TtrpcError } from '../ttrpc/index.js';
-import { ExecHelper, HELPER_IN_CONTAINER, spawnCrunWithHelper, TTY_SESSION_ARG, type PipedChild } from './exec-helper.js';
+import { ExecHelper, type PipedChild } from './exec-helper.js';
 import { buildEnv, checkSpec, envList, parseUser, resolveUser, type Launch } from './launch.js';
 import { errorText, silentLog, type Log } from './log.js';
 import { writeMetadataFiles } from './metadata-files.js';
@@ -23,6 +22,7 @@ import type { ManagedProcess } from './process.js';
 import { MAIN_PROCESS_ID, type ProcessTable } from './processes.js';
 import type { ProcessSpec, ProcessStarted, StartWorkloadRequest } from './protocol/messages.js';
 import { GUEST_ROOTFS_PATHS, prepareRootfs, rootfsPath, type CommandRunner, type RootfsPaths } from './rootfs.js';
+import { crunOnTerminal, defaultExecHelper, terminalSessionArgs } from './terminal-session.js';
 
 export interface WorkloadOptions {
   table: ProcessTable;
@@ -40,13 +40,6 @@ export interface WorkloadOptions {
    * image ships it); null: exec always uses `crun exec`.
    */
   execHelper?: string | null;
-}
-
-/** `exec-helper` beside the running agent (/agent/agent.js in the guest, dist/agent/agent.js in a checkout). */
-function defaultExecHelper(): string | null {
-  const script = process.argv[1];
-  const path = script ? join(dirname(script), 'exec-helper') : '';
-  return path && existsSync(path) ? path : null;
 }
 
 /** Guest files bound into the container when they exist: the first existing source wins. */
@@ -267,14 +260,9 @@ export class Workload {
     };
   }
 
-  /**
-   * What runs before the command of a terminal process started by crun: the helper's binary (crun
-   * passes it on as descriptor 3) as `tty-session`, which makes the terminal the controlling one of
-   * a session inside the container. Undefined for pipes, or when there is no binary (a development
-   * host without gcc): the process then has the pty as its stdio but no controlling terminal.
-   */
+  /** What runs before the command of a terminal process started by crun (see terminal-session.ts). */
   private terminalSession(spec: ProcessSpec): string[] | undefined {
-    return spec.terminal && this.helperBinary ? [HELPER_IN_CONTAINER, TTY_SESSION_ARG] : undefined;
+    return terminalSessionArgs(spec.terminal, this.helperBinary);
   }
 
   /**
@@ -283,7 +271,6 @@ export class Workload {
    * must carry `--preserve-fds=1`.
    */
   private crunLaunch(spec: ProcessSpec, args: string[], kill: Launch['kill']): Launch {
-    const binary = this.terminalSession(spec) ? this.helperBinary : null;
     return {
       file: this.crun,
       args,
@@ -296,10 +283,7 @@ export class Workload {
       inWorkload: true,
       crunErrors: true,
       kill,
-      spawnOnTerminal: async (tty) => {
-        const stdio = [tty.fd, tty.fd, tty.fd];
-        return binary ? spawnCrunWithHelper(this.crun, args, binary, stdio, CRUN_ENV) : spawn(this.crun, args, { stdio, env: CRUN_ENV, cwd: '/' });
-      },
+      spawnOnTerminal: crunOnTerminal(this.crun, args, this.terminalSession(spec) ? this.helperBinary : null, CRUN_ENV),
     };
   }
 
