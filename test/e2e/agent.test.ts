@@ -142,7 +142,7 @@ function tmux(...args: string[]): string {
   return execFileSync('tmux', args, { env: { ...process.env, TMUX_TMPDIR: daemon.dir }, encoding: 'utf8' });
 }
 
-test('exec -it under tmux: a real tty whose size follows the pane, and a shell with job control (^C, background jobs)', async () => {
+test('exec -it under tmux: a real tty whose size follows the pane, and a shell with job control (^Z, fg, ^C, background jobs)', async () => {
   const hypercore = join(repoRoot, 'bin', 'hypercore');
   const env = Object.entries(daemon.env).filter(([k]) => k.startsWith('HYPERCORE_')).map(([k, v]) => `${k}=${v}`).join(' ');
   tmux('new-session', '-d', '-s', 'hc', '-x', '100', '-y', '30', `env ${env} ${hypercore} exec -it ${vmId} -- sh`);
@@ -150,7 +150,12 @@ test('exec -it under tmux: a real tty whose size follows the pane, and a shell w
   await waitFor('a shell prompt', 30_000, () => (/[#$] *$/m.test(screen()) ? true : undefined));
   // The shell leads a session inside the container whose controlling terminal is the pty.
   assert.doesNotMatch(screen(), /job control turned off/);
+  // ^Z stops the foreground job, fg resumes it, ^C interrupts it: the shell lives on.
   tmux('send-keys', '-t', 'hc', 'sleep 100', 'Enter');
+  await sleep(1000);
+  tmux('send-keys', '-t', 'hc', 'C-z');
+  await waitFor('the stopped job', 20_000, () => (/Stopped\s+sleep 100/.test(screen()) ? true : undefined));
+  tmux('send-keys', '-t', 'hc', 'fg', 'Enter');
   await sleep(1000);
   tmux('send-keys', '-t', 'hc', 'C-c');
   tmux('send-keys', '-t', 'hc', 'echo "status=$?"', 'Enter');
