@@ -6,7 +6,8 @@
  * the host swapped it into) mounted at `rootfs/`, the files the host copied in (hosts,
  * resolv.conf, ...) in `files/`, and the OCI `config.json` the host translated for the guest.
  * `StartContainer` runs `crun run` as the process `<id>` of the process table (pipes or a pty the
- * agent owns, as for the single workload); `crun exec --process` runs an exec as `<id>/<exec id>`.
+ * agent owns, as for the single workload: a terminal process leads a session inside the container,
+ * see terminal-session.ts); `crun exec --process` runs an exec as `<id>/<exec id>`.
  * Missing or foreign executables are refused at create, with runc's words, because crun would
  * only fail after the container has started.
  */
@@ -23,6 +24,7 @@ import { containerProcessId, identifierProblem, type ContainerStatsResponse, typ
 import type { ProcessStarted } from './protocol/messages.js';
 import { findExecutable } from './root-path.js';
 import { findDisk, isMounted, type CommandRunner } from './rootfs.js';
+import { crunOnTerminal, defaultExecHelper, terminalSessionArgs } from './terminal-session.js';
 import { crunLogMessages } from './workload.js';
 
 export interface ContainerPaths {
@@ -44,6 +46,8 @@ export interface PodContainersOptions {
   paths?: ContainerPaths;
   crun?: string;
   run?: CommandRunner;
+  /** The exec helper's binary, for terminal sessions (default: beside the agent); null: none. */
+  execHelper?: string | null;
 }
 
 /** Names of files the host copies in. */
@@ -84,8 +88,10 @@ export class PodContainers {
   private readonly paths: ContainerPaths;
   private readonly crun: string;
   private readonly run: CommandRunner;
+  private readonly helperBinary: string | null;
 
   constructor(options: PodContainersOptions) {
+    this.helperBinary = options.execHelper === undefined ? defaultExecHelper() : options.execHelper;
     this.table = options.table;
     this.log = options.log ?? silentLog;
     this.paths = options.paths ?? GUEST_CONTAINER_PATHS;
@@ -146,7 +152,14 @@ export class PodContainers {
     const pidFile = join(c.dir, 'init.pid');
     const logFile = join(c.dir, 'crun.log');
     await rm(pidFile, { force: true });
-    const launch = this.crunLaunch(['--log', logFile, '--log-format=json', 'run', '--bundle', c.dir, '--pid-file', pidFile, c.id], req, async (signal) => {
+    const session = terminalSessionArgs(req.terminal, this.helperBinary);
+    if (session) {
+      // Whether the init gets a terminal is known only now: its command is prefixed here.
+      const configFile = join(c.dir, 'config.json');
+      const config = JSON.parse(await readFile(configFile, 'utf8')) as OciConfig & { process: { args: string[] } };
+      await writeFile(configFile, `${JSON.stringify({ ...config, process: { ...config.process, args: [...session, ...config.process.args] } })}\n`);
+    }
+    const launch = this.crunLaunch(['--log', logFile, '--log-format=json', 'run', ...(session ? ['--preserve-fds=1'] : []), '--bundle', c.dir, '--pid-file', pidFile, c.id], req, async (signal) => {
       await this.run(this.crun, ['kill', c.id, signal]);
     });
     const proc = await this.table.start(launch, containerProcessId(c.id));
@@ -165,11 +178,12 @@ export class PodContainers {
     const processJson = parseProcess(req.processJson);
     this.checkCommand({ process: processJson }, c.rootfs);
     const processFile = join(c.dir, `exec-${req.execId}.json`);
-    await writeFile(processFile, JSON.stringify({ ...processJson, terminal: false }));
+    const session = terminalSessionArgs(req.terminal, this.helperBinary);
+    await writeFile(processFile, JSON.stringify({ ...processJson, terminal: false, ...(session ? { args: [...session, ...(processJson.args as string[])] } : {}) }));
     const pidFile = join(c.dir, `exec-${req.execId}.pid`);
     await rm(pidFile, { force: true });
     const launch: Launch = {
-      ...this.crunLaunch(['exec', '--process', processFile, '--pid-file', pidFile, c.id], req, async (signal) => {
+      ...this.crunLaunch(['exec', ...(session ? ['--preserve-fds=1'] : []), '--process', processFile, '--pid-file', pidFile, c.id], req, async (signal) => {
         process.kill(Number((await readFile(pidFile, 'utf8')).trim()), signal);
       }),
       onExit: () => void Promise.all([rm(pidFile, { force: true }), rm(processFile, { force: true })]).catch(() => undefined),
@@ -317,8 +331,9 @@ export class PodContainers {
     }
   }
 
-  /** A crun invocation as a process of the table: the agent's pipes or pty are the container's stdio. */
+  /** A crun invocation as a process of the table: the agent's pipes or pty are the container's stdio (with a terminal session, args carry `--preserve-fds=1`). */
   private crunLaunch(args: string[], io: { terminal?: boolean; rows?: number; cols?: number }, kill: Launch['kill']): Launch {
+    const binary = terminalSessionArgs(io.terminal, this.helperBinary) ? this.helperBinary : null;
     return {
       file: this.crun,
       args,
@@ -331,6 +346,7 @@ export class PodContainers {
       inWorkload: true,
       crunErrors: true,
       kill,
+      spawnOnTerminal: crunOnTerminal(this.crun, args, binary, CRUN_ENV),
     };
   }
 

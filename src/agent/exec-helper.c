@@ -6,20 +6,30 @@
  *
  * Protocol: requests on stdin, events on stdout, both framed as a 4-byte big-endian length then
  * NUL-terminated fields, the first one naming the message.
- *   -> run ID UID GID CWD ARGC ARG... ENVC ENV...
+ *   -> run ID UID GID CWD TTY ARGC ARG... ENVC ENV...
+ *                       TTY is empty for pipes, or /dev/pts/N: a terminal the agent allocated
+ *                       (the container binds the guest's devpts), which the child makes its
+ *                       controlling terminal in a session of its own
  *   -> opened ID        the agent opened its ends of ID's pipes; the helper closes its copies
  *   -> signal ID SIGNO
  *   <- ready VERSION
  *   <- started ID PID STDIN_FD STDOUT_FD STDERR_FD
  *                       PID in the container; the FDs are this process's ends of the child's
  *                       pipes, which the agent opens as /proc/<helper>/fd/<FD> (so they are real
- *                       pipes, as with crun, and /dev/stdout works in the child)
+ *                       pipes, as with crun, and /dev/stdout works in the child); -1 each for a
+ *                       child on a terminal (the agent holds the terminal's master)
  *   <- failed ID MESSAGE
  *   <- exited ID CODE SIGNO    CODE if it exited, SIGNO (CODE 0) if a signal ended it
  * The helper ends when stdin closes (the agent went away); its children keep running.
  *
  * The helper is not dumpable: the workload, root in the container but without CAP_SYS_PTRACE,
  * can neither trace it nor open its /proc/<pid>/fd (its pipes to the agent and its children's).
+ *
+ * Run as `exec-helper tty-session COMMAND ARG...` (by a `crun exec` whose stdio is a terminal) it
+ * does for one process what a terminal child of the resident helper gets: a session of its own
+ * whose controlling terminal is its stdin, then it executes COMMAND. The session has to be made
+ * inside the container: a session leader outside its pid namespace (crun, or whatever started
+ * crun) is one the shell cannot see, and the shell then has no job control.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -32,14 +42,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
-#define HELPER_VERSION "1"
+#define HELPER_VERSION "2"
 /* Largest request: the agent refuses bigger command lines before sending them. */
 #define MAX_FRAME (4u * 1024u * 1024u)
 #define MAX_FIELDS 65536
@@ -135,27 +147,63 @@ static void child_fail(int code, const char *format, const char *subject, int er
   _exit(code);
 }
 
-/* In the child, between fork and exec: stdio, session, credentials, directory, program. */
-static void exec_child(int pipes[3][2], uid_t uid, gid_t gid, const char *cwd, char **argv, char **envp) {
-  sigset_t none;
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, NULL);
-  signal(SIGPIPE, SIG_DFL);
-  setsid();
-  if (dup2(pipes[0][0], STDIN_FILENO) < 0 || dup2(pipes[1][1], STDOUT_FILENO) < 0 || dup2(pipes[2][1], STDERR_FILENO) < 0) _exit(126);
-  syscall(SYS_close_range, 3u, ~0u, 0u);
-  /* The pipes are root's: give them to the user, so that it may open /dev/stdout (as runc does). */
-  if (uid != 0)
-    for (int fd = 0; fd < 3; fd++) (void)fchown(fd, uid, gid);
-  if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0) child_fail(126, "setting the user failed (%s): %s\n", "uid:gid", errno);
-  if (chdir(cwd) < 0) child_fail(126, "chdir to cwd (\"%s\") failed: %s\n", cwd, errno);
-  environ = envp;
+/* Executes argv, or exits with Docker's status and message for why it could not. */
+static void exec_program(char **argv) {
   execvp(argv[0], argv);
   if (errno == ENOENT) {
     dprintf(STDERR_FILENO, "exec: \"%s\": executable file not found in $PATH\n", argv[0]);
     _exit(127);
   }
   child_fail(126, "exec: \"%s\": %s\n", argv[0], errno);
+}
+
+/*
+ * Makes terminal `fd` the controlling terminal of a new session led by this process, its process
+ * group the foreground one: what a shell needs for job control (as runc and crun do for `exec -t`).
+ * A process that already leads its session (crun may make one) keeps that session.
+ */
+static int take_terminal(int fd) {
+  if (setsid() < 0 && getsid(0) != getpid()) return -1;
+  if (ioctl(fd, TIOCSCTTY, 0) < 0) return -1;
+  return tcsetpgrp(fd, getpgrp());
+}
+
+/* A terminal path as the agent sends it: /dev/pts/ and a number. */
+static int valid_tty(const char *path) {
+  const char *prefix = "/dev/pts/";
+  if (strncmp(path, prefix, strlen(prefix)) != 0) return 0;
+  const char *n = path + strlen(prefix);
+  if (*n == '\0' || strlen(n) > 10) return 0;
+  for (; *n; n++)
+    if (*n < '0' || *n > '9') return 0;
+  return 1;
+}
+
+/* In the child, between fork and exec: stdio, session, credentials, directory, program. */
+static void exec_child(int pipes[3][2], const char *tty, uid_t uid, gid_t gid, const char *cwd, char **argv, char **envp) {
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  signal(SIGPIPE, SIG_DFL);
+  if (tty) {
+    /* Opened here, as root and in the container's mount namespace (its /dev/pts is the guest's). */
+    int fd = open(tty, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0 || !isatty(fd)) child_fail(126, "opening the terminal %s failed: %s\n", tty, fd < 0 ? errno : ENOTTY);
+    if (take_terminal(fd) < 0) child_fail(126, "making %s the controlling terminal failed: %s\n", tty, errno);
+    if (dup2(fd, STDIN_FILENO) < 0 || dup2(fd, STDOUT_FILENO) < 0 || dup2(fd, STDERR_FILENO) < 0) _exit(126);
+  } else {
+    setsid();
+    if (dup2(pipes[0][0], STDIN_FILENO) < 0 || dup2(pipes[1][1], STDOUT_FILENO) < 0 || dup2(pipes[2][1], STDERR_FILENO) < 0) _exit(126);
+  }
+  syscall(SYS_close_range, 3u, ~0u, 0u);
+  /* The pipes or the terminal are root's: give them to the user, so that it may open /dev/stdout
+     (as runc does with pipes and with the console). */
+  if (uid != 0)
+    for (int fd = 0; fd < (tty ? 1 : 3); fd++) (void)fchown(fd, uid, gid);
+  if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0) child_fail(126, "setting the user failed (%s): %s\n", "uid:gid", errno);
+  if (chdir(cwd) < 0) child_fail(126, "chdir to cwd (\"%s\") failed: %s\n", cwd, errno);
+  environ = envp;
+  exec_program(argv);
 }
 
 static int parse_id(const char *text, unsigned long max, unsigned long *out) {
@@ -170,11 +218,13 @@ static int parse_id(const char *text, unsigned long max, unsigned long *out) {
 static void handle_run(char **f, int n) {
   const char *id = f[1];
   unsigned long uid, gid, argc, envc;
-  if (n < 7 || parse_id(f[2], 0xfffffffeul, &uid) || parse_id(f[3], 0xfffffffeul, &gid) || parse_id(f[5], MAX_FIELDS, &argc) || argc == 0 ||
-      (unsigned long)n < 7 + argc || parse_id(f[6 + argc], MAX_FIELDS, &envc) || (unsigned long)n != 7 + argc + envc) {
+  if (n < 8 || parse_id(f[2], 0xfffffffeul, &uid) || parse_id(f[3], 0xfffffffeul, &gid) || (f[5][0] != '\0' && !valid_tty(f[5])) ||
+      parse_id(f[6], MAX_FIELDS, &argc) || argc == 0 || (unsigned long)n < 8 + argc || parse_id(f[7 + argc], MAX_FIELDS, &envc) ||
+      (unsigned long)n != 8 + argc + envc) {
     failed(id, "malformed run request");
     return;
   }
+  const char *tty = f[5][0] != '\0' ? f[5] : NULL;
   if (find_child(id)) {
     failed(id, "a process with this id exists");
     return;
@@ -189,11 +239,11 @@ static void handle_run(char **f, int n) {
   char **argv = calloc(argc + 1, sizeof(char *));
   char **envp = calloc(envc + 1, sizeof(char *));
   if (!argv || !envp) die("calloc");
-  for (unsigned long i = 0; i < argc; i++) argv[i] = f[6 + i];
-  for (unsigned long i = 0; i < envc; i++) envp[i] = f[7 + argc + i];
+  for (unsigned long i = 0; i < argc; i++) argv[i] = f[7 + i];
+  for (unsigned long i = 0; i < envc; i++) envp[i] = f[8 + argc + i];
 
   int pipes[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}};
-  for (int i = 0; i < 3; i++) {
+  for (int i = 0; i < 3 && !tty; i++) {
     if (pipe2(pipes[i], O_CLOEXEC) < 0) {
       char message[128];
       snprintf(message, sizeof message, "pipe: %s", strerror(errno));
@@ -205,11 +255,11 @@ static void handle_run(char **f, int n) {
     }
   }
   pid_t pid = fork();
-  if (pid == 0) exec_child(pipes, (uid_t)uid, (gid_t)gid, f[4], argv, envp);
+  if (pid == 0) exec_child(pipes, tty, (uid_t)uid, (gid_t)gid, f[4], argv, envp);
   int err = errno;
   free(argv);
   free(envp);
-  /* The child's ends are the child's now. */
+  /* The child's ends are the child's now (closing -1, for a terminal child, does nothing). */
   close(pipes[0][0]);
   close(pipes[1][1]);
   close(pipes[2][1]);
@@ -313,7 +363,22 @@ static void reap(void) {
   }
 }
 
-int main(void) {
+/* `exec-helper tty-session COMMAND ARG...`: see the top of this file. */
+static int tty_session(char **argv) {
+  if (argv[0] == NULL) {
+    fprintf(stderr, "exec-helper: tty-session needs a command\n");
+    return 126;
+  }
+  if (!isatty(STDIN_FILENO)) child_fail(126, "%s: %s\n", "the standard input is not a terminal", ENOTTY);
+  if (take_terminal(STDIN_FILENO) < 0) child_fail(126, "%s: %s\n", "making the standard input the controlling terminal failed", errno);
+  /* This binary came as descriptor 3 (crun's --preserve-fds): the command gets stdio only. */
+  syscall(SYS_close_range, 3u, ~0u, 0u);
+  exec_program(argv);
+  return 126;
+}
+
+int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "tty-session") == 0) return tty_session(argv + 2);
   prctl(PR_SET_DUMPABLE, 0);
   signal(SIGPIPE, SIG_IGN);
   sigset_t chld;

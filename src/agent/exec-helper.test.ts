@@ -6,7 +6,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import type net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -16,6 +16,7 @@ import { runCommand } from '../system/command.js';
 import { Code, TtrpcError, TtrpcServer } from '../ttrpc/index.js';
 import { listenUnix } from './channel.js';
 import { encodeFrame, ExecHelper, HelperChild, MAX_REQUEST_BYTES } from './exec-helper.js';
+import { openDetachedPty } from './pty.js';
 import { registerAgentService } from './service.js';
 import { AgentTestClient, FAKE_CRUN, fakeGuest, recordingRunner } from './test-helpers.js';
 
@@ -131,11 +132,89 @@ test('a signal reaches the process; the exit names it', async () => {
   assert.deepEqual(await c.call('Wait', { processId }), { exitCode: 143, signal: 'SIGTERM' });
 });
 
-test('a terminal exec still uses crun exec (node-pty starts it on the pty)', async () => {
+/**
+ * /proc/PID/stat of a process on a terminal, as printed by `exec cat /proc/self/stat` (cat takes
+ * the shell's pid): its pid, process group, session, terminal and the terminal's foreground group.
+ */
+function terminalFacts(output: string): { pid: number; pgrp: number; session: number; ttyNr: number; tpgid: number } {
+  const fields = output.slice(output.lastIndexOf(')') + 2).trim().split(' ').map(Number);
+  return { pid: Number(output.split(' ')[0]), pgrp: fields[2]!, session: fields[3]!, ttyNr: fields[4]!, tpgid: fields[5]! };
+}
+
+/** A terminal process leads its own session, its terminal is the controlling one, its group in the foreground: a shell has job control. */
+function assertSessionOnTerminal(output: string): void {
+  const t = terminalFacts(output);
+  assert.ok(t.pid > 0, output);
+  assert.deepEqual({ pgrp: t.pgrp, session: t.session, tpgid: t.tpgid }, { pgrp: t.pid, session: t.pid, tpgid: t.pid }, `not a session leader owning its terminal: ${output}`);
+  assert.notEqual(t.ttyNr, 0, 'the pty is its controlling terminal');
+}
+
+/** Runs `args` in the workload on a terminal and collects everything. */
+async function execOnTerminal(args: string[], extra: { user?: string } = {}) {
+  const { processId } = await c.call('CreateProcess', { process: { args, terminal: true, ...extra }, inWorkload: true });
+  const io = c.io(processId);
+  await io.closeStdin();
+  return io.collect();
+}
+
+test('a terminal exec is a fork of the helper too, leading a session whose controlling terminal is its pty', async () => {
   const before = await execCalls();
-  const { processId } = await c.call('CreateProcess', { process: { args: ['tty'], terminal: true }, inWorkload: true });
-  assert.match((await c.io(processId).collect()).stdout.toString(), /^\/dev\/pts\/\d+/);
-  assert.equal(await execCalls(), before + 1);
+  const tty = await execOnTerminal(['tty']);
+  assert.match(tty.stdout.toString(), /^\/dev\/pts\/\d+/);
+  const stat = await execOnTerminal(['sh', '-c', 'exec cat /proc/self/stat'], { user: '65534:65533' });
+  assert.equal(stat.final.exitCode, 0, stat.stdout.toString());
+  assertSessionOnTerminal(stat.stdout.toString());
+  assert.equal(await execCalls(), before, 'no crun exec');
+  const missing = await execOnTerminal(['no-such-command']);
+  assert.deepEqual([missing.final.exitCode, missing.stdout.toString()], [127, 'exec: "no-such-command": executable file not found in $PATH\r\n']);
+});
+
+test('an interactive shell on a terminal exec has job control: ^C ends the foreground job only, background jobs are listed', async () => {
+  const { processId } = await c.call('CreateProcess', { process: { args: ['sh', '-i'], terminal: true, env: ['PS1=prompt> '] }, inWorkload: true });
+  const io = c.io(processId);
+  let screen = '';
+  const collected = io.collect((m) => (screen += m.data ? Buffer.from(m.data).toString('utf8') : ''));
+  const waitScreen = (what: string, re: RegExp) => until(what, () => re.test(screen));
+  await waitScreen('the prompt', /prompt> $/);
+  await io.send(Buffer.from('sleep 100\n'));
+  await until('sleep to run', () => screen.includes('sleep 100\r\n'));
+  await new Promise((r) => setTimeout(r, 300));
+  await io.send(Buffer.from('\x03'));
+  await io.send(Buffer.from('echo "status=$?"\n'));
+  await waitScreen('the status of the interrupted job', /status=130/);
+  await io.send(Buffer.from('sleep 100 &\njobs\n'));
+  await waitScreen('the job list', /\[1\]\s*\+?\s*Running\s+sleep 100/);
+  await io.send(Buffer.from('kill %1; exit 7\n'));
+  const r = await collected;
+  assert.equal(r.final.exitCode, 7, screen);
+  assert.doesNotMatch(screen, /job control turned off|no job control/);
+});
+
+/** Runs the helper's binary with `args` (as crun would, given the binary) on a fresh pty, or on pipes; its output and status. */
+async function helperBinaryOn(terminal: boolean, args: string[]): Promise<{ output: string; code: number | null }> {
+  if (!terminal) {
+    const r = spawnSync(HELPER, args, { encoding: 'utf8' });
+    return { output: r.stdout + r.stderr, code: r.status };
+  }
+  const tty = await openDetachedPty(24, 80);
+  let output = '';
+  tty.master.on('data', (d: Buffer) => (output += d.toString('utf8')));
+  const ended = new Promise<void>((resolve) => tty.master.on('error', () => resolve()));
+  const child = spawn(HELPER, args, { stdio: [tty.slave, tty.slave, tty.slave] });
+  const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+  tty.closeSlave();
+  await ended;
+  tty.master.destroy();
+  return { output, code };
+}
+
+test("tty-session (how crun runs a terminal process): the command leads a session on its stdin's terminal; Docker's 127; refused without a terminal", async () => {
+  const stat = await helperBinaryOn(true, ['tty-session', 'sh', '-c', 'exec cat /proc/self/stat']);
+  assert.equal(stat.code, 0, stat.output);
+  assertSessionOnTerminal(stat.output);
+  assert.deepEqual(await helperBinaryOn(true, ['tty-session', 'no-such-command']), { output: 'exec: "no-such-command": executable file not found in $PATH\r\n', code: 127 });
+  const pipes = await helperBinaryOn(false, ['tty-session', 'true']);
+  assert.deepEqual(pipes, { output: 'the standard input is not a terminal: Inappropriate ioctl for device\n', code: 126 });
 });
 
 test('a command line the helper cannot take is refused with the reason, and the helper serves on', async () => {

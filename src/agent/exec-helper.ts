@@ -6,7 +6,9 @@
  *
  * The helper's binary is handed to crun as an open file (`--preserve-fds`) and run as
  * /proc/self/fd/3, so nothing is added to the container's filesystem. A child's stdio are pipes the
- * helper made; the agent opens their other ends through /proc/<helper>/fd/N.
+ * helper made; the agent opens their other ends through /proc/<helper>/fd/N. A terminal child gets
+ * the slave of a pty the agent opened (by path: the container binds the guest's devpts) and makes it
+ * its controlling terminal in a session of its own, so its shell has job control.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
@@ -20,6 +22,10 @@ import { errorText, silentLog, type Log } from './log.js';
 
 /** Largest request the helper reads (exec-helper.c's MAX_FRAME): the command line and environment. */
 export const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
+/** The protocol version the helper announces (exec-helper.c's HELPER_VERSION). */
+const HELPER_VERSION = '2';
+/** The helper's argument that makes it start one command in a terminal session (crun exec of a terminal, crun run). */
+export const TTY_SESSION_ARG = 'tty-session';
 /** Largest event the agent reads from the helper (they are a few dozen bytes). */
 const MAX_EVENT_BYTES = 64 * 1024;
 /** How long the helper may take to start (a `crun exec` under emulation takes about a second). */
@@ -32,6 +38,8 @@ export interface HelperProcessSpec {
   cwd: string;
   uid: number;
   gid: number;
+  /** The slave of the process's terminal (/dev/pts/N); none: pipes. */
+  tty?: string;
 }
 
 /** The subset of ChildProcess a piped process of the table needs; node's ChildProcess is one too. */
@@ -80,9 +88,10 @@ export class HelperChild extends EventEmitter implements PipedChild {
     super();
   }
 
-  /** Takes the agent's ends of the pipes, opened through /proc/<helper>/fd/N. */
-  attach(pid: number, fds: [number, number, number]): void {
+  /** Takes the agent's ends of the pipes, opened through /proc/<helper>/fd/N (none for a terminal child). */
+  attach(pid: number, fds?: [number, number, number]): void {
     this.pid = pid;
+    if (!fds) return;
     this.stdin = new Socket({ fd: fds[0], readable: false, writable: true });
     this.stdout = new Socket({ fd: fds[1], readable: true, writable: false });
     this.stderr = new Socket({ fd: fds[2], readable: true, writable: false });
@@ -111,6 +120,22 @@ export class HelperChild extends EventEmitter implements PipedChild {
 
   private maybeClose(): void {
     if (this.exit && this.exitEmitted && this.openStreams === 0) this.emit('close', this.exit.code, this.exit.signal);
+  }
+}
+
+/** Where the helper's binary is inside the container: crun got it open as descriptor 3 (`--preserve-fds=1`). */
+export const HELPER_IN_CONTAINER = '/proc/self/fd/3';
+
+/**
+ * Runs crun with the helper's binary open as its descriptor 3, for crun to pass on with
+ * `--preserve-fds=1` (args must say so): the command in the container is then HELPER_IN_CONTAINER.
+ */
+export function spawnCrunWithHelper(crun: string, args: string[], binary: string, stdio: readonly (number | 'pipe')[], env: Record<string, string>): ChildProcess {
+  const binaryFd = openSync(binary, fsConstants.O_RDONLY);
+  try {
+    return spawn(crun, args, { stdio: [...stdio, binaryFd], env, cwd: '/' });
+  } finally {
+    closeSync(binaryFd);
   }
 }
 
@@ -159,17 +184,13 @@ export class ExecHelper {
   static async start(options: ExecHelperOptions): Promise<ExecHelper> {
     // A pid file of an earlier helper must not be taken for this one's.
     await rm(options.pidFile, { force: true });
-    const binaryFd = openSync(options.binary, fsConstants.O_RDONLY);
-    let proc: ChildProcess;
-    try {
-      proc = spawn(
-        options.crun,
-        ['exec', '--preserve-fds=1', `--pid-file=${options.pidFile}`, '--cwd=/', '--user=0:0', '--env=PATH=/usr/sbin:/usr/bin:/sbin:/bin', options.containerId, '/proc/self/fd/3'],
-        { stdio: ['pipe', 'pipe', 'pipe', binaryFd], env: options.crunEnv },
-      );
-    } finally {
-      closeSync(binaryFd);
-    }
+    const proc = spawnCrunWithHelper(
+      options.crun,
+      ['exec', '--preserve-fds=1', `--pid-file=${options.pidFile}`, '--cwd=/', '--user=0:0', '--env=PATH=/usr/sbin:/usr/bin:/sbin:/bin', options.containerId, HELPER_IN_CONTAINER],
+      options.binary,
+      ['pipe', 'pipe', 'pipe'],
+      options.crunEnv,
+    );
     const helper = new ExecHelper(proc, options);
     try {
       await helper.ready(options.pidFile);
@@ -213,6 +234,7 @@ export class ExecHelper {
           this.buffer = rest;
           for (const f of frames) {
             if (f[0] === 'ready' && !this.pid) {
+              if (f[1] !== HELPER_VERSION) return fail(`it speaks protocol ${JSON.stringify(f[1] ?? '')}, not ${HELPER_VERSION} (an exec-helper of another build)`);
               void helperPid(pidFile).then(
                 (pid) => {
                   clearTimeout(timer);
@@ -240,6 +262,12 @@ export class ExecHelper {
       this.pending.delete(id);
       const child = new HelperChild(id);
       try {
+        if (f[3] === '-1') {
+          // On a terminal: the agent holds its master already.
+          child.attach(Number(f[2]));
+          this.children.set(id, child);
+          return waiter.resolve(child);
+        }
         // The helper holds its ends until we say we opened ours, so no output is lost meanwhile.
         const fds = [f[3], f[4], f[5]].map((n, i) => openSync(`/proc/${this.pid}/fd/${Number(n)}`, (i === 0 ? fsConstants.O_WRONLY : fsConstants.O_RDONLY) | fsConstants.O_NONBLOCK)) as [number, number, number];
         child.attach(Number(f[2]), fds);
@@ -287,7 +315,8 @@ export class ExecHelper {
   spawn(spec: HelperProcessSpec): Promise<PipedChild> {
     if (this.gone) return Promise.reject(new TtrpcError(Code.UNAVAILABLE, `the exec helper is gone (${this.gone})`));
     const id = `p${++this.seq}`;
-    const request = ['run', id, String(spec.uid), String(spec.gid), spec.cwd, String(spec.args.length), ...spec.args, String(spec.env.length), ...spec.env];
+    if (spec.tty !== undefined && !/^\/dev\/pts\/\d{1,10}$/.test(spec.tty)) return Promise.reject(new TtrpcError(Code.INTERNAL, `not a terminal of the guest's devpts: ${spec.tty}`));
+    const request = ['run', id, String(spec.uid), String(spec.gid), spec.cwd, spec.tty ?? '', String(spec.args.length), ...spec.args, String(spec.env.length), ...spec.env];
     if (request.some((field) => field.includes('\0'))) return Promise.reject(new TtrpcError(Code.INVALID_ARGUMENT, 'arguments and environment entries cannot contain NUL bytes'));
     const frame = encodeFrame(request);
     if (frame.length - 4 > MAX_REQUEST_BYTES) return Promise.reject(new TtrpcError(Code.INVALID_ARGUMENT, `the command line and environment take ${frame.length} bytes, more than ${MAX_REQUEST_BYTES}`));

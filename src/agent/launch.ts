@@ -37,6 +37,19 @@ export interface Launch {
   onExit?: () => void;
   /** Starts the process some other way than spawning `file` (the workload's exec helper); pipes only. */
   spawn?: () => Promise<PipedChild>;
+  /**
+   * For a terminal in a container: the agent only opens the pty (nobody's controlling terminal) and
+   * this starts the process on its slave, which the process makes its controlling terminal itself,
+   * inside the container (exec-helper.c). Without it node-pty starts `file` leading a session of
+   * the guest on the pty, which a shell in another pid namespace cannot use for job control.
+   */
+  spawnOnTerminal?: (tty: TerminalSlave) => Promise<PipedChild>;
+}
+
+/** The slave of a pty the agent opened for a process: its path (the same in a container) and a descriptor for stdio. */
+export interface TerminalSlave {
+  path: string;
+  fd: number;
 }
 
 /**

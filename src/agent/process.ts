@@ -1,6 +1,7 @@
 /**
- * One process started by the agent: with pipes (child_process) or a pseudo-terminal (node-pty),
- * its output in a ring buffer that outlives any reader, its stdin, and its exit status.
+ * One process started by the agent: with pipes (child_process) or a pseudo-terminal (node-pty, or
+ * for a container's process a pty it makes its controlling terminal itself), its output in a ring
+ * buffer that outlives any reader, its stdin, and its exit status.
  */
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
@@ -10,7 +11,7 @@ import type { PipedChild } from './exec-helper.js';
 import type { Launch } from './launch.js';
 import { OutputBuffer, type OutputHold } from './output-buffer.js';
 import type { ProcessInfo } from './protocol/messages.js';
-import { loadPty, type Pty } from './pty.js';
+import { loadPty, openDetachedPty, type DetachedPty, type Pty } from './pty.js';
 
 /** How a process ended: exit code (128+n when killed by signal n, as shells and Docker report it) and signal name. */
 export interface ExitInfo {
@@ -62,6 +63,8 @@ export class ManagedProcess {
   finishedAt: number | undefined;
   private child: PipedChild | undefined;
   private pty: Pty | undefined;
+  /** The pty of a process that took it as its controlling terminal itself (launch.spawnOnTerminal). */
+  private terminal: DetachedPty | undefined;
   private stdinOpen = true;
   private readonly filter: CrunErrorFilter | undefined;
   private filterTimer: NodeJS.Timeout | undefined;
@@ -100,6 +103,8 @@ export class ManagedProcess {
     if (launch.failure) {
       proc.output.append(2, Buffer.from(`${launch.failure.message}\n`));
       proc.finish(launch.failure.exitCode, undefined);
+    } else if (launch.terminal && launch.spawnOnTerminal) {
+      await proc.startOnDetachedPty(launch.spawnOnTerminal);
     } else if (launch.terminal) {
       await proc.startPty();
     } else {
@@ -140,6 +145,10 @@ export class ManagedProcess {
       this.pty.write(data as unknown as string);
       return;
     }
+    if (this.terminal) {
+      this.terminal.master.write(data);
+      return;
+    }
     const stdin = this.child?.stdin;
     if (!stdin || stdin.destroyed) return;
     if (stdin.write(data)) return;
@@ -160,6 +169,7 @@ export class ManagedProcess {
     this.stdinOpen = false;
     if (this.exit) return;
     if (this.pty) this.pty.write('\x04');
+    else if (this.terminal) this.terminal.master.write('\x04');
     else this.child?.stdin?.end();
   }
 
@@ -181,6 +191,7 @@ export class ManagedProcess {
     if (!this.launch.terminal) throw new TtrpcError(Code.FAILED_PRECONDITION, `process ${this.id} has no terminal`);
     if (!(rows > 0 && cols > 0)) throw new TtrpcError(Code.INVALID_ARGUMENT, 'rows and cols must be positive');
     if (this.pty && !this.exit) this.pty.resize(cols, rows);
+    if (this.terminal && !this.exit) this.terminal.resize(rows, cols);
   }
 
   /** The ListProcesses entry. */
@@ -249,8 +260,71 @@ export class ManagedProcess {
     pty.onExit(({ exitCode, signal }) => this.finishFromStatus(exitCode, signal ?? 0));
   }
 
+  /**
+   * A terminal the process makes its controlling one itself: the agent holds the master and a copy
+   * of the slave until the process exits (the exec helper's child opens the slave by path, after
+   * the start is confirmed; without the agent's copy, the master would read as ended before that).
+   * Then the output ends when the master reads EIO (nobody holds the slave any more), or after a
+   * grace time when a background process still does.
+   */
+  private async startOnDetachedPty(spawnOnTerminal: NonNullable<Launch['spawnOnTerminal']>): Promise<void> {
+    const tty = await openDetachedPty(this.launch.rows, this.launch.cols);
+    this.terminal = tty;
+    let child: PipedChild;
+    try {
+      child = await spawnOnTerminal({ path: tty.path, fd: tty.slave });
+    } catch (err) {
+      tty.closeSlave();
+      tty.master.destroy();
+      throw err;
+    }
+    this.child = child;
+    this.pid = child.pid ?? 0;
+    let exited: { code: number | null; signal: number } | undefined;
+    let outputEnded = false;
+    let grace: NodeJS.Timeout | undefined;
+    const done = (): void => {
+      if (grace) clearTimeout(grace);
+      tty.master.destroy();
+      if (exited) this.finishFromStatus(exited.code, exited.signal);
+    };
+    tty.master.on('data', (d: Buffer) => this.emit(1, d));
+    // EIO: every slave is closed. Any other read error ends the output the same way.
+    tty.master.on('error', () => {
+      outputEnded = true;
+      if (exited) done();
+    });
+    tty.master.on('end', () => {
+      outputEnded = true;
+      if (exited) done();
+    });
+    child.on('error', (err: NodeJS.ErrnoException) => {
+      if (exited) return;
+      exited = { code: err.code === 'ENOENT' ? 127 : 126, signal: 0 };
+      this.emit(1, Buffer.from(`exec: "${this.launch.displayArgs[0]}": ${err.message}\r\n`));
+      tty.closeSlave();
+      done();
+    });
+    child.on('exit', (code: number | null, signal: NodeJS.Signals | null) => {
+      if (exited) return;
+      exited = { code, signal: signal ? constants.signals[signal] : 0 };
+      tty.closeSlave();
+      if (outputEnded) return done();
+      grace = setTimeout(() => {
+        // Output paused for a slow reader is still wanted: the terminal is not closed under it.
+        if (this.outputPaused) return void grace?.refresh();
+        done();
+      }, PIPE_CLOSE_GRACE_MS);
+      grace.unref();
+    });
+  }
+
   private pauseOutput(pause: boolean): void {
     this.outputPaused = pause;
+    if (this.terminal) {
+      if (pause) this.terminal.master.pause();
+      else this.terminal.master.resume();
+    }
     const sources = [this.child?.stdout, this.child?.stderr];
     for (const s of sources) {
       if (pause) s?.pause();

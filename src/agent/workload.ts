@@ -1,14 +1,16 @@
 /**
  * The workload: one OCI container, "hc-main", run by crun from the image disk, whose init is the
  * process "main" of the process table. Other processes join it through the exec helper (one
- * `crun exec` of a small forking process, exec-helper.ts) or, for terminals and while the helper
- * is not there, with their own `crun exec`. crun gets the agent's pipes or pty as its stdio (never
- * --tty), so output and terminals work the same as for processes in the VM.
+ * `crun exec` of a small forking process, exec-helper.ts) or, while the helper is not there, with
+ * their own `crun exec`. crun gets the agent's pipes or the slave of the agent's pty as its stdio
+ * (never --tty). A process on a terminal makes it its controlling terminal in a session of its own
+ * inside the container (the helper's child does, and through crun the helper's binary runs as
+ * `tty-session` before the command), as runc and crun do for `exec -t`: its shell has job control.
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { runCommand } from '../system/command.js';
 import { Code, TtrpcError } from '../ttrpc/index.js';
 import { ExecHelper, type PipedChild } from './exec-helper.js';
@@ -20,6 +22,7 @@ import type { ManagedProcess } from './process.js';
 import { MAIN_PROCESS_ID, type ProcessTable } from './processes.js';
 import type { ProcessSpec, ProcessStarted, StartWorkloadRequest } from './protocol/messages.js';
 import { GUEST_ROOTFS_PATHS, prepareRootfs, rootfsPath, type CommandRunner, type RootfsPaths } from './rootfs.js';
+import { crunOnTerminal, defaultExecHelper, terminalSessionArgs } from './terminal-session.js';
 
 export interface WorkloadOptions {
   table: ProcessTable;
@@ -37,13 +40,6 @@ export interface WorkloadOptions {
    * image ships it); null: exec always uses `crun exec`.
    */
   execHelper?: string | null;
-}
-
-/** `exec-helper` beside the running agent (/agent/agent.js in the guest, dist/agent/agent.js in a checkout). */
-function defaultExecHelper(): string | null {
-  const script = process.argv[1];
-  const path = script ? join(dirname(script), 'exec-helper') : '';
-  return path && existsSync(path) ? path : null;
 }
 
 /** Guest files bound into the container when they exist: the first existing source wins. */
@@ -135,6 +131,8 @@ export class Workload {
       const user = resolveUser(req.process.user, rootfs);
       const process = { ...req.process, ...(user ? { user } : { user: '' }) };
       const config = workloadConfig({ process, rootfs, hostname: req.hostname || undefined, limits: req.limits, binds });
+      const session = this.terminalSession(req.process);
+      if (session) config.process.args = [...session, ...config.process.args];
       const bundle = this.bundleDir();
       await mkdir(bundle, { recursive: true });
       await writeFile(join(bundle, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
@@ -147,7 +145,7 @@ export class Workload {
       if (existsSync(join(this.crunStateDir, CONTAINER_ID))) await this.run(this.crun, ['delete', '-f', CONTAINER_ID]).catch(() => undefined);
       this.env = config.process.env;
       this.cwd = config.process.cwd;
-      const launch = this.crunLaunch(req.process, [`--log=${logFile}`, '--log-format=json', 'run', '--bundle', bundle, '--pid-file', pidFile, CONTAINER_ID], async (signal) => {
+      const launch = this.crunLaunch(req.process, [`--log=${logFile}`, '--log-format=json', 'run', ...(session ? ['--preserve-fds=1'] : []), '--bundle', bundle, '--pid-file', pidFile, CONTAINER_ID], async (signal) => {
         await this.run(this.crun, ['kill', CONTAINER_ID, signal]);
       });
       const main = await this.table.start(launch, MAIN_PROCESS_ID);
@@ -218,7 +216,7 @@ export class Workload {
 
   /**
    * The launch of a process inside the running workload: through the exec helper, or with its own
-   * `crun exec` for a terminal (node-pty starts it on the pty) or when there is no helper.
+   * `crun exec` when there is no helper.
    */
   async execLaunch(spec: ProcessSpec): Promise<Launch> {
     checkSpec(spec);
@@ -227,10 +225,11 @@ export class Workload {
     // replaces the environment instead of adding to it, so all of it is passed.
     const env = envList(buildEnv(spec, this.env, uid));
     const cwd = spec.cwd || this.cwd;
-    const helper = spec.terminal ? undefined : await this.usableHelper();
+    const helper = await this.usableHelper();
     if (helper) return this.helperLaunch(helper, spec, { args: spec.args, env, cwd, uid, gid });
     const pidFile = join(this.bundleDir(), `exec-${randomBytes(6).toString('hex')}.pid`);
-    const args = ['exec', `--pid-file=${pidFile}`, `--cwd=${cwd}`, `--user=${uid}:${gid}`, ...env.map((e) => `--env=${e}`), CONTAINER_ID, ...spec.args];
+    const session = this.terminalSession(spec);
+    const args = ['exec', ...(session ? ['--preserve-fds=1'] : []), `--pid-file=${pidFile}`, `--cwd=${cwd}`, `--user=${uid}:${gid}`, ...env.map((e) => `--env=${e}`), CONTAINER_ID, ...(session ?? []), ...spec.args];
     return {
       // Signalling crun exec itself would not reach the process inside; its pid file names it.
       ...this.crunLaunch(spec, args, async (signal) => {
@@ -248,19 +247,29 @@ export class Workload {
       args: [],
       env: {},
       cwd: run.cwd,
-      terminal: false,
+      terminal: spec.terminal ?? false,
       rows: spec.rows || 24,
       cols: spec.cols || 80,
       displayArgs: [...spec.args],
       inWorkload: true,
       spawn: async () => (child = await helper.spawn(run)),
+      spawnOnTerminal: async (tty) => (child = await helper.spawn({ ...run, tty: tty.path })),
       kill: async (signal) => {
         if (child) helper.signal(child, signal);
       },
     };
   }
 
-  /** A crun invocation (run or exec) as a process of the table: the guest's stdio or pty is the container's. */
+  /** What runs before the command of a terminal process started by crun (see terminal-session.ts). */
+  private terminalSession(spec: ProcessSpec): string[] | undefined {
+    return terminalSessionArgs(spec.terminal, this.helperBinary);
+  }
+
+  /**
+   * A crun invocation (run or exec) as a process of the table: the agent's pipes, or the slave of
+   * the agent's pty, are the container's stdio. With a terminal session (see terminalSession) args
+   * must carry `--preserve-fds=1`.
+   */
   private crunLaunch(spec: ProcessSpec, args: string[], kill: Launch['kill']): Launch {
     return {
       file: this.crun,
@@ -274,6 +283,7 @@ export class Workload {
       inWorkload: true,
       crunErrors: true,
       kill,
+      spawnOnTerminal: crunOnTerminal(this.crun, args, this.terminalSession(spec) ? this.helperBinary : null, CRUN_ENV),
     };
   }
 

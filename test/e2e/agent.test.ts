@@ -26,7 +26,7 @@ before(async () => {
   process.env['HYPERCORE_AGENT_TIMEOUT'] = '90';
   await daemon.start();
   const hac = join(daemon.dir, 'agent.toml');
-  writeFileSync(hac, `[spacecore]\nname = "agentvm"\n[hardware]\nmemory = 256\nref = "${imageRef}"\n[workload]\ncommand = ["sh", "-c", "echo workload-started; exec sleep 100000"]\n[hypervisor]\nprovider = "qemu"\n[network]\nmode = "none"\n`);
+  writeFileSync(hac, `[spacecore]\nname = "agentvm"\n[hardware]\nmemory = 256\nref = "${imageRef}"\n[workload]\ncommand = ["sh", "-c", "echo workload-started; exec sleep 100000"]\ntty = true\n[hypervisor]\nprovider = "qemu"\n[network]\nmode = "none"\n`);
   const spawned = daemon.cli(['spawn', '--hac', hac]);
   assert.equal(spawned.code, 0, `${spawned.stderr}\n${daemon.log()}`);
   vmId = lastLine(spawned.stdout);
@@ -142,13 +142,28 @@ function tmux(...args: string[]): string {
   return execFileSync('tmux', args, { env: { ...process.env, TMUX_TMPDIR: daemon.dir }, encoding: 'utf8' });
 }
 
-test('exec -it under tmux: a real tty whose size follows the pane', async () => {
+test('exec -it under tmux: a real tty whose size follows the pane, and a shell with job control (^Z, fg, ^C, background jobs)', async () => {
   const hypercore = join(repoRoot, 'bin', 'hypercore');
   const env = Object.entries(daemon.env).filter(([k]) => k.startsWith('HYPERCORE_')).map(([k, v]) => `${k}=${v}`).join(' ');
   tmux('new-session', '-d', '-s', 'hc', '-x', '100', '-y', '30', `env ${env} ${hypercore} exec -it ${vmId} -- sh`);
   const screen = () => tmux('capture-pane', '-p', '-t', 'hc');
   await waitFor('a shell prompt', 30_000, () => (/[#$] *$/m.test(screen()) ? true : undefined));
-  tmux('send-keys', '-t', 'hc', 'tty; stty size', 'Enter');
+  // The shell leads a session inside the container whose controlling terminal is the pty.
+  assert.doesNotMatch(screen(), /job control turned off/);
+  // ^Z stops the foreground job, fg resumes it, ^C interrupts it: the shell lives on.
+  tmux('send-keys', '-t', 'hc', 'sleep 100', 'Enter');
+  await sleep(1000);
+  tmux('send-keys', '-t', 'hc', 'C-z');
+  await waitFor('the stopped job', 20_000, () => (/Stopped\s+sleep 100/.test(screen()) ? true : undefined));
+  tmux('send-keys', '-t', 'hc', 'fg', 'Enter');
+  await sleep(1000);
+  tmux('send-keys', '-t', 'hc', 'C-c');
+  tmux('send-keys', '-t', 'hc', 'echo "status=$?"', 'Enter');
+  await waitFor('the interrupted job to end with 130, the shell alive', 20_000, () => (/^status=130/m.test(screen()) ? true : undefined));
+  tmux('send-keys', '-t', 'hc', 'sleep 100 &', 'Enter');
+  tmux('send-keys', '-t', 'hc', 'jobs; kill %1', 'Enter');
+  await waitFor('the background job listed', 20_000, () => (/^\[1\][ +]*Running +sleep 100/m.test(screen()) ? true : undefined));
+  tmux('send-keys', '-t', 'hc', 'clear; tty; stty size', 'Enter');
   await waitFor('tty output', 20_000, () => (/\/dev\/pts\/\d+/.test(screen()) && /\d+ \d+/.test(screen()) ? true : undefined));
   assert.match(screen(), /30 100/);
   tmux('resize-window', '-t', 'hc', '-x', '120', '-y', '40');
@@ -156,6 +171,31 @@ test('exec -it under tmux: a real tty whose size follows the pane', async () => 
   tmux('send-keys', '-t', 'hc', 'clear; stty size', 'Enter');
   await waitFor('the new size', 20_000, () => (/40 120/.test(screen()) ? true : undefined));
   tmux('send-keys', '-t', 'hc', 'exit', 'Enter');
+});
+
+/** pid, process group, session, controlling terminal and its foreground group, from a /proc/PID/stat line. */
+function sessionOf(stat: string): { pid: number; pgrp: number; session: number; ttyNr: number; tpgid: number } {
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).trim().split(' ').map(Number);
+  return { pid: Number(stat.trim().split(' ')[0]), pgrp: fields[2]!, session: fields[3]!, ttyNr: fields[4]!, tpgid: fields[5]! };
+}
+
+function assertLeadsSessionOnTerminal(stat: string): void {
+  const s = sessionOf(stat);
+  assert.deepEqual([s.pgrp, s.session, s.tpgid], [s.pid, s.pid, s.pid], `not a session leader owning its terminal: ${stat}`);
+  assert.notEqual(s.ttyNr, 0, `no controlling terminal: ${stat}`);
+}
+
+test('a terminal workload (workload.tty, crun run) and a terminal exec through crun exec (no helper) also lead a session in the container on their pty', async () => {
+  const main = daemon.cli(['exec', vmId, '--', 'cat', '/proc/1/stat']);
+  assert.equal(main.code, 0, main.stderr);
+  assertLeadsSessionOnTerminal(main.stdout);
+  // Without the resident helper (killed from inside), the next exec goes through its own crun exec.
+  daemon.cli(['exec', vmId, '--', 'sh', '-c', 'for p in /proc/[0-9]*; do [ "$(tr -d "\\0" < $p/cmdline)" = /proc/self/fd/3 ] && kill -9 ${p#/proc/}; done']);
+  await waitFor('the agent to see its helper gone', 20_000, () => (/execs go through crun again/.test(daemon.cli(['logs', vmId]).stdout) ? true : undefined));
+  const viaCrun = daemon.cli(['exec', '-t', vmId, '--', 'sh', '-c', 'exec cat /proc/self/stat']);
+  assert.equal(viaCrun.code, 0, viaCrun.stderr);
+  assertLeadsSessionOnTerminal(viaCrun.stdout);
+  assert.ok(sessionOf(viaCrun.stdout).pid > 1);
 });
 
 test('attach, then ctrl-p ctrl-q: the client detaches and the VM keeps running', async () => {

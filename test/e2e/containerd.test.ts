@@ -222,12 +222,18 @@ test('ctr: a task that joins the pod VM; hypercore ls shows the pod VM, exec, ps
   assert.match(containerd.ctr(['-n', 'k8s.io', 'task', 'ls']).stdout, /long\s+\d+\s+RUNNING/);
 });
 
-test('ctr run -t: the process has a terminal', () => {
-  const r = containerd.ctrInTerminal(['-n', 'k8s.io', 'run', '--fifo-dir', fifoDir, '--runtime', RUNTIME, ...joinPod(), '-t', '--rm', busybox, 'tty1', 'sh', '-c', 'tty; [ -t 0 ] && [ -t 1 ] && echo both-ttys; stty size; exit 5']);
+test('ctr run -t: the process has a terminal, and leads a session in the container with it as the controlling terminal', () => {
+  const r = containerd.ctrInTerminal(['-n', 'k8s.io', 'run', '--fifo-dir', fifoDir, '--runtime', RUNTIME, ...joinPod(), '-t', '--rm', busybox, 'tty1', 'sh', '-c', 'tty; [ -t 0 ] && [ -t 1 ] && echo both-ttys; stty size; read -r s < /proc/$$/stat; echo "stat=$s"; exit 5']);
   assert.equal(r.code, 5, r.stdout);
   assert.match(r.stdout, /\/dev\/pts\/\d+/);
   assert.match(r.stdout, /both-ttys/);
   assert.match(r.stdout, /^\d+ \d+\r?$/m);
+  // pid (comm) state ppid pgrp session tty_nr tpgid: the shell's group, session and foreground group are its own.
+  const stat = /^stat=(\d+) \([^)]*\) \S+ \d+ (\d+) (\d+) (\d+) (-?\d+)/m.exec(r.stdout);
+  assert.ok(stat, r.stdout);
+  const [pid, pgrp, session, ttyNr, tpgid] = stat.slice(1).map(Number);
+  assert.deepEqual([pgrp, session, tpgid], [pid, pid, pid], r.stdout);
+  assert.notEqual(ttyNr, 0, r.stdout);
 });
 
 test('a command the image does not have: a clear error, and the pod VM runs on without it', () => {
