@@ -54,6 +54,20 @@ interface Waiter {
   resolve: (exit: ProcessExit) => void;
 }
 
+interface Pumping {
+  pump: ProcessPump;
+  vmId: string;
+  id: string;
+  execId: string;
+  /** The offset last saved to the container record. */
+  saved: number;
+}
+
+/** How often copied-output offsets are saved (a restarted daemon repeats at most this much output). */
+const OFFSET_SAVE_MS = 1000;
+/** How long a restarted daemon waits for a running pod VM's agent before giving its processes up. */
+const RESTORE_AGENT_WAIT_MS = 120_000;
+
 /** Exit status containerd reports for a process whose VM went away (as for a shim that died). */
 const LOST_EXIT_STATUS = 255;
 /** Most VM memory and cores a sandbox may ask for by annotation. */
@@ -61,8 +75,10 @@ const MAX_MEMORY_MIB = 64 * 1024;
 const MAX_CORES = 64;
 
 export class TaskEngine {
-  private readonly pumps = new Map<string, ProcessPump>();
+  private readonly pumps = new Map<string, Pumping>();
   private readonly waiters = new Map<string, Waiter>();
+  private readonly offsetTimer: NodeJS.Timeout;
+  private stopping = false;
 
   constructor(
     private readonly pods: PodService,
@@ -70,6 +86,8 @@ export class TaskEngine {
     private readonly publishers: EventPublishers,
     private readonly logger: Logger,
   ) {
+    this.offsetTimer = setInterval(() => this.saveOffsets(), OFFSET_SAVE_MS);
+    this.offsetTimer.unref();
     // A pod VM that stops under its containers (crash, `hypercore stop`): its processes are gone.
     this.vms.events.subscribe((event) => {
       if (event.type === 'state-changed' && (event.state === 'stopped' || event.state === 'failed')) void this.vmGone(event.vmId);
@@ -135,7 +153,7 @@ export class TaskEngine {
     // Published before the pump can see the exit, so start always comes before exit.
     if (execId) this.publisher(vm).publish('execStarted', { containerId: id, execId, pid });
     else this.publisher(vm).publish('start', { containerId: id, pid });
-    this.pump(vm, id, execId, pid, pump);
+    this.pump(vm, id, execId, pid, pump, 0);
     return { pid };
   }
 
@@ -245,7 +263,64 @@ export class TaskEngine {
 
   closeStdin(ctx: ShimContext, id: string, execId: string): void {
     const { vm } = this.find(ctx, id);
-    this.pumps.get(processKey(vm.id, id, execId))?.closeStdin();
+    this.pumps.get(processKey(vm.id, id, execId))?.pump.closeStdin();
+  }
+
+  /**
+   * At daemon start: the stdio of every process that still runs in a pod VM is copied again, from
+   * where the previous daemon had saved it had got to, and its exit is reported when it comes (a
+   * process that ended meanwhile is reported at once: the agent keeps its exit status). Runs in the
+   * background: a pod VM's agent reconnects in its own time.
+   */
+  async restore(): Promise<void> {
+    const running = this.pods.pods().filter((vm) => vm.state === 'running');
+    await Promise.all(running.map((vm) => this.restorePod(vm).catch((err: unknown) => this.logger.warn({ vmId: vm.id, err: asHypercoreError(err).message }, 'could not follow the processes of a pod again'))));
+  }
+
+  private async restorePod(vm: Vm): Promise<void> {
+    const deadline = Date.now() + RESTORE_AGENT_WAIT_MS;
+    for (;;) {
+      try {
+        this.vms.agentSession(vm.id);
+        break;
+      } catch (err) {
+        if (this.stopping || Date.now() > deadline) throw err;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+    for (const c of this.pods.containers(vm.id)) {
+      if (c.state === 'running' || c.state === 'paused') await this.follow(vm, c.id, '', c.pid ?? 0, c.stdio, c.outputOffset ?? 0);
+      for (const e of c.execs) if (e.state === 'running') await this.follow(vm, c.id, e.id, e.pid ?? 0, e.stdio, e.outputOffset ?? 0);
+    }
+  }
+
+  private async follow(vm: Vm, id: string, execId: string, pid: number, stdio: ProcessStdio, offset: number): Promise<void> {
+    if (this.pumps.has(processKey(vm.id, id, execId))) return;
+    try {
+      this.pump(vm, id, execId, pid, await ProcessPump.open(stdio, this.logger, { resumed: true }), offset);
+      this.logger.info({ vmId: vm.id, id, execId, offset }, 'following a pod process again');
+    } catch (err) {
+      this.logger.warn({ vmId: vm.id, id, execId, err: asHypercoreError(err).message }, 'could not follow a pod process again');
+    }
+  }
+
+  /** hypercored stops: the processes run on, and what was copied so far is saved for the next one. */
+  stop(): void {
+    this.stopping = true;
+    clearInterval(this.offsetTimer);
+    this.saveOffsets();
+  }
+
+  private saveOffsets(): void {
+    for (const p of this.pumps.values()) {
+      if (p.pump.offset === p.saved) continue;
+      p.saved = p.pump.offset;
+      try {
+        this.pods.saveOutputOffset(p.vmId, p.id, p.execId || undefined, p.saved);
+      } catch (err) {
+        this.logger.debug({ id: p.id, err: asHypercoreError(err).message }, 'saving an output offset failed');
+      }
+    }
   }
 
   /** The task's init pid (0 until started, or for a task this daemon does not know). */
@@ -287,7 +362,7 @@ export class TaskEngine {
     // Its other containers die with the VM: containerd must hear that they exited.
     for (const c of this.pods.containers(vm.id)) {
       if (c.id === vm.spec.pod?.sandboxId || c.state === 'stopped') continue;
-      this.pumps.get(processKey(vm.id, c.id, ''))?.detach();
+      this.pumps.get(processKey(vm.id, c.id, ''))?.pump.detach();
       const exit = await this.pods.recordExit(vm.id, c.id, undefined, LOST_EXIT_STATUS).catch(() => ({ status: LOST_EXIT_STATUS, at: new Date().toISOString() }));
       this.exited(vm, c.id, '', c.pid ?? 0, exit);
     }
@@ -295,12 +370,14 @@ export class TaskEngine {
   }
 
   /** Copies the process's stdio until it exits, then records and reports the exit. */
-  private pump(vm: Vm, id: string, execId: string, pid: number, pump: ProcessPump): void {
+  private pump(vm: Vm, id: string, execId: string, pid: number, pump: ProcessPump, offset: number): void {
     const key = processKey(vm.id, id, execId);
-    this.pumps.set(key, pump);
-    const done = pump.run(this.pods.io(vm.id, id, execId || undefined, 0));
+    this.pumps.set(key, { pump, vmId: vm.id, id, execId, saved: offset });
+    const done = pump.run(this.pods.io(vm.id, id, execId || undefined, offset), offset);
     void done.then(async (end) => {
-      if (this.pumps.get(key) === pump) this.pumps.delete(key);
+      if (this.pumps.get(key)?.pump === pump) this.pumps.delete(key);
+      // hypercored is stopping: the process runs on, and the next hypercored follows it again.
+      if (this.stopping) return;
       if (end.kind === 'lost') this.logger.warn({ vmId: vm.id, id, execId, reason: end.reason }, 'lost the stdio of a pod process');
       const status = end.kind === 'exit' ? end.status.exitCode : LOST_EXIT_STATUS;
       let exit: ProcessExit;
@@ -348,7 +425,7 @@ export class TaskEngine {
 
   private forget(key: string): void {
     this.waiters.delete(key);
-    this.pumps.get(key)?.detach();
+    this.pumps.get(key)?.pump.detach();
     this.pumps.delete(key);
   }
 
