@@ -78,6 +78,8 @@ export class TaskEngine {
   private readonly pumps = new Map<string, Pumping>();
   private readonly waiters = new Map<string, Waiter>();
   private readonly offsetTimer: NodeJS.Timeout;
+  /** Pod VMs whose agent this (restarted) daemon has not reached yet: calls on them wait for it. */
+  private readonly reconnecting = new Map<string, Promise<void>>();
   private stopping = false;
 
   constructor(
@@ -120,6 +122,7 @@ export class TaskEngine {
     } else if (!vm) {
       throw new ContainerNotFoundError(`sandbox ${sandboxId} (no pod VM runs it)`);
     }
+    await this.agentReady(vm);
     let container: PodContainer;
     try {
       container = await this.pods.addContainer(vm, {
@@ -140,6 +143,7 @@ export class TaskEngine {
   /** Start: runs the container's init or an exec; its stdio is connected before it runs. */
   async start(ctx: ShimContext, id: string, execId: string): Promise<{ pid: number }> {
     const { vm, container } = this.find(ctx, id);
+    await this.agentReady(vm);
     const stdio = execId ? this.pods.exec(vm.id, id, execId).stdio : container.stdio;
     const pump = await ProcessPump.open(stdio, this.logger);
     let pid: number;
@@ -201,6 +205,7 @@ export class TaskEngine {
     // What runc says, and what containerd and CRI tolerate when stopping something that ended.
     if (state === 'stopped') throw new ContainerNotFoundError('process already finished:');
     if (!(signal >= 1 && signal <= 64)) throw new HypercoreError(ErrorCodes.invalidArgument, `signal ${signal} is not a valid signal number`);
+    await this.agentReady(vm);
     const exit = await this.pods.kill(vm.id, id, execId || undefined, signal, all);
     if (exit) this.exited(vm, id, execId, container.pid ?? 0, exit);
   }
@@ -226,6 +231,7 @@ export class TaskEngine {
 
   async pids(ctx: ShimContext, id: string): Promise<{ pid: number; execId?: string }[]> {
     const { vm, container } = this.find(ctx, id);
+    await this.agentReady(vm);
     const pids = await this.pods.pids(vm.id, id);
     return pids.map((pid) => {
       const exec = container.execs.find((e) => e.pid === pid && e.state === 'running');
@@ -235,28 +241,33 @@ export class TaskEngine {
 
   async pause(ctx: ShimContext, id: string): Promise<void> {
     const { vm } = this.find(ctx, id);
+    await this.agentReady(vm);
     await this.pods.pause(vm.id, id);
     this.publisher(vm).publish('paused', { containerId: id });
   }
 
   async resume(ctx: ShimContext, id: string): Promise<void> {
     const { vm } = this.find(ctx, id);
+    await this.agentReady(vm);
     await this.pods.resume(vm.id, id);
     this.publisher(vm).publish('resumed', { containerId: id });
   }
 
   async stats(ctx: ShimContext, id: string) {
     const { vm } = this.find(ctx, id);
+    await this.agentReady(vm);
     return metricsOf(await this.pods.stats(vm.id, id));
   }
 
   async update(ctx: ShimContext, id: string, resourcesJson: Uint8Array): Promise<void> {
     const { vm } = this.find(ctx, id);
+    await this.agentReady(vm);
     await this.pods.update(vm.id, id, resourcesJson);
   }
 
   async resize(ctx: ShimContext, id: string, execId: string, rows: number, cols: number): Promise<void> {
     const { vm } = this.find(ctx, id);
+    await this.agentReady(vm);
     if (!(rows > 0 && cols > 0)) return;
     await this.pods.resize(vm.id, id, execId || undefined, rows, cols);
   }
@@ -278,20 +289,32 @@ export class TaskEngine {
   }
 
   private async restorePod(vm: Vm): Promise<void> {
+    const agent = this.agentBack(vm).finally(() => this.reconnecting.delete(vm.id));
+    this.reconnecting.set(vm.id, agent);
+    await agent;
+    for (const c of this.pods.containers(vm.id)) {
+      if (c.state === 'running' || c.state === 'paused') await this.follow(vm, c.id, '', c.pid ?? 0, c.stdio, c.outputOffset ?? 0);
+      for (const e of c.execs) if (e.state === 'running') await this.follow(vm, c.id, e.id, e.pid ?? 0, e.stdio, e.outputOffset ?? 0);
+    }
+  }
+
+  /** Resolves once the pod VM's agent is connected again (bounded). */
+  private async agentBack(vm: Vm): Promise<void> {
     const deadline = Date.now() + RESTORE_AGENT_WAIT_MS;
     for (;;) {
       try {
         this.vms.agentSession(vm.id);
-        break;
+        return;
       } catch (err) {
         if (this.stopping || Date.now() > deadline) throw err;
         await new Promise((r) => setTimeout(r, 200));
       }
     }
-    for (const c of this.pods.containers(vm.id)) {
-      if (c.state === 'running' || c.state === 'paused') await this.follow(vm, c.id, '', c.pid ?? 0, c.stdio, c.outputOffset ?? 0);
-      for (const e of c.execs) if (e.state === 'running') await this.follow(vm, c.id, e.id, e.pid ?? 0, e.stdio, e.outputOffset ?? 0);
-    }
+  }
+
+  /** A call that needs the pod's agent, right after a daemon restart, waits for it to be reached. */
+  private async agentReady(vm: Vm): Promise<void> {
+    await this.reconnecting.get(vm.id)?.catch(() => undefined);
   }
 
   private async follow(vm: Vm, id: string, execId: string, pid: number, stdio: ProcessStdio, offset: number): Promise<void> {
