@@ -1,13 +1,13 @@
 import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { TtrpcClient, TtrpcServer } from '../../ttrpc/index.js';
 import type { Logger } from '../../core/ports.js';
 import { ControlProtocolError, LineReader, MAX_LINE_BYTES, parseToKeeper } from './control.js';
 import { Keeper } from './keeper.js';
 import { KeeperLink } from './link.js';
+import { keeperTempDir, until } from './testing.js';
 
 const TASK = 'containerd.task.v2.Task';
 const cleanups: (() => void | Promise<void>)[] = [];
@@ -18,18 +18,7 @@ afterEach(async () => {
 const quiet: Logger = { info: () => {}, warn: () => {}, error: () => {}, debug: () => {}, child: () => quiet } as unknown as Logger;
 
 function tmp(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'hc-keeper-'));
-  mkdirSync(join(dir, 'back'));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-async function until(what: string, check: () => boolean): Promise<void> {
-  for (let i = 0; i < 500; i++) {
-    if (check()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  assert.fail(`timed out waiting for ${what}`);
+  return keeperTempDir(cleanups);
 }
 
 test('control lines: only sockets directly in the keeper directory (fronts) or its back/ (backs); bad lines are refused with the reason', () => {

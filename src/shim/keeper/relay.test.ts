@@ -1,12 +1,11 @@
 import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Code, TtrpcClient, TtrpcError, TtrpcServer } from '../../ttrpc/index.js';
 import { encodeFrame, FrameDecoder, MESSAGE_LENGTH_MAX, MessageType, writeHeader } from '../../ttrpc/framing.js';
 import { decodeResponse, encodeRequest } from '../../ttrpc/messages.js';
+import { keeperTempDir, until } from './testing.js';
 import { RelayedConnection, type RelayLimits } from './relay.js';
 
 const TASK = 'containerd.task.v2.Task';
@@ -50,17 +49,7 @@ async function relay(dir: string, limits: Partial<RelayLimits> = {}) {
 }
 
 function tmp(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'hc-relay-'));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-async function until(what: string, check: () => boolean): Promise<void> {
-  for (let i = 0; i < 500; i++) {
-    if (check()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  assert.fail(`timed out waiting for ${what}`);
+  return keeperTempDir(cleanups);
 }
 
 async function rejectsWith(p: Promise<unknown>, code: number, message: RegExp): Promise<void> {
