@@ -67,9 +67,9 @@ export class ShimHost {
 
   constructor(private readonly deps: ShimHostDeps) {
     this.publishers = new EventPublishers(deps.logger);
-    this.engine = new TaskEngine(deps.pods, deps.vms, this.publishers, deps.logger);
     const dir = join(deps.runDir, 'shim');
     this.keeper = deps.keeper === false ? undefined : new KeeperLink(dir, deps.logger);
+    this.engine = new TaskEngine(deps.pods, deps.vms, this.publishers, deps.logger, this.keeper);
     this.sockets = new ShimSockets(dir, this.engine, deps.logger, this.keeper);
   }
 
@@ -120,6 +120,7 @@ export class ShimHost {
       if (vm.state === 'deleting') continue;
       await this.sockets.serve({ owner: pod.owner, events: pod.events, namespace: pod.namespace, sandboxId: pod.sandboxId });
     }
+    this.engine.holdRunning();
     this.keeper?.synced();
     void this.engine.restore();
   }

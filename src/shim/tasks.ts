@@ -22,6 +22,12 @@ import { guestSpec, MAX_BOUND_FILE_BYTES, networkNamespacePath } from './guest-s
 import { metricsOf } from './metrics.js';
 import { ProcessPump } from './process-pump.js';
 
+/** Keeps the output FIFOs of running processes open outside hypercored (the shim keeper). */
+export interface FifoHolder {
+  hold(key: string, fifos: string[]): void;
+  release(key: string): void;
+}
+
 /** Which containerd, namespace and sandbox a shim socket serves. */
 export interface ShimContext {
   /** containerd's gRPC address (`-address`). */
@@ -87,6 +93,7 @@ export class TaskEngine {
     private readonly vms: VmService,
     private readonly publishers: EventPublishers,
     private readonly logger: Logger,
+    private readonly holder?: FifoHolder,
   ) {
     this.offsetTimer = setInterval(() => this.saveOffsets(), OFFSET_SAVE_MS);
     this.offsetTimer.unref();
@@ -288,6 +295,23 @@ export class TaskEngine {
     await Promise.all(running.map((vm) => this.restorePod(vm).catch((err: unknown) => this.logger.warn({ vmId: vm.id, err: asHypercoreError(err).message }, 'could not follow the processes of a pod again'))));
   }
 
+  /**
+   * At daemon start, before the keeper drops what no hypercored asked for: the FIFOs of the
+   * processes that still ran stay held (their readers must not see end of file).
+   */
+  holdRunning(): void {
+    for (const vm of this.pods.pods()) {
+      for (const c of this.pods.containers(vm.id)) {
+        if (c.state === 'running' || c.state === 'paused') this.holdFifos(processKey(vm.id, c.id, ''), c.stdio);
+        for (const e of c.execs) if (e.state === 'running') this.holdFifos(processKey(vm.id, c.id, e.id), e.stdio);
+      }
+    }
+  }
+
+  private holdFifos(key: string, stdio: ProcessStdio): void {
+    this.holder?.hold(key, [stdio.stdout, ...(stdio.terminal ? [] : [stdio.stderr])].filter((p) => p !== ''));
+  }
+
   private async restorePod(vm: Vm): Promise<void> {
     const agent = this.agentBack(vm).finally(() => this.reconnecting.delete(vm.id));
     this.reconnecting.set(vm.id, agent);
@@ -396,11 +420,15 @@ export class TaskEngine {
   private pump(vm: Vm, id: string, execId: string, pid: number, pump: ProcessPump, offset: number): void {
     const key = processKey(vm.id, id, execId);
     this.pumps.set(key, { pump, vmId: vm.id, id, execId, saved: offset });
+    // While it runs the keeper holds its output FIFOs too: if hypercored dies, containerd's reader sees no end of file.
+    const stdio = this.stdioOf(vm, id, execId);
+    if (stdio) this.holdFifos(key, stdio);
     const done = pump.run(this.pods.io(vm.id, id, execId || undefined, offset), offset);
     void done.then(async (end) => {
       if (this.pumps.get(key)?.pump === pump) this.pumps.delete(key);
       // hypercored is stopping: the process runs on, and the next hypercored follows it again.
       if (this.stopping) return;
+      this.holder?.release(key);
       if (end.kind === 'lost') this.logger.warn({ vmId: vm.id, id, execId, reason: end.reason }, 'lost the stdio of a pod process');
       const status = end.kind === 'exit' ? end.status.exitCode : LOST_EXIT_STATUS;
       let exit: ProcessExit;
@@ -448,8 +476,14 @@ export class TaskEngine {
 
   private forget(key: string): void {
     this.waiters.delete(key);
+    this.holder?.release(key);
     this.pumps.get(key)?.pump.detach();
     this.pumps.delete(key);
+  }
+
+  private stdioOf(vm: Vm, id: string, execId: string): ProcessStdio | undefined {
+    const c = this.pods.containers(vm.id).find((x) => x.id === id);
+    return execId ? c?.execs.find((e) => e.id === execId)?.stdio : c?.stdio;
   }
 
   private find(ctx: ShimContext, id: string): { vm: Vm; container: PodContainer } {

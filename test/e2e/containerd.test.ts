@@ -134,7 +134,8 @@ test('RunPodSandbox with runtime handler hypercore, then two containers: one VM,
   assert.match(podIp, new RegExp(`^${SUBNET.replaceAll('.', '\\.')}\\.\\d+$`));
 
   c1 = await cri.createContainer(podId, containerConfig('web', ['sh', '-c', 'echo hello-from-web; echo oops-from-web >&2; mkdir -p /www; echo served-by-pod > /www/index.html; exec httpd -f -p 8080 -h /www']), sandbox);
-  c2 = await cri.createContainer(podId, containerConfig('side', ['sh', '-c', 'echo hello-from-side; exec sleep 100000']), sandbox);
+  // `side` logs what is left in /tmp/say (the fault tests check that its log still flows).
+  c2 = await cri.createContainer(podId, containerConfig('side', ['sh', '-c', 'echo hello-from-side; while sleep 1; do if [ -f /tmp/say ]; then cat /tmp/say; rm /tmp/say; fi; done']), sandbox);
   await cri.startContainer(c1);
   const vmBefore = vms().find((vm) => vm.spec.pod)!;
   const bootId = () => daemon.cli(['exec', vmBefore.id, '--', 'cat', '/proc/sys/kernel/random/boot_id']).stdout.trim();
@@ -303,7 +304,7 @@ test('a bundle whose OCI spec binds a host directory is refused with the reason,
 // when hypercored dies, containerd's connections stay open (it would take a closed one for a dead
 // shim, report the tasks exited and run the shim's `delete`), and the restarted hypercored serves
 // them again. The pod's VM and containers run on through it all.
-test('kill -9 of hypercored under a running pod: the pod runs on (same QEMU, same guest boot), and the restarted hypercored serves it', async () => {
+test('kill -9 of hypercored under a running pod: the pod runs on (same QEMU, same guest boot, logs still flow), and the restarted hypercored serves it', async () => {
   const vm = podVm();
   podVmId = vm.id;
   const bootId = () => daemon.cli(['exec', vm.id, '--', 'cat', '/proc/sys/kernel/random/boot_id']).stdout.trim();
@@ -332,6 +333,11 @@ test('kill -9 of hypercored under a running pod: the pod runs on (same QEMU, sam
   assert.equal(e.exitCode, 6);
   assert.equal(e.stdout, 'exec-after-restart\n');
   for (const id of [c1, c2]) assert.equal((await cri.containerStatus(id)).state, 'CONTAINER_RUNNING');
+  // The container's output still reaches CRI's log: the keeper held the log FIFO while hypercored was away.
+  const said = await cri.execSync(c2, ['sh', '-c', 'echo log-after-restart > /tmp/say.new && mv /tmp/say.new /tmp/say']);
+  assert.equal(said.exitCode, 0, said.stderr);
+  const log = join(daemon.dir, 'logs', 'pod1', 'side.log');
+  await waitFor('the line in the web log', 20_000, () => (readFileSync(log, 'utf8').includes('stdout F log-after-restart') ? true : undefined));
   await waitFor('the pod to answer on its IP again', 30_000, () => (inNode(['curl', '-s', '--max-time', '5', `http://${podIp}:8080/`]).stdout.includes('served-by-pod') ? true : undefined));
 });
 

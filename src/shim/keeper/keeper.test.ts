@@ -1,6 +1,7 @@
 import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants, existsSync, openSync, readFileSync, readSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TtrpcClient, TtrpcServer } from '../../ttrpc/index.js';
 import type { Logger } from '../../core/ports.js';
@@ -113,4 +114,40 @@ test('hypercored starts a keeper process when none answers, and another when it 
   cleanups.push(() => client?.close());
   assert.equal(Buffer.from(await client!.call(TASK, 'State', new Uint8Array(0))).toString(), 'ok');
   link.stop();
+});
+
+test('held FIFOs: only FIFOs someone reads are opened (a regular file or a link a path names never is); the reader sees end of file only once released', async () => {
+  const dir = tmp();
+  const keeper = new Keeper(join(dir, 'keeper.sock'), () => {});
+  await keeper.start();
+  cleanups.push(() => keeper.stop());
+  const link = new KeeperLink(dir, quiet);
+  cleanups.push(() => link.stop());
+  await link.start();
+  const fifo = join(dir, 'out');
+  execFileSync('mkfifo', [fifo]);
+  const unread = join(dir, 'unread');
+  execFileSync('mkfifo', [unread]);
+  const victim = join(dir, 'victim');
+  writeFileSync(victim, 'precious\n');
+  symlinkSync(fifo, join(dir, 'link'));
+  const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+  cleanups.push(() => closeSync(reader));
+  const readsEof = (): boolean => {
+    try {
+      return readSync(reader, Buffer.alloc(16)) === 0;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EAGAIN') return false; // a writer is there
+      throw err;
+    }
+  };
+  assert.equal(readsEof(), true, 'no writer yet');
+  link.hold('p1', [victim, join(dir, 'link')]);
+  link.hold('p2', [fifo, unread]);
+  await until('the FIFO to be held', () => keeper.heldFds === 1);
+  assert.equal(readsEof(), false, 'the keeper holds a writer');
+  assert.equal(readFileSync(victim, 'utf8'), 'precious\n');
+  link.release('p2');
+  await until('the FIFO to be let go', () => keeper.heldFds === 0);
+  assert.equal(readsEof(), true);
 });

@@ -8,6 +8,7 @@
  * connects lists the pods it serves and then says `synced`: sockets it did not list belong to pods
  * that went while no hypercored was there, and are closed.
  */
+import { closeSync, constants, fstatSync, lstatSync, openSync } from 'node:fs';
 import { chmod, rm } from 'node:fs/promises';
 import net from 'node:net';
 import { dirname } from 'node:path';
@@ -22,8 +23,17 @@ interface Front {
   listed: boolean;
 }
 
+interface Held {
+  fds: number[];
+  listed: boolean;
+}
+
+/** Most processes whose FIFOs are held at once. */
+const MAX_HELD = 4096;
+
 export class Keeper {
   private readonly fronts = new Map<string, Front>();
+  private readonly held = new Map<string, Held>();
   private readonly dir: string;
   private control: net.Socket | undefined;
   private controlServer: net.Server | undefined;
@@ -53,6 +63,13 @@ export class Keeper {
     return !this.control && this.fronts.size === 0;
   }
 
+  /** FIFO descriptors held now (for tests). */
+  get heldFds(): number {
+    let n = 0;
+    for (const h of this.held.values()) n += h.fds.length;
+    return n;
+  }
+
   /** Connections relayed now (for tests and logs). */
   connections(front: string): RelayedConnection[] {
     return [...(this.fronts.get(front)?.conns ?? [])];
@@ -60,6 +77,7 @@ export class Keeper {
 
   async stop(): Promise<void> {
     for (const front of [...this.fronts.keys()]) await this.unlisten(front);
+    for (const key of [...this.held.keys()]) this.release(key);
     this.control?.destroy();
     this.controlServer?.close();
     await rm(this.controlPath, { force: true });
@@ -70,6 +88,7 @@ export class Keeper {
     this.control?.destroy();
     this.control = socket;
     for (const f of this.fronts.values()) f.listed = false;
+    for (const h of this.held.values()) h.listed = false;
     const lines = new LineReader();
     let chain = Promise.resolve();
     socket.on('data', (chunk: Buffer) => {
@@ -92,8 +111,11 @@ export class Keeper {
 
   private async handle(m: ToKeeper, socket: net.Socket): Promise<void> {
     if (m.op === 'unlisten') return this.unlisten(m.front);
+    if (m.op === 'hold') return this.hold(m.key, m.fifos);
+    if (m.op === 'release') return this.release(m.key);
     if (m.op === 'synced') {
       for (const [front, f] of [...this.fronts]) if (!f.listed) await this.unlisten(front);
+      for (const [key, h] of [...this.held]) if (!h.listed) this.release(key);
       return;
     }
     try {
@@ -134,6 +156,41 @@ export class Keeper {
     f.server.close();
     for (const c of [...f.conns]) c.close();
     await rm(front, { force: true });
+  }
+
+  /**
+   * Opens the process's output FIFOs for writing, only if containerd reads them (non-blocking, so a
+   * FIFO nobody reads is skipped instead of waited for), never following a link, and keeps only
+   * FIFOs: a path that names anything else is closed at once and never written to.
+   */
+  private hold(key: string, fifos: string[]): void {
+    const known = this.held.get(key);
+    if (known) {
+      known.listed = true;
+      return;
+    }
+    if (this.held.size >= MAX_HELD) return this.log(`not holding the FIFOs of ${key}: ${MAX_HELD} processes held already`);
+    const fds: number[] = [];
+    for (const path of fifos) {
+      let fd: number;
+      try {
+        // Checked before opening too: opening some devices does something.
+        if (!lstatSync(path).isFIFO()) continue;
+        fd = openSync(path, constants.O_WRONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
+      } catch {
+        continue; // not lost: nobody reads it (or it is gone or no FIFO), so there is no reader to keep from end of file
+      }
+      if (fstatSync(fd).isFIFO()) fds.push(fd);
+      else closeSync(fd);
+    }
+    this.held.set(key, { fds, listed: true });
+  }
+
+  private release(key: string): void {
+    const h = this.held.get(key);
+    if (!h) return;
+    this.held.delete(key);
+    for (const fd of h.fds) closeSync(fd);
   }
 
   private reply(socket: net.Socket, m: FromKeeper): void {

@@ -9,6 +9,7 @@ import { closeSync, openSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ErrorCodes, HypercoreError } from '../../core/errors.js';
 import type { Logger } from '../../core/ports.js';
 import { encodeLine, LineReader, parseFromKeeper, type ToKeeper } from './control.js';
 
@@ -22,14 +23,19 @@ interface Waiting {
   reject: (err: Error) => void;
 }
 
-export class KeeperLinkError extends Error {
-  readonly code = 'HC_SHIM_KEEPER_UNAVAILABLE';
+/** The shim keeper cannot be reached or started (the shim's `start` fails with it). */
+export class KeeperLinkError extends HypercoreError {
+  constructor(message: string) {
+    super(ErrorCodes.daemonUnavailable, message);
+  }
 }
 
 export class KeeperLink {
   readonly controlPath: string;
   /** front → back of every pod socket this hypercored serves. */
   private readonly fronts = new Map<string, string>();
+  /** The output FIFOs held for each running process (by key). */
+  private readonly holds = new Map<string, string[]>();
   private readonly waiting = new Map<string, Waiting[]>();
   private socket: net.Socket | undefined;
   private connecting: Promise<net.Socket> | undefined;
@@ -60,6 +66,18 @@ export class KeeperLink {
   unlisten(front: string): void {
     this.fronts.delete(front);
     this.send({ op: 'unlisten', front });
+  }
+
+  /** The keeper holds the process's output FIFOs open while it runs (fire and forget: a keeper that cannot, cannot). */
+  hold(key: string, fifos: string[]): void {
+    this.holds.set(key, fifos);
+    this.send({ op: 'hold', key, fifos });
+  }
+
+  /** The process ended: the keeper lets its FIFOs go (containerd's reader sees end of file once hypercored's end closes too). */
+  release(key: string): void {
+    if (!this.holds.delete(key)) return;
+    this.send({ op: 'release', key });
   }
 
   /** Every pod this hypercored serves has been listed: the keeper closes the sockets of others. */
@@ -106,6 +124,7 @@ export class KeeperLink {
     this.attach(socket);
     // A keeper met again (or a new one): it hears every pod socket this hypercored serves.
     for (const [front, back] of this.fronts) socket.write(encodeLine({ op: 'listen', front, back }));
+    for (const [key, fifos] of this.holds) socket.write(encodeLine({ op: 'hold', key, fifos }));
     return socket;
   }
 
