@@ -304,7 +304,7 @@ test('a bundle whose OCI spec binds a host directory is refused with the reason,
 // when hypercored dies, containerd's connections stay open (it would take a closed one for a dead
 // shim, report the tasks exited and run the shim's `delete`), and the restarted hypercored serves
 // them again. The pod's VM and containers run on through it all.
-test('kill -9 of hypercored under a running pod: the pod runs on (same QEMU, same guest boot, logs still flow), and the restarted hypercored serves it', async () => {
+test('kill -9 of hypercored under a running pod: the pod runs on (same QEMU, same guest boot, logs still flow), and the restarted hypercored serves it; a plain restart too', async () => {
   const vm = podVm();
   podVmId = vm.id;
   const bootId = () => daemon.cli(['exec', vm.id, '--', 'cat', '/proc/sys/kernel/random/boot_id']).stdout.trim();
@@ -339,6 +339,13 @@ test('kill -9 of hypercored under a running pod: the pod runs on (same QEMU, sam
   const log = join(daemon.dir, 'logs', 'pod1', 'side.log');
   await waitFor('the line in the web log', 20_000, () => (readFileSync(log, 'utf8').includes('stdout F log-after-restart') ? true : undefined));
   await waitFor('the pod to answer on its IP again', 30_000, () => (inNode(['curl', '-s', '--max-time', '5', `http://${podIp}:8080/`]).stdout.includes('served-by-pod') ? true : undefined));
+
+  // A plain restart (SIGTERM) too: the processes whose agent streams close as hypercored stops run on.
+  await daemon.stop();
+  await daemon.start();
+  for (const id of [c1, c2]) assert.equal((await cri.containerStatus(id)).state, 'CONTAINER_RUNNING');
+  assert.equal((await cri.execSync(c2, ['echo', 'after-a-plain-restart'])).stdout, 'after-a-plain-restart\n');
+  assert.equal(podVm().pid, vm.pid);
 });
 
 // The keeper is "the shim" containerd talks to. containerd 1.6 takes a closed shim connection for a

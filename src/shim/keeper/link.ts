@@ -172,7 +172,8 @@ export class KeeperLink {
     try {
       const main = fileURLToPath(new URL('./main.js', import.meta.url));
       // Detached: a session of its own, so neither hypercored's end nor its process group's signals reach it.
-      const child = spawn(process.execPath, [main, '--control', this.controlPath], { detached: true, stdio: ['ignore', 'ignore', log] });
+      // --jitless: the keeper relays a few small frames a second; V8's compilers would cost it 5 MiB of RSS.
+      const child = spawn(process.execPath, ['--jitless', main, '--control', this.controlPath], { detached: true, stdio: ['ignore', 'ignore', log] });
       child.unref();
       this.logger.info({ pid: child.pid, control: this.controlPath }, 'started the shim keeper');
     } finally {
