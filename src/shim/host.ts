@@ -115,14 +115,15 @@ export class ShimHost {
   async restore(): Promise<void> {
     await mkdir(join(this.deps.runDir, 'shim'), { recursive: true, mode: 0o700 });
     await this.keeper?.start();
+    this.engine.holdRunning();
+    // Before the sockets are served: a call relayed at once waits for its pod's agent.
+    void this.engine.restore();
     for (const vm of this.deps.pods.pods()) {
       const pod = vm.spec.pod!;
       if (vm.state === 'deleting') continue;
       await this.sockets.serve({ owner: pod.owner, events: pod.events, namespace: pod.namespace, sandboxId: pod.sandboxId });
     }
-    this.engine.holdRunning();
     this.keeper?.synced();
-    void this.engine.restore();
   }
 
   /** The `delete` calls the shim binary left while hypercored was down (see pending-deletes.ts). */

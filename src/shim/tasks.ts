@@ -286,7 +286,7 @@ export class TaskEngine {
 
   /**
    * At daemon start: the stdio of every process that still runs in a pod VM is copied again, from
-   * where the previous daemon had saved it had got to, and its exit is reported when it comes (a
+   * the output offset the previous daemon saved, and its exit is reported when it comes (a
    * process that ended meanwhile is reported at once: the agent keeps its exit status). Runs in the
    * background: a pod VM's agent reconnects in its own time.
    */
