@@ -17,7 +17,9 @@
  *  3. host memory per pod beyond its VM: hypercored's PSS and RSS with no pod, 1 pod and N pods
  *     (each a sandbox plus one container), containerd's RSS beside it, and every host process
  *     under hypercored or containerd other than the VMs' QEMU (a shim process outliving `start`
- *     would show there), against the aim of ≤ 5 MiB per pod.
+ *     would show there), against the aim of ≤ 5 MiB per pod; and the shim keeper (one process per
+ *     host holding containerd's connections for all pods): its own PSS and RSS, and what it grows
+ *     per pod, counted in the per-pod figure.
  * Numbers only, no assertions; everything is removed in `finally`, on SIGINT/SIGTERM and by a
  * watchdog.
  */
@@ -198,10 +200,18 @@ async function main(): Promise<void> {
     const vmmPids = async (): Promise<Set<number>> => new Set((await c.listVms()).flatMap((vm) => (vm.pid ? [vm.pid] : [])));
     const daemonPid = daemon.pid!;
     const containerdPid = containerd.pid!;
+    // The keeper is detached (it outlives hypercored), so it is found by its control socket.
+    const keeperControl = join(daemon.runDir, 'shim', 'keeper.sock');
+    const keeperPid = (): number => {
+      const found = [...parents().keys()].filter((pid) => commandLine(pid).includes(keeperControl));
+      if (found.length !== 1) throw new Error(`expected one shim keeper process, found ${found.length}`);
+      return found[0]!;
+    };
     const measure = async (label: string) => {
       const procs = hostProcesses([daemonPid, containerdPid], await vmmPids());
-      const m = { label, pss: await sampled(() => pss(daemonPid)), rss: await sampled(() => rss(daemonPid)), containerdRss: await sampled(() => rss(containerdPid)), procs };
-      console.log(`${label.padEnd(10)} hypercored PSS ${fmtMiB(m.pss).padStart(10)}  RSS ${fmtMiB(m.rss).padStart(10)}   containerd RSS ${fmtMiB(m.containerdRss).padStart(10)}   other host processes ${procs.length}${procs.map((p) => `\n             pid ${p.pid}: ${p.command}`).join('')}`);
+      const keeper = keeperPid();
+      const m = { label, pss: await sampled(() => pss(daemonPid)), rss: await sampled(() => rss(daemonPid)), keeperPss: await sampled(() => pss(keeper)), keeperRss: await sampled(() => rss(keeper)), containerdRss: await sampled(() => rss(containerdPid)), procs };
+      console.log(`${label.padEnd(10)} hypercored PSS ${fmtMiB(m.pss).padStart(10)}  RSS ${fmtMiB(m.rss).padStart(10)}   shim keeper PSS ${fmtMiB(m.keeperPss).padStart(10)}  RSS ${fmtMiB(m.keeperRss).padStart(10)}   containerd RSS ${fmtMiB(m.containerdRss).padStart(10)}   other host processes ${procs.length}${procs.map((p) => `\n             pid ${p.pid}: ${p.command}`).join('')}`);
       return m;
     };
     const live: string[] = [];
@@ -216,11 +226,13 @@ async function main(): Promise<void> {
     console.log('');
     console.log(`per pod beyond its VM, hypercored PSS:   1 pod ${perPod(none.pss, one.pss, 1)}   ${pods} pods ${perPod(none.pss, many.pss, pods)} each`);
     console.log(`per pod beyond its VM, hypercored RSS:   1 pod ${perPod(none.rss, one.rss, 1)}   ${pods} pods ${perPod(none.rss, many.rss, pods)} each`);
+    console.log(`per pod beyond its VM, shim keeper RSS:  1 pod ${perPod(none.keeperRss, one.keeperRss, 1)}   ${pods} pods ${perPod(none.keeperRss, many.keeperRss, pods)} each`);
+    console.log(`shim keeper, once per host (0 pods):     RSS ${fmtMiB(none.keeperRss)}, PSS ${fmtMiB(none.keeperPss)}`);
     console.log(`per pod, containerd RSS (for reference): 1 pod ${perPod(none.containerdRss, one.containerdRss, 1)}   ${pods} pods ${perPod(none.containerdRss, many.containerdRss, pods)} each`);
     console.log(`host processes per pod besides QEMU:     ${(many.procs.length - none.procs.length) / pods} (shim processes alive: ${many.procs.filter((p) => p.command.includes(SHIM)).length})`);
     // Both: PSS splits node's shared pages among every node process on the host, so it moves when
     // other node processes come and go; RSS does not, but counts those pages whole.
-    console.log(`aim ≤ 5 MiB per pod (Kata: 20 MiB+):     hypercored RSS ${perPod(none.rss, many.rss, pods)}, PSS ${perPod(none.pss, many.pss, pods)} per pod with ${pods}`);
+    console.log(`aim ≤ 5 MiB per pod (Kata: 20 MiB+):     hypercored + keeper RSS ${perPod(none.rss + none.keeperRss, many.rss + many.keeperRss, pods)}, PSS ${perPod(none.pss + none.keeperPss, many.pss + many.keeperPss, pods)} per pod with ${pods}; plus the keeper's ${fmtMiB(none.keeperRss)} RSS once per host`);
     console.log(`ctr run / hypercore run:                 ${(median(ctr) / median(hc)).toFixed(2)}× (medians)`);
     console.log(`pod + first container / spawn:           ${(median(first) / median(spawned)).toFixed(2)}× (medians)`);
   } finally {

@@ -75,6 +75,8 @@ export interface PodExec {
   state: 'created' | 'running' | 'stopped';
   pid?: number;
   exit?: ProcessExit;
+  /** Output offset copied to containerd so far (where copying resumes after a daemon restart). */
+  outputOffset?: number;
 }
 
 /** A container of a pod VM. */
@@ -96,6 +98,8 @@ export interface PodContainer {
   exit?: ProcessExit;
   createdAt: string;
   execs: PodExec[];
+  /** Output offset of the init process copied to containerd so far (where copying resumes after a daemon restart). */
+  outputOffset?: number;
 }
 
 /** The processes of pod containers the agent knows: a container's init, or one of its execs. */

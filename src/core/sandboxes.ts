@@ -346,6 +346,14 @@ export class PodService {
     return new Set(this.deps.containers.list().map((c) => c.imageKey));
   }
 
+  /** Records how far a process's output was copied to containerd, so a restarted daemon resumes there. */
+  saveOutputOffset(vmId: string, id: string, execId: string | undefined, offset: number): void {
+    const c = this.deps.containers.get(vmId, id);
+    if (!c) return;
+    if (!execId) this.deps.containers.put({ ...c, outputOffset: offset });
+    else if (c.execs.some((e) => e.id === execId)) this.updateExec(vmId, id, execId, { outputOffset: offset });
+  }
+
   private updateExec(vmId: string, id: string, execId: string, patch: Partial<PodExec>): PodExec {
     const c = this.container(vmId, id);
     let updated: PodExec | undefined;

@@ -260,10 +260,11 @@ export class Daemon {
   async stop(): Promise<void> {
     if (this.rotateTimer) clearInterval(this.rotateTimer);
     if (this.pendingDeletesTimer) clearTimeout(this.pendingDeletesTimer);
+    // The shim first: pod processes whose agent streams close next run on (they are not exits).
+    await this.shim?.stop();
     this.service?.detachAll();
     // Remote clients first: stop accepting, end their streams (open ones would keep close() waiting).
     await this.remote?.close();
-    await this.shim?.stop();
     await this.guestMetadata?.closeAll();
     await new Promise<void>((resolve) => (this.socketServer ? this.socketServer.close(() => resolve()) : resolve()));
     await this.http?.close();

@@ -28,6 +28,26 @@ export async function openFifo(path: string, direction: 'read' | 'write'): Promi
   } catch (err) {
     throw new HypercoreError(ErrorCodes.invalidArgument, `stdio ${path} cannot be opened: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
   }
+  return fifoStream(fd, path, direction);
+}
+
+/**
+ * Opens the FIFO at `path` for writing only if someone reads it (undefined if nobody does, or it is
+ * gone): for output of a process followed again, whose reader may have seen end of file already.
+ */
+export async function openFifoIfRead(path: string): Promise<net.Socket | undefined> {
+  let fd: number;
+  try {
+    fd = await openRaw(path, constants.O_WRONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENXIO' || code === 'ENOENT') return undefined;
+    throw new HypercoreError(ErrorCodes.invalidArgument, `stdio ${path} cannot be opened: ${code ?? String(err)}`);
+  }
+  return fifoStream(fd, path, 'write');
+}
+
+function fifoStream(fd: number, path: string, direction: 'read' | 'write'): net.Socket {
   if (!fstatSync(fd).isFIFO()) {
     closeSync(fd);
     throw new HypercoreError(ErrorCodes.invalidArgument, `stdio ${path} is not a FIFO; the Hypercore shim writes process output only to FIFOs`);

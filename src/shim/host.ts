@@ -2,8 +2,10 @@
  * hypercored's side of the containerd shim: the shim binary's `start` and `delete` (its only two
  * commands; containerd runs it for nothing else), the pod sockets, the task engine and the event
  * queues. `start` answers with the pod's socket address and the binary exits, so no process stays
- * behind per pod.
+ * behind per pod. containerd's connections are held by the shim keeper (keeper/), one small process
+ * for all pods, so they outlive a crash or restart of hypercored.
  */
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { asHypercoreError, ErrorCodes, HypercoreError } from '../core/errors.js';
 import type { Logger } from '../core/ports.js';
@@ -12,6 +14,7 @@ import type { VmService } from '../core/vm-service.js';
 import { identifierProblem } from '../agent/protocol/container-messages.js';
 import { podRole, readBundleSpec } from './bundle.js';
 import { EventPublishers } from './events.js';
+import { KeeperLink } from './keeper/link.js';
 import { takePendingDeletes } from './pending-deletes.js';
 import { ShimSockets } from './sockets.js';
 import { TaskEngine, type ShimContext, type TaskExit } from './tasks.js';
@@ -34,6 +37,8 @@ export interface ShimHostDeps {
   /** hypercored's run dir; the sockets go in its `shim/`. */
   runDir: string;
   logger: Logger;
+  /** Hold containerd's connections in the shim keeper process (default true; false: hypercored listens itself). */
+  keeper?: boolean;
 }
 
 function required(name: string, value: string | undefined): string {
@@ -57,12 +62,15 @@ function absolute(name: string, value: string | undefined): string {
 export class ShimHost {
   readonly engine: TaskEngine;
   readonly sockets: ShimSockets;
+  readonly keeper: KeeperLink | undefined;
   private readonly publishers: EventPublishers;
 
   constructor(private readonly deps: ShimHostDeps) {
     this.publishers = new EventPublishers(deps.logger);
-    this.engine = new TaskEngine(deps.pods, deps.vms, this.publishers, deps.logger);
-    this.sockets = new ShimSockets(join(deps.runDir, 'shim'), this.engine, deps.logger);
+    const dir = join(deps.runDir, 'shim');
+    this.keeper = deps.keeper === false ? undefined : new KeeperLink(dir, deps.logger);
+    this.engine = new TaskEngine(deps.pods, deps.vms, this.publishers, deps.logger, this.keeper);
+    this.sockets = new ShimSockets(dir, this.engine, deps.logger, this.keeper);
   }
 
   /**
@@ -99,13 +107,23 @@ export class ShimHost {
     return exit;
   }
 
-  /** After a daemon restart: the sockets of the pods that still run are served again. */
+  /**
+   * At daemon start: the sockets of the pods that still run are served again (the keeper still
+   * holds containerd's connections to them and relays them here once they are), the keeper drops
+   * the sockets of pods that are gone, and the processes that still run are followed again.
+   */
   async restore(): Promise<void> {
+    await mkdir(join(this.deps.runDir, 'shim'), { recursive: true, mode: 0o700 });
+    await this.keeper?.start();
+    this.engine.holdRunning();
+    // Before the sockets are served: a call relayed at once waits for its pod's agent.
+    void this.engine.restore();
     for (const vm of this.deps.pods.pods()) {
       const pod = vm.spec.pod!;
       if (vm.state === 'deleting') continue;
       await this.sockets.serve({ owner: pod.owner, events: pod.events, namespace: pod.namespace, sandboxId: pod.sandboxId });
     }
+    this.keeper?.synced();
   }
 
   /** The `delete` calls the shim binary left while hypercored was down (see pending-deletes.ts). */
@@ -122,6 +140,8 @@ export class ShimHost {
   }
 
   async stop(): Promise<void> {
+    this.engine.stop();
+    this.keeper?.stop();
     await this.sockets.closeAll();
     this.publishers.closeAll();
   }

@@ -7,7 +7,8 @@
  *
  * with TTRPC_ADDRESS in the environment and, for `start`, the runtime options on stdin (a
  * protobuf Any; runtimeoptions.v1.Options names an options file). Both are one call to hypercored,
- * which serves the pod's TTRPC socket itself: `start` prints the socket's address (containerd reads
+ * which serves the pod's TTRPC socket (through the shim keeper, one process per host that holds
+ * containerd's connections across hypercored restarts): `start` prints the socket's address (containerd reads
  * stdout and stderr together, so nothing else may be printed, and no process may stay behind
  * holding them) and writes it to the bundle's `address` file; `delete` prints a DeleteResponse.
  *

@@ -10,7 +10,7 @@ import type net from 'node:net';
 import type { ExitStatus, ProcessIo } from '../core/agent.js';
 import type { Logger } from '../core/ports.js';
 import type { ProcessStdio } from '../core/pod.js';
-import { openFifo } from './fifo.js';
+import { openFifo, openFifoIfRead } from './fifo.js';
 
 /**
  * How long output written just before the exit is given to its reader. containerd's client (ctr
@@ -28,6 +28,8 @@ export class ProcessPump {
   private stdinClosed = false;
   private io: ProcessIo | undefined;
   private lastWriteAt = 0;
+  /** stderr goes to stdout (a terminal, or no stderr FIFO). */
+  private mergeStderr = true;
   /** Offset just past the output written so far (where a new Io stream resumes). */
   offset = 0;
   /** Set by `run`. */
@@ -39,11 +41,19 @@ export class ProcessPump {
    * Opens the process's FIFOs (before the process starts, so a bad path fails first and no output
    * can be missed); `run` then starts copying.
    */
-  static async open(stdio: ProcessStdio, logger: Logger): Promise<ProcessPump> {
+  static async open(stdio: ProcessStdio, logger: Logger, options: { resumed?: boolean } = {}): Promise<ProcessPump> {
     const pump = new ProcessPump(logger);
+    pump.mergeStderr = stdio.terminal || !stdio.stderr;
+    // A process followed again after a daemon restart: containerd's reader of an output may have
+    // gone (it saw end of file when the old daemon died); its output is then dropped, not queued
+    // in a FIFO nobody reads (which would stop the process once full).
+    const output = async (fd: 1 | 2, path: string): Promise<void> => {
+      const s = options.resumed ? await openFifoIfRead(path) : await openFifo(path, 'write');
+      if (s) pump.outputs.set(fd, s);
+    };
     try {
-      if (stdio.stdout) pump.outputs.set(1, await openFifo(stdio.stdout, 'write'));
-      if (stdio.stderr && !stdio.terminal) pump.outputs.set(2, await openFifo(stdio.stderr, 'write'));
+      if (stdio.stdout) await output(1, stdio.stdout);
+      if (stdio.stderr && !stdio.terminal) await output(2, stdio.stderr);
       if (stdio.stdin) pump.stdin = await openFifo(stdio.stdin, 'read');
       return pump;
     } catch (err) {
@@ -108,7 +118,7 @@ export class ProcessPump {
 
   /** Writes to the process's stdout or stderr FIFO (a terminal's output all goes to stdout), waiting for room. */
   private async write(fd: 1 | 2, data: Uint8Array): Promise<void> {
-    const out = this.outputs.get(fd) ?? this.outputs.get(1);
+    const out = this.outputs.get(fd) ?? (fd === 2 && this.mergeStderr ? this.outputs.get(1) : undefined);
     if (!out || out.destroyed) return;
     this.lastWriteAt = Date.now();
     if (out.write(data)) return;

@@ -6,12 +6,18 @@
  *
  * The sockets live in a directory only root can enter (0700), each socket 0600: containerd's own
  * shims check the peer's uid, which Node cannot read, so the file modes stand in for that check.
+ *
+ * With the shim keeper (the daemon's case), the socket containerd connects to is the keeper's
+ * (keeper/): hypercored serves the pod on a socket of its own in `back/`, and the keeper relays
+ * containerd's connections there, holding them open while hypercored is away. Without one (tests),
+ * hypercored listens on the pod's socket itself.
  */
 import { createHash } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { Logger } from '../core/ports.js';
 import { TtrpcServer } from '../ttrpc/index.js';
+import type { KeeperLink } from './keeper/link.js';
 import { TASK_SERVICE } from './protocol/containerd.js';
 import { taskService } from './task-service.js';
 import type { ShimContext, TaskEngine } from './tasks.js';
@@ -29,7 +35,13 @@ export class ShimSockets {
     private readonly dir: string,
     private readonly engine: TaskEngine,
     private readonly logger: Logger,
+    private readonly keeper?: KeeperLink,
   ) {}
+
+  /** Where hypercored itself serves a pod whose socket the keeper holds. */
+  backOf(path: string): string {
+    return join(this.dir, 'back', basename(path));
+  }
 
   /** The socket of a pod: a short hash keeps the path well under the 108 bytes a unix socket may have. */
   pathOf(ctx: Pick<ShimContext, 'owner' | 'namespace' | 'sandboxId'>): string {
@@ -60,11 +72,16 @@ export class ShimSockets {
     if (!served) return;
     this.served.delete(path);
     await served.server.close();
-    await rm(path, { force: true });
+    await rm(this.keeper ? this.backOf(path) : path, { force: true });
+    // After hypercored's own side closed, so an answer it gave last (Shutdown's) is relayed first.
+    this.keeper?.unlisten(path);
     this.logger.info({ socket: path, sandboxId: ctx.sandboxId }, 'shim socket closed');
   }
 
-  /** The daemon stops: every socket goes (pods keep running; the next hypercored serves them again). */
+  /**
+   * The daemon stops: every socket of its own goes (pods keep running; the next hypercored serves
+   * them again). The keeper keeps containerd's connections meanwhile.
+   */
   async closeAll(): Promise<void> {
     const all = [...this.served.values()];
     this.served.clear();
@@ -79,7 +96,18 @@ export class ShimSockets {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     const server = new TtrpcServer();
     server.register(TASK_SERVICE, taskService(this.engine, ctx, () => void this.close(ctx).catch((err: unknown) => this.logger.warn({ socket: path, err: String(err) }, 'closing a shim socket failed'))));
-    await server.listen(path, { mode: 0o600 });
+    if (this.keeper) {
+      await mkdir(join(this.dir, 'back'), { recursive: true, mode: 0o700 });
+      await server.listen(this.backOf(path), { mode: 0o600 });
+      try {
+        await this.keeper.listen(path, this.backOf(path));
+      } catch (err) {
+        await server.close();
+        throw err;
+      }
+    } else {
+      await server.listen(path, { mode: 0o600 });
+    }
     this.served.set(path, { server, ctx });
     this.logger.info({ socket: path, namespace: ctx.namespace, sandboxId: ctx.sandboxId }, 'serving a shim socket');
     return path;

@@ -22,6 +22,12 @@ import { guestSpec, MAX_BOUND_FILE_BYTES, networkNamespacePath } from './guest-s
 import { metricsOf } from './metrics.js';
 import { ProcessPump } from './process-pump.js';
 
+/** Keeps the output FIFOs of running processes open outside hypercored (the shim keeper). */
+export interface FifoHolder {
+  hold(key: string, fifos: string[]): void;
+  release(key: string): void;
+}
+
 /** Which containerd, namespace and sandbox a shim socket serves. */
 export interface ShimContext {
   /** containerd's gRPC address (`-address`). */
@@ -54,6 +60,20 @@ interface Waiter {
   resolve: (exit: ProcessExit) => void;
 }
 
+interface Pumping {
+  pump: ProcessPump;
+  vmId: string;
+  id: string;
+  execId: string;
+  /** The offset last saved to the container record. */
+  saved: number;
+}
+
+/** How often copied-output offsets are saved (a restarted daemon repeats at most this much output). */
+const OFFSET_SAVE_MS = 1000;
+/** How long a restarted daemon waits for a running pod VM's agent before giving its processes up. */
+const RESTORE_AGENT_WAIT_MS = 120_000;
+
 /** Exit status containerd reports for a process whose VM went away (as for a shim that died). */
 const LOST_EXIT_STATUS = 255;
 /** Most VM memory and cores a sandbox may ask for by annotation. */
@@ -61,15 +81,22 @@ const MAX_MEMORY_MIB = 64 * 1024;
 const MAX_CORES = 64;
 
 export class TaskEngine {
-  private readonly pumps = new Map<string, ProcessPump>();
+  private readonly pumps = new Map<string, Pumping>();
   private readonly waiters = new Map<string, Waiter>();
+  private readonly offsetTimer: NodeJS.Timeout;
+  /** Pod VMs whose agent this (restarted) daemon has not reached yet: calls on them wait for it. */
+  private readonly reconnecting = new Map<string, Promise<void>>();
+  private stopping = false;
 
   constructor(
     private readonly pods: PodService,
     private readonly vms: VmService,
     private readonly publishers: EventPublishers,
     private readonly logger: Logger,
+    private readonly holder?: FifoHolder,
   ) {
+    this.offsetTimer = setInterval(() => this.saveOffsets(), OFFSET_SAVE_MS);
+    this.offsetTimer.unref();
     // A pod VM that stops under its containers (crash, `hypercore stop`): its processes are gone.
     this.vms.events.subscribe((event) => {
       if (event.type === 'state-changed' && (event.state === 'stopped' || event.state === 'failed')) void this.vmGone(event.vmId);
@@ -102,6 +129,7 @@ export class TaskEngine {
     } else if (!vm) {
       throw new ContainerNotFoundError(`sandbox ${sandboxId} (no pod VM runs it)`);
     }
+    await this.agentReady(vm);
     let container: PodContainer;
     try {
       container = await this.pods.addContainer(vm, {
@@ -122,6 +150,7 @@ export class TaskEngine {
   /** Start: runs the container's init or an exec; its stdio is connected before it runs. */
   async start(ctx: ShimContext, id: string, execId: string): Promise<{ pid: number }> {
     const { vm, container } = this.find(ctx, id);
+    await this.agentReady(vm);
     const stdio = execId ? this.pods.exec(vm.id, id, execId).stdio : container.stdio;
     const pump = await ProcessPump.open(stdio, this.logger);
     let pid: number;
@@ -135,7 +164,7 @@ export class TaskEngine {
     // Published before the pump can see the exit, so start always comes before exit.
     if (execId) this.publisher(vm).publish('execStarted', { containerId: id, execId, pid });
     else this.publisher(vm).publish('start', { containerId: id, pid });
-    this.pump(vm, id, execId, pid, pump);
+    this.pump(vm, id, execId, pid, pump, 0);
     return { pid };
   }
 
@@ -183,6 +212,7 @@ export class TaskEngine {
     // What runc says, and what containerd and CRI tolerate when stopping something that ended.
     if (state === 'stopped') throw new ContainerNotFoundError('process already finished:');
     if (!(signal >= 1 && signal <= 64)) throw new HypercoreError(ErrorCodes.invalidArgument, `signal ${signal} is not a valid signal number`);
+    await this.agentReady(vm);
     const exit = await this.pods.kill(vm.id, id, execId || undefined, signal, all);
     if (exit) this.exited(vm, id, execId, container.pid ?? 0, exit);
   }
@@ -208,6 +238,7 @@ export class TaskEngine {
 
   async pids(ctx: ShimContext, id: string): Promise<{ pid: number; execId?: string }[]> {
     const { vm, container } = this.find(ctx, id);
+    await this.agentReady(vm);
     const pids = await this.pods.pids(vm.id, id);
     return pids.map((pid) => {
       const exec = container.execs.find((e) => e.pid === pid && e.state === 'running');
@@ -217,35 +248,126 @@ export class TaskEngine {
 
   async pause(ctx: ShimContext, id: string): Promise<void> {
     const { vm } = this.find(ctx, id);
+    await this.agentReady(vm);
     await this.pods.pause(vm.id, id);
     this.publisher(vm).publish('paused', { containerId: id });
   }
 
   async resume(ctx: ShimContext, id: string): Promise<void> {
     const { vm } = this.find(ctx, id);
+    await this.agentReady(vm);
     await this.pods.resume(vm.id, id);
     this.publisher(vm).publish('resumed', { containerId: id });
   }
 
   async stats(ctx: ShimContext, id: string) {
     const { vm } = this.find(ctx, id);
+    await this.agentReady(vm);
     return metricsOf(await this.pods.stats(vm.id, id));
   }
 
   async update(ctx: ShimContext, id: string, resourcesJson: Uint8Array): Promise<void> {
     const { vm } = this.find(ctx, id);
+    await this.agentReady(vm);
     await this.pods.update(vm.id, id, resourcesJson);
   }
 
   async resize(ctx: ShimContext, id: string, execId: string, rows: number, cols: number): Promise<void> {
     const { vm } = this.find(ctx, id);
+    await this.agentReady(vm);
     if (!(rows > 0 && cols > 0)) return;
     await this.pods.resize(vm.id, id, execId || undefined, rows, cols);
   }
 
   closeStdin(ctx: ShimContext, id: string, execId: string): void {
     const { vm } = this.find(ctx, id);
-    this.pumps.get(processKey(vm.id, id, execId))?.closeStdin();
+    this.pumps.get(processKey(vm.id, id, execId))?.pump.closeStdin();
+  }
+
+  /**
+   * At daemon start: the stdio of every process that still runs in a pod VM is copied again, from
+   * the output offset the previous daemon saved, and its exit is reported when it comes (a
+   * process that ended meanwhile is reported at once: the agent keeps its exit status). Runs in the
+   * background: a pod VM's agent reconnects in its own time.
+   */
+  async restore(): Promise<void> {
+    const running = this.pods.pods().filter((vm) => vm.state === 'running');
+    await Promise.all(running.map((vm) => this.restorePod(vm).catch((err: unknown) => this.logger.warn({ vmId: vm.id, err: asHypercoreError(err).message }, 'could not follow the processes of a pod again'))));
+  }
+
+  /**
+   * At daemon start, before the keeper drops what no hypercored asked for: the FIFOs of the
+   * processes that still ran stay held (their readers must not see end of file).
+   */
+  holdRunning(): void {
+    for (const vm of this.pods.pods()) {
+      for (const c of this.pods.containers(vm.id)) {
+        if (c.state === 'running' || c.state === 'paused') this.holdFifos(processKey(vm.id, c.id, ''), c.stdio);
+        for (const e of c.execs) if (e.state === 'running') this.holdFifos(processKey(vm.id, c.id, e.id), e.stdio);
+      }
+    }
+  }
+
+  private holdFifos(key: string, stdio: ProcessStdio): void {
+    this.holder?.hold(key, [stdio.stdout, ...(stdio.terminal ? [] : [stdio.stderr])].filter((p) => p !== ''));
+  }
+
+  private async restorePod(vm: Vm): Promise<void> {
+    const agent = this.agentBack(vm).finally(() => this.reconnecting.delete(vm.id));
+    this.reconnecting.set(vm.id, agent);
+    await agent;
+    for (const c of this.pods.containers(vm.id)) {
+      if (c.state === 'running' || c.state === 'paused') await this.follow(vm, c.id, '', c.pid ?? 0, c.stdio, c.outputOffset ?? 0);
+      for (const e of c.execs) if (e.state === 'running') await this.follow(vm, c.id, e.id, e.pid ?? 0, e.stdio, e.outputOffset ?? 0);
+    }
+  }
+
+  /** Resolves once the pod VM's agent is connected again (bounded). */
+  private async agentBack(vm: Vm): Promise<void> {
+    const deadline = Date.now() + RESTORE_AGENT_WAIT_MS;
+    for (;;) {
+      try {
+        this.vms.agentSession(vm.id);
+        return;
+      } catch (err) {
+        if (this.stopping || Date.now() > deadline) throw err;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  }
+
+  /** A call that needs the pod's agent, right after a daemon restart, waits for it to be reached. */
+  private async agentReady(vm: Vm): Promise<void> {
+    await this.reconnecting.get(vm.id)?.catch(() => undefined);
+  }
+
+  private async follow(vm: Vm, id: string, execId: string, pid: number, stdio: ProcessStdio, offset: number): Promise<void> {
+    if (this.pumps.has(processKey(vm.id, id, execId))) return;
+    try {
+      this.pump(vm, id, execId, pid, await ProcessPump.open(stdio, this.logger, { resumed: true }), offset);
+      this.logger.info({ vmId: vm.id, id, execId, offset }, 'following a pod process again');
+    } catch (err) {
+      this.logger.warn({ vmId: vm.id, id, execId, err: asHypercoreError(err).message }, 'could not follow a pod process again');
+    }
+  }
+
+  /** hypercored stops: the processes run on, and what was copied so far is saved for the next one. */
+  stop(): void {
+    this.stopping = true;
+    clearInterval(this.offsetTimer);
+    this.saveOffsets();
+  }
+
+  private saveOffsets(): void {
+    for (const p of this.pumps.values()) {
+      if (p.pump.offset === p.saved) continue;
+      p.saved = p.pump.offset;
+      try {
+        this.pods.saveOutputOffset(p.vmId, p.id, p.execId || undefined, p.saved);
+      } catch (err) {
+        this.logger.debug({ id: p.id, err: asHypercoreError(err).message }, 'saving an output offset failed');
+      }
+    }
   }
 
   /** The task's init pid (0 until started, or for a task this daemon does not know). */
@@ -287,7 +409,7 @@ export class TaskEngine {
     // Its other containers die with the VM: containerd must hear that they exited.
     for (const c of this.pods.containers(vm.id)) {
       if (c.id === vm.spec.pod?.sandboxId || c.state === 'stopped') continue;
-      this.pumps.get(processKey(vm.id, c.id, ''))?.detach();
+      this.pumps.get(processKey(vm.id, c.id, ''))?.pump.detach();
       const exit = await this.pods.recordExit(vm.id, c.id, undefined, LOST_EXIT_STATUS).catch(() => ({ status: LOST_EXIT_STATUS, at: new Date().toISOString() }));
       this.exited(vm, c.id, '', c.pid ?? 0, exit);
     }
@@ -295,12 +417,18 @@ export class TaskEngine {
   }
 
   /** Copies the process's stdio until it exits, then records and reports the exit. */
-  private pump(vm: Vm, id: string, execId: string, pid: number, pump: ProcessPump): void {
+  private pump(vm: Vm, id: string, execId: string, pid: number, pump: ProcessPump, offset: number): void {
     const key = processKey(vm.id, id, execId);
-    this.pumps.set(key, pump);
-    const done = pump.run(this.pods.io(vm.id, id, execId || undefined, 0));
+    this.pumps.set(key, { pump, vmId: vm.id, id, execId, saved: offset });
+    // While it runs the keeper holds its output FIFOs too: if hypercored dies, containerd's reader sees no end of file.
+    const stdio = this.stdioOf(vm, id, execId);
+    if (stdio) this.holdFifos(key, stdio);
+    const done = pump.run(this.pods.io(vm.id, id, execId || undefined, offset), offset);
     void done.then(async (end) => {
-      if (this.pumps.get(key) === pump) this.pumps.delete(key);
+      if (this.pumps.get(key)?.pump === pump) this.pumps.delete(key);
+      // hypercored is stopping: the process runs on, and the next hypercored follows it again.
+      if (this.stopping) return;
+      this.holder?.release(key);
       if (end.kind === 'lost') this.logger.warn({ vmId: vm.id, id, execId, reason: end.reason }, 'lost the stdio of a pod process');
       const status = end.kind === 'exit' ? end.status.exitCode : LOST_EXIT_STATUS;
       let exit: ProcessExit;
@@ -348,8 +476,14 @@ export class TaskEngine {
 
   private forget(key: string): void {
     this.waiters.delete(key);
-    this.pumps.get(key)?.detach();
+    this.holder?.release(key);
+    this.pumps.get(key)?.pump.detach();
     this.pumps.delete(key);
+  }
+
+  private stdioOf(vm: Vm, id: string, execId: string): ProcessStdio | undefined {
+    const c = this.pods.containers(vm.id).find((x) => x.id === id);
+    return execId ? c?.execs.find((e) => e.id === execId)?.stdio : c?.stdio;
   }
 
   private find(ctx: ShimContext, id: string): { vm: Vm; container: PodContainer } {

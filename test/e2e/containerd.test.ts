@@ -9,7 +9,9 @@
  * pod's network from CNI (bridge + host-local) mirrored into the VM, CRI's logs, then Stop and
  * Remove leave nothing. `ctr`'s path: tasks that join the pod's VM by the CRI annotations
  * (exec, ps, metrics, pause, resume, a terminal, kill), and a task of its own (its own VM).
- * Faults: an image that cannot run, hypercored killed (-9) under a running pod.
+ * Faults: an image that cannot run; hypercored killed (-9) under a running pod (the pod runs on and
+ * the restarted hypercored serves it again); the shim keeper killed (-9) under the running pod
+ * (containerd takes the shim for dead, and stops and removes the pod; nothing is left).
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -85,6 +87,16 @@ function joinPod(): string[] {
   return ['--annotation', 'io.kubernetes.cri.container-type=container', '--annotation', `io.kubernetes.cri.sandbox-id=${podId}`];
 }
 
+/** The pod sockets containerd connects to (the keeper's control socket, logs and hypercored's own sockets aside). */
+function podSockets(): string[] {
+  return readdirSync(join(daemon.runDir, 'shim')).filter((n) => n.endsWith('.sock') && n !== 'keeper.sock');
+}
+
+/** The shim keeper's pid (the one process that holds containerd's connections). */
+function keeperPids(): number[] {
+  return processesMentioning(join(daemon.runDir, 'shim', 'keeper.sock'));
+}
+
 function podVm(): Vm {
   return vms().find((vm) => vm.spec.pod?.sandboxId === podId)!;
 }
@@ -122,7 +134,8 @@ test('RunPodSandbox with runtime handler hypercore, then two containers: one VM,
   assert.match(podIp, new RegExp(`^${SUBNET.replaceAll('.', '\\.')}\\.\\d+$`));
 
   c1 = await cri.createContainer(podId, containerConfig('web', ['sh', '-c', 'echo hello-from-web; echo oops-from-web >&2; mkdir -p /www; echo served-by-pod > /www/index.html; exec httpd -f -p 8080 -h /www']), sandbox);
-  c2 = await cri.createContainer(podId, containerConfig('side', ['sh', '-c', 'echo hello-from-side; exec sleep 100000']), sandbox);
+  // `side` logs what is left in /tmp/say (the fault tests check that its log still flows).
+  c2 = await cri.createContainer(podId, containerConfig('side', ['sh', '-c', 'echo hello-from-side; while sleep 1; do if [ -f /tmp/say ]; then cat /tmp/say; rm /tmp/say; fi; done']), sandbox);
   await cri.startContainer(c1);
   const vmBefore = vms().find((vm) => vm.spec.pod)!;
   const bootId = () => daemon.cli(['exec', vmBefore.id, '--', 'cat', '/proc/sys/kernel/random/boot_id']).stdout.trim();
@@ -275,7 +288,7 @@ test('ctr run --rm without CRI: the task runs in its own VM, prints the file and
     ownEvents.proc.kill();
   }
   assert.deepEqual(vms().map((vm) => vm.spec.pod?.sandboxId), [podId], 'its VM is gone with the task');
-  await waitFor('its shim socket to close', 10_000, () => (readdirSync(join(daemon.runDir, 'shim')).length === 1 ? true : undefined));
+  await waitFor('its shim socket to close', 10_000, () => (podSockets().length === 1 ? true : undefined));
   assert.deepEqual(readdirSync(join(daemon.root, 'vms')), [podVm().id]);
   assert.deepEqual(containerd.ctr(['-n', 'hc', 'container', 'ls', '-q']).stdout.trim(), '');
 });
@@ -289,28 +302,69 @@ test('a bundle whose OCI spec binds a host directory is refused with the reason,
   assert.match(r.stderr, new RegExp(`bind mount of host directory ${dir} at /mnt is not supported`));
   assert.ok(!/host data/.test(r.stdout));
   assert.equal(vms().length, 1, 'the pod VM only');
-  assert.equal(readdirSync(join(daemon.runDir, 'shim')).length, 1, "the pod VM's socket only");
+  assert.equal(podSockets().length, 1, "the pod VM's socket only");
   containerd.ctr(['-n', 'hc', 'container', 'rm', 'binddir']);
 });
 
-// hypercored holds containerd's connections to the pod's socket: when it dies, containerd takes the
-// shim for dead, reports the pod's tasks exited and runs the shim's `delete` for each. hypercored
-// stays down longer than containerd lets a delete take, so the shim leaves the calls for it, and
-// the restarted hypercored removes the pod VM. The pod does not survive, but nothing is left.
-test('kill -9 of hypercored under a running pod: containerd sees the tasks exit, the restarted hypercored removes the pod VM', async () => {
-  const before = vms().find((vm) => vm.spec.pod)!;
-  podVmId = before.id;
+// The shim keeper holds containerd's connections to the pod's socket and relays them to hypercored:
+// when hypercored dies, containerd's connections stay open (it would take a closed one for a dead
+// shim, report the tasks exited and run the shim's `delete`), and the restarted hypercored serves
+// them again. The pod's VM and containers run on through it all.
+test('kill -9 of hypercored under a running pod: the pod runs on (same QEMU, same guest boot, logs still flow), and the restarted hypercored serves it; a plain restart too', async () => {
+  const vm = podVm();
+  podVmId = vm.id;
+  const bootId = () => daemon.cli(['exec', vm.id, '--', 'cat', '/proc/sys/kernel/random/boot_id']).stdout.trim();
+  const bootBefore = bootId();
+  assert.match(bootBefore, /^[0-9a-f-]{36}$/);
+  const keeper = keeperPids();
+  assert.equal(keeper.length, 1, 'one shim keeper');
   await daemon.kill9();
-  assert.ok(processesMentioning(before.id).length > 0, 'the VM runs on without hypercored');
-  await waitFor('containerd to see the container exit', 30_000, async () => ((await cri.containerStatus(c2)).state === 'CONTAINER_EXITED' ? true : undefined));
+  // containerd runs a dead shim's clean-up as soon as the connection closes, and gives each
+  // `delete` 5 s: after longer than that with hypercored down, none may have been asked for.
+  await new Promise((r) => setTimeout(r, 8000));
+  assert.deepEqual(processesMentioning(vm.id).length > 0, true, 'the VM runs on without hypercored');
   const pending = `${daemon.socket}.shim-deletes`;
-  // containerd runs the deletes one after another and gives each 5 s: on a loaded host that is more
-  // than 3 x 5 s.
-  await waitFor('the shim deletes left for hypercored (containerd gives each 5 s)', 60_000, () => (existsSync(pending) && readdirSync(pending).filter((n) => n.endsWith('.json')).length === 3 ? true : undefined));
+  assert.deepEqual(existsSync(pending) ? readdirSync(pending) : [], [], 'containerd ran no shim delete: it never saw the shim die');
+  for (const id of [c1, c2]) assert.equal((await cri.containerStatus(id)).state, 'CONTAINER_RUNNING');
+  // A call made while hypercored is away waits for it.
+  const waitedExec = cri.execSync(c2, ['echo', 'made-while-hypercored-was-away']);
   await daemon.start();
-  await waitFor('the pod VM to go', 30_000, () => (vms().length === 0 ? true : undefined));
-  await waitFor('its QEMU to go', 10_000, () => (processesMentioning(before.id).length === 0 ? true : undefined));
-  assert.deepEqual(readdirSync(pending), [], 'every delete left for hypercored was made');
+  assert.equal((await waitedExec).stdout, 'made-while-hypercored-was-away\n');
+  assert.deepEqual(keeperPids(), keeper, 'the same keeper');
+  const after = podVm();
+  assert.equal(after.id, vm.id);
+  assert.equal(after.pid, vm.pid, 'the same QEMU process');
+  assert.equal(bootId(), bootBefore, 'the same guest boot');
+  const e = await cri.execSync(c2, ['sh', '-c', 'echo exec-after-restart; exit 6']);
+  assert.equal(e.exitCode, 6);
+  assert.equal(e.stdout, 'exec-after-restart\n');
+  for (const id of [c1, c2]) assert.equal((await cri.containerStatus(id)).state, 'CONTAINER_RUNNING');
+  // The container's output still reaches CRI's log: the keeper held the log FIFO while hypercored was away.
+  const said = await cri.execSync(c2, ['sh', '-c', 'echo log-after-restart > /tmp/say.new && mv /tmp/say.new /tmp/say']);
+  assert.equal(said.exitCode, 0, said.stderr);
+  const log = join(daemon.dir, 'logs', 'pod1', 'side.log');
+  await waitFor('the line in the web log', 20_000, () => (readFileSync(log, 'utf8').includes('stdout F log-after-restart') ? true : undefined));
+  await waitFor('the pod to answer on its IP again', 30_000, () => (inNode(['curl', '-s', '--max-time', '5', `http://${podIp}:8080/`]).stdout.includes('served-by-pod') ? true : undefined));
+
+  // A plain restart (SIGTERM) too: the processes whose agent streams close as hypercored stops run on.
+  await daemon.stop();
+  await daemon.start();
+  for (const id of [c1, c2]) assert.equal((await cri.containerStatus(id)).state, 'CONTAINER_RUNNING');
+  assert.equal((await cri.execSync(c2, ['echo', 'after-a-plain-restart'])).stdout, 'after-a-plain-restart\n');
+  assert.equal(podVm().pid, vm.pid);
+});
+
+// The keeper is "the shim" containerd talks to. containerd 1.6 takes a closed shim connection for a
+// dead shim: it runs the shim's `delete` for each task (hypercored removes the pod's VM, as runc's
+// shim's delete kills the containers) and reports the tasks exited. hypercored starts a new keeper
+// for the pods it serves next.
+test('kill -9 of the shim keeper under a running pod: containerd sees the tasks exit, the pod VM is removed, a new keeper takes over', async () => {
+  const [keeper] = keeperPids();
+  process.kill(keeper!, 'SIGKILL');
+  await waitFor('containerd to see the containers exit', 30_000, async () => ((await cri.containerStatus(c2)).state === 'CONTAINER_EXITED' && (await cri.containerStatus(c1)).state === 'CONTAINER_EXITED' ? true : undefined));
+  await waitFor('the pod VM to go', 60_000, () => (vms().length === 0 ? true : undefined));
+  await waitFor('its QEMU to go', 10_000, () => (processesMentioning(podVmId).length === 0 ? true : undefined));
+  await waitFor('a new keeper', 10_000, () => (keeperPids().length === 1 && keeperPids()[0] !== keeper ? true : undefined));
 });
 
 test('StopPodSandbox and RemovePodSandbox leave no VM, TAP, mount, FIFO or process', async () => {
@@ -320,7 +374,7 @@ test('StopPodSandbox and RemovePodSandbox leave no VM, TAP, mount, FIFO or proce
   await waitFor('the pod VM to go', 30_000, () => (vms().length === 0 ? true : undefined));
   assert.deepEqual(processesMentioning(podVmId), [], 'no QEMU');
   assert.deepEqual(readdirSync(join(daemon.root, 'vms')), []);
-  await waitFor('the shim socket to close', 10_000, () => (readdirSync(join(daemon.runDir, 'shim')).length === 0 ? true : undefined));
+  await waitFor('the shim socket to close', 10_000, () => (podSockets().length === 0 ? true : undefined));
   const links = inNode(['ip', '-o', 'link']).stdout;
   assert.doesNotMatch(links, /hctap/, 'no TAP');
   assert.deepEqual(readdirSync(join(containerd.state, 'io.containerd.grpc.v1.cri', 'netns')).filter((n) => !lstatSync(join(containerd.state, 'io.containerd.grpc.v1.cri', 'netns', n)).isDirectory()), [], 'no pod network namespace');
