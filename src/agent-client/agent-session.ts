@@ -125,6 +125,8 @@ export class TtrpcAgentSession implements AgentSession {
         ...(start.metadata ? { metadata: start.metadata } : {}),
         ...(start.files ? { files: start.files } : {}),
         ...(start.sshAuthorizedKeys ? { sshAuthorizedKeys: start.sshAuthorizedKeys } : {}),
+        // The daemon sends it along with Hello (see AgentSupervisor.startWorkload).
+        oncePerBoot: true,
       },
       120_000,
     );

@@ -22,6 +22,7 @@ let server: TtrpcServer;
 let listener: net.Server;
 let c: AgentTestClient;
 let mounts: string[];
+let agent: ReturnType<typeof registerAgentService>;
 const crunLog = (): Promise<string[][]> => readFile(join(dir, 'crun.log'), 'utf8').then((t) => t.trim().split('\n').map((l) => JSON.parse(l) as string[]));
 const isCode = (code: number) => (err: unknown) => err instanceof TtrpcError && err.code === code;
 
@@ -35,7 +36,7 @@ before(async () => {
   // Mounts are recorded; crun's helper calls (delete, kill) run the fake crun for real.
   const run = (file: string, args: readonly string[]) => (file === crun ? runCommand(file, args) : rec.run(file, args));
   server = new TtrpcServer();
-  registerAgentService(server, { powerOff: () => undefined, workload: { paths, crun, run, crunStateDir: join(dir, 'crun-state'), execHelper: null } });
+  agent = registerAgentService(server, { powerOff: () => undefined, workload: { paths, crun, run, crunStateDir: join(dir, 'crun-state'), execHelper: null } });
   listener = await listenUnix(server, join(dir, 'a.sock'));
   c = await AgentTestClient.connect(join(dir, 'a.sock'));
 });
@@ -128,4 +129,24 @@ test('crun delete runs only for a container crun still has state of, not at ever
   assert.equal(started.processId, 'main');
   assert.equal(await deletes(), 1, 'a leftover container is deleted first');
   assert.equal((await c.io('main').collect()).final.exitCode, 0);
+});
+
+test('once_per_boot: a workload that ran in this boot is not started again, even after it exited (the host sends StartWorkload along with Hello)', async () => {
+  // Without the flag (as the tests above do) a workload that exited may start again.
+  const first = await c.call('StartWorkload', { process: { args: ['true'] }, imageDiskSerial: 'image' });
+  assert.equal(first.processId, 'main');
+  assert.equal((await c.io('main').collect()).final.exitCode, 0);
+  const runs = (await crunLog()).filter((a) => a.includes('run')).length;
+  await assert.rejects(c.call('StartWorkload', { process: { args: ['true'] }, imageDiskSerial: 'image', oncePerBoot: true }), (err: unknown) => isCode(Code.FAILED_PRECONDITION)(err) && /already started in this boot/.test((err as Error).message));
+  assert.equal((await crunLog()).filter((a) => a.includes('run')).length, runs, 'crun was not run again');
+});
+
+test('adopt at boot runs no crun when crun has no state of the container (it runs while the host\'s first requests arrive)', async () => {
+  await rm(join(dir, 'crun-state'), { recursive: true, force: true });
+  const before = (await crunLog()).length;
+  await agent.workload.adopt();
+  assert.equal((await crunLog()).length, before, 'no crun state');
+  await mkdir(join(dir, 'crun-state', 'hc-main'), { recursive: true });
+  await agent.workload.adopt();
+  assert.deepEqual((await crunLog()).slice(before).map((a) => a[0]), ['state'], 'with state, crun is asked');
 });

@@ -88,6 +88,10 @@ export class Workload {
    * is not ours any more, so "main" stays unknown to the new table.
    */
   async adopt(): Promise<void> {
+    // Without crun's state of the container (every boot: /run is a new tmpfs) there is nothing to
+    // adopt, and no `crun state` is run: adopt runs right after "ready", while the host's first
+    // requests arrive, and under TCG a process start there delays them by hundreds of ms.
+    if (!existsSync(join(this.crunStateDir, CONTAINER_ID))) return;
     try {
       if (!(await this.containerRunning())) return;
       const config = JSON.parse(await readFile(join(this.bundleDir(), 'config.json'), 'utf8')) as { process?: { env?: string[]; cwd?: string } };
@@ -117,6 +121,7 @@ export class Workload {
     if (this.starting || this.table.find(MAIN_PROCESS_ID)?.running || this.adopted) {
       throw new TtrpcError(Code.FAILED_PRECONDITION, 'the workload is already running');
     }
+    if (req.oncePerBoot && this.table.find(MAIN_PROCESS_ID)) throw new TtrpcError(Code.FAILED_PRECONDITION, 'the workload was already started in this boot');
     this.starting = true;
     try {
       const binds: Record<string, string> = {};

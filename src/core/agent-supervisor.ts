@@ -92,17 +92,9 @@ export class AgentSupervisor {
       return { agentMs: performance.now() - started };
     }
     const process = workloadProcess(vm, image);
-    const started = performance.now();
-    const { session, info } = await this.connect(vm, endpoint, signal);
-    const agentMs = performance.now() - started;
-    // A daemon that died between starting the workload and recording it: the guest knows.
-    if (info.workloadStarted) {
-      this.pumpLogs(vm);
-      return { agentMs };
-    }
     const w = vm.spec.workload;
     const m = vm.spec.metadata;
-    await session.startWorkload({
+    const request = {
       process,
       imageDiskSerial: 'image',
       ...(vm.disks?.some((d) => d.name === 'scratch') ? { scratchDiskSerial: 'scratch' } : {}),
@@ -110,9 +102,22 @@ export class AgentSupervisor {
       ...(w?.pidsLimit ? { pidsLimit: w.pidsLimit } : {}),
       hostname: vm.name,
       ...(m ? { metadata: { values: m.values, secrets: m.secrets }, files: guestFiles(m), sshAuthorizedKeys: m.sshAuthorizedKeys } : {}),
+    };
+    const started = performance.now();
+    // StartWorkload goes right behind Hello, not after its answer: under TCG a round trip to a
+    // booting guest costs hundreds of ms. The agent answers Hello first (requests are handled in
+    // order) and starts a workload once per boot, so when Hello says an earlier daemon already
+    // started it (it died before recording that), this request's refusal is expected and ignored.
+    let startFailure: { err: unknown } | undefined;
+    const { info, helloMs } = await this.connect(vm, endpoint, signal, this.bootTimeoutMs, async (s) => {
+      await s.startWorkload(request).catch((err: unknown) => void (startFailure = { err }));
     });
+    if (startFailure && !info.workloadStarted) {
+      this.forget(vm.id);
+      throw startFailure.err;
+    }
     this.pumpLogs(vm);
-    return { agentMs };
+    return { agentMs: helloMs - started };
   }
 
   /**
@@ -164,19 +169,26 @@ export class AgentSupervisor {
   }
 
   /** `alongHello`: a first call sent right after Hello, without waiting for its answer. */
-  private async connect(vm: Vm, endpoint: AgentEndpoint, signal?: AbortSignal, timeoutMs = this.bootTimeoutMs, alongHello?: (session: AgentSession) => Promise<void>): Promise<{ session: AgentSession; info: AgentInfo }> {
+  private async connect(vm: Vm, endpoint: AgentEndpoint, signal?: AbortSignal, timeoutMs = this.bootTimeoutMs, alongHello?: (session: AgentSession) => Promise<void>): Promise<{ session: AgentSession; info: AgentInfo; helloMs: number }> {
     this.forget(vm.id);
     const session = await this.connector.connect(endpoint, { timeoutMs, ...(signal ? { signal } : {}) });
     let info: AgentInfo;
+    let helloMs = 0;
     try {
-      [info] = await Promise.all([session.hello(), alongHello?.(session)]);
+      [info] = await Promise.all([
+        session.hello().then((i) => {
+          helloMs = performance.now();
+          return i;
+        }),
+        alongHello?.(session),
+      ]);
     } catch (err) {
       session.close();
       throw err;
     }
     this.logger.child({ vmId: vm.id }).info({ agentVersion: info.agentVersion, uptimeMs: info.uptimeMs, workloadStarted: info.workloadStarted }, 'agent connected');
     this.tracked.set(vm.id, { session, logged: 0 });
-    return { session, info };
+    return { session, info, helloMs };
   }
 
   /** Copies the main process's output to the VM log until it exits or the session ends. */

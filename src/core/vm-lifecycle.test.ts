@@ -167,6 +167,23 @@ test('after a restart, a starting VM gets its workload started, unless the guest
   }
 });
 
+test('StartWorkload is sent along with Hello, not one round trip after its answer', async () => {
+  const service = makeService();
+  agents.helloDelayMs = 300;
+  await service.create(imageSpec('quick'));
+  assert.deepEqual(agents.calls, ['hello', 'startWorkload', 'hello answered']);
+  assert.equal(agents.workloadStarts, 1);
+});
+
+test('a workload the agent cannot start fails the VM with the agent\'s message and kills its VMM', async () => {
+  const service = makeService();
+  agents.startFailure = 'crun could not start the workload (exit 1): no such file';
+  await assert.rejects(service.create(imageSpec('broken')), /crun could not start the workload/);
+  const vm = store.list().find((v) => v.name === 'broken');
+  assert.equal(vm?.state, 'failed');
+  assert.equal(provider.alive.has(vm!.id), false);
+});
+
 test('pause and resume: a paused VM takes no exec, says why, and runs again after resume', async () => {
   const service = makeService();
   const vm = await service.create(imageSpec('frozen'));

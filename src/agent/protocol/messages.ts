@@ -28,6 +28,7 @@ export interface StartWorkloadRequest {
   metadata?: MetadataValues;
   files?: GuestFile[];
   sshAuthorizedKeys?: string[];
+  oncePerBoot?: boolean;
 }
 export interface ProcessStarted { processId: string; pid: number }
 export interface CreateProcessRequest { process: ProcessSpec; inWorkload?: boolean }

@@ -67,6 +67,9 @@ message StartWorkloadRequest {
   MetadataValues metadata = 6;   // replaces what the agent serves
   repeated GuestFile files = 7;
   repeated string ssh_authorized_keys = 8; // written to /root/.ssh/authorized_keys of the rootfs
+  // Refused when a workload was already started in this boot, even one that has exited: the host
+  // sends StartWorkload along with Hello, before it knows whether an earlier daemon did.
+  bool once_per_boot = 9;
 }
 
 message ProcessStarted {

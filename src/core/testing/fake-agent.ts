@@ -62,6 +62,10 @@ class FakeSession implements AgentSession {
     return { agentVersion: 'fake', bootId: 'b', uptimeMs: 1, workloadStarted: this.connector.workloadRunning };
   }
   async startWorkload(start: WorkloadStart) {
+    this.connector.calls.push('startWorkload');
+    // As the agent: a workload starts once per boot; a crun failure is the agent's error.
+    if (this.connector.workloadRunning) throw new HypercoreError(ErrorCodes.agentUnavailable, 'agent StartWorkload failed: the workload was already started in this boot');
+    if (this.connector.startFailure) throw new HypercoreError(ErrorCodes.agentUnavailable, `agent StartWorkload failed: ${this.connector.startFailure}`);
     this.connector.workloadStarts++;
     this.connector.lastStart = start;
     this.connector.workloadRunning = true;
@@ -106,6 +110,8 @@ export class FakeAgentConnector implements AgentConnector {
   refuseMetadata = false;
   /** Every identity a restored guest was told, in order. */
   readonly restores: GuestIdentity[] = [];
+  /** Makes StartWorkload fail with this message (crun could not start the workload). */
+  startFailure: string | undefined;
   /** The guest's side: whether its workload runs (survives a daemon restart, as a real guest's does). */
   workloadRunning = false;
   readonly sessions: FakeSession[] = [];
@@ -114,7 +120,7 @@ export class FakeAgentConnector implements AgentConnector {
   connectDelayMs = 0;
   /** How long the agent takes to answer Hello (the round trip to a guest under TCG). */
   helloDelayMs = 0;
-  /** Hello and Restored calls, and Hello's answers, in the order the guests saw them. */
+  /** Hello, StartWorkload and Restored calls, and Hello's answers, in the order the guests saw them. */
   readonly calls: string[] = [];
   /** When each connect completed (Date.now()). */
   readonly connectedAt: number[] = [];
