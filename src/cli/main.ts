@@ -25,17 +25,17 @@ function integer(value: string): number {
 }
 
 let client: HypercoreClient | undefined;
+let loading: Promise<HypercoreClient> | undefined;
 /** Tells the SDK's errors in the CLI's words, once the SDK is loaded. */
 let translate: ((err: unknown) => unknown) | undefined;
 /** The SDK's client of the daemon the command line names; loaded by the commands that call the daemon only (`--help` and `config` never load it). */
-async function api(program: Command): Promise<HypercoreClient> {
-  if (!client) {
+function api(program: Command): Promise<HypercoreClient> {
+  return (loading ??= (async () => {
     const endpoint = resolveEndpoint(program.opts<EndpointFlags>(), process.env);
     const [{ HypercoreClient }, { cliError }] = await Promise.all([import('../../sdk/src/index.js'), import('./daemon-errors.js')]);
-    client = new HypercoreClient(connectionOptions(endpoint));
     translate = (err) => cliError(err, endpoint);
-  }
-  return client;
+    return (client = new HypercoreClient(connectionOptions(endpoint)));
+  })());
 }
 
 /** The error as the CLI tells it. */
