@@ -1,12 +1,16 @@
 /** The SDK's errors in the CLI's words: what to do about a daemon out of reach, and the daemon's own code and message otherwise. */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { HypercoreClient } from '../../sdk/src/index.js';
 import { HypercoreError } from '../core/errors.js';
+import { initTlsDir } from '../tls/pki.js';
+import { TLS_FILES } from '../tls/material.js';
 import { cliError } from './daemon-errors.js';
 import { resolveEndpoint } from './endpoint.js';
 
@@ -35,6 +39,27 @@ test("nothing on a remote listener's port: the CLI names the listener", async ()
     assert.equal(told.message, 'nothing listens on http://127.0.0.1:9; is hypercored running with --listen there?');
   } finally {
     await client.close();
+  }
+});
+
+test("a remote daemon whose certificate this client does not trust: the CLI says to pass --tls-dir; with it, the call goes through", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'hc-cli-errors-'));
+  await initTlsDir(dir);
+  const server = createTlsServer({ cert: readFileSync(join(dir, TLS_FILES.serverCert)), key: readFileSync(join(dir, TLS_FILES.serverKey)) }, (_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"vms":[]}'));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const untrusting = new HypercoreClient({ url });
+  const trusting = new HypercoreClient({ url, ca: readFileSync(join(dir, TLS_FILES.ca)) });
+  try {
+    const told = cliError(await untrusting.listVms().then(() => undefined, (e: unknown) => e), resolveEndpoint({ host: url }, {}));
+    assert.ok(told instanceof HypercoreError);
+    assert.match(told.message, new RegExp(`^the certificate of ${url.replace(/[.]/g, '\\.')} is not trusted \\(.+\\); pass --tls-dir \\(or HYPERCORE_TLS_DIR\\)`));
+    assert.deepEqual(await trusting.listVms(), []);
+  } finally {
+    await Promise.all([untrusting.close(), trusting.close()]);
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 
