@@ -6,7 +6,6 @@
  */
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
-import type { ConnectionOptions } from '../../sdk/src/index.js';
 import { ConfigInvalidError } from '../core/errors.js';
 import { apiSocketPath } from '../daemon/settings.js';
 import { loadClientIdentity } from '../tls/material.js';
@@ -81,21 +80,5 @@ export function resolveEndpoint(flags: EndpointFlags, env: NodeJS.ProcessEnv): E
     secure,
     ...(tls ? { tls } : {}),
     ...(token ? { token: token.value } : {}),
-  };
-}
-
-/** How to name the endpoint in messages. */
-export function describeEndpoint(endpoint: Endpoint): string {
-  return endpoint.kind === 'unix' ? endpoint.socketPath : endpoint.origin;
-}
-
-/** The SDK's connection options for the endpoint. */
-export function connectionOptions(endpoint: Endpoint): ConnectionOptions {
-  if (endpoint.kind === 'unix') return { socketPath: endpoint.socketPath };
-  const tls = endpoint.tls;
-  return {
-    url: endpoint.origin,
-    ...(tls ? { ca: tls.ca, ...(tls.cert && tls.key ? { cert: tls.cert, key: tls.key } : {}) } : {}),
-    ...(endpoint.token ? { token: endpoint.token } : {}),
   };
 }

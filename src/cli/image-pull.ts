@@ -1,5 +1,6 @@
 /** Pulls with progress on stderr, for `image pull`, `spawn` and `run`. */
-import { ImageNotFoundError, type HypercoreClient, type Image } from '../../sdk/src/index.js';
+import type { HypercoreClient, Image } from '../../sdk/src/index.js';
+import { ErrorCodes } from '../core/errors.js';
 import { progressRenderer } from './pull-progress.js';
 
 /** Pulls with progress on stderr (stdout stays clean for scripts). */
@@ -17,7 +18,8 @@ export async function pullIfMissing(api: HypercoreClient, reference: string): Pr
   try {
     await api.getImage(reference);
   } catch (err) {
-    if (!(err instanceof ImageNotFoundError)) throw err;
+    // Its code, not its class: importing the SDK here would split it out of the client's chunk.
+    if ((err as { code?: unknown }).code !== ErrorCodes.imageNotFound) throw err;
     await pullWithProgress(api, reference);
   }
 }

@@ -10,7 +10,7 @@ import type { HacOverrides } from '../config/index.js';
 import { HYPERCORE_VERSION } from '../core/version.js';
 import { hostCpuCount } from '../system/host.js';
 import type { HypercoreClient } from '../../sdk/src/index.js';
-import { connectionOptions, resolveEndpoint, type EndpointFlags } from './endpoint.js';
+import { resolveEndpoint, type EndpointFlags } from './endpoint.js';
 import { shortId } from './ids.js';
 import { registerImageCommands } from './image-commands.js';
 import { registerMetadataCommands } from './metadata-commands.js';
@@ -32,9 +32,9 @@ let translate: ((err: unknown) => unknown) | undefined;
 function api(program: Command): Promise<HypercoreClient> {
   return (loading ??= (async () => {
     const endpoint = resolveEndpoint(program.opts<EndpointFlags>(), process.env);
-    const [{ HypercoreClient }, { cliError }] = await Promise.all([import('../../sdk/src/index.js'), import('./daemon-errors.js')]);
-    translate = (err) => cliError(err, endpoint);
-    return (client = new HypercoreClient(connectionOptions(endpoint)));
+    const connected = (await import('./daemon-client.js')).connect(endpoint);
+    translate = connected.reported;
+    return (client = connected.client);
   })());
 }
 

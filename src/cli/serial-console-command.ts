@@ -14,7 +14,7 @@ const STDIN_END_GRACE_MS = 2000;
 async function runConsole(api: HypercoreClient, ref: string): Promise<void> {
   const vm = await api.getVm(ref);
   const ws = await api.serialConsole(vm.id);
-  const { errorFromBody } = await import('../../sdk/src/index.js');
+  const { errorFromBody } = await import('./daemon-client.js');
   const stdin = process.stdin;
   const cleanup: (() => void)[] = [];
   await new Promise<void>((resolve, reject) => {
