@@ -120,7 +120,9 @@ export class HypercoreClient {
 
   /**
    * The VM's serial console (ttyS0, QEMU VMs) as a raw WebSocket: binary messages are console
-   * bytes both ways; a text message from the daemon is an `{"error": ...}`. Close it to leave; the VM runs on.
+   * bytes both ways; a text message from the daemon is an `{"error": ...}` (e.g. another client
+   * holds the console). It comes paused, so that nothing is missed: put the handlers on, then call
+   * `resume()`. Close it to leave; the VM runs on.
    */
   serialConsole(id: string): Promise<WebSocket> {
     return this.connection.openWebSocket(`/v1/vms/${at(id)}/serial`);

@@ -122,6 +122,8 @@ export class Connection {
   /**
    * Opens a WebSocket on `path` (exec, attach, the serial console) and waits until it is open. The
    * daemon's refusal of the upgrade becomes its error class; a daemon out of reach, a DaemonUnavailableError.
+   * The socket comes paused: the daemon may send at once (attach output, a console's refusal), and
+   * nothing is emitted before the caller has its handlers on and calls `resume()`.
    */
   async openWebSocket(path: string): Promise<WebSocket> {
     const { WebSocket } = await import('ws');
@@ -131,6 +133,7 @@ export class Connection {
     return new Promise((resolve, reject) => {
       socket.once('open', () => {
         socket.removeAllListeners('error');
+        socket.pause();
         resolve(socket);
       });
       socket.on('error', (err: NodeJS.ErrnoException) => reject(this.unreachable(err)));

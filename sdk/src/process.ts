@@ -62,6 +62,8 @@ export class GuestProcess {
     });
     socket.on('error', (err) => finish(err));
     socket.on('close', (code, reason) => finish(new Error(`the process stream closed before the process exited (WebSocket ${code}${reason.length ? `: ${reason.toString()}` : ''})`)));
+    // The socket comes paused (see Connection.openWebSocket): the handlers are on now.
+    socket.resume();
   }
 
   /** Resizes the process's terminal (tty only). */

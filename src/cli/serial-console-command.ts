@@ -12,9 +12,9 @@ const DETACH_BYTE = 0x1d;
 const STDIN_END_GRACE_MS = 2000;
 
 async function runConsole(api: HypercoreClient, ref: string): Promise<void> {
+  const { errorFromBody } = await import('./daemon-client.js');
   const vm = await api.getVm(ref);
   const ws = await api.serialConsole(vm.id);
-  const { errorFromBody } = await import('./daemon-client.js');
   const stdin = process.stdin;
   const cleanup: (() => void)[] = [];
   await new Promise<void>((resolve, reject) => {
@@ -42,6 +42,7 @@ async function runConsole(api: HypercoreClient, ref: string): Promise<void> {
       finish();
     });
     ws.on('close', finish);
+    ws.resume();
     if (stdin.isTTY) {
       stdin.setRawMode(true);
       cleanup.push(() => stdin.setRawMode(false));
