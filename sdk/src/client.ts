@@ -7,7 +7,7 @@
  *   for await (const event of hc.watchEvents()) ...
  */
 import { Connection, ndjson, type ConnectionOptions } from './connection.js';
-import { errorFromBody } from './errors.js';
+import { errorFromBody, InvalidArgumentError } from './errors.js';
 import { GuestProcess } from './process.js';
 import type {
   ApiToken,
@@ -37,10 +37,13 @@ const query = (flags: Record<string, boolean | undefined>): string => {
   return set.length ? `?${set.map(([k]) => `${k}=true`).join('&')}` : '';
 };
 
-/** An image reference is the rest of the path: its '/' and ':' stay as they are; anything that could leave the path is refused. */
+/**
+ * An image reference is the rest of the path: its '/' and ':' stay as they are; anything that could
+ * leave the path is refused before sending, as the daemon refuses a bad argument (InvalidArgumentError).
+ */
 function imagePath(reference: string): string {
   if (!/^[A-Za-z0-9][A-Za-z0-9._\-/:@+]*$/.test(reference) || reference.split('/').some((part) => part === '..' || part === '.')) {
-    throw new TypeError(`image reference ${JSON.stringify(reference)}: not a reference`);
+    throw new InvalidArgumentError('HC_INVALID_ARGUMENT', `image reference ${JSON.stringify(reference)}: not a reference`, 0);
   }
   return `/v1/images/${reference}`;
 }

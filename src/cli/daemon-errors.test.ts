@@ -74,6 +74,14 @@ test("an API error keeps the daemon's code, message and details; other errors pa
     const told = cliError(await client.listVms().then(() => undefined, (e: unknown) => e), resolveEndpoint({ socket: socketPath }, {}));
     assert.ok(told instanceof HypercoreError);
     assert.deepEqual([told.code, told.message, told.details], ['HC_CONFIG_INVALID', 'spec.cores: must be at least 1', details]);
+    let local: unknown;
+    try {
+      await client.getImage('../x');
+    } catch (err) {
+      local = cliError(err, resolveEndpoint({ socket: socketPath }, {}));
+    }
+    assert.ok(local instanceof HypercoreError, 'a reference the SDK refuses before sending is a bad argument too');
+    assert.deepEqual([local.code, local.message], ['HC_INVALID_ARGUMENT', 'image reference "../x": not a reference']);
     const other = new Error('not the SDK');
     assert.equal(cliError(other, resolveEndpoint({ socket: socketPath }, {})), other);
   } finally {

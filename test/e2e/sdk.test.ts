@@ -15,6 +15,7 @@ import {
   HypercoreClient,
   HypercoreApiError,
   ImageNotFoundError,
+  InvalidArgumentError,
   PermissionDeniedError,
   UnauthenticatedError,
   VmNameTakenError,
@@ -101,7 +102,7 @@ test('over the unix socket: pull with progress, create without booting, events, 
   const invalid = await local.createVm({ name: 'bad', memoryMib: 128, cores: 999, image }, { start: false }).catch((e: unknown) => e);
   assert.ok(invalid instanceof HypercoreApiError && /INVALID/.test(invalid.code), String(invalid));
   assert.ok(invalid.details.some((d) => d.path?.includes('cores')), JSON.stringify(invalid.details));
-  assert.throws(() => local.getImage('../../v1/vms'), TypeError, 'a reference that would leave /v1/images is refused before sending');
+  assert.throws(() => local.getImage('../../v1/vms'), InvalidArgumentError, 'a reference that would leave /v1/images is refused before sending');
 
   await local.deleteVm(vm.id);
   const deleted = await eventsUntil(events, (e) => e.type === 'deleted');
