@@ -17,9 +17,9 @@ import type { ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { ApiClient } from '../src/cli/api-client.js';
+import { HypercoreClient, type Vm } from '../sdk/src/index.js';
 import { loadHacFile } from '../src/config/index.js';
-import type { Vm, VmSpec } from '../src/core/vm.js';
+import type { VmSpec } from '../src/core/vm.js';
 import { buildDemoRootfs, DEMO_MARKER } from '../src/guest/demo-rootfs.js';
 import { hostCpuCount, hostTscKhz } from '../src/system/host.js';
 import { bootDir, isAlive, sleep, TestDaemon } from '../test/e2e/harness.js';
@@ -214,7 +214,7 @@ async function main(): Promise<void> {
     // The HTTP API alone: POST /v1/vms until the 201 (state running); then the marker, for reference.
     const apiRunning: number[] = [];
     const apiMarker: number[] = [];
-    const client = new ApiClient(daemon.socket);
+    const client = new HypercoreClient({ socketPath: daemon.socket });
     let qemuRss = 'n/a';
     let idleRss1 = 'n/a';
     console.log('\nAPI alone (POST /v1/vms over the unix socket, in-process client):');

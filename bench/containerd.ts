@@ -26,7 +26,7 @@
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { ApiClient } from '../src/cli/api-client.js';
+import { HypercoreClient } from '../sdk/src/index.js';
 import { hostCpuCount } from '../src/system/host.js';
 import { containerConfig, CriNode, CRI_NAMESPACE, CTR_NAMESPACE, HYPERCORE_RUNTIME, sandboxConfig } from '../test/e2e/containerd/cri-node.js';
 import { lastLine, TestDaemon } from '../test/e2e/harness.js';
@@ -117,7 +117,7 @@ async function main(): Promise<void> {
   const daemon = new TestDaemon('hc-bench-containerd-');
   const node = new CriNode(daemon, { netnsPrefix: 'hc-bench-node', subnet: '10.231.9' });
   const children = new ChildSet();
-  let api: ApiClient | undefined;
+  let api: HypercoreClient | undefined;
   const guard = guardCleanup(
     async () => {
       await children.killAllHard();
@@ -130,7 +130,7 @@ async function main(): Promise<void> {
     process.env['HYPERCORE_AGENT_TIMEOUT'] = '120';
     await node.start();
     const image = await node.addImage('NAME="Hypercore shim bench"\nID=hcbench\n', [CRI_NAMESPACE, CTR_NAMESPACE]);
-    api = new ApiClient(daemon.socket);
+    api = new HypercoreClient({ socketPath: daemon.socket });
     const c = api;
     const { containerd, cri } = node;
     const fifoDir = join(containerd.dir, 'fifo');
@@ -141,7 +141,7 @@ async function main(): Promise<void> {
     writeFileSync(hac, `[spacecore]\nname = "bench"\n[hardware]\ncores = 1\nmemory = 256\nref = "${image}"\n[workload]\ncommand = ["sleep", "1000000"]\n[hypervisor]\nprovider = "qemu"\n[network]\nmode = "none"\n`);
     const timedSpawn = async (name: string): Promise<number> => {
       const r = succeeded('hypercore spawn', await runCli(daemon, ['spawn', '--hac', hac, '--name', name], { timeoutMs: RUN_TIMEOUT_MS, children }));
-      await c.deleteVm(lastLine(r.stdout), true);
+      await c.deleteVm(lastLine(r.stdout), { force: true });
       return r.ms;
     };
     let podSeq = 0;

@@ -18,7 +18,7 @@
 import { truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { ApiClient } from '../src/cli/api-client.js';
+import { HypercoreClient } from '../sdk/src/index.js';
 import type { VmSpec } from '../src/core/vm.js';
 import { hostCpuCount } from '../src/system/host.js';
 import { repoRoot, TestDaemon } from '../test/e2e/harness.js';
@@ -77,7 +77,7 @@ async function timed<T>(f: () => Promise<T>): Promise<number> {
 }
 
 /** ls through the API and the CLI with the daemon's current VMs. */
-async function measureLs(daemon: TestDaemon, client: ApiClient, runs: number, oneId: string): Promise<{ api: number[]; floor: number[]; cli: number[]; node: number[]; count: number }> {
+async function measureLs(daemon: TestDaemon, client: HypercoreClient, runs: number, oneId: string): Promise<{ api: number[]; floor: number[]; cli: number[]; node: number[]; count: number }> {
   const count = (await client.listVms()).length;
   const api: number[] = [];
   const floor: number[] = [];
@@ -100,7 +100,7 @@ async function measureLs(daemon: TestDaemon, client: ApiClient, runs: number, on
 async function main(): Promise<void> {
   const opts = parseArgs(process.argv.slice(2));
   const daemon = new TestDaemon('hc-bench-cp-');
-  let client: ApiClient | undefined;
+  let client: HypercoreClient | undefined;
   const guard = guardCleanup(async () => {
     await client?.close();
     await children.killAllHard();
@@ -130,7 +130,7 @@ async function main(): Promise<void> {
     // 2. ls with 100, then N VMs
     const ids = seedStoppedVms(daemon.root, 100, { prefix: 'seeded', drive });
     await daemon.start();
-    client = new ApiClient(daemon.socket);
+    client = new HypercoreClient({ socketPath: daemon.socket });
     const ls100 = await measureLs(daemon, client, opts.runs, ids[0]!);
     // The daemon reads its records from the database at each call: more can be written beside it.
     seedStoppedVms(daemon.root, opts.vms - 100, { prefix: 'seeded', first: 100, drive });
@@ -159,7 +159,7 @@ async function main(): Promise<void> {
       hypervisor: { qemu: { accel: 'tcg' }, firecracker: {}, cloudHypervisor: {} },
     });
     const probe = await client.createVm(spec('probe'), { start: false });
-    await client.deleteVm(probe.id, true);
+    await client.deleteVm(probe.id, { force: true });
     // 'created' (defined, not booted) is the state of a VM made with start: false, where the daemon has it.
     const noBoot = (probe.state as string) === 'created';
     const n = noBoot ? opts.vms : BOOTING_CREATES;
@@ -170,7 +170,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < n; i++) {
       let id = '';
       creates.push(await timed(async () => void (id = (await client!.createVm(spec(`cp-${i}`), { start: false })).id)));
-      rms.push(await timed(() => client!.deleteVm(id, true)));
+      rms.push(await timed(() => client!.deleteVm(id, { force: true })));
     }
     const seconds = (performance.now() - t0) / 1000;
     const opsPerSecond = (2 * n) / seconds;

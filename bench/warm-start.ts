@@ -24,8 +24,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { loadHacFile } from '../src/config/index.js';
-import type { Vm, VmSpec } from '../src/core/vm.js';
-import { ApiClient } from '../src/cli/api-client.js';
+import type { VmSpec } from '../src/core/vm.js';
+import { HypercoreClient, type Vm } from '../sdk/src/index.js';
 import { buildImage, buildLayer, busyboxLayerEntries, writeOciLayoutTar } from '../src/images/testing/oci-builder.js';
 import { hostCpuCount } from '../src/system/host.js';
 import { TestDaemon } from '../test/e2e/harness.js';
@@ -57,7 +57,7 @@ async function main(): Promise<void> {
   const { runs } = parseArgs(process.argv.slice(2));
   const daemon = new TestDaemon('hc-bench-warm-');
   let exec: ExecClient | undefined;
-  let api: ApiClient | undefined;
+  let api: HypercoreClient | undefined;
   const guard = guardCleanup(
     async () => {
       exec?.close();
@@ -68,7 +68,7 @@ async function main(): Promise<void> {
   );
   try {
     await daemon.start();
-    api = new ApiClient(daemon.socket);
+    api = new HypercoreClient({ socketPath: daemon.socket });
     exec = newExecClient(daemon.socket);
     const tar = join(daemon.dir, 'busybox.tar');
     await writeOciLayoutTar(buildImage([await buildLayer(busyboxLayerEntries())], { cmd: ['/bin/sh'] }), tar, IMAGE_REF);
@@ -104,24 +104,24 @@ async function main(): Promise<void> {
       let t0 = performance.now();
       const vm = await c.createVm(spec(`cold-${i}`));
       cold.push(await untilExec(vm, t0));
-      await c.deleteVm(vm.id, true);
+      await c.deleteVm(vm.id, { force: true });
 
       const snap = await c.createSnapshot(source.id, { name: `snap-${i}` });
       pause.push(snap.pauseMs);
       t0 = performance.now();
-      const restored = await c.spawnFromSnapshot(snap.id, `restored-${i}`);
+      const restored = await c.restoreSnapshot(snap.id, { name: `restored-${i}` });
       const returned = performance.now() - t0;
       restore.push(await untilExec(restored, t0));
       restoreCall.push(returned);
       restoreExec.push(restore.at(-1)! - returned);
       for (const { step, ms } of (await c.getVm(restored.id)).lastStart?.steps ?? []) (restoreSteps[step] ??= []).push(ms);
-      await c.deleteVm(restored.id, true);
+      await c.deleteVm(restored.id, { force: true });
       await c.deleteSnapshot(snap.id);
 
       t0 = performance.now();
       const [copy] = await c.cloneVm(source.id, 1);
       clone.push(await untilExec(copy!, t0));
-      await c.deleteVm(copy!.id, true);
+      await c.deleteVm(copy!.id, { force: true });
     }
     console.log(line('cold spawn → exec-ready', cold));
     console.log(line('restore → exec-ready', restore));
@@ -136,7 +136,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < MEMORY_VMS; i++) colds.push(await c.createVm(spec(`mem-cold-${i}`)));
     for (const vm of colds) await untilExec(vm, 0);
     const coldPss = memoryOf(colds);
-    for (const vm of colds) await c.deleteVm(vm.id, true);
+    for (const vm of colds) await c.deleteVm(vm.id, { force: true });
     const clones = await c.cloneVm(source.id, MEMORY_VMS);
     for (const vm of clones) await untilExec(vm, 0);
     const clonePss = memoryOf(clones);

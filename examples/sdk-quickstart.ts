@@ -39,7 +39,7 @@ const watching = (async () => {
 try {
   const vm = await ensureVm();
   process.stdout.write(`vm ${vm.name} ${vm.id} ${vm.state}\n`);
-  const proc = await hc.exec(vm.id!, { args: ['sh', '-c', 'echo $((6*7))'] });
+  const proc = await hc.exec(vm.id, { args: ['sh', '-c', 'echo $((6*7))'] });
   proc.stdout.pipe(process.stdout, { end: false });
   proc.stderr.pipe(process.stderr, { end: false });
   proc.stdin.end();

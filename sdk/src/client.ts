@@ -7,11 +7,12 @@
  *   for await (const event of hc.watchEvents()) ...
  */
 import { Connection, ndjson, type ConnectionOptions } from './connection.js';
-import { errorFromBody } from './errors.js';
-import { GuestProcess, openProcessSocket } from './process.js';
+import { errorFromBody, InvalidArgumentError } from './errors.js';
+import { GuestProcess } from './process.js';
 import type {
   ApiToken,
   CreateSnapshotOptions,
+  CreateTokenRequest,
   CreateTokenResponse,
   DoctorResponse,
   ExecStart,
@@ -19,12 +20,16 @@ import type {
   PruneImagesResponse,
   PruneNetworksResponse,
   PullImageProgress,
+  SetMetadataRequest,
   Snapshot,
   StopVmOptions,
   Vm,
+  VersionResponse,
   VmEvent,
+  VmMetadata,
   VmSpec,
 } from './types.js';
+import type { WebSocket } from 'ws';
 
 const at = (id: string): string => encodeURIComponent(id);
 const query = (flags: Record<string, boolean | undefined>): string => {
@@ -32,10 +37,13 @@ const query = (flags: Record<string, boolean | undefined>): string => {
   return set.length ? `?${set.map(([k]) => `${k}=true`).join('&')}` : '';
 };
 
-/** An image reference is the rest of the path: its '/' and ':' stay as they are; anything that could leave the path is refused. */
+/**
+ * An image reference is the rest of the path: its '/' and ':' stay as they are; anything that could
+ * leave the path is refused before sending, as the daemon refuses a bad argument (InvalidArgumentError).
+ */
 function imagePath(reference: string): string {
   if (!/^[A-Za-z0-9][A-Za-z0-9._\-/:@+]*$/.test(reference) || reference.split('/').some((part) => part === '..' || part === '.')) {
-    throw new TypeError(`image reference ${JSON.stringify(reference)}: not a reference`);
+    throw new InvalidArgumentError('HC_INVALID_ARGUMENT', `image reference ${JSON.stringify(reference)}: not a reference`, 0);
   }
   return `/v1/images/${reference}`;
 }
@@ -57,6 +65,13 @@ export class HypercoreClient {
   /** Creates a VM and boots it; with `start: false`, only defines it (state `created`). */
   createVm(spec: VmSpec, options: { start?: boolean; detach?: boolean } = {}): Promise<Vm> {
     return this.connection.call('POST', '/v1/vms', { spec, ...options });
+  }
+  /**
+   * Creates a VM from the text of a hac.toml (the daemon reads and checks it: each problem comes
+   * back as a ConfigInvalidError naming its hac.toml:line:column); boots it unless `start: false`.
+   */
+  createVmFromHac(hac: string, options: { start?: boolean } = {}): Promise<Vm> {
+    return this.connection.call('POST', '/v1/vms/hac', { hac, ...options });
   }
   async listVms(): Promise<Vm[]> {
     return (await this.connection.call<{ vms?: Vm[] }>('GET', '/v1/vms')).vms ?? [];
@@ -95,7 +110,7 @@ export class HypercoreClient {
 
   /** Runs a command in the guest; its stdin, stdout and stderr are Node streams. */
   async exec(id: string, start: Omit<ExecStart, 'id'>): Promise<GuestProcess> {
-    const socket = await openProcessSocket(this.connection, `/v1/vms/${at(id)}/exec`);
+    const socket = await this.connection.openWebSocket(`/v1/vms/${at(id)}/exec`);
     const process = new GuestProcess(socket);
     socket.send(JSON.stringify({ start }));
     return process;
@@ -103,7 +118,28 @@ export class HypercoreClient {
 
   /** Attaches to the workload's main process; `fromStart` replays its output from the beginning. */
   async attach(id: string, options: { fromStart?: boolean } = {}): Promise<GuestProcess> {
-    return new GuestProcess(await openProcessSocket(this.connection, `/v1/vms/${at(id)}/attach${query(options)}`));
+    return new GuestProcess(await this.connection.openWebSocket(`/v1/vms/${at(id)}/attach${query(options)}`));
+  }
+
+  /**
+   * The VM's serial console (ttyS0, QEMU VMs) as a raw WebSocket: binary messages are console
+   * bytes both ways; a text message from the daemon is an `{"error": ...}` (e.g. another client
+   * holds the console). It comes paused, so that nothing is missed: put the handlers on, then call
+   * `resume()`. Close it to leave; the VM runs on.
+   */
+  serialConsole(id: string): Promise<WebSocket> {
+    return this.connection.openWebSocket(`/v1/vms/${at(id)}/serial`);
+  }
+
+  // Metadata (image VMs; the guest reads it at http://169.254.169.254/v1/metadata)
+
+  /** The VM's metadata values (secrets shown as "<secret>"); with `key`, that key's alone. */
+  getMetadata(id: string, key?: string): Promise<VmMetadata> {
+    return this.connection.call('GET', `/v1/vms/${at(id)}/metadata${key === undefined ? '' : `/${at(key)}`}`);
+  }
+  /** Sets (or, with an empty value, removes) metadata keys; `secret` hides the values from reads. Resolves with the metadata after the change. */
+  setMetadata(id: string, values: Record<string, string>, options: Omit<SetMetadataRequest, 'values'> = {}): Promise<VmMetadata> {
+    return this.connection.call('POST', `/v1/vms/${at(id)}/metadata`, { values, ...options });
   }
 
   // Snapshots
@@ -159,7 +195,8 @@ export class HypercoreClient {
 
   // Tokens (admin scope on the remote listener)
 
-  createToken(scope: 'read' | 'write' | 'admin', name?: string): Promise<CreateTokenResponse> {
+  /** `scope`: read, write or admin (the daemon refuses others, naming them). */
+  createToken(scope: NonNullable<CreateTokenRequest['scope']>, name?: string): Promise<CreateTokenResponse> {
     return this.connection.call('POST', '/v1/tokens', { scope, ...(name !== undefined ? { name } : {}) });
   }
   async listTokens(): Promise<ApiToken[]> {
@@ -171,6 +208,10 @@ export class HypercoreClient {
 
   // Host
 
+  /** The daemon's version, each hypervisor's and the default guest kernel's. */
+  version(): Promise<VersionResponse> {
+    return this.connection.call('GET', '/v1/version');
+  }
   doctor(): Promise<DoctorResponse> {
     return this.connection.call('GET', '/v1/doctor');
   }

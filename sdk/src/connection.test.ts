@@ -87,3 +87,29 @@ test('over a unix socket: a JSON answer past the bound is refused; a non-JSON er
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a WebSocket comes paused: what the daemon sends at once waits for the handlers, however late they come', async () => {
+  const { WebSocketServer } = await import('ws');
+  const dir = mkdtempSync(join(tmpdir(), 'hc-sdk-'));
+  const socketPath = join(dir, 'api.sock');
+  const server = createServer();
+  const wss = new WebSocketServer({ server });
+  wss.on('connection', (ws) => ws.send('{"error":{"code":"HC_VM_STATE_CONFLICT","message":"the serial console is in use by another client"}}'));
+  await new Promise<void>((r) => server.listen(socketPath, r));
+  const connection = new Connection({ socketPath });
+  try {
+    const socket = await connection.openWebSocket('/v1/vms/x/serial');
+    await new Promise((r) => setTimeout(r, 100));
+    const first = new Promise<string>((resolve) => socket.once('message', (data: Buffer) => resolve(data.toString('utf8'))));
+    socket.resume();
+    assert.match(await first, /in use by another client/);
+    socket.close();
+  } finally {
+    await connection.close();
+    for (const client of wss.clients) client.terminate();
+    wss.close();
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

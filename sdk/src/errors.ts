@@ -14,13 +14,14 @@ export class HypercoreApiError extends Error {
     message: string,
     readonly status: number,
     readonly details: readonly ErrorDetail[] = [],
+    options?: { cause?: unknown },
   ) {
-    super(message);
+    super(message, options);
     this.name = new.target.name;
   }
 }
 
-type ErrorClass = new (code: ErrorCode, message: string, status: number, details?: readonly ErrorDetail[]) => HypercoreApiError;
+type ErrorClass = new (code: ErrorCode, message: string, status: number, details?: readonly ErrorDetail[], options?: { cause?: unknown }) => HypercoreApiError;
 const subclass = (name: string): ErrorClass => ({ [name]: class extends HypercoreApiError {} })[name] as ErrorClass;
 
 export const ConfigInvalidError = subclass('ConfigInvalidError');

@@ -4,12 +4,9 @@
  * the caller's pace: while stdout or stderr is full the socket is paused, which in turn pauses the
  * process in the guest.
  */
-import type { IncomingMessage } from 'node:http';
 import { PassThrough, Writable } from 'node:stream';
-import WebSocket from 'ws';
-import type { Connection } from './connection.js';
-import { MAX_MESSAGE_BYTES } from './connection.js';
-import { errorFromBody, type HypercoreApiError } from './errors.js';
+import type { WebSocket } from 'ws';
+import { errorFromBody } from './errors.js';
 import type { ProcessInput, ProcessOutput } from './types.js';
 
 export interface ProcessExit {
@@ -44,7 +41,7 @@ export class GuestProcess {
       this.stderr.end();
       if (err) settle.reject(err);
       else settle.resolve(exit!);
-      if (socket.readyState === WebSocket.OPEN) socket.close(1000);
+      if (socket.readyState === socket.OPEN) socket.close(1000);
     };
     for (const out of [this.stdout, this.stderr]) out.on('drain', () => socket.isPaused && this.stdout.writableNeedDrain === false && this.stderr.writableNeedDrain === false && socket.resume());
     socket.on('message', (raw: Buffer) => {
@@ -65,6 +62,8 @@ export class GuestProcess {
     });
     socket.on('error', (err) => finish(err));
     socket.on('close', (code, reason) => finish(new Error(`the process stream closed before the process exited (WebSocket ${code}${reason.length ? `: ${reason.toString()}` : ''})`)));
+    // The socket comes paused (see Connection.openWebSocket): the handlers are on now.
+    socket.resume();
   }
 
   /** Resizes the process's terminal (tty only). */
@@ -83,42 +82,10 @@ export class GuestProcess {
   }
 
   private send(input: Omit<ProcessInput, 'stdin'> & { stdin?: string }, done?: (err?: Error | null) => void): void {
-    if (this.socket.readyState !== WebSocket.OPEN) {
+    if (this.socket.readyState !== this.socket.OPEN) {
       done?.(new Error('the process stream is closed'));
       return;
     }
     this.socket.send(JSON.stringify(input), (err) => done?.(err ?? null));
   }
-}
-
-/** Opens the WebSocket of `path` on the daemon and waits until it is open; an HTTP refusal becomes its error class. */
-export function openProcessSocket(connection: Connection, path: string): Promise<WebSocket> {
-  const socketPath = connection.socketPath;
-  const options = connection.options;
-  const url = socketPath ? `ws+unix://${socketPath}:${path}` : `${connection.origin.replace(/^http/, 'ws')}${path}`;
-  const tls = 'url' in options ? { ...(options.ca ? { ca: options.ca } : {}), ...(options.cert ? { cert: options.cert } : {}), ...(options.key ? { key: options.key } : {}) } : {};
-  const socket = new WebSocket(url, { headers: connection.headers, maxPayload: MAX_MESSAGE_BYTES, handshakeTimeout: 30_000, ...tls });
-  return new Promise((resolve, reject) => {
-    socket.once('open', () => resolve(socket));
-    socket.once('error', reject);
-    socket.once('unexpected-response', (_req, res: IncomingMessage) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      res.on('data', (c: Buffer) => {
-        size += c.length;
-        if (size <= MAX_MESSAGE_BYTES) chunks.push(c);
-      });
-      res.on('end', () => {
-        let body: unknown;
-        try {
-          body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-        } catch {
-          body = undefined;
-        }
-        const err: HypercoreApiError = errorFromBody(res.statusCode ?? 0, body);
-        socket.terminate();
-        reject(err);
-      });
-    });
-  });
 }

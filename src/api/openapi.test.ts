@@ -12,7 +12,7 @@ import { HypercoreMetrics } from '../metrics/hypercore-metrics.js';
 import { httpRouteScopes } from './auth/scopes.js';
 import { buildHttpApi } from './http-server.js';
 import type { ImageOperations } from './image-operations.js';
-import { documentedRoutes, openApiDocument, openApiPath } from './openapi.js';
+import { ALWAYS_SET, documentedRoutes, openApiDocument, openApiPath } from './openapi.js';
 import type { VmOperations } from './operations.js';
 import type { ShimOperations } from './shim-operations.js';
 import type { TokenOperations } from './token-operations.js';
@@ -67,4 +67,30 @@ test('request bodies and query parameters come from the proto messages, without 
   const error = doc.components?.schemas?.['Error'] as OpenAPIV3.SchemaObject;
   const code = ((error.properties?.['error'] as OpenAPIV3.SchemaObject).properties?.['code'] as OpenAPIV3.SchemaObject).enum;
   assert.ok(code?.includes('HC_VM_NOT_FOUND') && code.includes('HC_PERMISSION_DENIED'));
+});
+
+test('the fields marked always set are required in answers only: no request body or parameter carries their messages', () => {
+  const doc = openApiDocument() as unknown as OpenAPIV3.Document;
+  const schemas = doc.components?.schemas ?? {};
+  const refsIn = (value: unknown, out: Set<string>): Set<string> => {
+    if (Array.isArray(value)) for (const v of value) refsIn(v, out);
+    else if (value && typeof value === 'object') {
+      for (const [k, v] of Object.entries(value)) {
+        if (k === '$ref' && typeof v === 'string') out.add(v.split('/').pop()!);
+        else refsIn(v, out);
+      }
+    }
+    return out;
+  };
+  const sent = new Set<string>();
+  const pending = [...refsIn(Object.values(doc.paths).flatMap((item) => Object.values(item ?? {}).map((op) => [(op as OpenAPIV3.OperationObject).requestBody, (op as OpenAPIV3.OperationObject).parameters])), new Set())];
+  for (let name = pending.pop(); name !== undefined; name = pending.pop()) {
+    if (sent.has(name)) continue;
+    sent.add(name);
+    pending.push(...refsIn(schemas[name], new Set()));
+  }
+  assert.ok(sent.has('VmSpec'), 'a create sends a VmSpec');
+  assert.deepEqual(Object.keys(ALWAYS_SET).filter((name) => sent.has(name)), []);
+  for (const [name, fields] of Object.entries(ALWAYS_SET)) assert.deepEqual((schemas[name] as OpenAPIV3.SchemaObject).required, [...fields], name);
+  assert.equal((schemas['VmSpec'] as OpenAPIV3.SchemaObject).required, undefined);
 });

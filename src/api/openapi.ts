@@ -35,6 +35,41 @@ function fieldSchema(field: protobuf.Field): JsonSchema {
   return schema;
 }
 
+/**
+ * The fields the daemon sets in every answer that carries the message: proto3 has no required
+ * fields, so the document says it here, and typed clients (the SDK) need no checks for them. Only
+ * messages that no request carries are listed, so that no caller has to send these fields (a unit
+ * test checks it); the e2e tests check real answers against the list.
+ */
+export const ALWAYS_SET: Readonly<Record<string, readonly string[]>> = {
+  Vm: ['id', 'name', 'state', 'provider', 'createdAt', 'updatedAt', 'spec'],
+  VmError: ['code', 'message'],
+  VmNetwork: ['ip', 'mac', 'tap', 'gateway'],
+  VmDisk: ['name', 'path', 'format', 'readOnly'],
+  WorkloadExit: ['exitCode'],
+  StartTrace: ['at', 'totalMs', 'steps'],
+  StepTiming: ['step', 'ms'],
+  VmEvent: ['type', 'vmId', 'name', 'state', 'at'],
+  ListVmsResponse: ['vms'],
+  CloneVmResponse: ['vms'],
+  Snapshot: ['id', 'name', 'vmId', 'vmName', 'createdAt', 'provider', 'vmmVersion', 'sizeBytes', 'pauseMs', 'memoryMib'],
+  ListSnapshotsResponse: ['snapshots'],
+  VmMetadata: ['values', 'secrets'],
+  Image: ['reference', 'digest', 'configDigest', 'platform', 'layers', 'size', 'createdAt', 'config'],
+  ImageLayer: ['digest', 'mediaType', 'size'],
+  ListImagesResponse: ['images'],
+  PullImageProgress: ['reference', 'phase'],
+  PruneImagesResponse: ['deleted', 'reclaimedBytes'],
+  ApiToken: ['id', 'name', 'scope', 'createdAt'],
+  ListTokensResponse: ['tokens'],
+  CreateTokenResponse: ['token', 'secret'],
+  DoctorResponse: ['problems', 'providers'],
+  ProviderReport: ['name', 'usable', 'detail'],
+  VersionResponse: ['version', 'nodeVersion', 'providers', 'guestKernel'],
+  GuestKernelReport: ['bootDir'],
+  PruneNetworksResponse: ['removed'],
+};
+
 /** A message as a JSON object schema; `without` leaves out fields the URL carries (the VM id). */
 function messageSchema(type: protobuf.Type, without: readonly string[] = []): JsonSchema {
   const properties: Record<string, JsonSchema> = {};
@@ -42,7 +77,10 @@ function messageSchema(type: protobuf.Type, without: readonly string[] = []): Js
     const name = protobuf.util.camelCase(field.name);
     if (!without.includes(name)) properties[name] = fieldSchema(field);
   }
-  return { type: 'object', properties, additionalProperties: false, ...(type.comment ? { description: type.comment } : {}) };
+  const required = (ALWAYS_SET[type.name] ?? []).filter((name) => !without.includes(name));
+  const unknown = required.filter((name) => !(name in properties));
+  if (unknown.length > 0) throw new Error(`ALWAYS_SET names fields ${type.name} does not have: ${unknown.join(', ')}`);
+  return { type: 'object', ...(required.length > 0 ? { required } : {}), properties, additionalProperties: false, ...(type.comment ? { description: type.comment } : {}) };
 }
 
 const errorCodes = Object.values(ErrorCodes);

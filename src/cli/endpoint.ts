@@ -6,7 +6,7 @@
  */
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
-import { ConfigInvalidError, ErrorCodes, HypercoreError } from '../core/errors.js';
+import { ConfigInvalidError } from '../core/errors.js';
 import { apiSocketPath } from '../daemon/settings.js';
 import { loadClientIdentity } from '../tls/material.js';
 
@@ -81,27 +81,4 @@ export function resolveEndpoint(flags: EndpointFlags, env: NodeJS.ProcessEnv): E
     ...(tls ? { tls } : {}),
     ...(token ? { token: token.value } : {}),
   };
-}
-
-/** How to name the endpoint in messages. */
-export function describeEndpoint(endpoint: Endpoint): string {
-  return endpoint.kind === 'unix' ? endpoint.socketPath : endpoint.origin;
-}
-
-/** TLS errors (OpenSSL's codes, and Node's name check) that mean: this daemon's certificate is not trusted. */
-const UNTRUSTED = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS_CERT_ALTNAME_INVALID|unable to verify|self[- ]signed|altname/i;
-
-/** Why a remote daemon cannot be reached, for the connection errors that say so; undefined for others. */
-export function remoteUnavailable(endpoint: RemoteEndpoint, code: string | undefined, message: string): HypercoreError | undefined {
-  const where = endpoint.origin;
-  if (code === 'ECONNREFUSED') return new HypercoreError(ErrorCodes.daemonUnavailable, `nothing listens on ${where}; is hypercored running with --listen there?`);
-  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return new HypercoreError(ErrorCodes.daemonUnavailable, `cannot resolve the host of ${where}`);
-  if (code === 'ETIMEDOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') return new HypercoreError(ErrorCodes.daemonUnavailable, `${where} did not answer in time`);
-  if (UNTRUSTED.test(`${code ?? ''} ${message}`)) {
-    return new HypercoreError(ErrorCodes.daemonUnavailable, `the certificate of ${where} is not trusted (${code ?? message}); pass --tls-dir (or HYPERCORE_TLS_DIR) with the ca.pem that signed it`);
-  }
-  if (code === 'ECONNRESET' || code === 'EPROTO' || /ssl|tls|handshake|wrong version/i.test(message)) {
-    return new HypercoreError(ErrorCodes.daemonUnavailable, `the TLS connection to ${where} failed: ${message}${endpoint.secure ? '' : ' (is it an https listener?)'}`);
-  }
-  return undefined;
 }

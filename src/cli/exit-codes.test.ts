@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { daemonUnavailable } from './api-client.js';
+import { daemonUnavailable } from './daemon-errors.js';
 import { exitCodeOfSignal } from './process-commands.js';
 
 test('a process killed by a signal exits with 128 + its number, as a shell reports it', () => {

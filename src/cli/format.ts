@@ -1,6 +1,14 @@
 /** Human-readable output of the CLI: tables and durations. */
-import { vmKind, type StartTrace, type Vm } from '../core/vm.js';
+import type { StartTrace, Vm as ApiVm } from '../../sdk/src/index.js';
+import type { PodSpec } from '../core/pod.js';
+import { vmKind } from '../core/vm.js';
 import { shortId } from './ids.js';
+
+/**
+ * A VM as the daemon answers: the API's Vm, and for a pod VM (a containerd sandbox) its `spec.pod`,
+ * which the daemon sends but the API document does not describe (no proto field carries it).
+ */
+export type Vm = ApiVm & { spec: ApiVm['spec'] & { pod?: PodSpec } };
 
 export function age(iso: string, now = Date.now()): string {
   const s = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
@@ -42,8 +50,8 @@ export function vmTable(vms: readonly Vm[]): string {
       vm.provider,
       vm.pid ?? '-',
       vm.network?.ip ?? vm.spec.pod?.network?.ip ?? '-',
-      vm.spec.cores,
-      `${vm.spec.memoryMib} MiB`,
+      vm.spec.cores ?? '-',
+      `${vm.spec.memoryMib ?? '-'} MiB`,
       age(vm.createdAt),
       ...(pods ? [vm.spec.pod ? `${vm.spec.pod.namespace}/${vm.spec.pod.sandboxId}` : '-'] : []),
     ]),
@@ -69,7 +77,7 @@ export function vmSummary(vm: Vm): string {
   if (pod) lines.push(`Sandbox:   ${pod.namespace}/${pod.sandboxId} (containerd ${pod.owner})`);
   if (pod?.network) lines.push(`Network:   ${pod.network.ip} via ${pod.network.gateway} (mac ${pod.network.mac}, ${pod.network.tap} in ${pod.netns ?? '?'})`);
   const m = vm.spec.metadata;
-  if (m) lines.push(`Metadata:  ${Object.keys(m.values).length} values, ${Object.keys(m.secrets).length} secrets, ${m.files.length} files, ${m.sshAuthorizedKeys.length} SSH keys`);
+  if (m) lines.push(`Metadata:  ${Object.keys(m.values ?? {}).length} values, ${Object.keys(m.secrets ?? {}).length} secrets, ${m.files?.length ?? 0} files, ${m.sshAuthorizedKeys?.length ?? 0} SSH keys`);
   if (vm.lastStart) lines.push(`Last start: ${startTrace(vm.lastStart)}`);
   return lines.join('\n');
 }

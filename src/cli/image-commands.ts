@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import type { Image } from '../core/image.js';
 import { ErrorCodes, HypercoreError } from '../core/errors.js';
-import type { ApiClient } from './api-client.js';
+import type { HypercoreClient } from '../../sdk/src/index.js';
 
 async function imageTable(images: readonly Image[]): Promise<string> {
   const { plainTable } = await import('./format.js');
@@ -20,7 +20,7 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
 }
 
-export function registerImageCommands(program: Command, api: () => ApiClient): void {
+export function registerImageCommands(program: Command, api: () => Promise<HypercoreClient>): void {
   const image = program.command('image').description('OCI images: pull, import, list, inspect, remove, prune');
   image
     .command('pull <reference>')
@@ -28,7 +28,7 @@ export function registerImageCommands(program: Command, api: () => ApiClient): v
     .option('--platform <os/arch>', 'platform to pick from a multi-platform image', 'linux/amd64')
     .action(async (reference: string, opts: { platform: string }) => {
       const { pullWithProgress } = await import('./image-pull.js');
-      const pulled = await pullWithProgress(api(), reference, opts.platform);
+      const pulled = await pullWithProgress(await api(), reference, opts.platform);
       process.stdout.write(`${pulled.reference}@${pulled.digest}\n`);
     });
   image
@@ -38,7 +38,7 @@ export function registerImageCommands(program: Command, api: () => ApiClient): v
     .action(async (file: string, opts: { reference?: string }) => {
       const renderer = (await import('./pull-progress.js')).progressRenderer(process.stderr);
       try {
-        const imported = await api().importImage(resolve(file), opts.reference, (p) => renderer.update(p));
+        const imported = await (await api()).importImage(resolve(file), { ...(opts.reference ? { reference: opts.reference } : {}), onProgress: (p) => renderer.update(p) });
         process.stdout.write(`${imported.reference}@${imported.digest}\n`);
       } finally {
         renderer.stop();
@@ -50,14 +50,14 @@ export function registerImageCommands(program: Command, api: () => ApiClient): v
     .description('list local images')
     .option('--json', 'print a JSON array of image objects')
     .action(async (opts: { json?: boolean }) => {
-      const images = await api().listImages();
+      const images = await (await api()).listImages();
       process.stdout.write(opts.json ? `${JSON.stringify(images, null, 2)}\n` : `${await imageTable(images)}\n`);
     });
   image
     .command('inspect <reference>')
     .description('show one image as JSON')
     .action(async (reference: string) => {
-      process.stdout.write(`${JSON.stringify(await api().getImage(reference), null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify(await (await api()).getImage(reference), null, 2)}\n`);
     });
   image
     .command('rm <references...>')
@@ -65,8 +65,8 @@ export function registerImageCommands(program: Command, api: () => ApiClient): v
     .option('-f, --force', 'remove even when VMs use it (their disks keep working)')
     .action(async (references: string[], opts: { force?: boolean }) => {
       for (const reference of references) {
-        const image = await api().getImage(reference);
-        await api().deleteImage(image.reference, opts.force === true);
+        const image = await (await api()).getImage(reference);
+        await (await api()).deleteImage(image.reference, { force: opts.force === true });
         process.stdout.write(`${image.reference}\n`);
       }
     });
@@ -75,7 +75,7 @@ export function registerImageCommands(program: Command, api: () => ApiClient): v
     .description('remove blobs and block images that no image refers to')
     .option('-a, --all', 'also remove images that no VM uses')
     .action(async (opts: { all?: boolean }) => {
-      const result = await api().pruneImages(opts.all === true);
+      const result = await (await api()).pruneImages({ all: opts.all === true });
       for (const d of result.deleted) process.stdout.write(`deleted ${d}\n`);
       process.stdout.write(`reclaimed ${(result.reclaimedBytes / 1e6).toFixed(1)} MB\n`);
     });

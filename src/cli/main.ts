@@ -9,7 +9,7 @@ import { HypercoreError, asHypercoreError } from '../core/errors.js';
 import type { HacOverrides } from '../config/index.js';
 import { HYPERCORE_VERSION } from '../core/version.js';
 import { hostCpuCount } from '../system/host.js';
-import { ApiClient } from './api-client.js';
+import type { HypercoreClient } from '../../sdk/src/index.js';
 import { resolveEndpoint, type EndpointFlags } from './endpoint.js';
 import { shortId } from './ids.js';
 import { registerImageCommands } from './image-commands.js';
@@ -24,10 +24,23 @@ function integer(value: string): number {
   return n;
 }
 
-let client: ApiClient | undefined;
-function api(program: Command): ApiClient {
-  client ??= new ApiClient(resolveEndpoint(program.opts<EndpointFlags>(), process.env));
-  return client;
+let client: HypercoreClient | undefined;
+let loading: Promise<HypercoreClient> | undefined;
+/** Tells the SDK's errors in the CLI's words, once the SDK is loaded. */
+let translate: ((err: unknown) => unknown) | undefined;
+/** The SDK's client of the daemon the command line names; loaded by the commands that call the daemon only (`--help` and `config` never load it). */
+function api(program: Command): Promise<HypercoreClient> {
+  return (loading ??= (async () => {
+    const endpoint = resolveEndpoint(program.opts<EndpointFlags>(), process.env);
+    const connected = (await import('./daemon-client.js')).connect(endpoint);
+    translate = connected.reported;
+    return (client = connected.client);
+  })());
+}
+
+/** The error as the CLI tells it. */
+function reported(err: unknown): unknown {
+  return translate ? translate(err) : err;
 }
 
 function printError(err: unknown): void {
@@ -72,7 +85,7 @@ async function specFrom(opts: HacOptions) {
   const overrides: HacOverrides = { ...rest, ...(memory === undefined ? {} : { memoryMib: memory }) };
   const { loadHacFile } = await import('../config/index.js');
   const spec = await loadHacFile(resolve(hac), { hostCpus: hostCpuCount(), overrides, cwd: process.cwd() });
-  if (spec.image) await (await import('./image-pull.js')).pullIfMissing(api(program), spec.image);
+  if (spec.image) await (await import('./image-pull.js')).pullIfMissing(await api(program), spec.image);
   return spec;
 }
 
@@ -81,13 +94,13 @@ hacCommand('spawn', 'create and boot a VM from a hac.toml (or resume one from a 
   .option('--from-snapshot <snapshot>', 'resume a new VM from this snapshot (id, id prefix or name) instead of booting one; only --name applies')
   .action(async (opts: HacOptions & { detach?: boolean; fromSnapshot?: string }) => {
     const { detach, fromSnapshot, ...hac } = opts;
-    const vm = fromSnapshot !== undefined ? await api(program).spawnFromSnapshot(fromSnapshot, hac.name) : await api(program).createVm(await specFrom(hac), { detach: detach === true });
+    const vm = fromSnapshot !== undefined ? await (await api(program)).restoreSnapshot(fromSnapshot, hac.name === undefined ? {} : { name: hac.name }) : await (await api(program)).createVm(await specFrom(hac), detach === true ? { detach: true } : {});
     process.stderr.write(`spawned ${vm.name} (${vm.provider}, pid ${vm.pid ?? '-'}); follow its console with: hypercore logs -f ${shortId(vm.id)}\n`);
     process.stdout.write(`${vm.id}\n`);
   });
 
 hacCommand('create', 'define a VM from a hac.toml without booting it (state created); `start` boots it; prints the VM id last').action(async (opts: HacOptions) => {
-  const vm = await api(program).createVm(await specFrom(opts), { start: false });
+  const vm = await (await api(program)).createVm(await specFrom(opts), { start: false });
   process.stderr.write(`created ${vm.name}; boot it with: hypercore start ${shortId(vm.id)}\n`);
   process.stdout.write(`${vm.id}\n`);
 });
@@ -98,7 +111,7 @@ program
   .description('list VMs')
   .option('--json', 'print a JSON array of VM objects (the API fields)')
   .action(async (opts: { json?: boolean }) => {
-    const vms = await api(program).listVms();
+    const vms = await (await api(program)).listVms();
     process.stdout.write(opts.json ? `${JSON.stringify(vms, null, 2)}\n` : `${(await import('./format.js')).vmTable(vms)}\n`);
   });
 
@@ -107,7 +120,7 @@ program
   .description('show one VM (id, unique id prefix, or name)')
   .option('--json', 'print the VM object as JSON')
   .action(async (id: string, opts: { json?: boolean }) => {
-    const vm = await api(program).getVm(id);
+    const vm = await (await api(program)).getVm(id);
     process.stdout.write(opts.json ? `${JSON.stringify(vm, null, 2)}\n` : `${(await import('./format.js')).vmSummary(vm)}\n`);
   });
 
@@ -116,14 +129,16 @@ program
   .description("print a VM's serial console output")
   .option('-f, --follow', 'keep printing new output')
   .action(async (id: string, opts: { follow?: boolean }) => {
-    await api(program).streamLogs(id, opts.follow === true, process.stdout);
+    for await (const chunk of (await api(program)).streamLogs(id, { follow: opts.follow === true })) {
+      if (!process.stdout.write(chunk)) await new Promise((r) => process.stdout.once('drain', r));
+    }
   });
 
 program
   .command('start <id>')
   .description('boot a stopped VM again')
   .action(async (id: string) => {
-    const vm = await api(program).startVm(id);
+    const vm = await (await api(program)).startVm(id);
     process.stdout.write(`${vm.id}\n`);
   });
 
@@ -131,14 +146,14 @@ program
   .command('pause <id>')
   .description("freeze a running VM's vCPUs; its memory stays, exec waits for resume")
   .action(async (id: string) => {
-    process.stdout.write(`${(await api(program).pauseVm(id)).id}\n`);
+    process.stdout.write(`${(await (await api(program)).pauseVm(id)).id}\n`);
   });
 
 program
   .command('resume <id>')
   .description('let a paused VM run on')
   .action(async (id: string) => {
-    process.stdout.write(`${(await api(program).resumeVm(id)).id}\n`);
+    process.stdout.write(`${(await (await api(program)).resumeVm(id)).id}\n`);
   });
 
 program
@@ -148,7 +163,7 @@ program
   .option('--force', 'kill at once')
   .action(async (ids: string[], opts: { time: number; force?: boolean }) => {
     for (const id of ids) {
-      const vm = await api(program).stopVm(id, { timeoutSeconds: opts.time, force: opts.force === true });
+      const vm = await (await api(program)).stopVm(id, { timeoutSeconds: opts.time, force: opts.force === true });
       process.stdout.write(`${vm.id}\n`);
     }
   });
@@ -159,8 +174,8 @@ program
   .option('-f, --force', 'stop running VMs first')
   .action(async (ids: string[], opts: { force?: boolean }) => {
     for (const id of ids) {
-      const vm = await api(program).getVm(id);
-      await api(program).deleteVm(vm.id, opts.force === true);
+      const vm = await (await api(program)).getVm(id);
+      await (await api(program)).deleteVm(vm.id, { force: opts.force === true });
       process.stdout.write(`${vm.id}\n`);
     }
   });
@@ -170,7 +185,7 @@ program
   .description('snapshot a running VM and resume COUNT new VMs from it, each with its own identity; prints their ids')
   .option('--count <n>', 'how many clones (1 to 32)', integer, 1)
   .action(async (id: string, opts: { count: number }) => {
-    for (const vm of await api(program).cloneVm(id, opts.count)) process.stdout.write(`${vm.id}\n`);
+    for (const vm of await (await api(program)).cloneVm(id, opts.count)) process.stdout.write(`${vm.id}\n`);
   });
 
 const snapshot = program.command('snapshot').description("a VM's memory, device state and disks at one instant; `spawn --from-snapshot` resumes new VMs from it");
@@ -180,7 +195,7 @@ snapshot
   .option('--name <name>', 'snapshot name (default: <vm name>-<UTC time>)')
   .option('--leave-paused', 'keep the VM paused afterwards')
   .action(async (id: string, opts: { name?: string; leavePaused?: boolean }) => {
-    const s = await api(program).createSnapshot(id, { ...(opts.name !== undefined ? { name: opts.name } : {}), leavePaused: opts.leavePaused === true });
+    const s = await (await api(program)).createSnapshot(id, { ...(opts.name !== undefined ? { name: opts.name } : {}), leavePaused: opts.leavePaused === true });
     const { formatBytes } = await import('./format.js');
     process.stderr.write(`snapshot ${s.name} of ${s.vmName}: the VM was paused ${s.pauseMs} ms; ${formatBytes(s.sizeBytes)} on disk\n`);
     process.stdout.write(`${s.id}\n`);
@@ -191,7 +206,7 @@ snapshot
   .description('list snapshots')
   .option('--json', 'print a JSON array of snapshot objects (the API fields)')
   .action(async (opts: { json?: boolean }) => {
-    const list = await api(program).listSnapshots();
+    const list = await (await api(program)).listSnapshots();
     const { formatBytes, plainTable } = await import('./format.js');
     const rows = list.map((s) => [shortId(s.id), s.name, s.vmName, s.provider, s.vmmVersion, `${s.memoryMib} MiB`, formatBytes(s.sizeBytes), s.createdAt]);
     process.stdout.write(opts.json ? `${JSON.stringify(list, null, 2)}\n` : `${plainTable(['ID', 'NAME', 'VM', 'PROVIDER', 'VMM VERSION', 'MEMORY', 'ON DISK', 'CREATED'], rows)}\n`);
@@ -201,7 +216,7 @@ snapshot
   .description('remove snapshots (VMs resumed from them run on)')
   .action(async (ids: string[]) => {
     for (const id of ids) {
-      await api(program).deleteSnapshot(id);
+      await (await api(program)).deleteSnapshot(id);
       process.stdout.write(`${id}\n`);
     }
   });
@@ -218,14 +233,14 @@ program
   .option('--json', 'print them as JSON')
   .action(async (opts: { json?: boolean }) => {
     const { printVersions } = await import('./version-command.js');
-    await printVersions(api(program), opts.json === true);
+    await printVersions(await api(program), opts.json === true, reported);
   });
 
 program
   .command('doctor')
   .description('list the hypervisors (version, or why unusable), leftovers (network leases, TAPs, rules of removed VMs) and failed VMs; exits 1 if there are problems')
   .action(async () => {
-    const { problems, providers } = await api(program).doctor();
+    const { problems, providers } = await (await api(program)).doctor();
     const { plainTable } = await import('./format.js');
     process.stdout.write(`${plainTable(['PROVIDER', 'USABLE', 'VERSION', 'DETAIL'], providers.map((p) => [p.name, p.usable ? 'yes' : 'no', p.version ?? '-', p.detail]))}\n\n`);
     process.stdout.write(problems.length === 0 ? 'no problems found\n' : `${problems.map((p) => `- ${p}`).join('\n')}\n`);
@@ -237,7 +252,7 @@ program
   .command('prune')
   .description('remove TAPs, firewall rules and leases that belong to no VM')
   .action(async () => {
-    const { removed } = await api(program).pruneNetworks();
+    const { removed } = await (await api(program)).pruneNetworks();
     process.stdout.write(removed.length === 0 ? 'nothing to remove\n' : `${removed.map((r) => `removed ${r}`).join('\n')}\n`);
   });
 
@@ -264,7 +279,8 @@ export async function run(argv: readonly string[]): Promise<void> {
   try {
     await program.parseAsync(argv);
     await client?.close();
-  } catch (err) {
+  } catch (caught) {
+    const err = reported(caught);
     printError(err);
     await client?.close().catch(() => undefined);
     process.exitCode = err instanceof HypercoreError ? 1 : 2;

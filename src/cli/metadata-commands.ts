@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { InvalidArgumentError } from '../core/errors.js';
 import { MAX_METADATA_VALUES_BYTES, type MetadataValues } from '../core/metadata.js';
-import type { ApiClient } from './api-client.js';
+import type { HypercoreClient } from '../../sdk/src/index.js';
 
 /** Standard input as text, refused beyond the values budget (a value larger than that could not be set anyway). */
 async function readStdinValue(): Promise<string> {
@@ -40,14 +40,14 @@ function metadataLines(m: MetadataValues): string {
     .join('');
 }
 
-export function registerMetadataCommands(program: Command, api: () => ApiClient): void {
+export function registerMetadataCommands(program: Command, api: () => Promise<HypercoreClient>): void {
   const metadata = program.command('metadata').description("an image VM's metadata: values and secrets its guest reads at http://169.254.169.254/v1/metadata");
   metadata
     .command('get <id> [key]')
     .description('print every key=value (secrets as <secret>), or the value of one key')
     .option('--json', 'print {"values": {...}, "secrets": {...}}')
     .action(async (id: string, key: string | undefined, opts: { json?: boolean }) => {
-      const m = await api().getMetadata(id, key);
+      const m = await (await api()).getMetadata(id, key);
       if (opts.json) process.stdout.write(`${JSON.stringify(m, null, 2)}\n`);
       else if (key !== undefined) process.stdout.write(`${m.values[key] ?? m.secrets[key] ?? ''}\n`);
       else process.stdout.write(metadataLines(m));
@@ -57,6 +57,6 @@ export function registerMetadataCommands(program: Command, api: () => ApiClient)
     .description('set KEY=VALUE entries (a bare KEY reads its value from standard input); a running guest sees them at once, a stopped one at its next start')
     .option('--secret', 'make the keys secrets: served to the guest, never shown on the host (a secret stays one when set without --secret)')
     .action(async (id: string, args: string[], opts: { secret?: boolean }) => {
-      await api().setMetadata(id, await parseEntries(args), opts.secret === true);
+      await (await api()).setMetadata(id, await parseEntries(args), opts.secret === true ? { secret: true } : {});
     });
 }

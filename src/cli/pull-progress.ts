@@ -3,7 +3,7 @@
  * (one when a layer starts, one when it completes, one per phase), so logs stay readable.
  */
 import cliProgress from 'cli-progress';
-import type { PullProgress } from '../core/image.js';
+import type { PullImageProgress as PullProgress } from '../../sdk/src/index.js';
 
 function shortDigest(digest: string): string {
   return digest.replace(/^sha256:/, '').slice(0, 12);

@@ -1,8 +1,8 @@
 /** `hypercore tls init` (no daemon needed) and `hypercore token create|ls|revoke` (through the API). */
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
-import { tokenScopes, type ApiToken } from '../core/api-token.js';
-import type { ApiClient } from './api-client.js';
+import type { ApiToken, HypercoreClient } from '../../sdk/src/index.js';
+import { tokenScopes } from '../core/api-token.js';
 import { age, plainTable } from './format.js';
 
 function tokenTable(tokens: readonly ApiToken[]): string {
@@ -12,7 +12,7 @@ function tokenTable(tokens: readonly ApiToken[]): string {
   );
 }
 
-export function registerRemoteCommands(program: Command, api: () => ApiClient): void {
+export function registerRemoteCommands(program: Command, api: () => Promise<HypercoreClient>): void {
   const tls = program.command('tls').description('certificates of the remote API (no daemon needed)');
   tls
     .command('init <dir>')
@@ -39,7 +39,7 @@ export function registerRemoteCommands(program: Command, api: () => ApiClient): 
     .requiredOption('--scope <scope>', `what it may do: ${tokenScopes.join(', ')} (read: look; write: also change VMs and images, exec; admin: also manage tokens)`)
     .option('--name <name>', 'what the token is for, shown by token ls')
     .action(async (opts: { scope: string; name?: string }) => {
-      const { token: created, secret } = await api().createToken(opts.scope, opts.name);
+      const { token: created, secret } = await (await api()).createToken(opts.scope, opts.name);
       process.stderr.write(`created token ${created.id} (scope ${created.scope}); it is shown only now. Use it with --token or HYPERCORE_TOKEN\n`);
       process.stdout.write(`${secret}\n`);
     });
@@ -49,13 +49,13 @@ export function registerRemoteCommands(program: Command, api: () => ApiClient): 
     .description('list tokens (never their secrets)')
     .option('--json', 'print a JSON array of token objects')
     .action(async (opts: { json?: boolean }) => {
-      const tokens = await api().listTokens();
+      const tokens = await (await api()).listTokens();
       process.stdout.write(opts.json ? `${JSON.stringify(tokens, null, 2)}\n` : `${tokenTable(tokens)}\n`);
     });
   token
     .command('revoke <ids...>')
     .description('revoke tokens by id (or unique id prefix): refused from their next call on')
     .action(async (ids: string[]) => {
-      for (const id of ids) process.stdout.write(`${(await api().revokeToken(id)).id}\n`);
+      for (const id of ids) process.stdout.write(`${(await (await api()).revokeToken(id)).id}\n`);
     });
 }

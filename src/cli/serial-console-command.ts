@@ -4,20 +4,17 @@
  * the VM runs on. Without a terminal, stdin is typed in and its end leaves.
  */
 import type { Command } from 'commander';
-import { ErrorCodes, HypercoreError, type ErrorCode } from '../core/errors.js';
-import type { ApiClient } from './api-client.js';
-import { onConnectFailure, openSocket } from './process-commands.js';
+import type { HypercoreClient } from '../../sdk/src/index.js';
 
 /** Ctrl-]: leaves the console (a byte a serial console user rarely needs to send). */
 const DETACH_BYTE = 0x1d;
 /** Without a terminal: how long the console stays after stdin ended, for the guest's answer to come back. */
 const STDIN_END_GRACE_MS = 2000;
 
-async function runConsole(api: ApiClient, ref: string): Promise<void> {
-  const { WebSocket } = await import('ws');
-  const { endpoint } = api;
+async function runConsole(api: HypercoreClient, ref: string): Promise<void> {
+  const { errorFromBody } = await import('./daemon-client.js');
   const vm = await api.getVm(ref);
-  const ws = openSocket(WebSocket, endpoint, `/v1/vms/${vm.id}/serial`);
+  const ws = await api.serialConsole(vm.id);
   const stdin = process.stdin;
   const cleanup: (() => void)[] = [];
   await new Promise<void>((resolve, reject) => {
@@ -34,51 +31,50 @@ async function runConsole(api: ApiClient, ref: string): Promise<void> {
         return;
       }
       try {
-        const { error } = JSON.parse(data.toString('utf8')) as { error?: { code?: string; message?: string } };
-        if (error) failure = new HypercoreError((error.code ?? ErrorCodes.internal) as ErrorCode, error.message ?? 'the serial console failed');
+        const message = JSON.parse(data.toString('utf8')) as { error?: unknown };
+        if (message.error) failure = errorFromBody(0, message);
       } catch {
         // Only errors come as text; anything else is not ours to show.
       }
     });
-    onConnectFailure(ws, endpoint, (err, decisive) => {
-      failure = decisive ? err : (failure ?? err);
+    ws.on('error', (err) => {
+      failure ??= err;
       finish();
     });
     ws.on('close', finish);
-    ws.on('open', () => {
-      if (stdin.isTTY) {
-        stdin.setRawMode(true);
-        cleanup.push(() => stdin.setRawMode(false));
-        process.stderr.write(`[console of ${vm.name}; Ctrl-] leaves]\r\n`);
+    ws.resume();
+    if (stdin.isTTY) {
+      stdin.setRawMode(true);
+      cleanup.push(() => stdin.setRawMode(false));
+      process.stderr.write(`[console of ${vm.name}; Ctrl-] leaves]\r\n`);
+    }
+    const onData = (chunk: Buffer): void => {
+      const detach = stdin.isTTY ? chunk.indexOf(DETACH_BYTE) : -1;
+      if (detach >= 0) {
+        if (detach > 0) ws.send(chunk.subarray(0, detach));
+        process.stderr.write('\r\n[left the console; the VM keeps running]\r\n');
+        ws.close(1000);
+        return;
       }
-      const onData = (chunk: Buffer): void => {
-        const detach = stdin.isTTY ? chunk.indexOf(DETACH_BYTE) : -1;
-        if (detach >= 0) {
-          if (detach > 0) ws.send(chunk.subarray(0, detach));
-          process.stderr.write('\r\n[left the console; the VM keeps running]\r\n');
-          ws.close(1000);
-          return;
-        }
-        ws.send(chunk);
-      };
-      // The end of stdin (a pipe) leaves, after the grace.
-      const onEnd = (): void => void setTimeout(() => ws.close(1000), STDIN_END_GRACE_MS);
-      stdin.on('data', onData);
-      stdin.on('end', onEnd);
-      cleanup.push(() => {
-        stdin.off('data', onData);
-        stdin.off('end', onEnd);
-        stdin.pause();
-      });
+      ws.send(chunk);
+    };
+    // The end of stdin (a pipe) leaves, after the grace.
+    const onEnd = (): void => void setTimeout(() => ws.close(1000), STDIN_END_GRACE_MS);
+    stdin.on('data', onData);
+    stdin.on('end', onEnd);
+    cleanup.push(() => {
+      stdin.off('data', onData);
+      stdin.off('end', onEnd);
+      stdin.pause();
     });
   });
 }
 
-export function registerConsoleCommand(program: Command, api: () => ApiClient): void {
+export function registerConsoleCommand(program: Command, api: () => Promise<HypercoreClient>): void {
   program
     .command('console <id>')
     .description("type into a VM's serial console (ttyS0; QEMU VMs); Ctrl-] leaves")
     .action(async (id: string) => {
-      await runConsole(api(), id);
+      await runConsole(await api(), id);
     });
 }

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { HYPERCORE_VERSION } from '../core/version.js';
 
@@ -48,6 +48,26 @@ test("the CLI's entry loads nothing but itself to answer --version", () => {
   const bytes = statics.reduce((sum, s) => sum + statSync(new URL(s, `file://${entry}`)).size, statSync(entry).size);
   assert.ok(bytes < 8 * 1024, `--version loads ${bytes} bytes: ${statics.join(', ')}`);
   assert.match(text, /import\("\.\/chunks\/main-[^"]+\.js"\)/, 'the commands are a dynamic import');
+});
+
+test('the commands load the client of the daemon (the SDK) only when they call it: --help does not', () => {
+  const chunks = `${repo}dist/cli/chunks/`;
+  const main = readdirSync(chunks).find((f) => /^main-[A-Z0-9]+\.js$/.test(f));
+  assert.ok(main, 'the commands chunk');
+  // Every file loaded with the commands (static imports, transitively) before any of them runs.
+  const loaded = new Set<string>();
+  const visit = (file: string): void => {
+    if (loaded.has(file)) return;
+    loaded.add(file);
+    const text = readFileSync(`${chunks}${file}`, 'utf8');
+    for (const m of text.matchAll(/(?:^|;|\n)\s*import\s*(?:[^;()"]*?from\s*)?"\.\/([^"]+)"/g)) visit(m[1]!);
+  };
+  visit(main);
+  const withClient = [...loaded].filter((f) => readFileSync(`${chunks}${f}`, 'utf8').includes('HypercoreClient=class'));
+  assert.deepEqual(withClient, [], `loaded with the commands: ${[...loaded].join(', ')}`);
+  const client = readdirSync(chunks).filter((f) => readFileSync(`${chunks}${f}`, 'utf8').includes('HypercoreClient=class'));
+  assert.equal(client.length, 1, `the SDK's client is in one chunk: ${client.join(', ')}`);
+  assert.match(readFileSync(`${chunks}${main}`, 'utf8'), new RegExp(`import\\("\\./${client[0]!.replace('.', '\\.')}"\\)`), 'and the commands import it on demand');
 });
 
 // How fast it starts is measured by bench/control-plane.ts (against node -e 0 in the same run), not

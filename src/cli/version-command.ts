@@ -4,8 +4,8 @@
  * the command fails with the reason.
  */
 import { asHypercoreError } from '../core/errors.js';
-import { HYPERCORE_VERSION, type VersionReport } from '../core/version.js';
-import type { ApiClient } from './api-client.js';
+import type { HypercoreClient, VersionResponse as VersionReport } from '../../sdk/src/index.js';
+import { HYPERCORE_VERSION } from '../core/version.js';
 
 export function versionText(report: VersionReport): string {
   const lines = [`Daemon:        hypercored ${report.version} (node ${report.nodeVersion})`];
@@ -17,14 +17,17 @@ export function versionText(report: VersionReport): string {
   return lines.join('\n');
 }
 
-/** Prints the versions; rejects (after printing the client's) when the daemon could not be asked. */
-export async function printVersions(api: ApiClient, json: boolean): Promise<void> {
+/**
+ * Prints the versions; rejects (after printing the client's) when the daemon could not be asked.
+ * `reported` tells the SDK's error in the CLI's words.
+ */
+export async function printVersions(api: HypercoreClient, json: boolean, reported: (err: unknown) => unknown): Promise<void> {
   const client = { version: HYPERCORE_VERSION, nodeVersion: process.version };
   let report: VersionReport;
   try {
     report = await api.version();
   } catch (err) {
-    const e = asHypercoreError(err);
+    const e = asHypercoreError(reported(err));
     if (json) process.stdout.write(`${JSON.stringify({ client, daemon: null, error: { code: e.code, message: e.message } }, null, 2)}\n`);
     else process.stdout.write(`Client:        hypercore ${client.version} (node ${client.nodeVersion})\n`);
     throw e;

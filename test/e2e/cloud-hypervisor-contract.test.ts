@@ -17,7 +17,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ApiClient } from '../../src/cli/api-client.js';
+import { HypercoreClient } from '../../sdk/src/index.js';
 import { ErrorCodes, HypercoreError } from '../../src/core/errors.js';
 import { buildImage, buildLayer, busyboxLayerEntries, writeOciLayoutTar } from '../../src/images/testing/oci-builder.js';
 import { writeFakeCloudHypervisor, type FakeRecord } from '../../src/providers/cloud-hypervisor/testing/fake-cloud-hypervisor.js';
@@ -55,9 +55,9 @@ const log = new FakeVmmCallLog(records);
 const records_ = (id: string) => log.records<FakeRecord>(id);
 const calls = (id: string) => log.changes(id, '/api/v1/');
 const violations = () => log.violations();
-let api: ApiClient | undefined;
+let api: HypercoreClient | undefined;
 /** The API in-process (a fresh client after a daemon restart). */
-const client = () => (api ??= new ApiClient(daemon.socket));
+const client = () => (api ??= new HypercoreClient({ socketPath: daemon.socket }));
 const vm = async (id: string) => (await client().listVms()).find((v) => v.id === id);
 
 function taps(): string[] {
@@ -146,7 +146,7 @@ test("a NAT VM with a drive and an image on Cloud Hypervisor: spawn, pause, resu
   assert.notEqual((await vm(id))?.state, 'running');
   assert.deepEqual(taps(), []);
 
-  await client().deleteVm(id, true);
+  await client().deleteVm(id, { force: true });
   assert.equal(await vm(id), undefined);
   assert.ok(!isAlive(secondPid));
   assert.deepEqual(taps(), []);
@@ -193,6 +193,6 @@ test('doctor lists Cloud Hypervisor between Firecracker and QEMU, with its versi
   const reason = picked.providerReason ?? '';
   assert.match(reason, /^auto: firecracker unusable \(.*no-firecracker.*\); (cloud-hypervisor picked|cloud-hypervisor unusable \(.+\); qemu picked) \(.+\)$/);
   assert.equal(picked.provider, reason.includes('cloud-hypervisor picked') ? 'cloud-hypervisor' : 'qemu');
-  await client().deleteVm(picked.id, false);
+  await client().deleteVm(picked.id);
   assert.deepEqual(violations(), []);
 });

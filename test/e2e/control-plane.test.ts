@@ -11,13 +11,13 @@ import { spawnSync } from 'node:child_process';
 import { truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { ApiClient } from '../../src/cli/api-client.js';
+import { HypercoreClient } from '../../sdk/src/index.js';
 import { HYPERCORE_VERSION } from '../../src/core/version.js';
 import { repoRoot, TestDaemon } from './harness.js';
 import { seedStoppedVms } from './seed-vms.js';
 
 const daemon = new TestDaemon('hc-e2e-cp-');
-let client: ApiClient;
+let client: HypercoreClient;
 let drive: string;
 
 before(async () => {
@@ -26,7 +26,7 @@ before(async () => {
   truncateSync(drive, 16 * 1024 * 1024);
   seedStoppedVms(daemon.root, 100, { drive });
   await daemon.start();
-  client = new ApiClient(daemon.socket);
+  client = new HypercoreClient({ socketPath: daemon.socket });
 });
 
 after(async () => {

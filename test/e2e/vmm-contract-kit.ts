@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ApiClient } from '../../src/cli/api-client.js';
+import type { HypercoreClient } from '../../sdk/src/index.js';
 import type { Vm } from '../../src/core/vm.js';
 import type { RecordedCall } from '../../src/providers/shared/fake-vmm.js';
 import type { TestDaemon } from './harness.js';
@@ -56,14 +56,14 @@ export type FailingSpawn = [name: string, hac: string, message: RegExp];
  * Each spawn (through the CLI) fails with its message; a VM record that remains is `failed` (and is
  * removed); then no process of the test runs and no VM directory is left.
  */
-export async function assertSpawnsFailCleanly(daemon: TestDaemon, api: ApiClient, cases: readonly FailingSpawn[]): Promise<void> {
+export async function assertSpawnsFailCleanly(daemon: TestDaemon, api: HypercoreClient, cases: readonly FailingSpawn[]): Promise<void> {
   for (const [name, hac, message] of cases) {
     const r = daemon.cli(['spawn', '--hac', hac]);
     assert.notEqual(r.code, 0, `${name} must fail`);
     assert.match(r.stderr, message, name);
     for (const v of (await api.listVms()).filter((vm) => vm.name === name)) {
       assert.equal(v.state, 'failed', `${name}: a VM record that remains is failed, not running`);
-      await api.deleteVm(v.id, false);
+      await api.deleteVm(v.id);
     }
   }
   assert.deepEqual(daemon.strayProcesses(), [], 'no VMM left running');
