@@ -114,13 +114,14 @@ export class ShimHost {
    */
   async restore(): Promise<void> {
     await mkdir(join(this.deps.runDir, 'shim'), { recursive: true, mode: 0o700 });
-    await this.keeper?.start();
+    // A keeper is started for pods only: a daemon that runs none leaves no extra process on the host.
+    const pods = this.deps.pods.pods().filter((vm) => vm.state !== 'deleting');
+    await (pods.length > 0 ? this.keeper?.start() : this.keeper?.reconnect());
     this.engine.holdRunning();
     // Before the sockets are served: a call relayed at once waits for its pod's agent.
     void this.engine.restore();
-    for (const vm of this.deps.pods.pods()) {
+    for (const vm of pods) {
       const pod = vm.spec.pod!;
-      if (vm.state === 'deleting') continue;
       await this.sockets.serve({ owner: pod.owner, events: pod.events, namespace: pod.namespace, sandboxId: pod.sandboxId });
     }
     this.keeper?.synced();

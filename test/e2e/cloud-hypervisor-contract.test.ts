@@ -17,8 +17,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { HypercoreClient } from '../../sdk/src/index.js';
-import { ErrorCodes, HypercoreError } from '../../src/core/errors.js';
+import { HypercoreClient, SnapshotUnsupportedError } from '../../sdk/src/index.js';
 import { buildImage, buildLayer, busyboxLayerEntries, writeOciLayoutTar } from '../../src/images/testing/oci-builder.js';
 import { writeFakeCloudHypervisor, type FakeRecord } from '../../src/providers/cloud-hypervisor/testing/fake-cloud-hypervisor.js';
 import { isAlive, lastLine, TestDaemon } from './harness.js';
@@ -117,7 +116,7 @@ test("a NAT VM with a drive and an image on Cloud Hypervisor: spawn, pause, resu
   assert.equal((await client().resumeVm(id)).state, 'running');
 
   // This provider declares no snapshot capability: a snapshot and a clone are refused naming it, and the VM runs on.
-  const refused = (err: unknown) => err instanceof HypercoreError && err.code === ErrorCodes.snapshotUnsupported && /ch-drive runs on cloud-hypervisor, which cannot take snapshots/.test(err.message);
+  const refused = (err: unknown) => err instanceof SnapshotUnsupportedError && /ch-drive runs on cloud-hypervisor, which cannot take snapshots/.test(err.message);
   await assert.rejects(client().createSnapshot(id, {}), refused);
   await assert.rejects(client().cloneVm(id, 1), refused);
   assert.equal((await vm(id))?.state, 'running');

@@ -265,7 +265,8 @@ test('ctr kill: the task exits 137; deleting it leaves the pod VM and its other 
     const killed = containerd.ctr(['-n', 'k8s.io', 'task', 'kill', '-s', '9', 'long']);
     assert.equal(killed.code, 0, killed.stderr);
     await waitFor('the task to stop', 20_000, () => (/long\s+\d+\s+STOPPED/.test(containerd.ctr(['-n', 'k8s.io', 'task', 'ls']).stdout) ? true : undefined));
-    assert.match(output.output(), /"container_id":"long","id":"long","pid":\d+,"exit_status":137/);
+    // The exit event reaches `ctr events` through containerd after the task's state says stopped.
+    await waitFor('the exit event', 10_000, () => (/"container_id":"long","id":"long","pid":\d+,"exit_status":137/.test(output.output()) ? true : undefined));
     assert.equal(containerd.ctr(['-n', 'k8s.io', 'task', 'delete', 'long']).code, 0);
     assert.equal(containerd.ctr(['-n', 'k8s.io', 'container', 'rm', 'long']).code, 0);
     assert.equal(vms().length, 1);

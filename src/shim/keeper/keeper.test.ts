@@ -116,6 +116,21 @@ test('hypercored starts a keeper process when none answers, and another when it 
   link.stop();
 });
 
+test('a hypercored without pods starts no keeper: reconnect only meets one that runs', async () => {
+  const dir = tmp();
+  const link = new KeeperLink(dir, quiet);
+  cleanups.push(() => link.stop());
+  await link.reconnect();
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(link.pid, undefined, 'no keeper answered');
+  assert.equal(existsSync(join(dir, 'keeper.sock')), false, 'none was started');
+  const keeper = new Keeper(join(dir, 'keeper.sock'), () => {});
+  await keeper.start();
+  cleanups.push(() => keeper.stop());
+  await link.reconnect();
+  await until('the running keeper to say hello', () => link.pid !== undefined);
+});
+
 test('held FIFOs: only FIFOs someone reads are opened (a regular file or a link a path names never is); the reader sees end of file only once released', async () => {
   const dir = tmp();
   const keeper = new Keeper(join(dir, 'keeper.sock'), () => {});

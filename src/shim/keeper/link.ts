@@ -55,6 +55,16 @@ export class KeeperLink {
     await this.connection();
   }
 
+  /**
+   * Connects to a keeper that already runs (it may hold connections of pods that are gone, which
+   * `synced` then drops), and starts none: a hypercored without pods needs no keeper process.
+   */
+  async reconnect(): Promise<void> {
+    if (this.socket && !this.socket.destroyed) return;
+    const socket = await dial(this.controlPath).catch(() => undefined);
+    if (socket) this.attach(socket);
+  }
+
   /** Has the keeper listen on `front` and relay it to `back`; resolves once it listens. */
   async listen(front: string, back: string): Promise<void> {
     this.fronts.set(front, back);
@@ -156,7 +166,8 @@ export class KeeperLink {
       this.socket = undefined;
       for (const list of this.waiting.values()) for (const w of list) w.reject(new KeeperLinkError('the shim keeper went away'));
       this.waiting.clear();
-      if (this.stopped) return;
+      // Without pods no keeper is needed: the next pod's socket starts one.
+      if (this.stopped || this.fronts.size === 0) return;
       this.logger.warn({ pid: this.pid }, 'the shim keeper went away; starting another (containerd loses the connections it held)');
       setTimeout(() => {
         void this.connection().then(
