@@ -238,8 +238,9 @@ export class PodService {
       this.updateExec(vmId, id, execId, { state: 'stopped', exit });
       return exit;
     }
-    const oomKills = await this.agent(this.deps.vms.get(vmId))
-      .containerStatus(id)
+    // The VM may be gone (its agent with it): the exit is recorded all the same, without OOM news.
+    const oomKills = await Promise.resolve()
+      .then(() => this.agent(this.deps.vms.get(vmId)).containerStatus(id))
       .then((s) => s.oomKills, () => 0);
     const exit: ProcessExit = { status, at, ...(oomKills > 0 ? { oomKilled: true } : {}) };
     const c = this.container(vmId, id);

@@ -86,6 +86,12 @@ export class TaskEngine {
   private readonly offsetTimer: NodeJS.Timeout;
   /** Pod VMs whose agent this (restarted) daemon has not reached yet: calls on them wait for it. */
   private readonly reconnecting = new Map<string, Promise<void>>();
+  /** Paused pod VMs a restarted daemon follows the processes of once they run again. */
+  private readonly resuming = new Set<string>();
+  /** Processes whose exit is being recorded and reported (each is reported once). */
+  private readonly ending = new Set<string>();
+  /** Per pod VM, the reports of its processes' ends in progress: one pass at a time keeps their order. */
+  private readonly goneReports = new Map<string, Promise<void>>();
   private stopping = false;
 
   constructor(
@@ -98,8 +104,15 @@ export class TaskEngine {
     this.offsetTimer = setInterval(() => this.saveOffsets(), OFFSET_SAVE_MS);
     this.offsetTimer.unref();
     // A pod VM that stops under its containers (crash, `hypercore stop`): its processes are gone.
+    // This also hears reconcile find a pod VM whose VMM died while hypercored was down.
     this.vms.events.subscribe((event) => {
-      if (event.type === 'state-changed' && (event.state === 'stopped' || event.state === 'failed')) void this.vmGone(event.vmId);
+      if (event.type !== 'state-changed') return;
+      if (event.state === 'stopped' || event.state === 'failed') {
+        this.resuming.delete(event.vmId);
+        void this.vmGone(event.vmId);
+      } else if (event.state === 'running' && this.resuming.delete(event.vmId)) {
+        this.restoreRunning(event.vmId);
+      }
     });
   }
 
@@ -291,8 +304,26 @@ export class TaskEngine {
    * background: a pod VM's agent reconnects in its own time.
    */
   async restore(): Promise<void> {
-    const running = this.pods.pods().filter((vm) => vm.state === 'running');
-    await Promise.all(running.map((vm) => this.restorePod(vm).catch((err: unknown) => this.logger.warn({ vmId: vm.id, err: asHypercoreError(err).message }, 'could not follow the processes of a pod again'))));
+    const running: Vm[] = [];
+    const gone: Vm[] = [];
+    for (const vm of this.pods.pods()) {
+      if (vm.state === 'running') running.push(vm);
+      // A paused VM's agent is reconnected when it is resumed; its processes are followed then.
+      else if (vm.state === 'paused') this.resuming.add(vm.id);
+      // Stopped or failed while hypercored was down: what ran in it has ended, unheard.
+      else if (vm.state === 'stopped' || vm.state === 'failed') gone.push(vm);
+    }
+    for (const vm of gone) await this.vmGone(vm.id);
+    await Promise.all(running.map((vm) => this.restorePodLogged(vm)));
+  }
+
+  private restoreRunning(vmId: string): void {
+    const vm = this.pods.pods().find((v) => v.id === vmId);
+    if (vm) void this.restorePodLogged(vm);
+  }
+
+  private restorePodLogged(vm: Vm): Promise<void> {
+    return this.restorePod(vm).catch((err: unknown) => this.logger.warn({ vmId: vm.id, err: asHypercoreError(err).message }, 'could not follow the processes of a pod again'));
   }
 
   /**
@@ -330,10 +361,15 @@ export class TaskEngine {
         this.vms.agentSession(vm.id);
         return;
       } catch (err) {
-        if (this.stopping || Date.now() > deadline) throw err;
+        // A VM that stopped meanwhile has no agent to wait for (vmGone reports its processes).
+        if (this.stopping || Date.now() > deadline || !this.stillRunning(vm.id)) throw err;
         await new Promise((r) => setTimeout(r, 200));
       }
     }
+  }
+
+  private stillRunning(vmId: string): boolean {
+    return this.pods.pods().some((v) => v.id === vmId && v.state === 'running');
   }
 
   /** A call that needs the pod's agent, right after a daemon restart, waits for it to be reached. */
@@ -428,9 +464,19 @@ export class TaskEngine {
       if (this.pumps.get(key)?.pump === pump) this.pumps.delete(key);
       // hypercored is stopping: the process runs on, and the next hypercored follows it again.
       if (this.stopping) return;
-      this.holder?.release(key);
       if (end.kind === 'lost') this.logger.warn({ vmId: vm.id, id, execId, reason: end.reason }, 'lost the stdio of a pod process');
-      const status = end.kind === 'exit' ? end.status.exitCode : LOST_EXIT_STATUS;
+      await this.ended(vm, id, execId, pid, end.kind === 'exit' ? end.status.exitCode : LOST_EXIT_STATUS);
+    });
+  }
+
+  /** Records the process's exit and reports it, once (a pump and a VM going away may both see it). */
+  private async ended(vm: Vm, id: string, execId: string, pid: number, status: number): Promise<void> {
+    const key = processKey(vm.id, id, execId);
+    if (this.ending.has(key)) return;
+    this.ending.add(key);
+    // The keeper lets its output FIFOs go: containerd's reader sees end of file.
+    this.holder?.release(key);
+    try {
       let exit: ProcessExit;
       try {
         exit = await this.pods.recordExit(vm.id, id, execId || undefined, status);
@@ -440,7 +486,9 @@ export class TaskEngine {
         exit = { status, at: new Date().toISOString() };
       }
       this.exited(vm, id, execId, pid, exit);
-    });
+    } finally {
+      this.ending.delete(key);
+    }
   }
 
   private exited(vm: Vm, id: string, execId: string, pid: number, exit: ProcessExit): void {
@@ -450,16 +498,34 @@ export class TaskEngine {
     this.waiter(processKey(vm.id, id, execId)).resolve(exit);
   }
 
-  /** The pod VM is down: every process that was running in it has ended. */
-  private async vmGone(vmId: string): Promise<void> {
+  /**
+   * The pod VM is down: every process of it that had not ended has. Processes that are pumped end
+   * through their pumps (the agent's stream breaks); the rest here: never started, or not followed
+   * (the VM went down while hypercored was not running, or before it followed them again). As
+   * containerd does for a task whose shim vanished: status 255, now. A container's execs come
+   * before its init, and the sandbox's container last (the pod ends with it).
+   */
+  private vmGone(vmId: string): Promise<void> {
+    const next = (this.goneReports.get(vmId) ?? Promise.resolve()).then(() => this.reportGone(vmId));
+    const settled = next.catch((err: unknown) => this.logger.warn({ vmId, err: asHypercoreError(err).message }, 'reporting the ends of the processes of a pod VM that went down failed'));
+    this.goneReports.set(vmId, settled);
+    void settled.then(() => {
+      if (this.goneReports.get(vmId) === settled) this.goneReports.delete(vmId);
+    });
+    return settled;
+  }
+
+  private async reportGone(vmId: string): Promise<void> {
     const vm = this.pods.pods().find((v) => v.id === vmId);
     if (!vm) return;
-    for (const c of this.pods.containers(vmId)) {
-      // Started processes end through their pumps (the agent's stream breaks); the rest here.
-      if (c.state === 'created') {
-        const exit = await this.pods.recordExit(vmId, c.id, undefined, LOST_EXIT_STATUS).catch(() => undefined);
-        if (exit) this.exited(vm, c.id, '', 0, exit);
+    const sandboxId = vm.spec.pod?.sandboxId;
+    const containers = this.pods.containers(vmId);
+    const ordered = [...containers.filter((c) => c.id !== sandboxId), ...containers.filter((c) => c.id === sandboxId)];
+    for (const c of ordered) {
+      for (const e of c.execs) {
+        if (e.state !== 'stopped' && !this.pumps.has(processKey(vmId, c.id, e.id))) await this.ended(vm, c.id, e.id, e.pid ?? 0, LOST_EXIT_STATUS);
       }
+      if (c.state !== 'stopped' && !this.pumps.has(processKey(vmId, c.id, ''))) await this.ended(vm, c.id, '', c.pid ?? 0, LOST_EXIT_STATUS);
     }
   }
 

@@ -11,7 +11,8 @@
  * (exec, ps, metrics, pause, resume, a terminal, kill), and a task of its own (its own VM).
  * Faults: an image that cannot run; hypercored killed (-9) under a running pod (the pod runs on and
  * the restarted hypercored serves it again); the shim keeper killed (-9) under the running pod
- * (containerd takes the shim for dead, and stops and removes the pod; nothing is left).
+ * (containerd takes the shim for dead, and stops and removes the pod; nothing is left); a second
+ * pod's QEMU killed while hypercored is down (its containers are reported exited; nothing is left).
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -372,8 +373,37 @@ test('StopPodSandbox and RemovePodSandbox leave no VM, TAP, mount, FIFO or proce
   await cri.stopPodSandbox(podId);
   for (const id of [c1, c2]) assert.equal((await cri.containerStatus(id)).state, 'CONTAINER_EXITED');
   await cri.removePodSandbox(podId);
+  await assertNothingLeft(podVmId);
+});
+
+// The pod's VM dies while hypercored is down: the restarted hypercored finds it stopped and reports
+// its tasks exited (255, as containerd does for a task whose shim vanished), so CRI sees the
+// containers exit and can remove the pod.
+test("kill -9 of hypercored, then of the pod's QEMU: the restarted hypercored reports the containers exited (255), and the pod is removed leaving nothing", async () => {
+  const sandbox = sandboxConfig('pod2');
+  const pod = await cri.runPodSandbox(sandbox, 'hypercore');
+  const c = await cri.createContainer(pod, containerConfig('lost', ['sh', '-c', 'while sleep 1; do :; done']), sandbox);
+  await cri.startContainer(c);
+  assert.equal((await cri.containerStatus(c)).state, 'CONTAINER_RUNNING');
+  const vm = vms().find((v) => v.spec.pod?.sandboxId === pod)!;
+  await daemon.kill9();
+  const qemu = processesMentioning(vm.id);
+  assert.ok(qemu.length > 0, 'the VM runs on without hypercored');
+  for (const pid of qemu) process.kill(pid, 'SIGKILL');
+  await waitFor('its QEMU to go', 10_000, () => (processesMentioning(vm.id).length === 0 ? true : undefined));
+  await daemon.start();
+  await waitFor('containerd to see the container exit', 30_000, async () => ((await cri.containerStatus(c)).state === 'CONTAINER_EXITED' ? true : undefined));
+  assert.equal((await cri.containerStatus(c)).exitCode, 255);
+  await waitFor('the sandbox to be not ready', 30_000, async () => ((await cri.podSandboxStatus(pod)).state === 'SANDBOX_NOTREADY' ? true : undefined));
+  await cri.stopPodSandbox(pod);
+  await cri.removePodSandbox(pod);
+  await assertNothingLeft(vm.id);
+});
+
+/** No pod VM, QEMU, socket, TAP, pod namespace, mount or FIFO is left. */
+async function assertNothingLeft(vmId: string): Promise<void> {
   await waitFor('the pod VM to go', 30_000, () => (vms().length === 0 ? true : undefined));
-  assert.deepEqual(processesMentioning(podVmId), [], 'no QEMU');
+  assert.deepEqual(processesMentioning(vmId), [], 'no QEMU');
   assert.deepEqual(readdirSync(join(daemon.root, 'vms')), []);
   await waitFor('the shim socket to close', 10_000, () => (podSockets().length === 0 ? true : undefined));
   const links = inNode(['ip', '-o', 'link']).stdout;
@@ -382,5 +412,5 @@ test('StopPodSandbox and RemovePodSandbox leave no VM, TAP, mount, FIFO or proce
   assert.deepEqual(containerd.leftoverMounts().filter((m) => m.includes('io.containerd.snapshotter') || m.includes('netns')), [], 'no mount');
   assert.deepEqual(fifosUnder(containerd.state), [], 'no FIFO');
   assert.ok(!readFileSync('/proc/mounts', 'utf8').includes(join(daemon.root, 'pod-rootfs')), 'no rootfs build mount of hypercored');
-});
+}
 
