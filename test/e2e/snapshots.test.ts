@@ -23,7 +23,8 @@ let sourceId: string;
 let snapshotId: string;
 
 // The workload serves its own hostname over HTTP, so a clone's answer names the clone.
-const workload = `mkdir -p /www; (while :; do hostname > /www/index.html; sleep 0.2; done) & exec httpd -f -p 80 -h /www`;
+// Written aside and renamed: a request between a truncation and the write would read an empty page.
+const workload = `mkdir -p /www; (while :; do hostname > /www/.next && mv /www/.next /www/index.html; sleep 0.2; done) & exec httpd -f -p 80 -h /www`;
 
 function cli(args: string[]) {
   return daemon.cli(args);
@@ -129,7 +130,8 @@ async function waitForBody(ip: string): Promise<string> {
   for (let i = 0; i < 25; i++) {
     try {
       last = inNs('curl', '-sS', '--max-time', '5', `http://${ip}/`);
-      if (last.trim() !== 'web') return last;
+      // The source's name until the clone's identity reached its workload's loop.
+      if (last.trim() !== 'web' && last.trim() !== '') return last;
     } catch (err) {
       last = String(err);
     }
