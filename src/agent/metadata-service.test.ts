@@ -23,8 +23,11 @@ const FAKE_CRUN = `#!${process.execPath}
 const fs = require('fs');
 const argv = process.argv.slice(2);
 if (argv.includes('run')) {
-  fs.writeFileSync(argv[argv.indexOf('--pid-file') + 1], String(process.pid));
+  // main.pid first: the agent answers StartWorkload once --pid-file exists, and the tests then read
+  // main.pid to kill this process (read in between, it was missing, the process lived on and the
+  // test file never ended).
   fs.writeFileSync(__dirname + '/main.pid', String(process.pid));
+  fs.writeFileSync(argv[argv.indexOf('--pid-file') + 1], String(process.pid));
   setInterval(() => {}, 1000);
 }
 `;
