@@ -22,9 +22,9 @@ import { guestSpec, MAX_BOUND_FILE_BYTES, networkNamespacePath } from './guest-s
 import { metricsOf } from './metrics.js';
 import { ProcessPump } from './process-pump.js';
 
-/** Keeps the output FIFOs of running processes open outside hypercored (the shim keeper). */
+/** Keeps the stdio FIFOs of running processes open outside hypercored (the shim keeper). */
 export interface FifoHolder {
-  hold(key: string, fifos: string[]): void;
+  hold(key: string, fifos: string[], stdin?: string): void;
   release(key: string): void;
 }
 
@@ -340,7 +340,7 @@ export class TaskEngine {
   }
 
   private holdFifos(key: string, stdio: ProcessStdio): void {
-    this.holder?.hold(key, [stdio.stdout, ...(stdio.terminal ? [] : [stdio.stderr])].filter((p) => p !== ''));
+    this.holder?.hold(key, [stdio.stdout, ...(stdio.terminal ? [] : [stdio.stderr])].filter((p) => p !== ''), stdio.stdin || undefined);
   }
 
   private async restorePod(vm: Vm): Promise<void> {
