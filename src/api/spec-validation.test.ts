@@ -90,6 +90,13 @@ test('unknown fields are refused wherever they are', () => {
   rejects({ ...base, hypervisor: { qemu: { accel: 'tcg', turbo: true } } }, 'spec.hypervisor.qemu.turbo', /unknown field/);
 });
 
+test('a pod spec sent in a request is refused naming containerd: answers carry it, only hypercored makes pod VMs', () => {
+  const pod = { sandboxId: 's1', namespace: 'k8s.io', owner: '/run/containerd/containerd.sock', events: '/run/containerd/containerd.sock.ttrpc', slots: 8 };
+  rejects({ ...base, pod }, 'spec.pod', /made through containerd/);
+  // What a client that re-sends an answer's spec without the pod gets: no problem for an absent pod.
+  assert.deepEqual(problems({ ...base, pod: null }), []);
+});
+
 test('relative paths are refused: the API has no folder to resolve them against', () => {
   rejects({ ...base, drive: 'root.ext4' }, 'spec.drive', /absolute path/);
   rejects({ ...base, hypervisor: { qemu: { binary: 'bin/qemu' } } }, 'spec.hypervisor.qemu.binary', /absolute path/);

@@ -8,6 +8,7 @@ import { getEventListeners, setMaxListeners } from 'node:events';
 import { join } from 'node:path';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import type { Vm } from '../core/vm.js';
+import { FakeAgentConnector } from '../core/testing/fake-agent.js';
 import { readConsoleLog } from '../providers/console-log.js';
 import { TestServer, until } from './testing-server.js';
 
@@ -27,6 +28,25 @@ test('gRPC responses carry exactly the HTTP fields, without synthetic oneof mark
   const raw = await server.grpcRaw<Record<string, unknown>>('GetVm', { id: vm.id });
   assert.deepEqual(Object.keys(raw).filter((k) => k.startsWith('_')), []);
   assert.deepEqual(raw, vm);
+});
+
+test('a pod VM reads back with its spec.pod through gRPC exactly as over HTTP (the proto carries it), and a create that sets it is refused', async () => {
+  const { drive: _drive, driveReadOnly: _ro, ...imageSpec } = server.spec('pod-vm');
+  const pod = {
+    sandboxId: 'sb1', namespace: 'k8s.io', owner: '/run/containerd/containerd.sock', events: '/run/containerd/containerd.sock.ttrpc', slots: 8, netns: '/var/run/netns/cni-1',
+    network: { tap: 'hctap0', device: 'eth0', mac: '02:00:00:00:00:01', ip: '10.22.0.5', prefixLength: 16, gateway: '10.22.0.1', dns: ['10.22.0.1'] },
+  };
+  // Pod VMs boot the guest system image and its agent: a server whose guests are fakes.
+  await server.close();
+  server = await TestServer.start({ agents: new FakeAgentConnector() });
+  const created = await server.service.create({ ...(imageSpec as unknown as Vm['spec']), driveReadOnly: false, pod }, { start: false });
+  const raw = await server.grpcRaw<Vm>('GetVm', { id: created.id });
+  const { json: overHttp } = await server.httpJson<Vm>('GET', `/v1/vms/${created.id}`);
+  assert.deepEqual(raw.spec.pod, pod);
+  assert.deepEqual(raw, overHttp);
+  const refused = await server.httpJson<{ error: { details: { path: string; message: string }[] } }>('POST', '/v1/vms', { spec: { ...server.spec('again'), pod } });
+  assert.equal(refused.status, 400);
+  assert.match(refused.json.error.details.find((d) => d.path === 'spec.pod')?.message ?? '', /made through containerd/);
 });
 
 test('gRPC CreateVm accepts a spec with a proto3 optional field (kernel) set', async () => {

@@ -1,14 +1,7 @@
 /** Human-readable output of the CLI: tables and durations. */
-import type { StartTrace, Vm as ApiVm } from '../../sdk/src/index.js';
-import type { PodSpec } from '../core/pod.js';
+import type { StartTrace, Vm } from '../../sdk/src/index.js';
 import { vmKind } from '../core/vm.js';
 import { shortId } from './ids.js';
-
-/**
- * A VM as the daemon answers: the API's Vm, and for a pod VM (a containerd sandbox) its `spec.pod`,
- * which the daemon sends but the API document does not describe (no proto field carries it).
- */
-export type Vm = ApiVm & { spec: ApiVm['spec'] & { pod?: PodSpec } };
 
 export function age(iso: string, now = Date.now()): string {
   const s = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));

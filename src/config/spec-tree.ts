@@ -67,6 +67,15 @@ const SPEC_FIELDS: Readonly<Record<string, Field>> = {
   },
 };
 
+/**
+ * Fields answers carry but requests may not set, and why. A pod VM is made by hypercored for a
+ * containerd sandbox (its TAP, disks slots and events belong to containerd's pod); a client that
+ * sends one back, e.g. by re-creating a VM from `GET /v1/vms/{id}`, is told so, not "unknown field".
+ */
+const ANSWER_ONLY: Readonly<Record<string, string>> = {
+  pod: 'pod VMs are made through containerd (the io.containerd.hypercore.v2 runtime), not by a create request',
+};
+
 export interface SpecProblem {
   /** The spec field, e.g. `spec.workload.cmd`. */
   path: string;
@@ -116,6 +125,11 @@ export function hacTreeFromSpec(input: unknown): SpecTree {
     for (const [key, item] of Object.entries(value)) {
       const field = fields[key];
       const path = `${specPath}.${key}`;
+      const answerOnly = fields === SPEC_FIELDS ? ANSWER_ONLY[key] : undefined;
+      if (answerOnly !== undefined) {
+        if (item !== undefined && item !== null) problems.push({ path, message: answerOnly });
+        continue;
+      }
       if (!field) {
         problems.push({ path, message: 'unknown field' });
         continue;

@@ -131,7 +131,8 @@ export const DEFAULT_DISK_SIZE_MIB = 4096;
  */
 export type VmKind = 'drive' | 'image' | 'pod' | 'kernel';
 
-export function vmKind(spec: Pick<VmSpec, 'drive' | 'image' | 'pod'>): VmKind {
+/** Only which of the fields are present counts (so a VM as the API answers it works too). */
+export function vmKind(spec: { drive?: unknown; image?: unknown; pod?: unknown }): VmKind {
   if (spec.drive !== undefined) return 'drive';
   if (spec.pod !== undefined) return 'pod';
   return spec.image !== undefined ? 'image' : 'kernel';

@@ -95,7 +95,8 @@ export class ShimSockets {
   private async open(path: string, ctx: ShimContext): Promise<string> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     const server = new TtrpcServer();
-    server.register(TASK_SERVICE, taskService(this.engine, ctx, () => void this.close(ctx).catch((err: unknown) => this.logger.warn({ socket: path, err: String(err) }, 'closing a shim socket failed'))));
+    const onIdle = (): void => void this.close(ctx).catch((err: unknown) => this.logger.warn({ socket: path, err: String(err) }, 'closing a shim socket failed'));
+    server.register(TASK_SERVICE, taskService(this.engine, ctx, onIdle, () => this.keeper?.pid ?? process.pid));
     if (this.keeper) {
       await mkdir(join(this.dir, 'back'), { recursive: true, mode: 0o700 });
       await server.listen(this.backOf(path), { mode: 0o600 });

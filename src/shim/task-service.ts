@@ -46,8 +46,13 @@ function unary<Req, Res>(req: Codec<Req>, res: Codec<Res>, handler: (request: Re
 
 const empty = {} as Record<string, never>;
 
-/** The Task service for one shim socket (one pod). `onIdle` runs after a Shutdown finds no task left. */
-export function taskService(engine: TaskEngine, ctx: ShimContext, onIdle: () => void): ServiceMethods {
+/**
+ * The Task service for one shim socket (one pod). `onIdle` runs after a Shutdown finds no task left.
+ * `shimPid` is what Connect reports as the shim's process: the process that holds containerd's
+ * connection (the shim keeper when there is one), so that whoever acts on that pid (e.g. kills
+ * a shim that hangs) reaches the shim, not hypercored and every VM with it.
+ */
+export function taskService(engine: TaskEngine, ctx: ShimContext, onIdle: () => void, shimPid: () => number = () => process.pid): ServiceMethods {
   const m = messages;
   return {
     Create: unary(m.CreateTaskRequest, m.CreateTaskResponse, (r) =>
@@ -114,7 +119,7 @@ export function taskService(engine: TaskEngine, ctx: ShimContext, onIdle: () => 
       return { exitStatus: exit.status, exitedAt: timestamp(exit.at)! };
     }),
     Stats: unary(m.StatsRequest, m.StatsResponse, async (r) => ({ stats: await engine.stats(ctx, r.id) })),
-    Connect: unary(m.ConnectRequest, m.ConnectResponse, (r) => ({ shimPid: process.pid, taskPid: engine.taskPid(ctx, r.id), version: SHIM_VERSION })),
+    Connect: unary(m.ConnectRequest, m.ConnectResponse, (r) => ({ shimPid: shimPid(), taskPid: engine.taskPid(ctx, r.id), version: SHIM_VERSION })),
     Shutdown: unary(m.ShutdownRequest, m.Empty, () => {
       // Like runc's shim: keep serving while the pod has tasks; otherwise go, after this answer.
       if (!engine.hasTasks(ctx)) setImmediate(onIdle);

@@ -84,12 +84,12 @@ function container(id: string, state: PodContainer['state'], pid: number, execs:
 }
 
 /** A restarted daemon's task engine over `pods`; records the events it publishes. */
-function engineOver(pods: FakePods) {
+function engineOver(pods: FakePods, vmsOverride: Partial<Record<'agentSession' | 'stop', (...args: never[]) => unknown>> = {}, agentWaitMs?: number) {
   const events = new EventHub();
   const published: { name: string; body: Record<string, unknown> }[] = [];
   const publishers = { for: () => ({ publish: (name: string, body: Record<string, unknown>) => published.push({ name, body }) }) } as unknown as EventPublishers;
-  const vms = { events, agentSession: () => ({}) } as unknown as VmService;
-  const engine = new TaskEngine(pods as unknown as PodService, vms, publishers, silent);
+  const vms = { events, agentSession: () => ({}), ...vmsOverride } as unknown as VmService;
+  const engine = new TaskEngine(pods as unknown as PodService, vms, publishers, silent, undefined, agentWaitMs);
   return { engine, events, published, exits: () => published.filter((e) => e.name === 'exit').map((e) => `${String(e.body.containerId)}/${String(e.body.id)}:${String(e.body.exitStatus)}`) };
 }
 
@@ -157,4 +157,31 @@ test('after a restart, the processes of a paused pod VM are followed once it run
   assert.deepEqual(pods.ioOpened, ['sb']);
   assert.deepEqual(exits(), ['sb/sb:3']);
   engine.stop();
+});
+
+test('after a restart, a running pod VM whose agent never answers again is stopped, and its tasks exit with 255', async () => {
+  const vm = podVm('running');
+  const pods = new FakePods(vm);
+  pods.containers_.set('sb', container('sb', 'running', 1));
+  pods.containers_.set('c1', container('c1', 'running', 2));
+  const stopped: unknown[] = [];
+  let events: EventHub | undefined;
+  const harness = engineOver(pods, {
+    agentSession: () => {
+      throw new Error('the agent of VM vm1 is not connected');
+    },
+    stop: async (...args: never[]) => {
+      stopped.push(args);
+      vm.state = 'stopped';
+      events!.publish({ type: 'state-changed', vmId: vm.id, name: vm.name, state: 'stopped', previousState: 'running', at: new Date().toISOString() });
+      return vm;
+    },
+  }, 300);
+  events = harness.events;
+  await harness.engine.restore();
+  assert.deepEqual(stopped, [['vm1', { force: true, timeoutMs: 0 }]]);
+  const exit = await harness.engine.wait(ctx, 'sb', '', new AbortController().signal);
+  assert.equal(exit.status, 255);
+  assert.deepEqual(harness.exits(), ['c1/c1:255', 'sb/sb:255'], 'every task reported, the sandbox last');
+  harness.engine.stop();
 });

@@ -22,9 +22,9 @@ import { guestSpec, MAX_BOUND_FILE_BYTES, networkNamespacePath } from './guest-s
 import { metricsOf } from './metrics.js';
 import { ProcessPump } from './process-pump.js';
 
-/** Keeps the output FIFOs of running processes open outside hypercored (the shim keeper). */
+/** Keeps the stdio FIFOs of running processes open outside hypercored (the shim keeper). */
 export interface FifoHolder {
-  hold(key: string, fifos: string[]): void;
+  hold(key: string, fifos: string[], stdin?: string): void;
   release(key: string): void;
 }
 
@@ -71,7 +71,10 @@ interface Pumping {
 
 /** How often copied-output offsets are saved (a restarted daemon repeats at most this much output). */
 const OFFSET_SAVE_MS = 1000;
-/** How long a restarted daemon waits for a running pod VM's agent before giving its processes up. */
+/**
+ * How long a restarted daemon waits for a running pod VM's agent; a VM whose agent does not come
+ * back by then is stopped and its processes reported exited.
+ */
 const RESTORE_AGENT_WAIT_MS = 120_000;
 
 /** Exit status containerd reports for a process whose VM went away (as for a shim that died). */
@@ -100,6 +103,7 @@ export class TaskEngine {
     private readonly publishers: EventPublishers,
     private readonly logger: Logger,
     private readonly holder?: FifoHolder,
+    private readonly restoreAgentWaitMs = RESTORE_AGENT_WAIT_MS,
   ) {
     this.offsetTimer = setInterval(() => this.saveOffsets(), OFFSET_SAVE_MS);
     this.offsetTimer.unref();
@@ -340,13 +344,23 @@ export class TaskEngine {
   }
 
   private holdFifos(key: string, stdio: ProcessStdio): void {
-    this.holder?.hold(key, [stdio.stdout, ...(stdio.terminal ? [] : [stdio.stderr])].filter((p) => p !== ''));
+    this.holder?.hold(key, [stdio.stdout, ...(stdio.terminal ? [] : [stdio.stderr])].filter((p) => p !== ''), stdio.stdin || undefined);
   }
 
   private async restorePod(vm: Vm): Promise<void> {
     const agent = this.agentBack(vm).finally(() => this.reconnecting.delete(vm.id));
     this.reconnecting.set(vm.id, agent);
-    await agent;
+    try {
+      await agent;
+    } catch (err) {
+      if (this.stopping || !this.stillRunning(vm.id)) throw err;
+      // The VMM runs but its guest never answers again (hung or broken): its containers cannot be
+      // reached, waited for or stopped. Left so, containerd would wait on them forever; stopped,
+      // the VM's state change reports every process exited (255), and CRI can clean up.
+      this.logger.warn({ vmId: vm.id, err: asHypercoreError(err).message }, 'the agent of a pod VM did not come back after the restart: stopping the VM');
+      await this.vms.stop(vm.id, { force: true, timeoutMs: 0 });
+      return;
+    }
     for (const c of this.pods.containers(vm.id)) {
       if (c.state === 'running' || c.state === 'paused') await this.follow(vm, c.id, '', c.pid ?? 0, c.stdio, c.outputOffset ?? 0);
       for (const e of c.execs) if (e.state === 'running') await this.follow(vm, c.id, e.id, e.pid ?? 0, e.stdio, e.outputOffset ?? 0);
@@ -355,14 +369,14 @@ export class TaskEngine {
 
   /** Resolves once the pod VM's agent is connected again (bounded). */
   private async agentBack(vm: Vm): Promise<void> {
-    const deadline = Date.now() + RESTORE_AGENT_WAIT_MS;
+    const deadline = Date.now() + this.restoreAgentWaitMs;
     for (;;) {
       try {
         this.vms.agentSession(vm.id);
         return;
       } catch (err) {
         // A VM that stopped meanwhile has no agent to wait for (vmGone reports its processes).
-        if (this.stopping || Date.now() > deadline || !this.stillRunning(vm.id)) throw err;
+        if (this.stopping || Date.now() >= deadline || !this.stillRunning(vm.id)) throw err;
         await new Promise((r) => setTimeout(r, 200));
       }
     }

@@ -13,9 +13,11 @@ export type ToKeeper =
   | { op: 'unlisten'; front: string }
   /**
    * Hold the output FIFOs of a running process open for writing (never written to), so that
-   * containerd's reader sees no end of file while hypercored is away.
+   * containerd's reader sees no end of file while hypercored is away; and its stdin FIFO open for
+   * reading (never read), so that containerd's writer gets no broken pipe meanwhile: what it
+   * writes waits in the pipe for the next hypercored.
    */
-  | { op: 'hold'; key: string; fifos: string[] }
+  | { op: 'hold'; key: string; fifos: string[]; stdin?: string }
   /** The process ended: let its FIFOs go. */
   | { op: 'release'; key: string }
   /** Every pod (and held process) this hypercored serves was listed since it connected: the keeper drops the others. */
@@ -59,12 +61,14 @@ function holdKey(v: unknown): string {
 }
 
 /** FIFOs are containerd's, anywhere: only absolute paths; the keeper opens nothing but FIFOs, without following links. */
+function fifoPath(p: unknown): string {
+  if (typeof p !== 'string' || !p.startsWith('/') || p.includes('\0') || Buffer.byteLength(p) > MAX_PATH_BYTES) throw new ControlProtocolError(`fifo ${JSON.stringify(p)?.slice(0, 120)} is not an absolute path`);
+  return p;
+}
+
 function fifoPaths(v: unknown): string[] {
   if (!Array.isArray(v) || v.length > MAX_FIFOS) throw new ControlProtocolError(`fifos must be a list of at most ${MAX_FIFOS} paths`);
-  for (const p of v) {
-    if (typeof p !== 'string' || !p.startsWith('/') || p.includes('\0') || Buffer.byteLength(p) > MAX_PATH_BYTES) throw new ControlProtocolError(`fifo ${JSON.stringify(p)?.slice(0, 120)} is not an absolute path`);
-  }
-  return v as string[];
+  return v.map(fifoPath);
 }
 
 /** Parses one line from hypercored; sockets must lie directly in `dir` (front) or `dir/back` (back). */
@@ -79,7 +83,7 @@ export function parseToKeeper(line: string, dir: string): ToKeeper {
   const o = m as Record<string, unknown>;
   if (op === 'listen') return { op, front: socketPath(dir, 'front', o['front']), back: socketPath(`${dir}/back`, 'back', o['back']) };
   if (op === 'unlisten') return { op, front: socketPath(dir, 'front', o['front']) };
-  if (op === 'hold') return { op, key: holdKey(o['key']), fifos: fifoPaths(o['fifos']) };
+  if (op === 'hold') return { op, key: holdKey(o['key']), fifos: fifoPaths(o['fifos']), ...(o['stdin'] === undefined ? {} : { stdin: fifoPath(o['stdin']) }) };
   if (op === 'release') return { op, key: holdKey(o['key']) };
   if (op === 'synced') return { op };
   throw new ControlProtocolError(`unknown control op ${JSON.stringify(op)?.slice(0, 40)}`);

@@ -1,7 +1,7 @@
 import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { closeSync, constants, existsSync, openSync, readFileSync, readSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, existsSync, openSync, readFileSync, readSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { TtrpcClient, TtrpcServer } from '../../ttrpc/index.js';
 import type { Logger } from '../../core/ports.js';
@@ -20,6 +20,18 @@ const quiet: Logger = { info: () => {}, warn: () => {}, error: () => {}, debug: 
 
 function tmp(): string {
   return keeperTempDir(cleanups);
+}
+
+/** A keeper in a temporary directory and hypercored's link to it, both stopped after the test. */
+async function keeperWithLink(): Promise<{ dir: string; keeper: Keeper; link: KeeperLink }> {
+  const dir = tmp();
+  const keeper = new Keeper(join(dir, 'keeper.sock'), () => {});
+  await keeper.start();
+  cleanups.push(() => keeper.stop());
+  const link = new KeeperLink(dir, quiet);
+  cleanups.push(() => link.stop());
+  await link.start();
+  return { dir, keeper, link };
 }
 
 test('control lines: only sockets directly in the keeper directory (fronts) or its back/ (backs); bad lines are refused with the reason', () => {
@@ -132,13 +144,7 @@ test('a hypercored without pods starts no keeper: reconnect only meets one that 
 });
 
 test('held FIFOs: only FIFOs someone reads are opened (a regular file or a link a path names never is); the reader sees end of file only once released', async () => {
-  const dir = tmp();
-  const keeper = new Keeper(join(dir, 'keeper.sock'), () => {});
-  await keeper.start();
-  cleanups.push(() => keeper.stop());
-  const link = new KeeperLink(dir, quiet);
-  cleanups.push(() => link.stop());
-  await link.start();
+  const { dir, keeper, link } = await keeperWithLink();
   const fifo = join(dir, 'out');
   execFileSync('mkfifo', [fifo]);
   const unread = join(dir, 'unread');
@@ -165,4 +171,34 @@ test('held FIFOs: only FIFOs someone reads are opened (a regular file or a link 
   link.release('p2');
   await until('the FIFO to be let go', () => keeper.heldFds === 0);
   assert.equal(readsEof(), true);
+});
+
+test('a held stdin FIFO: containerd\'s writes while hypercored is away get no broken pipe and reach the next hypercored; a file named as stdin is never opened', async () => {
+  const { dir, keeper, link } = await keeperWithLink();
+  const stdin = join(dir, 'stdin');
+  execFileSync('mkfifo', [stdin]);
+  const victim = join(dir, 'victim');
+  writeFileSync(victim, 'precious\n');
+  const fds: number[] = [];
+  const opened = (flags: number): number => {
+    const fd = openSync(stdin, flags | constants.O_NONBLOCK);
+    fds.push(fd);
+    return fd;
+  };
+  cleanups.push(() => fds.splice(0).forEach((fd) => closeSync(fd)));
+  const daemon = opened(constants.O_RDONLY); // hypercored reading the process's stdin
+  const containerd = opened(constants.O_WRONLY);
+  link.hold('p1', [], victim);
+  link.hold('p2', [], stdin);
+  await until('the stdin FIFO to be held', () => keeper.heldFds === 1);
+  closeSync(fds.splice(fds.indexOf(daemon), 1)[0]!); // hypercored is killed
+  assert.equal(writeSync(containerd, 'typed while away\n'), 17, 'no EPIPE: the keeper is a reader');
+  const next = opened(constants.O_RDONLY); // the next hypercored
+  const buf = Buffer.alloc(64);
+  assert.equal(buf.toString('utf8', 0, readSync(next, buf)), 'typed while away\n');
+  assert.equal(readFileSync(victim, 'utf8'), 'precious\n');
+  link.release('p2');
+  await until('the FIFO to be let go', () => keeper.heldFds === 0);
+  closeSync(fds.splice(fds.indexOf(next), 1)[0]!);
+  assert.throws(() => writeSync(containerd, 'x'), { code: 'EPIPE' }, 'released: no reader is left');
 });

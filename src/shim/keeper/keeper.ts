@@ -111,7 +111,7 @@ export class Keeper {
 
   private async handle(m: ToKeeper, socket: net.Socket): Promise<void> {
     if (m.op === 'unlisten') return this.unlisten(m.front);
-    if (m.op === 'hold') return this.hold(m.key, m.fifos);
+    if (m.op === 'hold') return this.hold(m.key, m.fifos, m.stdin);
     if (m.op === 'release') return this.release(m.key);
     if (m.op === 'synced') {
       for (const [front, f] of [...this.fronts]) if (!f.listed) await this.unlisten(front);
@@ -160,10 +160,11 @@ export class Keeper {
 
   /**
    * Opens the process's output FIFOs for writing, only if containerd reads them (non-blocking, so a
-   * FIFO nobody reads is skipped instead of waited for), never following a link, and keeps only
-   * FIFOs: a path that names anything else is closed at once and never written to.
+   * FIFO nobody reads is skipped instead of waited for), and its stdin FIFO for reading (never
+   * read: containerd's writes wait in the pipe for hypercored), never following a link, and keeps
+   * only FIFOs: a path that names anything else is closed at once and never written to or read.
    */
-  private hold(key: string, fifos: string[]): void {
+  private hold(key: string, fifos: string[], stdin?: string): void {
     const known = this.held.get(key);
     if (known) {
       known.listed = true;
@@ -171,18 +172,20 @@ export class Keeper {
     }
     if (this.held.size >= MAX_HELD) return this.log(`not holding the FIFOs of ${key}: ${MAX_HELD} processes held already`);
     const fds: number[] = [];
-    for (const path of fifos) {
+    const open = (path: string, flags: number): void => {
       let fd: number;
       try {
         // Checked before opening too: opening some devices does something.
-        if (!lstatSync(path).isFIFO()) continue;
-        fd = openSync(path, constants.O_WRONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
+        if (!lstatSync(path).isFIFO()) return;
+        fd = openSync(path, flags | constants.O_NONBLOCK | constants.O_NOFOLLOW);
       } catch {
-        continue; // not lost: nobody reads it (or it is gone or no FIFO), so there is no reader to keep from end of file
+        return; // not lost: an output nobody reads (or a path gone or no FIFO) has no reader to keep from end of file
       }
       if (fstatSync(fd).isFIFO()) fds.push(fd);
       else closeSync(fd);
-    }
+    };
+    for (const path of fifos) open(path, constants.O_WRONLY);
+    if (stdin) open(stdin, constants.O_RDONLY);
     this.held.set(key, { fds, listed: true });
   }
 

@@ -34,8 +34,8 @@ export class KeeperLink {
   readonly controlPath: string;
   /** front → back of every pod socket this hypercored serves. */
   private readonly fronts = new Map<string, string>();
-  /** The output FIFOs held for each running process (by key). */
-  private readonly holds = new Map<string, string[]>();
+  /** The FIFOs held for each running process (by key). */
+  private readonly holds = new Map<string, { fifos: string[]; stdin?: string }>();
   private readonly waiting = new Map<string, Waiting[]>();
   private socket: net.Socket | undefined;
   private connecting: Promise<net.Socket> | undefined;
@@ -78,10 +78,11 @@ export class KeeperLink {
     this.send({ op: 'unlisten', front });
   }
 
-  /** The keeper holds the process's output FIFOs open while it runs (fire and forget: a keeper that cannot, cannot). */
-  hold(key: string, fifos: string[]): void {
-    this.holds.set(key, fifos);
-    this.send({ op: 'hold', key, fifos });
+  /** The keeper holds the process's output and stdin FIFOs open while it runs (fire and forget: a keeper that cannot, cannot). */
+  hold(key: string, fifos: string[], stdin?: string): void {
+    const held = { fifos, ...(stdin ? { stdin } : {}) };
+    this.holds.set(key, held);
+    this.send({ op: 'hold', key, ...held });
   }
 
   /** The process ended: the keeper lets its FIFOs go (containerd's reader sees end of file once hypercored's end closes too). */
@@ -134,7 +135,7 @@ export class KeeperLink {
     this.attach(socket);
     // A keeper met again (or a new one): it hears every pod socket this hypercored serves.
     for (const [front, back] of this.fronts) socket.write(encodeLine({ op: 'listen', front, back }));
-    for (const [key, fifos] of this.holds) socket.write(encodeLine({ op: 'hold', key, fifos }));
+    for (const [key, held] of this.holds) socket.write(encodeLine({ op: 'hold', key, ...held }));
     return socket;
   }
 
