@@ -4,7 +4,10 @@ import type { components, operations } from './generated/openapi.js';
 type Schemas = components['schemas'];
 
 export type Vm = Schemas['Vm'];
+/** A VM's spec as a create request sends it: every field optional. */
 export type VmSpec = Schemas['VmSpec'];
+/** A VM's spec as answers carry it (`Vm['spec']`): the fields the daemon always sets are required. */
+export type VmSpecAnswer = Schemas['VmSpecAnswer'];
 export type VmEvent = Schemas['VmEvent'];
 export type StartTrace = Schemas['StartTrace'];
 export type CreateVmRequest = Schemas['CreateVmRequest'];

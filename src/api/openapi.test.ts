@@ -12,7 +12,7 @@ import { HypercoreMetrics } from '../metrics/hypercore-metrics.js';
 import { httpRouteScopes } from './auth/scopes.js';
 import { buildHttpApi } from './http-server.js';
 import type { ImageOperations } from './image-operations.js';
-import { ALWAYS_SET, documentedRoutes, openApiDocument, openApiPath } from './openapi.js';
+import { ALWAYS_SET, ANSWER_FORMS, answerFormName, documentedRoutes, openApiDocument, openApiPath } from './openapi.js';
 import type { VmOperations } from './operations.js';
 import type { ShimOperations } from './shim-operations.js';
 import type { TokenOperations } from './token-operations.js';
@@ -93,4 +93,10 @@ test('the fields marked always set are required in answers only: no request body
   assert.deepEqual(Object.keys(ALWAYS_SET).filter((name) => sent.has(name)), []);
   for (const [name, fields] of Object.entries(ALWAYS_SET)) assert.deepEqual((schemas[name] as OpenAPIV3.SchemaObject).required, [...fields], name);
   assert.equal((schemas['VmSpec'] as OpenAPIV3.SchemaObject).required, undefined);
+  // A message both sent and answered: answers refer to its answer form, which requires what they always carry.
+  for (const [name, fields] of Object.entries(ANSWER_FORMS)) {
+    assert.ok(!sent.has(answerFormName(name)), `no request carries ${answerFormName(name)}`);
+    assert.deepEqual((schemas[answerFormName(name)] as OpenAPIV3.SchemaObject).required, [...fields]);
+  }
+  assert.deepEqual((schemas['Vm'] as OpenAPIV3.SchemaObject).properties?.['spec'], { $ref: '#/components/schemas/VmSpecAnswer' });
 });

@@ -26,9 +26,12 @@ const scalarSchemas: Record<string, JsonSchema> = {
   bytes: { type: 'string', format: 'byte' },
 };
 
-function fieldSchema(field: protobuf.Field): JsonSchema {
+/** `answer`: the field is in an answer-only message, so a message with an answer form refers to that form. */
+function fieldSchema(field: protobuf.Field, answer = false): JsonSchema {
   field.resolve();
-  let schema: JsonSchema = field.resolvedType ? { $ref: `#/components/schemas/${field.resolvedType.name}` } : { ...(scalarSchemas[field.type] ?? {}) };
+  const message = field.resolvedType?.name;
+  const target = message && answer && ANSWER_FORMS[message] ? answerFormName(message) : message;
+  let schema: JsonSchema = target ? { $ref: `#/components/schemas/${target}` } : { ...(scalarSchemas[field.type] ?? {}) };
   if (field.repeated) schema = { type: 'array', items: schema };
   if (field.map) schema = { type: 'object', additionalProperties: schema };
   if (field.comment) schema = field.resolvedType ? { allOf: [schema], description: field.comment } : { ...schema, description: field.comment };
@@ -70,12 +73,28 @@ export const ALWAYS_SET: Readonly<Record<string, readonly string[]>> = {
   PruneNetworksResponse: ['removed'],
 };
 
+/**
+ * Messages that requests carry too (a VM's spec is sent in CreateVm and answered in every Vm),
+ * with the fields every answer has. Answers refer to a copy of the message's schema named
+ * `<Message>Answer` that requires those fields (so typed clients read `vm.spec.cores` without a
+ * check), while requests keep the plain schema and need not send them. Over HTTP the daemon
+ * sends the fields even when they hold their zero value (an empty description).
+ */
+export const ANSWER_FORMS: Readonly<Record<string, readonly string[]>> = {
+  VmSpec: ['name', 'description', 'cores', 'memoryMib', 'kernelArgs', 'driveReadOnly', 'provider', 'hypervisor'],
+};
+
+export function answerFormName(message: string): string {
+  return `${message}Answer`;
+}
+
 /** A message as a JSON object schema; `without` leaves out fields the URL carries (the VM id). */
 function messageSchema(type: protobuf.Type, without: readonly string[] = []): JsonSchema {
   const properties: Record<string, JsonSchema> = {};
+  const answer = type.name in ALWAYS_SET;
   for (const field of type.fieldsArray) {
     const name = protobuf.util.camelCase(field.name);
-    if (!without.includes(name)) properties[name] = fieldSchema(field);
+    if (!without.includes(name)) properties[name] = fieldSchema(field, answer);
   }
   const required = (ALWAYS_SET[type.name] ?? []).filter((name) => !without.includes(name));
   const unknown = required.filter((name) => !(name in properties));
@@ -126,6 +145,12 @@ class ProtoSource {
   schemas(): Record<string, JsonSchema> {
     const schemas: Record<string, JsonSchema> = { Error: errorSchema };
     for (const nested of this.pkg.nestedArray) if (nested instanceof protobuf.Type) schemas[nested.name] = messageSchema(nested);
+    for (const [message, required] of Object.entries(ANSWER_FORMS)) {
+      const plain = schemas[message] as JsonSchema & { properties: Record<string, JsonSchema> };
+      const unknown = required.filter((name) => !(name in plain.properties));
+      if (unknown.length > 0) throw new Error(`ANSWER_FORMS names fields ${message} does not have: ${unknown.join(', ')}`);
+      schemas[answerFormName(message)] = { ...plain, required: [...required], description: `${message} as answers carry it: the fields listed as required are always set` };
+    }
     return schemas;
   }
 

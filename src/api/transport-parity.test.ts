@@ -171,7 +171,7 @@ test('GET /openapi.json is an OpenAPI 3 document of the VM API built from vm.pro
   const { Vm: vm, VmSpec: spec, VmEvent: event } = doc.components.schemas;
   assert.ok(vm && spec && event);
   for (const key of ['id', 'name', 'state', 'provider', 'pid', 'createdAt', 'updatedAt', 'startedAt', 'error', 'disks', 'imageDigest']) assert.ok(key in vm.properties, `Vm.${key}`);
-  assert.deepEqual(vm.properties['spec'], { $ref: '#/components/schemas/VmSpec' });
+  assert.deepEqual(vm.properties['spec'], { $ref: '#/components/schemas/VmSpecAnswer' });
   assert.deepEqual(Object.keys(spec.properties), ['name', 'description', 'cores', 'memoryMib', 'kernel', 'initrd', 'kernelArgs', 'drive', 'driveReadOnly', 'image', 'hostInterface', 'provider', 'hypervisor', 'workload', 'network', 'diskSizeMib', 'metadata', 'pod']);
   assert.equal(spec.properties['memoryMib']?.type, 'integer');
   assert.deepEqual(Object.keys(event.properties), ['type', 'vmId', 'name', 'state', 'previousState', 'at', 'error']);
