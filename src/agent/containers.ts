@@ -23,6 +23,7 @@ import type { ProcessTable } from './processes.js';
 import { containerProcessId, identifierProblem, type ContainerStatsResponse, type ContainerStatus, type CreateContainerRequest, type ExecContainerRequest, type KillContainerRequest, type StartContainerRequest, type UpdateContainerRequest } from './protocol/container-messages.js';
 import type { ProcessStarted } from './protocol/messages.js';
 import { findExecutable } from './root-path.js';
+import { kmsgReader, OomKills, type RecordReader } from './oom-kills.js';
 import { findDisk, isMounted, type CommandRunner } from './rootfs.js';
 import { crunOnTerminal, defaultExecHelper, terminalSessionArgs } from './terminal-session.js';
 import { crunLogMessages } from './workload.js';
@@ -48,6 +49,8 @@ export interface PodContainersOptions {
   run?: CommandRunner;
   /** The exec helper's binary, for terminal sessions (default: beside the agent); null: none. */
   execHelper?: string | null;
+  /** The kernel log's records, for OOM kills (default: /dev/kmsg; null: none, memory.events only). */
+  kernelLog?: RecordReader | null;
 }
 
 /** Names of files the host copies in. */
@@ -89,8 +92,11 @@ export class PodContainers {
   private readonly crun: string;
   private readonly run: CommandRunner;
   private readonly helperBinary: string | null;
+  private readonly kernelLog: RecordReader | null | undefined;
+  private oomKillsLog: OomKills | undefined;
 
   constructor(options: PodContainersOptions) {
+    this.kernelLog = options.kernelLog;
     this.helperBinary = options.execHelper === undefined ? defaultExecHelper() : options.execHelper;
     this.table = options.table;
     this.log = options.log ?? silentLog;
@@ -130,6 +136,7 @@ export class PodContainers {
           linux: { ...config.linux, cgroupsPath: cgroup, namespaces: joinNamespaces(config.linux?.namespaces ?? [], shared) },
         };
         await writeFile(join(dir, 'config.json'), `${JSON.stringify(guestConfig)}\n`);
+        this.oomKills.forget(cgroup);
         this.containers.set(id, { id, dir, rootfs, cgroup, started: false });
         this.log(`container ${id} created on ${device}`);
       } catch (err) {
@@ -241,7 +248,8 @@ export class PodContainers {
     const c = this.get(id);
     const events = parseKeyValues(await readFile(join(this.cgroupDir(c), 'memory.events'), 'utf8').catch(() => ''));
     const freeze = (await readFile(join(this.cgroupDir(c), 'cgroup.freeze'), 'utf8').catch(() => '0')).trim();
-    return { oomKills: events['oom_kill'] ?? 0, paused: freeze === '1' };
+    // Once the init has exited, crun has removed the cgroup (and memory.events): the kernel's log still tells.
+    return { oomKills: Math.max(events['oom_kill'] ?? 0, this.oomKills.of(c.cgroup)), paused: freeze === '1' };
   }
 
   /** The cgroup v2 numbers of the container (for containerd's Stats). */
@@ -281,6 +289,12 @@ export class PodContainers {
     const c = this.containers.get(id);
     if (!c) throw new TtrpcError(Code.NOT_FOUND, `container ${id} not found`);
     return c;
+  }
+
+  /** Opened with the first container: a VM without containers reads no kernel log. */
+  private get oomKills(): OomKills {
+    this.oomKillsLog ??= new OomKills(this.kernelLog === undefined ? kmsgReader() : (this.kernelLog ?? undefined));
+    return this.oomKillsLog;
   }
 
   private cgroupDir(c: GuestContainer): string {

@@ -277,6 +277,34 @@ test('ctr kill: the task exits 137; deleting it leaves the pod VM and its other 
   }
 });
 
+test('CRI UpdateContainerResources changes a running container\'s memory limit in the guest; a task past its limit is OOM-killed: /tasks/oom, then exit 137', async () => {
+  // The limit as the guest's cgroup has it (memory.max, read by the agent for Stats).
+  const memoryLimit = (id: string): number => {
+    const m = containerd.ctr(['-n', 'k8s.io', 'task', 'metrics', '--format', 'json', id]);
+    assert.equal(m.code, 0, m.stderr);
+    return (JSON.parse(m.stdout) as { memory?: { usage_limit?: number } }).memory?.usage_limit ?? -1;
+  };
+  await cri.updateMemoryLimit(c2, 48 << 20);
+  assert.equal(memoryLimit(c2), 48 << 20, 'Update reached the running container');
+  await cri.updateMemoryLimit(c2, 96 << 20);
+  assert.equal(memoryLimit(c2), 96 << 20);
+
+  const ev = containerd.ctrBackground(['-n', 'k8s.io', 'events']);
+  try {
+    // A shell that doubles a string until the cgroup's 32 MiB are gone: the kernel's OOM killer ends it.
+    const hog = ctrRun('k8s.io', [...joinPod(), '--rm', '--memory-limit', String(32 << 20), busybox, 'hog', 'sh', '-c', 'x=0123456789abcdef; while :; do x="$x$x"; done']);
+    assert.equal(hog.code, 137, `${hog.stderr}\n${daemon.log().slice(-2000)}`);
+    await waitFor('the exit event of the OOM-killed task', 10_000, () => (topicsOf(ev.output(), 'hog').includes('/tasks/exit') ? true : undefined));
+    const topics = topicsOf(ev.output(), 'hog');
+    assert.ok(topics.indexOf('/tasks/oom') >= 0 && topics.indexOf('/tasks/oom') < topics.indexOf('/tasks/exit'), `OOM reported before the exit: ${topics.join(' ')}`);
+    assert.match(ev.output(), /"container_id":"hog","id":"hog","pid":\d+,"exit_status":137/);
+  } finally {
+    ev.proc.kill();
+  }
+  assert.equal(vms().length, 1, 'it ran in the pod VM');
+  assert.equal((await cri.execSync(c2, ['echo', 'pod-still-fine'])).stdout, 'pod-still-fine\n');
+});
+
 test('ctr run --rm without CRI: the task runs in its own VM, prints the file and exits with its code; events in order; nothing left', async () => {
   const ownEvents = containerd.ctrBackground(['-n', 'hc', 'events']);
   try {

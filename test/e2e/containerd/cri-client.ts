@@ -95,6 +95,11 @@ export class CriClient {
     return (await this.call<{ containers: { id: string; state: string }[] }>(this.runtime, 'ListContainers', { filter: { podSandboxId } })).containers;
   }
 
+  /** kubelet's in-place resize of a running container (containerd sends the shim an Update). */
+  async updateMemoryLimit(id: string, bytes: number): Promise<void> {
+    await this.call(this.runtime, 'UpdateContainerResources', { containerId: id, linux: { memoryLimitInBytes: bytes } });
+  }
+
   async execSync(id: string, cmd: string[], timeoutSeconds = 60): Promise<{ stdout: string; stderr: string; exitCode: number }> {
     const r = await this.call<{ stdout: Buffer; stderr: Buffer; exitCode: number }>(this.runtime, 'ExecSync', { containerId: id, cmd, timeout: timeoutSeconds }, (timeoutSeconds + 60) * 1000);
     return { stdout: r.stdout.toString('utf8'), stderr: r.stderr.toString('utf8'), exitCode: r.exitCode };
