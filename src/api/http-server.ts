@@ -146,7 +146,7 @@ export function buildHttpApi(ops: VmOperations, imageOps?: ImageOperations, opti
   app.post('/v1/network/prune', async () => ops.pruneNetworks());
   app.get('/v1/doctor', async () => ops.doctor());
   app.get('/v1/version', async () => ops.version());
-  app.get('/v1/vms', async () => ops.listVms());
+  app.get('/v1/vms', async (_req, reply) => reply.type('application/json; charset=utf-8').send(ops.listVmsJson()));
   // A spec may carry 1 MiB of metadata files and 64 KiB of values, which JSON escaping can make up to six times larger.
   app.post<{ Body: { spec?: unknown; detach?: boolean; start?: boolean } }>('/v1/vms', { bodyLimit: CREATE_BODY_LIMIT }, async (req, reply) => reply.code(201).send(await ops.createVm(req.body ?? {})));
   app.post<{ Body: { hac?: unknown; start?: boolean } }>('/v1/vms/hac', async (req, reply) => reply.code(201).send(await ops.createVmFromHac(req.body ?? {})));

@@ -5,7 +5,7 @@
 import { ErrorCodes, HypercoreError, InvalidArgumentError } from '../core/errors.js';
 import type { MetadataValues } from '../core/metadata.js';
 import type { Logger, ProviderReport } from '../core/ports.js';
-import type { VmEvent } from '../core/vm.js';
+import type { Vm, VmEvent } from '../core/vm.js';
 import { HYPERCORE_VERSION, type GuestKernelReport, type VersionReport } from '../core/version.js';
 import type { Snapshot } from '../core/snapshot.js';
 import { DEFAULT_STOP_TIMEOUT_MS, type VmService } from '../core/vm-service.js';
@@ -72,6 +72,9 @@ function snapshotView(s: Snapshot): SnapshotView {
 }
 
 export class VmOperations {
+  /** JSON of listed records, by record (see listVmsJson). */
+  private readonly listedJson = new WeakMap<Vm, string>();
+
   constructor(private readonly ctx: ApiContext) {}
 
   /** The same operations for callers restricted to `hostPaths` (the remote listener's). */
@@ -109,6 +112,23 @@ export class VmOperations {
 
   listVms(): { vms: PublicVm[] } {
     return { vms: this.ctx.service.list().map(publicVm) };
+  }
+
+  /**
+   * `listVms` as the JSON text HTTP sends, byte for byte `JSON.stringify(listVms())`. A frozen record
+   * (the store hands out the same one until it changes) keeps its JSON, so a list serializes only
+   * the VMs that changed since the last one.
+   */
+  listVmsJson(): string {
+    const parts = this.ctx.service.list().map((vm) => {
+      let json = this.listedJson.get(vm);
+      if (json === undefined) {
+        json = JSON.stringify(publicVm(vm));
+        if (Object.isFrozen(vm)) this.listedJson.set(vm, json);
+      }
+      return json;
+    });
+    return `{"vms":[${parts.join(',')}]}`;
   }
 
   async startVm(req: { id?: string }): Promise<PublicVm> {

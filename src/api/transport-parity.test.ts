@@ -8,6 +8,7 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Vm } from '../core/vm.js';
 import { HYPERCORE_VERSION, type VersionReport } from '../core/version.js';
+import { publicVm } from './redaction.js';
 import { TEST_GUEST_KERNEL, TEST_HOST_CPUS, TestServer } from './testing-server.js';
 
 let server: TestServer;
@@ -49,6 +50,29 @@ test('a VM created over HTTP reads back identically through gRPC GetVm and HTTP 
   assert.deepEqual(overHttp.json, vm);
   assert.deepEqual(overGrpc, vm, 'gRPC uses the same (lowerCamelCase) field names and values as HTTP');
   assert.deepEqual(server.service.get(vm.id), vm, 'both transports show what the service stored');
+});
+
+test('GET /v1/vms is the JSON of ListVms and follows every change to a listed VM', async () => {
+  const list = async (): Promise<string> => {
+    const r = await server.http('GET', '/v1/vms');
+    assert.equal(r.status, 200);
+    assert.equal(r.contentType, 'application/json; charset=utf-8');
+    return r.text;
+  };
+  const states = async () => (JSON.parse(await list()) as { vms: Vm[] }).vms.map((v) => `${v.name}:${v.state}`);
+  const { status, json: a } = await server.httpJson<Vm>('POST', '/v1/vms', { spec: server.spec('alpha') });
+  assert.equal(status, 201);
+  const first = await list();
+  assert.equal(first, JSON.stringify({ vms: server.service.list().map(publicVm) }));
+  assert.equal(await list(), first);
+  await server.grpc('StopVm', { id: a.id, force: true });
+  assert.deepEqual(await states(), ['alpha:stopped']);
+  await server.httpJson('POST', '/v1/vms', { spec: server.spec('beta'), start: false });
+  assert.deepEqual(await states(), ['alpha:stopped', 'beta:created']);
+  await server.http('POST', `/v1/vms/${a.id}/start`);
+  assert.deepEqual(JSON.parse(await list()), await server.grpc<unknown>('ListVms', {}));
+  await server.http('DELETE', `/v1/vms/${a.id}?force=true`);
+  assert.deepEqual(await states(), ['beta:created']);
 });
 
 test('GetVm resolves a name and a unique id prefix the same way on both transports', async () => {

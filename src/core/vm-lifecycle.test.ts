@@ -80,7 +80,7 @@ test('the record keeps the last start step by step: the plan, then the agent and
   await service.stop(vm.id, { timeoutMs: 1000, force: true });
   const started = await service.start(vm.id);
   const again = service.get(vm.id).lastStart!;
-  assert.deepEqual(again.steps.map((s) => s.step), ['network', 'launch', 'announce', 'agent', 'workload'], 'a start replaces it with its own steps');
+  assert.deepEqual(again.steps.map((s) => s.step), ['directories', 'network', 'launch', 'announce', 'agent', 'workload'], 'a start replaces it with its own steps');
   assert.ok(again.at > trace.at && again.at <= started.updatedAt);
 });
 

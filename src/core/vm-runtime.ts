@@ -119,17 +119,20 @@ export class VmRuntime {
     await this.networks.attach(vm.id, vm.spec.network, vm.spec.hostInterface).catch((err: unknown) => this.records.log(vm).warn({ err: asHypercoreError(err).message }, 'could not restore the network of a running VM'));
   }
 
-  /** Kills the VMM if any and removes everything the VM owns: network, files, record. */
-  async destroy(vm: Vm): Promise<void> {
+  /**
+   * Kills the VMM if any and removes everything the VM owns: network, files, record. A VM that
+   * `neverStarted` (defined, never booted) has no VMM, runtime file or network to look for.
+   */
+  async destroy(vm: Vm, options: { neverStarted?: boolean } = {}): Promise<void> {
     this.unwatch(vm.id);
     this.supervisor?.forget(vm.id);
     const provider = this.providers.get(vm.provider);
-    if (provider) {
+    if (provider && options.neverStarted !== true) {
       // A VMM that cannot be killed keeps its record ('deleting'), so rm can be retried.
       await provider.kill(vm.id, this.paths(vm.id), vm.pid);
       await this.released(vm);
     }
-    await this.networks?.detach(vm.id);
+    if (options.neverStarted !== true) await this.networks?.detach(vm.id);
     await this.files.remove(vm.id);
     this.records.forget(vm);
   }

@@ -126,6 +126,33 @@ test('rm of a running VM needs force; rm -f removes VMM, files and record', asyn
   assert.equal(existsSync(join(dir, 'root', 'vms', vm.id)), false);
 });
 
+test('a VM defined without booting has no directories until it starts; its rm kills and releases nothing', async () => {
+  const dirsOf = (id: string) => [join(dir, 'root', 'vms', id), join(dir, 'run', 'vms', id)].filter((d) => existsSync(d));
+  const later = await service.create(spec('later'), { start: false });
+  assert.equal(later.state, 'created');
+  assert.deepEqual(dirsOf(later.id), []);
+  assert.deepEqual(events.map((e) => `${e.type}:${e.state}`), ['created:creating', 'state-changed:created']);
+  await service.delete('later', { force: false });
+  assert.equal(store.get(later.id), undefined);
+  assert.deepEqual([...provider.calls], [], 'no VMM was looked for, killed or cleaned up');
+  assert.deepEqual(events.map((e) => `${e.type}:${e.state}`).slice(2), ['state-changed:deleting', 'deleted:deleting']);
+
+  const booted = await service.create(spec('booted'), { start: false });
+  assert.equal((await service.start(booted.id)).state, 'running');
+  assert.equal(dirsOf(booted.id).length, 2, 'start made both directories');
+  await service.delete(booted.id, { force: true });
+  assert.ok(provider.calls.includes(`kill ${booted.id}`) && provider.calls.includes(`cleanup ${booted.id}`));
+  assert.deepEqual(dirsOf(booted.id), []);
+});
+
+test('start makes the run directory again when a host reboot emptied the run dir', async () => {
+  const vm = await service.create(spec('reboot'));
+  await service.stop(vm.id, { timeoutMs: 100, force: false });
+  rmSync(join(dir, 'run'), { recursive: true, force: true });
+  assert.equal((await service.start(vm.id)).state, 'running');
+  assert.ok(existsSync(join(dir, 'run', 'vms', vm.id)));
+});
+
 test('stop and rm -f racing on the same VM leave it removed and nothing running', async () => {
   const vm = await service.create(spec('race'));
   const results = await Promise.allSettled([service.stop(vm.id, { timeoutMs: 50, force: false }), service.delete(vm.id, { force: true })]);

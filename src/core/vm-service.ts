@@ -292,9 +292,11 @@ export class VmService {
       if (hasVmm(vm.state) && !options.force) {
         throw new VmStateConflictError(`VM ${vm.name} is ${vm.state}; stop it first or remove it with force (rm -f)`);
       }
+      // Defined and never started: no VMM, runtime file or network was ever made for it.
+      const neverStarted = vm.state === 'created';
       // A delete that failed half-way (the VMM could not be killed) left `deleting`: go on with it.
       if (vm.state !== 'deleting') this.records.transition(vm, 'deleting');
-      await this.runtime.destroy(vm);
+      await this.runtime.destroy(vm, { neverStarted });
     });
   }
 

@@ -50,3 +50,49 @@ test('the schema version is the number of migrations, and reopening does not mig
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("list follows this store's writes, another connection's, and not a rolled-back one; a listed record is frozen and kept while unchanged", () => {
+  const dir = mkdtempSync(join(tmpdir(), 'hc-store-'));
+  const file = join(dir, 'state.db');
+  const db = openDatabase(file);
+  const store = new SqliteVmStore(db);
+  // Another connection, as another process (or the bench's seeding) writes beside the daemon.
+  const other = new SqliteVmStore(file);
+  try {
+    const names = () => store.list().map((v) => `${v.name}:${v.state}`);
+    assert.deepEqual(store.list(), []);
+    store.insert(vm);
+    const [listed] = store.list();
+    assert.deepEqual(listed, vm);
+    assert.ok(Object.isFrozen(listed) && Object.isFrozen(listed!.spec) && Object.isFrozen(listed!.disks![0]));
+    assert.throws(() => ((listed as Vm).state = 'stopped'), TypeError);
+    assert.equal(store.list()[0], listed, 'the same record while nothing changed');
+
+    store.update({ ...vm, state: 'stopped', updatedAt: vm.updatedAt });
+    assert.deepEqual(names(), ['persisted:stopped']);
+    assert.notEqual(store.list()[0], listed);
+
+    const older = { ...vm, id: 'abc0000000000002', name: 'older', createdAt: '2025-12-31T00:00:00.000Z' };
+    other.insert(older);
+    assert.deepEqual(names(), ['older:running', 'persisted:stopped'], 'oldest first');
+    other.update({ ...older, state: 'failed' });
+    assert.deepEqual(names(), ['older:failed', 'persisted:stopped']);
+    other.delete(vm.id);
+    assert.deepEqual(names(), ['older:failed']);
+
+    assert.throws(() =>
+      db.transaction(() => {
+        store.insert({ ...vm, id: 'abc0000000000003', name: 'undone' });
+        store.delete(older.id);
+        throw new Error('roll back');
+      })(),
+    );
+    assert.deepEqual(names(), ['older:failed']);
+    store.delete(older.id);
+    assert.deepEqual(store.list(), []);
+  } finally {
+    other.close();
+    store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

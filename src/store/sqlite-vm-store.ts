@@ -75,10 +75,41 @@ function toRow(vm: Vm): VmRow {
   };
 }
 
+/** Makes `value` and everything in it read-only: a listed record is shared by every caller. */
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
+/** Listing order: oldest first, the id breaking ties (as `ORDER BY created_at, id`). */
+function byCreation(a: Vm, b: Vm): number {
+  if (a.createdAt !== b.createdAt) return a.createdAt < b.createdAt ? -1 : 1;
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+}
+
+/**
+ * The records `list` hands out, kept between calls: parsing every row's JSON at each `ls` costs
+ * more than anything else a list does. It stays right as long as the database's `data_version`
+ * (which moves when another connection, e.g. another process, commits) is the one it was read at;
+ * this store's own writes mark their ids `stale`, and the next list reads those rows again. A write
+ * is not trusted to have committed (a caller's transaction may roll back): the row is read back.
+ */
+interface ListCache {
+  dataVersion: number;
+  byId: Map<string, Vm>;
+  stale: Set<string>;
+  /** In listing order; undefined once a record was added, replaced or removed. */
+  ordered?: Vm[];
+}
+
 /** The VM store on embedded SQLite (WAL mode; statements prepared once at open). */
 export class SqliteVmStore implements VmStore {
   private readonly db: Database.Database;
   private readonly stmts;
+  private cache?: ListCache;
 
   /** Takes a database path, or an open database shared with the other stores. */
   constructor(file: string | Database.Database) {
@@ -97,6 +128,7 @@ export class SqliteVmStore implements VmStore {
       byPrefix: this.db.prepare<[{ p: string }], VmRow>('SELECT * FROM vms WHERE substr(id, 1, length(@p)) = @p ORDER BY created_at'),
       list: this.db.prepare<[], VmRow>('SELECT * FROM vms ORDER BY created_at, id'),
       delete: this.db.prepare<[string]>('DELETE FROM vms WHERE id = ?'),
+      dataVersion: this.db.prepare<[], number>('PRAGMA data_version').pluck(),
     };
   }
 
@@ -110,10 +142,12 @@ export class SqliteVmStore implements VmStore {
       }
       throw err;
     }
+    this.cache?.stale.add(vm.id);
   }
 
   update(vm: Vm): Vm {
     this.stmts.update.run(toRow(vm));
+    this.cache?.stale.add(vm.id);
     return vm;
   }
 
@@ -131,12 +165,31 @@ export class SqliteVmStore implements VmStore {
     return this.stmts.byPrefix.all({ p: prefix }).map(toVm);
   }
 
+  /** Every record, oldest first; each is frozen and may be the one an earlier call returned (see ListCache). */
   list(): Vm[] {
-    return this.stmts.list.all().map(toVm);
+    const dataVersion = this.stmts.dataVersion.get()!;
+    let cache = this.cache;
+    if (cache?.dataVersion !== dataVersion) {
+      const vms = this.stmts.list.all().map((row) => deepFreeze(toVm(row)));
+      cache = this.cache = { dataVersion, byId: new Map(vms.map((vm) => [vm.id, vm])), stale: new Set(), ordered: vms };
+    }
+    if (cache.stale.size > 0) {
+      for (const id of cache.stale) {
+        const row = this.stmts.get.get(id);
+        if (row) cache.byId.set(id, deepFreeze(toVm(row)));
+        else cache.byId.delete(id);
+      }
+      cache.stale.clear();
+      cache.ordered = undefined;
+    }
+    cache.ordered ??= [...cache.byId.values()].sort(byCreation);
+    // The caller may sort or filter the array; the records in it cannot change.
+    return cache.ordered.slice();
   }
 
   delete(id: string): void {
     this.stmts.delete.run(id);
+    this.cache?.stale.add(id);
   }
 
   close(): void {

@@ -2,6 +2,7 @@
  * Per-VM directories: `<root>/vms/<id>` for what must survive a host reboot (console log, disks
  * later), `<run-dir>/vms/<id>` for runtime files (sockets, pidfiles).
  */
+import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { VmFiles, VmPaths } from '../core/ports.js';
@@ -26,7 +27,7 @@ export class VmDirectories implements VmFiles {
 
   async remove(vmId: string): Promise<void> {
     const paths = this.paths(vmId);
-    await rm(paths.stateDir, { recursive: true, force: true });
-    await rm(paths.runDir, { recursive: true, force: true });
+    // A VM defined without booting has none: a stat answers at once, where rm walks the thread pool.
+    for (const dir of [paths.stateDir, paths.runDir]) if (existsSync(dir)) await rm(dir, { recursive: true, force: true });
   }
 }

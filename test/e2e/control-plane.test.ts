@@ -2,16 +2,17 @@
  * The control plane with many defined VMs, through a real hypercored and the real CLI: `ls` of 100
  * VMs through the CLI, `GET /v1/vms` of 1000, `version` and `inspect` showing what they promise.
  * VMs are stopped drive VMs written into the daemon's state database (seed-vms.ts); no guest boots.
+ * A VM created without boot is in the database at once (it survives kill -9) and owns no directory.
  * Times are printed as diagnostics, not asserted (a shared host decides them; the targets are
  * measured by bench/control-plane.ts against baselines of the same run).
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { truncateSync, writeFileSync } from 'node:fs';
+import { statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { HypercoreClient } from '../../sdk/src/index.js';
+import { HypercoreClient, VmNotFoundError } from '../../sdk/src/index.js';
 import { HYPERCORE_VERSION } from '../../src/core/version.js';
 import { repoRoot, TestDaemon } from './harness.js';
 import { seedStoppedVms } from './seed-vms.js';
@@ -74,6 +75,28 @@ test('hypercore ls of 100 VMs lists them all, in order, with their columns', (t)
   assert.match(lines[0]!, /^ID\s+NAME\s+STATE\s+PROVIDER/);
   assert.match(lines[1]!, /^5eed00000000\s+seeded-0\s+stopped\s+qemu/);
   t.diagnostic(`hypercore ls of 100 VMs: fastest of 4 ${ls.toFixed(1)} ms; node -e 0 ${nodeFastest.toFixed(1)} ms`);
+});
+
+// Before the 1000 VMs: TestDaemon.start reads `ls --json`, which is larger than spawnSync's buffer then.
+test('a VM created without boot survives kill -9 of the daemon, owns no directory, and rm removes it', async () => {
+  const spec = { name: 'defined', description: '', cores: 1, memoryMib: 128, kernelArgs: '', drive, driveReadOnly: true, provider: 'qemu' as const, hypervisor: { qemu: { accel: 'tcg' as const }, firecracker: {}, cloudHypervisor: {} } };
+  const vm = await client.createVm(spec, { start: false });
+  assert.equal(vm.state, 'created');
+  assert.deepEqual(daemon.vmDirs(), []);
+  await client.close();
+  await daemon.kill9();
+  await daemon.start();
+  client = new HypercoreClient({ socketPath: daemon.socket });
+  const again = await client.getVm('defined');
+  assert.equal(again.id, vm.id);
+  assert.equal(again.state, 'created');
+  assert.deepEqual(again.spec, vm.spec);
+  assert.ok((await client.listVms()).some((v) => v.id === vm.id));
+  assert.equal(statSync(join(daemon.root, 'state.db')).mode & 0o777, 0o600);
+  await client.deleteVm(vm.id, { force: false });
+  await assert.rejects(client.getVm(vm.id), VmNotFoundError);
+  assert.ok(!(await client.listVms()).some((v) => v.id === vm.id));
+  assert.deepEqual(daemon.vmDirs(), []);
 });
 
 test('GET /v1/vms of 1000 VMs returns all of them', async (t) => {

@@ -3,7 +3,7 @@
  * QEMU daemonizes itself (own session, pidfile), so VMs outlive hypercored; the daemon talks to
  * it over QMP only.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync, type Stats } from 'node:fs';
 import { chmod, mkdir, open, rm, stat } from 'node:fs/promises';
 import { basename, delimiter, join } from 'node:path';
 import { HypercoreError, ProviderFailedError, ProviderUnavailableError, SnapshotUnsupportedError, asHypercoreError } from '../../core/errors.js';
@@ -75,7 +75,7 @@ export class QemuProvider implements Provider {
 
   /** QEMU's `--version` output; run again only when the binary (as PATH finds it) changed. */
   private async versionOutput(binary: string): Promise<string> {
-    const identity = await binaryIdentity(binary);
+    const identity = binaryIdentity(binary);
     const known = this.versions.get(binary);
     if (known && identity !== undefined && known.identity === identity) return known.output;
     const output = runCommand(binary, ['--version'], { timeoutMs: 10_000 }).then((r) => r.stdout);
@@ -338,14 +338,26 @@ export class QemuProvider implements Provider {
   }
 }
 
-/** Where PATH finds `binary` and that file's identity (device, inode, size, times); undefined when it is not found. */
-async function binaryIdentity(binary: string): Promise<string | undefined> {
+/**
+ * Where PATH finds `binary` and that file's identity (device, inode, size, times); undefined when it
+ * is not found. Every create asks, and PATH may list many directories before QEMU's: a synchronous
+ * stat of a missing file answers in microseconds, where each awaited one is a thread-pool round trip.
+ */
+function binaryIdentity(binary: string): string | undefined {
   const candidates = binary.includes('/') ? [binary] : (process.env['PATH'] ?? '').split(delimiter).filter(Boolean).map((dir) => join(dir, binary));
   for (const path of candidates) {
-    const st = await stat(path).catch(() => undefined);
+    const st = statOrUndefined(path);
     if (st?.isFile()) return `${path}\0${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
   }
   return undefined;
+}
+
+function statOrUndefined(path: string): Stats | undefined {
+  try {
+    return statSync(path, { throwIfNoEntry: false });
+  } catch {
+    return undefined; // a PATH entry that is not a directory, or one we may not search
+  }
 }
 
 /** "QEMU emulator version 7.2.22 (Debian ...)" → "7.2.22 (Debian ...)". */
