@@ -9,6 +9,7 @@ import { mkdir, open, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Code, TtrpcError } from '../ttrpc/index.js';
 import { errorText, type Log } from './log.js';
+import { commandMounts, type MountRunner, type RootfsStep } from './mount-steps.js';
 
 /** Runs a command; rejects with a message that includes its stderr when it fails. */
 export type CommandRunner = (file: string, args: readonly string[]) => Promise<unknown>;
@@ -103,18 +104,33 @@ export function rootfsPath(runDir: string): string {
   return join(runDir, 'rootfs');
 }
 
+/** A step of the rootfs and what it mounts, for the error that names it. */
+interface Planned {
+  step: RootfsStep;
+  what: string;
+}
+
+const mountOf = (fstype: string, source: string, target: string, what: string, options?: string): Planned => ({ step: { kind: 'mount', fstype, source, target, ...(options ? { options } : {}) }, what });
+
+/** Runs `plan`; a failure throws an error naming what could not be mounted. */
+async function mountOrFail(mounts: MountRunner, plan: readonly Planned[]): Promise<void> {
+  const failed = await mounts(plan.map((p) => p.step));
+  if (failed) throw new TtrpcError(Code.INTERNAL, `cannot mount ${plan[failed.index]!.what}: ${failed.reason}`);
+}
+
 /**
  * Mounts the workload's rootfs (once: an already mounted rootfs is reused, e.g. when the workload
- * is started again after it exited) and returns its path.
+ * is started again after it exited) and returns its path. `mounts` runs the mounts (default: one
+ * mount(8) each through `run`, which also formats a blank scratch disk).
  */
-export async function prepareRootfs(paths: RootfsPaths, req: RootfsRequest, run: CommandRunner, log: Log): Promise<string> {
+export async function prepareRootfs(paths: RootfsPaths, req: RootfsRequest, run: CommandRunner, log: Log, mounts: MountRunner = commandMounts(run)): Promise<string> {
   const rootfs = rootfsPath(paths.runDir);
   if (await isMounted(paths.mounts, rootfs)) return rootfs;
   if (!req.imageDiskSerial) throw new TtrpcError(Code.INVALID_ARGUMENT, 'image_disk_serial is required');
   const image = await findDisk(paths, req.imageDiskSerial);
   await mkdir(rootfs, { recursive: true });
   if (!req.scratchDiskSerial) {
-    await mountOrFail(run, ['-t', 'ext4', '-o', 'rw', image, rootfs], 'the image disk');
+    await mountOrFail(mounts, [mountOf('ext4', image, rootfs, 'the image disk', 'rw')]);
     log(`rootfs: ${image} mounted read-write at ${rootfs}`);
     return rootfs;
   }
@@ -122,56 +138,56 @@ export async function prepareRootfs(paths: RootfsPaths, req: RootfsRequest, run:
   const scratch = join(paths.runDir, 'scratch');
   await mkdir(lower, { recursive: true });
   await mkdir(scratch, { recursive: true });
-  await mountOrFail(run, ['-t', 'ext4', '-o', 'ro', image, lower], 'the image disk');
+  const imageMount = mountOf('ext4', image, lower, 'the image disk', 'ro');
   const scratchDev = await findDisk(paths, req.scratchDiskSerial);
-  let upperOn = await mountScratch(scratchDev, scratch, run, log);
-  try {
-    await mountOverlay(lower, scratch, rootfs, run);
-  } catch (err) {
-    if (upperOn === 'tmpfs') throw err;
-    // The disk's filesystem may lack what overlayfs needs of an upper layer: a tmpfs over it does not.
-    log(`rootfs: overlay on ${upperOn} failed (${errorText(err)}); using tmpfs for the writable layer`);
-    await mountOrFail(run, ['-t', 'tmpfs', '-o', 'mode=755', 'tmpfs', scratch], 'a tmpfs for the writable layer');
+  let unusable: string | undefined;
+  const formatted = await hasExtFilesystem(scratchDev).catch((err: unknown) => {
+    unusable = errorText(err);
+    return false;
+  });
+  // The common case, a formatted scratch disk: every mount in one go. A blank one is formatted
+  // after the image is mounted, so a broken image disk fails before the scratch disk is written.
+  if (!formatted) {
+    await mountOrFail(mounts, [imageMount]);
+    if (unusable === undefined) unusable = await formatScratch(scratchDev, run, log);
+  }
+  const tmpfs = mountOf('tmpfs', 'tmpfs', scratch, 'a tmpfs for the writable layer', 'mode=755');
+  const scratchMount = mountOf('ext4', scratchDev, scratch, `the scratch disk ${scratchDev}`);
+  const overlay: Planned[] = [
+    { step: { kind: 'mkdir', path: join(scratch, 'upper') }, what: 'the overlay' },
+    { step: { kind: 'mkdir', path: join(scratch, 'work') }, what: 'the overlay' },
+    mountOf('overlay', 'overlay', rootfs, 'the overlay', `lowerdir=${lower},upperdir=${join(scratch, 'upper')},workdir=${join(scratch, 'work')}`),
+  ];
+  let upperOn = unusable === undefined ? scratchDev : 'tmpfs';
+  if (unusable !== undefined) log(`rootfs: scratch disk ${scratchDev} unusable (${unusable}); using tmpfs for the writable layer`);
+  let plan = [...(formatted ? [imageMount] : []), upperOn === 'tmpfs' ? tmpfs : scratchMount, ...overlay];
+  for (;;) {
+    const failed = await mounts(plan.map((p) => p.step));
+    if (!failed) break;
+    const culprit = plan[failed.index]!;
+    if (culprit === imageMount || upperOn === 'tmpfs') throw new TtrpcError(Code.INTERNAL, `cannot mount ${culprit.what}: ${failed.reason}`);
+    // The disk's filesystem may be broken, or lack what overlayfs needs of an upper layer: a tmpfs
+    // (over it, when it is mounted) does not.
+    if (culprit === scratchMount) log(`rootfs: scratch disk ${scratchDev} unusable (${failed.reason}); using tmpfs for the writable layer`);
+    else log(`rootfs: overlay on ${upperOn} failed (${failed.reason}); using tmpfs for the writable layer`);
     upperOn = 'tmpfs';
-    await mountOverlay(lower, scratch, rootfs, run);
+    plan = [tmpfs, ...overlay];
   }
   log(`rootfs: overlay of ${image} (read-only) and ${upperOn} at ${rootfs}`);
   return rootfs;
 }
 
-async function mountOverlay(lower: string, scratch: string, rootfs: string, run: CommandRunner): Promise<void> {
-  await mkdir(join(scratch, 'upper'), { recursive: true });
-  await mkdir(join(scratch, 'work'), { recursive: true });
-  const options = `lowerdir=${lower},upperdir=${join(scratch, 'upper')},workdir=${join(scratch, 'work')}`;
-  await mountOrFail(run, ['-t', 'overlay', '-o', options, 'overlay', rootfs], 'the overlay');
-}
-
 /**
- * Mounts the scratch disk at `dir`, formatting it first when it has no filesystem yet. When it
- * cannot be formatted or mounted, a tmpfs is used instead (writes then live in RAM). Returns what
- * the upper layer is on, for the log.
+ * Formats a blank scratch disk: full e2fsprogs when the image has it; busybox's mke2fs (ext2,
+ * mounted by the ext4 driver) otherwise. Returns why it failed, undefined when it worked.
  */
-async function mountScratch(device: string, dir: string, run: CommandRunner, log: Log): Promise<string> {
+async function formatScratch(device: string, run: CommandRunner, log: Log): Promise<string | undefined> {
   try {
-    if (!(await hasExtFilesystem(device))) {
-      // Full e2fsprogs when the image has it; busybox's mke2fs (ext2, mounted by the ext4 driver) otherwise.
-      if (existsSync('/sbin/mkfs.ext4') || existsSync('/usr/sbin/mkfs.ext4')) await run('mkfs.ext4', ['-q', '-F', '-L', 'hc-scratch', device]);
-      else await run('mke2fs', ['-F', '-L', 'hc-scratch', device]);
-      log(`rootfs: formatted scratch disk ${device}`);
-    }
-    await run('mount', ['-t', 'ext4', device, dir]);
-    return device;
+    if (existsSync('/sbin/mkfs.ext4') || existsSync('/usr/sbin/mkfs.ext4')) await run('mkfs.ext4', ['-q', '-F', '-L', 'hc-scratch', device]);
+    else await run('mke2fs', ['-F', '-L', 'hc-scratch', device]);
+    log(`rootfs: formatted scratch disk ${device}`);
+    return undefined;
   } catch (err) {
-    log(`rootfs: scratch disk ${device} unusable (${errorText(err)}); using tmpfs for the writable layer`);
-    await mountOrFail(run, ['-t', 'tmpfs', '-o', 'mode=755', 'tmpfs', dir], 'a tmpfs for the writable layer');
-    return 'tmpfs';
-  }
-}
-
-async function mountOrFail(run: CommandRunner, args: string[], what: string): Promise<void> {
-  try {
-    await run('mount', args);
-  } catch (err) {
-    throw new TtrpcError(Code.INTERNAL, `cannot mount ${what}: ${errorText(err)}`);
+    return errorText(err);
   }
 }

@@ -21,6 +21,7 @@ import { CONTAINER_ID, workloadConfig } from './oci-config.js';
 import type { ManagedProcess } from './process.js';
 import { MAIN_PROCESS_ID, type ProcessTable } from './processes.js';
 import type { ProcessSpec, ProcessStarted, StartWorkloadRequest } from './protocol/messages.js';
+import { commandMounts, helperMounts, type MountRunner } from './mount-steps.js';
 import { GUEST_ROOTFS_PATHS, prepareRootfs, rootfsPath, type CommandRunner, type RootfsPaths } from './rootfs.js';
 import { crunOnTerminal, defaultExecHelper, terminalSessionArgs } from './terminal-session.js';
 
@@ -35,6 +36,11 @@ export interface WorkloadOptions {
   crunStateDir?: string;
   /** Runs mount/mkfs/crun helper commands (default: runCommand). */
   run?: CommandRunner;
+  /**
+   * Runs the rootfs mounts. Default: in one run of the exec helper when there is a helper and no
+   * `run` was given (the guest), else one mount(8) each through `run`.
+   */
+  mounts?: MountRunner;
   /**
    * The exec helper's binary (default: `exec-helper` next to the agent's script, as the system
    * image ships it); null: exec always uses `crun exec`.
@@ -60,6 +66,7 @@ export class Workload {
   private readonly crun: string;
   private readonly crunStateDir: string;
   private readonly run: CommandRunner;
+  private readonly mounts: MountRunner;
   private env: string[] = [];
   private cwd = '/';
   private starting = false;
@@ -76,6 +83,7 @@ export class Workload {
     this.crunStateDir = options.crunStateDir ?? '/run/crun';
     this.run = options.run ?? ((file, args) => runCommand(file, args, { timeoutMs: 120_000 }));
     this.helperBinary = options.execHelper === undefined ? defaultExecHelper() : options.execHelper;
+    this.mounts = options.mounts ?? (this.helperBinary && !options.run ? helperMounts(this.helperBinary) : commandMounts(this.run));
   }
 
   /** True once the container has been started (by this agent or, see adopt, a previous one). */
@@ -130,7 +138,7 @@ export class Workload {
         if (source) binds[dest] = source;
       }
       const rootfs = rootfsPath(this.paths.runDir);
-      await prepareRootfs(this.paths, req, this.run, this.log);
+      await prepareRootfs(this.paths, req, this.run, this.log, this.mounts);
       await writeMetadataFiles(rootfs, req.files ?? [], req.sshAuthorizedKeys ?? []);
       // After the mount: a user given by name is looked up in the image's own /etc/passwd.
       const user = resolveUser(req.process.user, rootfs);

@@ -6,7 +6,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Image } from '../../src/core/image.js';
 import { buildDemoRootfs, DEMO_MARKER } from '../../src/guest/demo-rootfs.js';
@@ -297,4 +297,48 @@ test('a workload VM has disk_size of room on / and cannot write more than that o
 
   assert.equal(cli(['rm', '-f', id]).code, 0);
   assert.equal(existsSync(scratch), false, "the VM's scratch disk is removed with it");
+});
+
+test('a blank scratch disk is formatted in the guest; one that cannot be mounted leaves the writable layer on tmpfs', async () => {
+  const busybox = buildImage([await buildLayer(busyboxLayerEntries())], { cmd: ['/bin/sh'] });
+  await push('hc/busybox', '1', busybox);
+  process.env['HYPERCORE_AGENT_TIMEOUT'] = '120';
+  /** Creates a VM, puts `scratch` (raw bytes, or undefined for a blank disk) in place of its scratch disk, starts it. */
+  const bootWith = (name: string, scratch: Buffer | undefined): { id: string; console: () => string } => {
+    const hac = join(daemon.dir, `${name}.toml`);
+    writeFileSync(hac, `[spacecore]\nname = "${name}"\n[hardware]\nmemory = 256\ndisk_size = 64\nref = "${registry.host}/hc/busybox:1"\n[workload]\ncommand = ["sleep", "100000"]\n[hypervisor]\nprovider = "qemu"\n[network]\nmode = "none"\n`);
+    const created = cli(['create', '--hac', hac]);
+    assert.equal(created.code, 0, `${created.stderr}\n${daemon.log()}`);
+    const id = lastLine(created.stdout);
+    const vm = JSON.parse(cli(['inspect', '--json', id]).stdout) as { disks: { name: string; path: string; format: string }[] };
+    const disk = vm.disks.find((d) => d.name === 'scratch')!;
+    const raw = join(daemon.dir, `${name}-scratch.raw`);
+    writeFileSync(raw, scratch ?? Buffer.alloc(0));
+    truncateSync(raw, 64 * 1024 * 1024);
+    if (disk.format === 'qcow2') execFileSync('qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', raw, disk.path]);
+    else copyFileSync(raw, disk.path);
+    const started = cli(['start', id]);
+    assert.equal(started.code, 0, `${started.stderr}\n${daemon.log()}`);
+    return { id, console: () => readFileSync(join(daemon.root, 'vms', id, 'console.log'), 'utf8') };
+  };
+  const writes = (id: string): void => {
+    const r = cli(['exec', id, '--', 'sh', '-c', 'echo written > /probe && cat /probe']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), 'written');
+  };
+
+  const blank = bootWith('blankscratch', undefined);
+  assert.match(blank.console(), /rootfs: formatted scratch disk \/dev\/vd[a-z]/);
+  assert.match(blank.console(), /rootfs: overlay of \/dev\/vd[a-z] \(read-only\) and \/dev\/vd[a-z] at \/run\/hc\/rootfs/);
+  writes(blank.id);
+
+  // An ext superblock magic over junk: not formatted again, and the ext4 driver refuses it.
+  const junk = Buffer.alloc(64 * 1024, 0xa5);
+  junk.writeUInt16LE(0xef53, 1080);
+  const broken = bootWith('brokenscratch', junk);
+  assert.match(broken.console(), /rootfs: scratch disk \/dev\/vd[a-z] unusable \(mount ext4 \/dev\/vd[a-z] on \/run\/hc\/scratch: [^)]+\); using tmpfs for the writable layer/);
+  assert.match(broken.console(), /rootfs: overlay of \/dev\/vd[a-z] \(read-only\) and tmpfs at \/run\/hc\/rootfs/);
+  writes(broken.id);
+
+  for (const id of [blank.id, broken.id]) assert.equal(cli(['rm', '-f', id]).code, 0);
 });
