@@ -160,7 +160,11 @@ export class TtrpcAgentSession implements AgentSession {
     const payload = codecs.IoInput.encode({ create: { process: spec, inWorkload }, windowBytes: IO_WINDOW_BYTES, holdOutput: true });
     const stream = this.client.stream(AGENT_SERVICE, 'Exec', { streamingClient: true, streamingServer: true, maxBufferedBytes: IO_STREAM_BUFFER_BYTES, payload });
     // As CreateProcess's deadline: the process must have started by then (the stream itself has none).
-    const timer = setTimeout(() => stream.cancel(new Error(`no answer within ${CALL_TIMEOUT_MS / 1000} s`)), CALL_TIMEOUT_MS);
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      stream.cancel(new Error(`no answer within ${CALL_TIMEOUT_MS / 1000} s`));
+    }, CALL_TIMEOUT_MS);
     try {
       const first = await stream.recv();
       const out = first === undefined ? undefined : codecs.IoOutput.decode(first);
@@ -175,7 +179,7 @@ export class TtrpcAgentSession implements AgentSession {
         this.execUnimplemented = true;
         return this.exec(spec, inWorkload);
       }
-      throw fromRemote(err, 'CreateProcess');
+      throw fromRemote(timedOut ? new TtrpcError(Code.DEADLINE_EXCEEDED, 'context deadline exceeded', { cause: err }) : err, 'CreateProcess');
     } finally {
       clearTimeout(timer);
       this.observe?.('CreateProcess', (performance.now() - started) / 1000, ok);
