@@ -7,7 +7,7 @@
  *   --runs N        sets both --exec-runs and --agent-runs
  *   --exec-runs N   `hypercore exec ID -- true` via the CLI and via in-process gRPC (default 50)
  *   --agent-runs N  bare agent hello() and createProcess+wait, daemon stopped (default 200)
- *   --spawn-runs R  `hypercore spawn` vs raw QEMU boot to agent ready (default 3)
+ *   --spawn-runs R  `hypercore spawn` vs raw QEMU boot to agent ready (default 3; 0 skips section 3)
  *
  * Set-up: an isolated hypercored (TestDaemon, fresh root); the guest system image is built (or found)
  * by this process in `<root>/guest` before the daemon starts, so that no spawn below pays for it; a
@@ -106,7 +106,7 @@ function parseArgs(argv: readonly string[]): Options {
       '-n': runs,
       '--exec-runs': (value) => (o.execRuns = intInRange('--exec-runs', value(), 1, 2000)),
       '--agent-runs': (value) => (o.agentRuns = intInRange('--agent-runs', value(), 1, 2000)),
-      '--spawn-runs': (value) => (o.spawnRuns = intInRange('--spawn-runs', value(), 1, 10)),
+      '--spawn-runs': (value) => (o.spawnRuns = intInRange('--spawn-runs', value(), 0, 10)),
     },
   });
   return o;
@@ -399,35 +399,36 @@ async function main(): Promise<void> {
     console.log(`  daemon restarted (socket answers after ${fmtMs(daemonUpMs)}); first successful exec after ${fmtMs(readoptMs)} from the restart`);
 
     // --- 3. spawn vs raw QEMU boot ----------------------------------------------------------------
-    mkdirSync(rawDir, { recursive: true });
-    const rawAgentSocket = join(rawDir, 'agent.sock');
-    // The spawned VMs' disks: the image's block image, and a scratch overlay (a fresh one per raw boot).
-    const scratchBacking = (vm.disks ?? []).find((d) => d.name === 'scratch');
-    const scratchTemplate = scratchBacking?.format === 'qcow2' ? (JSON.parse(execFileSync('qemu-img', ['info', '-U', '--output=json', scratchBacking.path], { encoding: 'utf8' })) as { 'backing-filename'?: string })['backing-filename'] : undefined;
-    const rawDisks = async (i: number): Promise<VmDisk[]> =>
-      Promise.all(
-        (vm.disks ?? []).map(async (d) => {
-          if (d.name !== 'scratch' || !scratchTemplate) return d;
-          const path = join(rawDir, `scratch-${i}.qcow2`);
-          rmSync(path, { force: true });
-          await writeQcow2Overlay(path, { backingFile: scratchTemplate, backingFormat: 'raw', virtualSize: statSync(scratchTemplate).size, lazyRefcounts: true });
-          return { ...d, path };
-        }),
-      );
-    const rawArgsFor = async (i: number): Promise<string[]> => {
-      const spec = await loadHacFile(hacFile, { hostCpus: hostCpuCount(), overrides: { name: `bench-raw-${i}` }, cwd: daemon.dir });
-      return rawQemuArguments({ vmId: `bench-raw-${i}`, spec, rootDisk: { path: sys.path, readOnly: true }, disks: await rawDisks(i), agentSocket: rawAgentSocket, accel });
-    };
-    {
-      const a = await rawArgsFor(0);
-      console.log(`\n3. spawn → agent vs raw QEMU boot → agent ready (accel ${accel} on both sides, as the daemon chose)`);
-      console.log(`  raw QEMU command line: ${rawQemuCommandLine(a)}`);
-    }
     const rawReady: number[] = [];
     const hcSpawn: number[] = [];
     const hcReady: number[] = [];
     const hcRm: number[] = [];
     const traces = new TraceSummary();
+    if (opts.spawnRuns > 0) {
+      mkdirSync(rawDir, { recursive: true });
+      const rawAgentSocket = join(rawDir, 'agent.sock');
+      // The spawned VMs' disks: the image's block image, and a scratch overlay (a fresh one per raw boot).
+      const scratchBacking = (vm.disks ?? []).find((d) => d.name === 'scratch');
+      const scratchTemplate = scratchBacking?.format === 'qcow2' ? (JSON.parse(execFileSync('qemu-img', ['info', '-U', '--output=json', scratchBacking.path], { encoding: 'utf8' })) as { 'backing-filename'?: string })['backing-filename'] : undefined;
+      const rawDisks = async (i: number): Promise<VmDisk[]> =>
+        Promise.all(
+          (vm.disks ?? []).map(async (d) => {
+            if (d.name !== 'scratch' || !scratchTemplate) return d;
+            const path = join(rawDir, `scratch-${i}.qcow2`);
+            rmSync(path, { force: true });
+            await writeQcow2Overlay(path, { backingFile: scratchTemplate, backingFormat: 'raw', virtualSize: statSync(scratchTemplate).size, lazyRefcounts: true });
+            return { ...d, path };
+          }),
+        );
+      const rawArgsFor = async (i: number): Promise<string[]> => {
+        const spec = await loadHacFile(hacFile, { hostCpus: hostCpuCount(), overrides: { name: `bench-raw-${i}` }, cwd: daemon.dir });
+        return rawQemuArguments({ vmId: `bench-raw-${i}`, spec, rootDisk: { path: sys.path, readOnly: true }, disks: await rawDisks(i), agentSocket: rawAgentSocket, accel });
+      };
+      {
+        const a = await rawArgsFor(0);
+        console.log(`\n3. spawn → agent vs raw QEMU boot → agent ready (accel ${accel} on both sides, as the daemon chose)`);
+        console.log(`  raw QEMU command line: ${rawQemuCommandLine(a)}`);
+    }
     const spawnAccels = new Set<string>();
     /** One `hypercore spawn` of a fresh VM, timed to the ready line and to the CLI's return; then rm -f. */
     const hypercoreSpawn = async (name: string): Promise<{ readyMs: number; spawnMs: number; rmMs: number }> => {
@@ -485,6 +486,7 @@ async function main(): Promise<void> {
       );
     }
     if ([...spawnAccels].some((a) => a !== accel)) console.log(`  WARNING: spawned VMs used accel ${[...spawnAccels].join('/')}, raw used ${accel}`);
+    }
 
     // --- summary ----------------------------------------------------------------------------------
     const p50 = (v: readonly number[]) => (v.length ? percentile(v, 0.5) : NaN);
@@ -503,15 +505,17 @@ async function main(): Promise<void> {
     console.log(`  ratio exec -t (crun exec) p50 / exec (helper) p50:    ${(p50(execTty) / p50(execWs)).toFixed(2)}`);
     console.log(`  ratio exec gRPC p50 / bare createProcess+wait p50:    ${(p50(execGrpc) / p50(createWait)).toFixed(2)}`);
     console.log(`  ratio exec CLI p50 / exec gRPC p50:                   ${(p50(execCli) / p50(execGrpc)).toFixed(2)}`);
-    console.log(mLine('  raw qemu boot → agent ready', rawReady));
-    console.log(mLine('  hypercore spawn → agent ready (console)', hcReady));
-    console.log(mLine('  hypercore spawn → CLI returned', hcSpawn));
-    console.log(mLine('  hypercore rm -f (of those VMs)', hcRm));
-    const returnedRatio = median(hcSpawn) / median(rawReady);
-    const readyRatio = median(hcReady) / median(rawReady);
-    console.log(`  ratio spawn-returned / raw agent-ready (median):     ${returnedRatio.toFixed(2)}  (overhead ${fmtMs(median(hcSpawn) - median(rawReady))})  target ≤ 1.15: ${returnedRatio <= 1.15 ? 'met' : 'NOT met'}`);
-    console.log(`  ratio spawn agent-ready / raw agent-ready (median):  ${readyRatio.toFixed(2)}  (overhead ${fmtMs(median(hcReady) - median(rawReady))})  target ≤ 1.05: ${readyRatio <= 1.05 ? 'met' : 'NOT met'}`);
-    console.log(`  daemon steps of those spawns: ${traces.line()}`);
+    if (opts.spawnRuns > 0) {
+      console.log(mLine('  raw qemu boot → agent ready', rawReady));
+      console.log(mLine('  hypercore spawn → agent ready (console)', hcReady));
+      console.log(mLine('  hypercore spawn → CLI returned', hcSpawn));
+      console.log(mLine('  hypercore rm -f (of those VMs)', hcRm));
+      const returnedRatio = median(hcSpawn) / median(rawReady);
+      const readyRatio = median(hcReady) / median(rawReady);
+      console.log(`  ratio spawn-returned / raw agent-ready (median):     ${returnedRatio.toFixed(2)}  (overhead ${fmtMs(median(hcSpawn) - median(rawReady))})  target ≤ 1.15: ${returnedRatio <= 1.15 ? 'met' : 'NOT met'}`);
+      console.log(`  ratio spawn agent-ready / raw agent-ready (median):  ${readyRatio.toFixed(2)}  (overhead ${fmtMs(median(hcReady) - median(rawReady))})  target ≤ 1.05: ${readyRatio <= 1.05 ? 'met' : 'NOT met'}`);
+      console.log(`  daemon steps of those spawns: ${traces.line()}`);
+    } else console.log('  spawn vs raw boot: skipped (--spawn-runs 0)');
     console.log(
       `  system image: ${fmtMiB(sysStat.size)} apparent, ${fmtMiB(sysStat.blocks * 512)} allocated (${sys.path.split('/').at(-1)!.slice(0, 19)}….ext4); built in this run: ${sys.built ? `yes (${fmtMs(sys.buildMs)})` : 'no (cache hit)'}`,
     );

@@ -4,7 +4,7 @@ import { ErrorCodes, HypercoreError } from '../core/errors.js';
 import type { MetadataValues } from '../core/metadata.js';
 import { AGENT_SERVICE } from '../agent/protocol/schema.js';
 import { codecs, ioOutputCost, methods, type UnaryMethod } from '../agent/protocol/messages.js';
-import { TtrpcClient, TtrpcError, type ClientStream } from '../ttrpc/index.js';
+import { Code, TtrpcClient, TtrpcError, type ClientStream } from '../ttrpc/index.js';
 import { openAgentChannel, openHybridVsockChannel } from './connect.js';
 import { TtrpcPodAgent } from './pod-agent.js';
 import type { PodAgent } from '../core/pod-agent.js';
@@ -84,6 +84,8 @@ const UNTIMED_METHODS: ReadonlySet<UnaryMethod> = new Set(['Wait']);
 export class TtrpcAgentSession implements AgentSession {
   readonly closed: Promise<void>;
   private podAgent: PodAgent | undefined;
+  /** The agent predates the Exec call. */
+  private execUnimplemented = false;
 
   constructor(
     private readonly client: TtrpcClient,
@@ -141,6 +143,47 @@ export class TtrpcAgentSession implements AgentSession {
     const first = { processId, fromOffset, windowBytes: IO_WINDOW_BYTES, holdOutput: options.follow !== true };
     void stream.send(codecs.IoInput.encode(first)).catch(() => undefined);
     return new ProcessStream(stream);
+  }
+
+  /**
+   * One Exec call (the process and its IO in one round trip); an agent from before Exec answers
+   * UNIMPLEMENTED, and then this session uses CreateProcess and Io.
+   */
+  async exec(spec: ProcessSpec, inWorkload: boolean): Promise<{ processId: string; pid: number; io: ProcessIo }> {
+    if (this.execUnimplemented) {
+      const { processId, pid } = await this.createProcess(spec, inWorkload);
+      return { processId, pid, io: this.io(processId, 0) };
+    }
+    const started = performance.now();
+    let ok = false;
+    // The first IoInput travels in the Request frame itself.
+    const payload = codecs.IoInput.encode({ create: { process: spec, inWorkload }, windowBytes: IO_WINDOW_BYTES, holdOutput: true });
+    const stream = this.client.stream(AGENT_SERVICE, 'Exec', { streamingClient: true, streamingServer: true, maxBufferedBytes: IO_STREAM_BUFFER_BYTES, payload });
+    // As CreateProcess's deadline: the process must have started by then (the stream itself has none).
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      stream.cancel(new Error(`no answer within ${CALL_TIMEOUT_MS / 1000} s`));
+    }, CALL_TIMEOUT_MS);
+    try {
+      const first = await stream.recv();
+      const out = first === undefined ? undefined : codecs.IoOutput.decode(first);
+      if (!out?.started?.processId) throw new TtrpcError(Code.INTERNAL, 'Exec: the agent did not say which process it started');
+      ok = true;
+      return { processId: out.started.processId, pid: out.started.pid, io: new ProcessStream(stream) };
+    } catch (err) {
+      // Closing our side tells the agent nobody reads: a process started meanwhile is not held for us.
+      stream.closeSend().catch(() => undefined);
+      stream.cancel('exec failed');
+      if (err instanceof TtrpcError && err.code === Code.UNIMPLEMENTED) {
+        this.execUnimplemented = true;
+        return this.exec(spec, inWorkload);
+      }
+      throw fromRemote(timedOut ? new TtrpcError(Code.DEADLINE_EXCEEDED, 'context deadline exceeded', { cause: err }) : err, 'CreateProcess');
+    } finally {
+      clearTimeout(timer);
+      this.observe?.('CreateProcess', (performance.now() - started) / 1000, ok);
+    }
   }
 
   async signal(processId: string, signal: string): Promise<void> {

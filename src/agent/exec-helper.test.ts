@@ -19,6 +19,8 @@ import { encodeFrame, ExecHelper, HelperChild, MAX_REQUEST_BYTES } from './exec-
 import { openDetachedPty } from './pty.js';
 import { registerAgentService } from './service.js';
 import { AgentTestClient, FAKE_CRUN, fakeGuest, recordingRunner } from './test-helpers.js';
+import { codecs, type IoOutput } from './protocol/messages.js';
+import { AGENT_SERVICE } from './protocol/schema.js';
 
 // This file runs as dist/src/agent/exec-helper.test.js; the build puts the helper in dist/agent.
 const HELPER = fileURLToPath(new URL('../../agent/exec-helper', import.meta.url));
@@ -124,6 +126,27 @@ test('stdio are pipes: /dev/stdout works, 1 MiB of stdin comes back whole, fast 
   assert.ok(cat.stdout.equals(input), `cat returned ${cat.stdout.length} bytes`);
   const burst = await exec(['head', '-c', '300000', '/dev/zero']);
   assert.equal(burst.stdout.length, 300_000);
+  // Stdin closed before anything was written to it (its stream is made only when written) reads as EOF.
+  const empty = await exec(['sh', '-c', 'cat; echo "eof $?"']);
+  assert.equal(empty.stdout.toString(), 'eof 0\n');
+});
+
+test('Exec: the process starts in the workload and its whole output and exit come on the same stream', async () => {
+  const stream = c.ttrpc.stream(AGENT_SERVICE, 'Exec', {
+    streamingClient: true,
+    streamingServer: true,
+    payload: codecs.IoInput.encode({ create: { process: { args: ['sh', '-c', 'echo out; echo err >&2; head -c 200000 /dev/zero; exit 5'] }, inWorkload: true }, closeStdin: true }),
+  });
+  const messages: IoOutput[] = [];
+  for await (const raw of stream) messages.push(codecs.IoOutput.decode(raw));
+  const pid = messages[0]?.started?.pid ?? 0;
+  assert.ok(messages[0]?.started?.processId && pid > 0, 'the first message says which process started');
+  const listed = (await c.call('ListProcesses', {})).processes.find((p) => p.processId === messages[0]!.started!.processId);
+  assert.deepEqual([listed?.inWorkload, listed?.pid], [true, pid]);
+  const of = (fd: number) => Buffer.concat(messages.filter((m) => m.fd === fd && !m.exited).map((m) => Buffer.from(m.data ?? new Uint8Array(0))));
+  assert.equal(of(1).length, 4 + 200_000);
+  assert.equal(of(2).toString(), 'err\n');
+  assert.deepEqual([messages.at(-1)?.exited, messages.at(-1)?.exitCode], [true, 5]);
 });
 
 test('a signal reaches the process; the exit names it', async () => {
@@ -199,7 +222,11 @@ async function helperBinaryOn(terminal: boolean, args: string[]): Promise<{ outp
   const tty = await openDetachedPty(24, 80);
   let output = '';
   tty.master.on('data', (d: Buffer) => (output += d.toString('utf8')));
-  const ended = new Promise<void>((resolve) => tty.master.on('error', () => resolve()));
+  // The master reads EIO once no slave is open; it may also just end or close (as process.ts expects), which
+  // this waited for not (a file-timeout in a loaded full unit run).
+  const ended = new Promise<void>((resolve) => {
+    for (const event of ['error', 'end', 'close']) tty.master.once(event, () => resolve());
+  });
   const child = spawn(HELPER, args, { stdio: [tty.slave, tty.slave, tty.slave] });
   const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
   tty.closeSlave();

@@ -48,6 +48,8 @@ export interface PipedChild extends EventEmitter {
   readonly stdin: Writable | null;
   readonly stdout: Readable | null;
   readonly stderr: Readable | null;
+  /** Closes stdin (EOF); without it, `stdin.end()` does. */
+  closeStdin?(): void;
 }
 
 /** Frames: a 4-byte big-endian length, then NUL-terminated fields. */
@@ -77,22 +79,40 @@ export function decodeFrames(buffer: Buffer, maxBytes: number): { frames: string
 /** A process started by the helper, shaped like a ChildProcess: 'exit' with its status, then 'close' when its output ended. */
 export class HelperChild extends EventEmitter implements PipedChild {
   pid: number | undefined;
-  stdin: Socket | null = null;
   stdout: Socket | null = null;
   stderr: Socket | null = null;
   private exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   private exitEmitted = false;
   private openStreams = 0;
+  /** The agent's end of the child's stdin until it is made a stream (most execs only close it). */
+  private stdinFd: number | undefined;
+  private stdinStream: Socket | null = null;
 
   constructor(readonly id: string) {
     super();
+  }
+
+  /** The child's stdin, made a stream on first use: under emulation each stream costs the one vCPU a share of an exec. */
+  get stdin(): Socket | null {
+    if (this.stdinFd !== undefined) {
+      this.stdinStream = new Socket({ fd: this.stdinFd, readable: false, writable: true });
+      this.stdinStream.on('error', () => undefined); // EPIPE after the process exited: nothing to do
+      this.stdinFd = undefined;
+    }
+    return this.stdinStream;
+  }
+
+  closeStdin(): void {
+    if (this.stdinFd === undefined) return void this.stdinStream?.end();
+    closeSync(this.stdinFd);
+    this.stdinFd = undefined;
   }
 
   /** Takes the agent's ends of the pipes, opened through /proc/<helper>/fd/N (none for a terminal child). */
   attach(pid: number, fds?: [number, number, number]): void {
     this.pid = pid;
     if (!fds) return;
-    this.stdin = new Socket({ fd: fds[0], readable: false, writable: true });
+    this.stdinFd = fds[0];
     this.stdout = new Socket({ fd: fds[1], readable: true, writable: false });
     this.stderr = new Socket({ fd: fds[2], readable: true, writable: false });
     for (const out of [this.stdout, this.stderr]) {
@@ -108,7 +128,8 @@ export class HelperChild extends EventEmitter implements PipedChild {
     if (this.exit) return;
     this.exit = { code, signal };
     // As node does for its children: nobody reads this stdin any more.
-    this.stdin?.destroy();
+    if (this.stdinFd !== undefined) this.closeStdin();
+    else this.stdinStream?.destroy();
     // Emitted on a later turn, as node's own 'exit' is: a short process's 'exited' frame often comes
     // in the same read as its 'started' frame, before whoever awaited the spawn has listened.
     setImmediate(() => {

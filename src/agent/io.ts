@@ -9,6 +9,11 @@
  * grants credit instead (window_bytes, then consumed_bytes as its reader takes output): the agent
  * sends no more than the window ahead of the reader. A client that holds the output (hold_output)
  * thereby pauses the process when it stops reading; see output-buffer.ts.
+ *
+ * Exec is CreateProcess and Io in one call, one round trip less for a short exec: its first IoInput
+ * carries the process to start instead of naming one, its first IoOutput says which process started,
+ * and the stream then goes on as Io, holding the output from byte 0 (nothing is lost before the
+ * first read, as no other reader could have come first).
  */
 import { Code, TtrpcError, type CallContext, type ServerStream, type StreamMethod } from '../ttrpc/index.js';
 import { OutputCredit } from './output-credit.js';
@@ -28,11 +33,33 @@ export function ioMethod(table: ProcessTable): StreamMethod {
   };
 }
 
+/** The Exec method for TtrpcServer.register. */
+export function execMethod(table: ProcessTable): StreamMethod {
+  return {
+    streamingClient: true,
+    streamingServer: true,
+    stream: (stream, ctx) => serveExec(table, stream, ctx),
+  };
+}
+
 async function serveIo(table: ProcessTable, stream: ServerStream, ctx: CallContext): Promise<Uint8Array | void> {
   const first = await stream.recv();
   if (first === undefined) throw new TtrpcError(Code.INVALID_ARGUMENT, 'Io: the first IoInput must name the process');
   const input = codecs.IoInput.decode(first);
-  const proc = table.get(input.processId);
+  return serveOutput(table.get(input.processId), input, stream, ctx);
+}
+
+async function serveExec(table: ProcessTable, stream: ServerStream, ctx: CallContext): Promise<Uint8Array | void> {
+  const first = await stream.recv();
+  const input = first === undefined ? undefined : codecs.IoInput.decode(first);
+  if (!input?.create?.process) throw new TtrpcError(Code.INVALID_ARGUMENT, 'Exec: the first IoInput must carry the process to create');
+  const proc = await table.spawn(input.create.process, { inWorkload: input.create.inWorkload ?? false });
+  await stream.send(codecs.IoOutput.encode({ started: { processId: proc.id, pid: proc.pid } }));
+  return serveOutput(proc, { ...input, fromOffset: 0, holdOutput: true }, stream, ctx);
+}
+
+/** The output loop of Io and Exec for `proc`, from the first IoInput's offset and credit; its stdin and credit beside. */
+async function serveOutput(proc: ManagedProcess, input: IoInput, stream: ServerStream, ctx: CallContext): Promise<Uint8Array | void> {
   // The stream ends with the call, or when the client closes its side (its way to cancel).
   const stop = new AbortController();
   const onCallEnd = (): void => stop.abort(ctx.signal.reason);

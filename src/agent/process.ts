@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import { Code, TtrpcError } from '../ttrpc/index.js';
 import { CrunErrorFilter } from './crun-errors.js';
-import type { PipedChild } from './exec-helper.js';
+import { HelperChild, type PipedChild } from './exec-helper.js';
 import type { Launch } from './launch.js';
 import { OutputBuffer, type OutputHold } from './output-buffer.js';
 import type { ProcessInfo } from './protocol/messages.js';
@@ -170,6 +170,7 @@ export class ManagedProcess {
     if (this.exit) return;
     if (this.pty) this.pty.write('\x04');
     else if (this.terminal) this.terminal.master.write('\x04');
+    else if (this.child?.closeStdin) this.child.closeStdin();
     else this.child?.stdin?.end();
   }
 
@@ -221,7 +222,8 @@ export class ManagedProcess {
     const child = this.launch.spawn ? await this.launch.spawn() : spawn(file, args, { cwd, env, stdio: ['pipe', 'pipe', 'pipe'], ...this.credentials() });
     this.child = child;
     this.pid = child.pid ?? 0;
-    child.stdin!.on('error', () => undefined); // EPIPE after the process exited: nothing to do
+    // EPIPE after the process exited: nothing to do (the helper's child makes its stdin stream, if ever, with this).
+    if (!(child instanceof HelperChild)) child.stdin!.on('error', () => undefined);
     child.stdout!.on('data', (d: Buffer) => this.emit(1, d));
     child.stderr!.on('data', (d: Buffer) => this.emit(2, d));
     let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;

@@ -78,12 +78,15 @@ export class ProcessTable {
     if (existing?.running) throw new TtrpcError(Code.ALREADY_EXISTS, `process ${id} is already running`);
     this.procs.delete(id);
     const output = { bufferBytes: this.bufferBytes, ...(this.firstReaderGraceMs !== undefined ? { firstReaderGraceMs: this.firstReaderGraceMs } : {}) };
+    // Only the workload's start and end go to the log (the serial console): under emulation a
+    // console line costs a few ms of the one vCPU, twice per exec.
+    const logged = id === MAIN_PROCESS_ID;
     const proc = await ManagedProcess.start(id, launch, output, (p) => {
-      this.log(`process ${p.id} exited: code ${p.exit?.exitCode}${p.exit?.signal ? ` (${p.exit.signal})` : ''}`);
+      if (logged) this.log(`process ${p.id} exited: code ${p.exit?.exitCode}${p.exit?.signal ? ` (${p.exit.signal})` : ''}`);
       this.prune();
     });
     this.procs.set(id, proc);
-    this.log(`process ${id} started: pid ${proc.pid}${launch.inWorkload ? ' (workload)' : ''} ${JSON.stringify(launch.displayArgs).slice(0, 200)}`);
+    if (logged) this.log(`process ${id} started: pid ${proc.pid}${launch.inWorkload ? ' (workload)' : ''} ${JSON.stringify(launch.displayArgs).slice(0, 200)}`);
     this.prune();
     return proc;
   }

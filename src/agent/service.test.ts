@@ -5,13 +5,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import type net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Code, TtrpcError, TtrpcServer } from '../ttrpc/index.js';
+import { Code, TtrpcError, TtrpcServer, type ServiceMethods } from '../ttrpc/index.js';
 import { listenUnix } from './channel.js';
 import { codecs } from './protocol/messages.js';
 import { registerAgentService } from './service.js';
 import { AgentTestClient } from './test-helpers.js';
 import { TtrpcAgentSession } from '../agent-client/agent-session.js';
-import type { ExitStatus } from '../core/agent.js';
+import type { ExitStatus, ProcessIo } from '../core/agent.js';
+import { AGENT_SERVICE } from './protocol/schema.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 let dir: string;
@@ -305,5 +306,62 @@ test('output before the first reader opens Io is held for it: a fast process los
     assert.equal(next, 3 * 1024 * 1024);
   } finally {
     session.close();
+  }
+});
+
+/** Everything one host-side exec's IO gave: stdout, stderr, the exit. */
+async function drain(io: ProcessIo): Promise<{ stdout: string; stderr: string; exit?: ExitStatus }> {
+  const out: { stdout: string; stderr: string; exit?: ExitStatus } = { stdout: '', stderr: '' };
+  for await (const event of io) {
+    if (event.kind === 'exit') out.exit = event.status;
+    else if (event.fd === 1) out.stdout += Buffer.from(event.data).toString();
+    else out.stderr += Buffer.from(event.data).toString();
+  }
+  return out;
+}
+
+test("the host's exec is one Exec call: process id, output and exit; its errors read as CreateProcess's", async () => {
+  const session = await hostSession();
+  // Unary calls the session makes: none for an exec the agent takes in one Exec call.
+  const unary: string[] = [];
+  const call = session.testClient.ttrpc.call.bind(session.testClient.ttrpc);
+  session.testClient.ttrpc.call = (service, method, ...rest) => (unary.push(method), call(service, method, ...rest));
+  try {
+    const { processId, pid, io } = await session.exec({ args: ['sh', '-c', 'read line; echo "got $line"; echo err >&2; exit 4'] }, false);
+    await io.write(Buffer.from('hi\n'));
+    await io.closeStdin();
+    assert.deepEqual(await drain(io), { stdout: 'got hi\n', stderr: 'err\n', exit: { exitCode: 4 } });
+    assert.deepEqual(unary, []);
+    const listed = (await session.testClient.call('ListProcesses', {})).processes.find((p) => p.processId === processId);
+    assert.equal(listed?.pid, pid);
+    const missing = await session.exec({ args: ['no-such-command'] }, false);
+    assert.deepEqual(await drain(missing.io), { stdout: '', stderr: 'exec: "no-such-command": executable file not found in $PATH\n', exit: { exitCode: 127 } });
+    await assert.rejects(session.exec({ args: ['true'] }, true), /agent CreateProcess failed: no workload is running/);
+    await assert.rejects(session.exec({ args: [] }, false), /agent CreateProcess failed: process args must not be empty/);
+  } finally {
+    session.close();
+  }
+});
+
+test('an agent without Exec (an older one) gets CreateProcess and Io instead, exec after exec', async () => {
+  // The same service, minus Exec.
+  let methods: ServiceMethods = {};
+  registerAgentService({ register: (_service: string, m: ServiceMethods) => (methods = m) } as unknown as TtrpcServer, { powerOff: () => undefined });
+  const older = new TtrpcServer();
+  older.register(AGENT_SERVICE, Object.fromEntries(Object.entries(methods).filter(([name]) => name !== 'Exec')));
+  const olderSock = join(dir, 'older.sock');
+  const olderListener = await listenUnix(older, olderSock);
+  const client = await AgentTestClient.connect(olderSock);
+  const session = new TtrpcAgentSession(client.ttrpc);
+  try {
+    for (const word of ['one', 'two']) {
+      const { processId, io } = await session.exec({ args: ['echo', word] }, false);
+      assert.ok(processId);
+      assert.deepEqual(await drain(io), { stdout: `${word}\n`, stderr: '', exit: { exitCode: 0 } });
+    }
+  } finally {
+    session.close();
+    olderListener.close();
+    await older.close();
   }
 });

@@ -6,7 +6,7 @@
 import { Code, TtrpcError, type CallContext, type TtrpcServer, type UnaryHandler } from '../ttrpc/index.js';
 import { containerHandlers } from './container-service.js';
 import { PodContainers, type PodContainersOptions } from './containers.js';
-import { ioMethod } from './io.js';
+import { execMethod, ioMethod } from './io.js';
 import { errorText, silentLog, type Log } from './log.js';
 import { MetadataStore } from './metadata-store.js';
 import { ProcessTable, type ProcessTableOptions } from './processes.js';
@@ -94,6 +94,7 @@ export function registerAgentService(server: TtrpcServer, options: AgentServiceO
       return { processId: proc.id, pid: proc.pid };
     }),
     Io: ioMethod(table),
+    Exec: execMethod(table),
     Wait: unary('Wait', async (req, ctx) => {
       const exit = await table.wait(req.processId, ctx.signal);
       return { exitCode: exit.exitCode, signal: exit.signal ?? '' };

@@ -80,6 +80,8 @@ export interface AgentSession {
    * behind skips output instead, so a slow follower never slows the process.
    */
   io(processId: string, fromOffset?: number, options?: { follow?: boolean }): ProcessIo;
+  /** createProcess, then io from offset 0, in one round trip where the agent can. */
+  exec(spec: ProcessSpec, inWorkload: boolean): Promise<{ processId: string; pid: number; io: ProcessIo }>;
   signal(processId: string, signal: string): Promise<void>;
   resize(processId: string, rows: number, cols: number): Promise<void>;
   wait(processId: string): Promise<ExitStatus>;

@@ -21,8 +21,8 @@ export class VmProcesses {
   async exec(ref: string, spec: ProcessSpec): Promise<{ processId: string; io: ProcessIo }> {
     const vm = this.records.find(ref);
     const session = this.session(vm);
-    const { processId } = await session.createProcess(spec, vm.spec.image !== undefined);
-    return { processId, io: session.io(processId, 0) };
+    const { processId, io } = await session.exec(spec, vm.spec.image !== undefined);
+    return { processId, io };
   }
 
   /**

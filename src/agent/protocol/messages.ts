@@ -32,8 +32,8 @@ export interface StartWorkloadRequest {
 }
 export interface ProcessStarted { processId: string; pid: number }
 export interface CreateProcessRequest { process: ProcessSpec; inWorkload?: boolean }
-export interface IoInput { processId?: string; fromOffset?: number; stdin?: Uint8Array; closeStdin?: boolean; windowBytes?: number; consumedBytes?: number; holdOutput?: boolean }
-export interface IoOutput { fd?: number; data?: Uint8Array; offset?: number; exited?: boolean; exitCode?: number; signal?: string; droppedBytes?: number }
+export interface IoInput { processId?: string; fromOffset?: number; stdin?: Uint8Array; closeStdin?: boolean; windowBytes?: number; consumedBytes?: number; holdOutput?: boolean; create?: CreateProcessRequest }
+export interface IoOutput { fd?: number; data?: Uint8Array; offset?: number; exited?: boolean; exitCode?: number; signal?: string; droppedBytes?: number; started?: ProcessStarted }
 export interface WaitRequest { processId: string }
 export interface ExitStatus { exitCode: number; signal?: string }
 export interface SignalRequest { processId: string; signal: string }

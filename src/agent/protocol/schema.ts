@@ -98,6 +98,8 @@ message IoInput {
   // process's output pauses once the reader is a whole output buffer behind (exec, the workload log).
   // Otherwise a reader that falls behind skips the evicted bytes (dropped_bytes tells how many).
   bool hold_output = 7;
+  // First message of an Exec stream (instead of process_id): the process to start.
+  CreateProcessRequest create = 8;
 }
 
 // Server side of the Io stream: output in order, then one last message with the exit status.
@@ -109,6 +111,7 @@ message IoOutput {
   int32 exit_code = 5;
   string signal = 6;             // e.g. SIGKILL when killed by a signal
   uint64 dropped_bytes = 7;      // output lost because the buffer overflowed before anyone read it
+  ProcessStarted started = 8;    // first message of an Exec stream: the process it started
 }
 
 message WaitRequest { string process_id = 1; }
@@ -244,6 +247,9 @@ service Agent {
   rpc StartWorkload(StartWorkloadRequest) returns (ProcessStarted);
   rpc CreateProcess(CreateProcessRequest) returns (ProcessStarted);
   rpc Io(stream IoInput) returns (stream IoOutput);
+  // CreateProcess and Io in one call (one round trip less): the first IoInput carries \`create\` and
+  // the first IoOutput \`started\`; then as Io, the output held for this reader from byte 0.
+  rpc Exec(stream IoInput) returns (stream IoOutput);
   rpc Wait(WaitRequest) returns (ExitStatus);
   rpc Signal(SignalRequest) returns (Empty);
   rpc Resize(ResizeRequest) returns (Empty);

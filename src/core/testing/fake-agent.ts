@@ -77,6 +77,9 @@ class FakeSession implements AgentSession {
   io(): ProcessIo {
     return silentIo();
   }
+  async exec() {
+    return { ...(await this.createProcess()), io: this.io() };
+  }
   async signal(): Promise<void> {}
   async resize(): Promise<void> {}
   async wait(): Promise<ExitStatus> {
