@@ -184,11 +184,11 @@ export class AgentSupervisor {
     const early = this.early.get(vmId);
     this.early.delete(vmId);
     early?.cancel.abort();
-    early?.session.then((s) => s.close()).catch(() => undefined);
+    early?.session.then((s) => s.close()).catch(() => undefined); // not lost: the channel of a VM given up on; its restore reports its own failure
   }
 
   forgetAll(): void {
-    for (const id of [...this.tracked.keys()]) this.forget(id);
+    for (const id of new Set([...this.tracked.keys(), ...this.early.keys()])) this.forget(id);
   }
 
   /** Where new output of the main process starts, for `attach` (which shows only new output). */
