@@ -1,5 +1,5 @@
 /** The core's AgentSession, spoken as TTRPC calls of `hypercore.agent.v1.Agent`. */
-import type { AgentConnector, AgentEndpoint, AgentInfo, AgentSession, ExitStatus, GuestIdentity, ProcessEvent, ProcessIo, ProcessSpec, WorkloadStart } from '../core/agent.js';
+import type { AgentConnectOptions, AgentConnector, AgentEndpoint, AgentInfo, AgentSession, ExitStatus, GuestIdentity, ProcessEvent, ProcessIo, ProcessSpec, WorkloadStart } from '../core/agent.js';
 import { ErrorCodes, HypercoreError } from '../core/errors.js';
 import type { MetadataValues } from '../core/metadata.js';
 import { AGENT_SERVICE } from '../agent/protocol/schema.js';
@@ -224,7 +224,7 @@ export class TtrpcAgentSession implements AgentSession {
 export class TtrpcAgentConnector implements AgentConnector {
   constructor(private readonly observe?: AgentCallObserver) {}
 
-  async connect(endpoint: AgentEndpoint, options: { timeoutMs: number; signal?: AbortSignal }): Promise<AgentSession> {
+  async connect(endpoint: AgentEndpoint, options: AgentConnectOptions): Promise<AgentSession> {
     const transport = endpoint.kind === 'unix' ? await openAgentChannel(endpoint.path, options) : await openHybridVsockChannel(endpoint.path, endpoint.port, options);
     return new TtrpcAgentSession(new TtrpcClient(transport), this.observe);
   }

@@ -21,6 +21,8 @@ const MAX_CONNECT_REPLY = 32;
 export interface ChannelOptions {
   timeoutMs: number;
   signal?: AbortSignal;
+  /** `unix` only: called once the socket is connected, before the handshake. */
+  onOpen?: () => void;
 }
 
 function agentUnavailable(message: string, cause?: unknown): HypercoreError {
@@ -112,6 +114,7 @@ async function syncChannel(socket: Socket, deadline: number, options: ChannelOpt
 export async function openAgentChannel(path: string, options: ChannelOptions): Promise<Transport> {
   const deadline = Date.now() + options.timeoutMs;
   const socket = await connectSocket(path, deadline, options.signal);
+  options.onOpen?.();
   try {
     return await syncChannel(socket, deadline, options);
   } catch (err) {

@@ -5,14 +5,13 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Code, TtrpcError } from '../ttrpc/index.js';
-import { applyRestore, RESTORE_PERL, type RestoreTarget } from './restore.js';
+import { applyRestore, RESTORE_NETWORK_ONLY_PERL, RESTORE_PERL, type RestoreTarget } from './restore.js';
 import type { RestoredRequest } from './protocol/messages.js';
 
 function target(dir: string, pid: number | undefined) {
   const runs: string[][] = [];
   const renamed: string[] = [];
   const t: RestoreTarget = {
-    run: async (file, args) => void runs.push([file, ...args]),
     identity: async (fields) => void runs.push(['perl', ...fields]),
     workloadPid: async () => pid,
     renamed: (name) => void renamed.push(name),
@@ -31,20 +30,13 @@ const request: RestoredRequest = {
   network: { mac: '02:00:00:00:00:07', address: '10.78.0.7/24', gateway: '10.78.0.1', dns: ['10.78.0.1'] },
 };
 
-test('Restored: one perl run sets clock, entropy, reseed and hostnames; then machine id, MAC, address, route, DNS', async () => {
+test('Restored: one perl run sets clock, entropy, reseed, hostnames, MAC, address and route; then machine id and DNS', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'hc-restore-'));
   try {
     writeFileSync(join(dir, 'machine-id'), 'b'.repeat(32));
     const { t, runs, renamed } = target(dir, 42);
     await applyRestore(request, t);
-    const [perl, ...rest] = runs;
-    assert.deepEqual(perl, ['perl', '1800000000000', '1000000', 'ab'.repeat(64), 'web-clone-1', '/proc/42/ns/uts']);
-    assert.deepEqual(rest, [
-      ['ip', 'link', 'set', 'dev', 'eth0', 'address', '02:00:00:00:00:07'],
-      ['ip', 'addr', 'flush', 'dev', 'eth0'],
-      ['ip', 'addr', 'add', '10.78.0.7/24', 'dev', 'eth0'],
-      ['ip', 'route', 'replace', 'default', 'via', '10.78.0.1', 'dev', 'eth0'],
-    ]);
+    assert.deepEqual(runs, [['perl', '1800000000000', '1000000', 'ab'.repeat(64), 'web-clone-1', '/proc/42/ns/uts', '02:00:00:00:00:07', '10.78.0.7/24', '10.78.0.1']]);
     assert.deepEqual(renamed, ['web-clone-1']);
     assert.equal(readFileSync(join(dir, 'machine-id'), 'utf8'), `${'a'.repeat(32)}\n`);
     assert.equal(readFileSync(join(dir, 'resolv.conf'), 'utf8'), 'nameserver 10.78.0.1\n');
@@ -60,7 +52,7 @@ test('Restored without a workload or network: only the VM hostname; nothing netw
     const { t, runs } = target(dir, undefined);
     await applyRestore(plain, t);
     assert.equal(runs.length, 1);
-    assert.equal(runs[0]!.at(-1), '', 'no UTS namespace to enter');
+    assert.deepEqual(runs[0]!.slice(5), ['', '', '', ''], 'no UTS namespace to enter, no MAC, address or gateway');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -99,5 +91,43 @@ test('the perl program reads its request from stdin: none changes nothing, a sho
   assert.equal(none.status, 0, none.stderr);
   const short = run('1800000000000\t1000000\n');
   assert.notEqual(short.status, 0);
-  assert.match(short.stderr, /5 tab-separated fields/);
+  assert.match(short.stderr, /8 tab-separated fields/);
+});
+
+/** Runs the network part of the perl program with a fake `ip` first in PATH that logs its arguments (and fails on `fail`). */
+function runNetworkPart(fields: readonly string[], fail?: string) {
+  const dir = mkdtempSync(join(tmpdir(), 'hc-restore-ip-'));
+  try {
+    const log = join(dir, 'ip.log');
+    writeFileSync(join(dir, 'ip'), `#!/bin/sh\necho "$*" >> ${log}\ncase "$*" in *'${fail ?? 'never-matches'}'*) echo "ip: RTNETLINK answers: File exists" >&2; exit 2;; esac\n`, { mode: 0o755 });
+    const r = spawnSync('/usr/bin/perl', ['-e', RESTORE_NETWORK_ONLY_PERL], { input: `${fields.join('\t')}\n`, encoding: 'utf8', env: { PATH: `${dir}:/usr/bin:/bin` } });
+    let calls: string[] = [];
+    try {
+      calls = readFileSync(log, 'utf8').trim().split('\n');
+    } catch {
+      // no call
+    }
+    return { status: r.status, stderr: r.stderr, calls };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const identityFields = ['1800000000000', '1000000', 'ab', 'web-clone-1', ''];
+
+test('the perl program sets MAC, address and default route with ip, in that order', () => {
+  const r = runNetworkPart([...identityFields, '02:00:00:00:00:07', '10.78.0.7/24', '10.78.0.1']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(r.calls, ['link set dev eth0 address 02:00:00:00:00:07', 'addr flush dev eth0', 'addr add 10.78.0.7/24 dev eth0', 'route replace default via 10.78.0.1 dev eth0']);
+  const noGateway = runNetworkPart([...identityFields, '02:00:00:00:00:07', '10.78.0.7/24', '']);
+  assert.deepEqual(noGateway.calls.at(-1), 'addr add 10.78.0.7/24 dev eth0', 'no default route without a gateway');
+  assert.deepEqual(runNetworkPart([...identityFields, '', '', '']).calls, [], 'no network: no ip at all');
+});
+
+test('a failing ip ends the perl program with its stderr, and the commands after it are not run', () => {
+  const r = runNetworkPart([...identityFields, '02:00:00:00:00:07', '10.78.0.7/24', '10.78.0.1'], 'addr add');
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /RTNETLINK answers: File exists/);
+  assert.match(r.stderr, /ip addr add 10\.78\.0\.7\/24 dev eth0 failed with status 2/);
+  assert.equal(r.calls.length, 3);
 });

@@ -58,7 +58,6 @@ export function registerAgentService(server: TtrpcServer, options: AgentServiceO
   let shuttingDown = false;
   const proc = options.proc ?? '/proc';
   const restoreTarget: RestoreTarget = {
-    run: (file, args) => runCommand(file, args, { timeoutMs: 30_000 }),
     workloadPid: () => pidFromFile(workload.pidFile, proc),
     renamed: (hostname) => workload.renamed(hostname),
     hcDir: '/run/hc',

@@ -67,6 +67,8 @@ export function workloadProcess(vm: Vm, image: Image | undefined): ProcessSpec {
 
 export class AgentSupervisor {
   private readonly tracked = new Map<string, Tracked>();
+  /** Channels opened before a restored guest resumed, until resumeRestored takes them. */
+  private readonly early = new Map<string, { session: Promise<AgentSession>; cancel: AbortController }>();
 
   constructor(
     private readonly connector: AgentConnector,
@@ -126,6 +128,7 @@ export class AgentSupervisor {
    * metadata, then the workload's output is copied into this VM's log.
    */
   async resumeRestored(vm: Vm, endpoint: AgentEndpoint, identity: () => GuestIdentity, signal?: AbortSignal): Promise<void> {
+    // A channel opened by openEarly was connected before the guest ran: its handshake is under way.
     // Sent with Hello, not after its answer: under TCG a round trip to the guest costs ~100 ms. The
     // identity is made only once the channel is open: its host time must not age while the agent is reached.
     const { session, info } = await this.connect(vm, endpoint, signal, RESTORED_AGENT_TIMEOUT_MS, (s) => s.restored(identity()));
@@ -134,6 +137,31 @@ export class AgentSupervisor {
     const m = vm.spec.metadata;
     if (m) await session.setMetadata({ values: m.values, secrets: m.secrets });
     if (info.workloadStarted) this.pumpLogs(vm);
+  }
+
+  /**
+   * Restore path, before the guest resumes: opens its agent channel now and leaves the handshake to
+   * complete when the guest runs; resumeRestored goes on with it. A virtio-serial port tells the
+   * guest when its host end connects or goes away; connected before the guest resumes, the port
+   * looks to it as it was when the snapshot was taken (connected), so the agent never sees a
+   * disconnect and reads the new host's handshake at once, instead of noticing an end of input and
+   * polling for the next host. Resolves once the socket is connected (at once for channels that
+   * need the guest to connect at all); a failure after that surfaces in resumeRestored.
+   */
+  async openEarly(vm: Vm, endpoint: AgentEndpoint): Promise<void> {
+    this.forget(vm.id);
+    if (endpoint.kind !== 'unix') return;
+    let opened!: () => void;
+    const open = new Promise<void>((resolve) => (opened = resolve));
+    const cancel = new AbortController();
+    const session = this.connector.connect(endpoint, { timeoutMs: RESTORED_AGENT_TIMEOUT_MS, signal: cancel.signal, onOpen: () => opened() });
+    const early = { session, cancel };
+    this.early.set(vm.id, early);
+    // Nobody may be waiting yet (the restore can still fail before resumeRestored).
+    session.catch(() => {
+      if (this.early.get(vm.id) === early) this.early.delete(vm.id);
+    });
+    await Promise.race([open, session.then(() => undefined)]);
   }
 
   /** Restart path: reconnect to a running guest; the workload keeps running there. */
@@ -153,10 +181,14 @@ export class AgentSupervisor {
   forget(vmId: string): void {
     this.tracked.get(vmId)?.session.close();
     this.tracked.delete(vmId);
+    const early = this.early.get(vmId);
+    this.early.delete(vmId);
+    early?.cancel.abort();
+    early?.session.then((s) => s.close()).catch(() => undefined); // not lost: the channel of a VM given up on; its restore reports its own failure
   }
 
   forgetAll(): void {
-    for (const id of [...this.tracked.keys()]) this.forget(id);
+    for (const id of new Set([...this.tracked.keys(), ...this.early.keys()])) this.forget(id);
   }
 
   /** Where new output of the main process starts, for `attach` (which shows only new output). */
@@ -170,8 +202,19 @@ export class AgentSupervisor {
 
   /** `alongHello`: a first call sent right after Hello, without waiting for its answer. */
   private async connect(vm: Vm, endpoint: AgentEndpoint, signal?: AbortSignal, timeoutMs = this.bootTimeoutMs, alongHello?: (session: AgentSession) => Promise<void>): Promise<{ session: AgentSession; info: AgentInfo; helloMs: number }> {
+    const early = this.early.get(vm.id);
+    this.early.delete(vm.id);
     this.forget(vm.id);
-    const session = await this.connector.connect(endpoint, { timeoutMs, ...(signal ? { signal } : {}) });
+    // An early channel's wait ends with this caller's too.
+    const stopEarly = (): void => early?.cancel.abort();
+    if (early && signal?.aborted) stopEarly();
+    signal?.addEventListener('abort', stopEarly, { once: true });
+    let session: AgentSession;
+    try {
+      session = await (early?.session ?? this.connector.connect(endpoint, { timeoutMs, ...(signal ? { signal } : {}) }));
+    } finally {
+      signal?.removeEventListener('abort', stopEarly);
+    }
     let info: AgentInfo;
     let helloMs = 0;
     try {
@@ -220,3 +263,4 @@ export class AgentSupervisor {
     })();
   }
 }
+

@@ -100,7 +100,15 @@ export interface AgentSession {
 /** Where a provider exposes a VM's agent channel. */
 export type AgentEndpoint = { kind: 'unix'; path: string } | { kind: 'hybrid-vsock'; path: string; port: number };
 
+/** Options of {@link AgentConnector.connect}. */
+export interface AgentConnectOptions {
+  timeoutMs: number;
+  signal?: AbortSignal;
+  /** Called once a `unix` channel's socket is connected, before the handshake (which needs the agent). */
+  onOpen?: () => void;
+}
+
 export interface AgentConnector {
   /** Connects and completes the channel handshake; waits for the agent up to `timeoutMs`. */
-  connect(endpoint: AgentEndpoint, options: { timeoutMs: number; signal?: AbortSignal }): Promise<AgentSession>;
+  connect(endpoint: AgentEndpoint, options: AgentConnectOptions): Promise<AgentSession>;
 }

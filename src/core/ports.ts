@@ -106,6 +106,11 @@ export interface VmmSnapshot {
 /** A VMM started from a snapshot: the same devices as the saved VM, on this VM's own disks, TAP and sockets. */
 export interface RestoreRequest extends LaunchRequest {
   snapshot: { dir: string; vmm: VmmSnapshot };
+  /**
+   * Called once the VMM runs and before the guest resumes, if the provider can (a failure fails the
+   * restore): the agent's channel is opened then, so the resumed guest never sees its host gone.
+   */
+  beforeResume?: () => Promise<void>;
 }
 
 /** A VMM process that runs detached from the daemon. */

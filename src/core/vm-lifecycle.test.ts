@@ -11,6 +11,7 @@ import { SqliteVmStore } from '../store/sqlite-vm-store.js';
 import { VmDirectories } from '../store/vm-directories.js';
 import { ErrorCodes, type HypercoreError } from './errors.js';
 import { FakeAgentConnector, fakeGuest, fakeImages, MemoryWorkloadLog } from './testing/fake-agent.js';
+import { within } from './testing/within.js';
 import { FakeProvider, fakeBoot } from './testing/fake-provider.js';
 import { VmService } from './vm-service.js';
 import type { VmSpec } from './vm.js';
@@ -41,11 +42,6 @@ function makeService(agentBootTimeoutMs = 30_000): VmService {
 
 function imageSpec(name: string): VmSpec {
   return { name, description: '', cores: 1, memoryMib: 128, kernelArgs: '', driveReadOnly: false, image: 'app:1', provider: 'qemu', hypervisor: { qemu: { accel: 'tcg' }, firecracker: {}, cloudHypervisor: {} } };
-}
-
-/** Rejects if `promise` takes longer than `ms`: these operations must not wait for an agent timeout. */
-function within<T>(ms: number, promise: Promise<T>): Promise<T> {
-  return Promise.race([promise, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`still waiting after ${ms} ms`)), ms).unref())]);
 }
 
 beforeEach(() => {

@@ -398,7 +398,8 @@ export class VmService {
     const spec = { ...snapshot.spec, name, ...(network ? { network } : {}) };
     const now = this.records.now();
     const vm: Vm = { id: this.deps.ids.newVmId(), name, state: 'creating', provider: provider.name, providerReason: `restored from snapshot ${snapshot.name}`, createdAt: now, updatedAt: now, spec, disks: [], restoredFrom: snapshot.id };
-    const ctx: PlanContext = { vm, provider, agent, services: this.services, restore: { snapshot, dir } };
+    const beforeResume = agent ? () => this.supervisor!.openEarly(vm, provider.agentEndpoint(vm.id, this.runtime.paths(vm.id))) : undefined;
+    const ctx: PlanContext = { vm, provider, agent, services: this.services, restore: { snapshot, dir, ...(beforeResume ? { beforeResume } : {}) } };
     return this.lock.run(vm.id, async () => {
       const timings = await this.runCreatePlan(ctx, restorePlan);
       if (agent) timings.push(...(await this.resumeAbortably(vm, provider, ctx)));

@@ -10,6 +10,7 @@ import { ErrorCodes, HypercoreError, ProviderFailedError } from './errors.js';
 import { machineId } from './identity.js';
 import { FakeProvider, fakeBoot } from './testing/fake-provider.js';
 import { FakeAgentConnector, fakeImages, MemoryWorkloadLog } from './testing/fake-agent.js';
+import { within } from './testing/within.js';
 import type { VmSpec } from './vm.js';
 import { migrate } from '../store/migrations.js';
 import { SqliteVmStore } from '../store/sqlite-vm-store.js';
@@ -197,6 +198,30 @@ test("a restored guest's clock is set to the host's time when its agent answers,
   await service.restore('s');
   const connected = agents.connectedAt.at(-1)!;
   assert.ok(agents.restores[0]!.unixTimeMs >= connected, `time sent ${agents.restores[0]!.unixTimeMs} is not older than the agent's answer ${connected}`);
+});
+
+test("a restored guest's agent channel is opened before the guest resumes, and its identity goes through that one channel", async () => {
+  await service.create(imageSpec('web'));
+  await service.snapshot('web', { name: 's' });
+  const connects = agents.connects;
+  agents.connectDelayMs = 200;
+  await service.restore('s');
+  assert.equal(agents.connects - connects, 1, 'one channel');
+  assert.equal(agents.openedAt.length, 1);
+  assert.ok(agents.openedAt[0]! < provider.resumedAt.at(-1)!, 'opened while the VMM waited to resume the guest');
+  assert.equal(agents.restores.length, 1);
+});
+
+test('a restore whose early channel waits for a silent agent is cut short by a stop', async () => {
+  await service.create(imageSpec('web'));
+  await service.snapshot('web', { name: 's' });
+  agents.mode = 'silent';
+  const restoring = service.restore('s', { name: 'mute' });
+  await new Promise((r) => setTimeout(r, 50));
+  const stopped = await within(3000, service.stop('mute', { timeoutMs: 100, force: true }));
+  // Not after the restored agent's 30 s timeout.
+  await assert.rejects(within(3000, restoring), (err: HypercoreError) => err.code === ErrorCodes.vmStateConflict);
+  assert.equal(stopped.state, 'stopped');
 });
 
 test('a restored guest is told its identity along with Hello, not one round trip after it', async () => {

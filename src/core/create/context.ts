@@ -33,8 +33,11 @@ export interface PlanContext {
   image?: Image;
   /** Set by the network step. */
   attachment?: NetworkAttachment;
-  /** A restore: the snapshot the VM resumes from, and its directory. */
-  restore?: { snapshot: Snapshot; dir: string };
+  /**
+   * A restore: the snapshot the VM resumes from, its directory, and what to do once the VMM runs
+   * but before the guest resumes (open the agent's channel).
+   */
+  restore?: { snapshot: Snapshot; dir: string; beforeResume?: () => Promise<void> };
   /** Set by the snapshot-disks step: the boot disk the restored VMM attaches. */
   restoredRoot?: { path: string; readOnly: boolean };
 }

@@ -3,7 +3,7 @@
  * wait is aborted), or not at all; an image provisioner and a guest system with no files; and a
  * workload log in memory.
  */
-import type { AgentConnector, AgentEndpoint, AgentInfo, AgentSession, ExitStatus, GuestIdentity, ProcessEvent, ProcessIo, WorkloadStart } from '../agent.js';
+import type { AgentConnectOptions, AgentConnector, AgentEndpoint, AgentInfo, AgentSession, ExitStatus, GuestIdentity, ProcessEvent, ProcessIo, WorkloadStart } from '../agent.js';
 import type { WorkloadLog } from '../agent-supervisor.js';
 import { ErrorCodes, HypercoreError } from '../errors.js';
 import type { MetadataValues } from '../metadata.js';
@@ -127,8 +127,16 @@ export class FakeAgentConnector implements AgentConnector {
   readonly calls: string[] = [];
   /** When each connect completed (Date.now()). */
   readonly connectedAt: number[] = [];
+  /** How many connects were made, and when each channel's socket opened (only connects that ask, hrtime). */
+  connects = 0;
+  readonly openedAt: bigint[] = [];
 
-  async connect(_endpoint: AgentEndpoint, options: { timeoutMs: number; signal?: AbortSignal }): Promise<AgentSession> {
+  async connect(_endpoint: AgentEndpoint, options: AgentConnectOptions): Promise<AgentSession> {
+    this.connects++;
+    if (options.onOpen) {
+      this.openedAt.push(process.hrtime.bigint());
+      options.onOpen();
+    }
     if (this.connectDelayMs > 0) await new Promise((r) => setTimeout(r, this.connectDelayMs));
     this.connectedAt.push(Date.now());
     if (this.mode === 'silent') {

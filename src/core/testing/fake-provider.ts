@@ -80,6 +80,8 @@ export class FakeProvider implements Provider {
   version = 'fake 1.0';
   /** Every restore request, in order. */
   readonly restores: RestoreRequest[] = [];
+  /** When each restored guest resumed (hrtime). */
+  readonly resumedAt: bigint[] = [];
 
   /** Lets this fake take and restore snapshots (capabilities.snapshot). */
   enableSnapshots(): this {
@@ -98,6 +100,8 @@ export class FakeProvider implements Provider {
     this.restores.push(req);
     const vmm = await this.launch(req);
     this.calls[this.calls.length - 1] = `restore ${req.vmId}`;
+    await req.beforeResume?.();
+    this.resumedAt.push(process.hrtime.bigint());
     return vmm;
   }
 

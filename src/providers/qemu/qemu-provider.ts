@@ -161,6 +161,8 @@ export class QemuProvider implements Provider {
     await checkCompatible(dir, req.snapshot.vmm, { version: await this.version(binary), accel: accel.accel, memoryMib: req.spec.memoryMib });
     const vmm = await this.start(req, accel, { memory: { path: join(dir, SNAPSHOT_FILES.memory), share: false }, incoming: true });
     try {
+      // While QEMU waits for the device state: the agent's channel connects now (see RestoreRequest).
+      await req.beforeResume?.();
       const qmp = await QmpClient.connect(this.files(req.paths).controlSocket, { timeoutMs: QMP_TIMEOUT_MS });
       try {
         await loadDeviceState(qmp, dir);

@@ -24,6 +24,7 @@ export const restoreStep: Step<PlanContext> = {
       agent,
       ...(attachment ? { network: attachment } : {}),
       snapshot: { dir: restore.dir, vmm: restore.snapshot.vmm },
+      ...(restore.beforeResume ? { beforeResume: restore.beforeResume } : {}),
     });
     services.records.save(vm, { pid: vmm.pid, startedAt: services.records.now(), launch: { boot, ...(restoredRoot ? { rootDisk: restoredRoot } : {}) } });
   },
