@@ -22,7 +22,13 @@ export function publicMetadata(m: MetadataValues): MetadataValues {
   return { values: { ...m.values }, secrets: hidden(m.secrets) };
 }
 
-export function publicVm(vm: Vm): PublicVm {
+export function publicVm(record: Vm): PublicVm {
+  let vm = record;
+  if (vm.defineOnly) {
+    // Bookkeeping of a create in progress, not part of the API's Vm.
+    const { defineOnly: _defineOnly, ...rest } = vm;
+    vm = rest;
+  }
   const m = vm.spec.metadata;
   if (!m) return vm as PublicVm;
   const metadata: PublicMetadataSpec = {

@@ -14,6 +14,7 @@ import type { Vm, VmError, VmEvent, VmState } from './vm.js';
 export interface StatePatch {
   pid?: number | undefined;
   error?: VmError | undefined;
+  defineOnly?: undefined;
 }
 
 export class VmRecords {

@@ -196,6 +196,20 @@ test('reconcile adopts live VMMs, marks dead ones stopped, resumes interrupted c
   assert.equal(provider.alive.has(midStop.id), false);
 });
 
+test('a create without boot that the daemon died in is finished after the restart as a definition: the VM is created, not booted', async () => {
+  const now = new Date().toISOString();
+  store.insert({ id: 'def0000000000000', name: 'defined', state: 'creating', provider: 'qemu', createdAt: now, updatedAt: now, spec: spec('defined'), disks: [], defineOnly: true });
+  service.detachAll();
+  const restarted = makeService();
+  await restarted.reconcile();
+  await restarted.settled();
+  const vm = store.get('def0000000000000');
+  assert.equal(vm?.state, 'created', 'defined, as the interrupted create asked');
+  assert.equal(vm?.defineOnly, undefined, 'the mark is gone with the create');
+  assert.equal(provider.alive.has('def0000000000000'), false, 'no VMM was launched');
+  assert.equal((await restarted.start('defined')).state, 'running', 'start boots it as usual');
+});
+
 test('a create resumed after a restart adopts the VMM the dead daemon launched instead of launching a second', async () => {
   const now = new Date().toISOString();
   const id = 'crash00000000000';

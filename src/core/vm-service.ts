@@ -146,7 +146,7 @@ export class VmService {
     if (taken) throw new VmNameTakenError(spec.name, taken.id);
     const { provider, reason } = await this.chooseProvider(spec);
     const now = this.records.now();
-    const vm: Vm = { id: this.deps.ids.newVmId(), name: spec.name, state: 'creating', provider: provider.name, providerReason: reason, createdAt: now, updatedAt: now, spec, disks: [] };
+    const vm: Vm = { id: this.deps.ids.newVmId(), name: spec.name, state: 'creating', provider: provider.name, providerReason: reason, createdAt: now, updatedAt: now, spec, disks: [], ...(options.start === false ? { defineOnly: true as const } : {}) };
     const ctx: PlanContext = { vm, provider, agent, services: this.services, ...(options.onProgress ? { onProgress: options.onProgress } : {}) };
     if (options.start === false) return this.lock.run(vm.id, async () => (await this.runCreatePlan(ctx, definePlan), vm));
     const booted = await this.lock.run(vm.id, async () => {
@@ -612,8 +612,14 @@ export class VmService {
         await this.runtime.destroy(vm);
         return undefined;
       }
-      this.records.log(vm).warn({}, 'resuming a create that hypercored was interrupted in');
       const ctx: PlanContext = { vm, provider: this.runtime.providerOf(vm), agent: usesAgent(vm.spec), services: this.services };
+      if (vm.defineOnly) {
+        // `create` without boot: the definition is finished, nothing is booted.
+        this.records.log(vm).warn({}, 'finishing the definition of a VM that hypercored was interrupted in (not booting it)');
+        await this.runCreatePlan(ctx, definePlan);
+        return undefined;
+      }
+      this.records.log(vm).warn({}, 'resuming a create that hypercored was interrupted in');
       this.logBoot(vm, this.records.now(), await this.runCreatePlan(ctx), 'create');
       return ctx;
     });

@@ -176,6 +176,12 @@ export interface Vm {
   launch?: LaunchRecord;
   /** The snapshot this VM was resumed from, while it runs from it (a cold boot clears it). */
   restoredFrom?: string;
+  /**
+   * Set while a create that only defines the VM (`start: false`) runs: a daemon that died in it
+   * finishes the definition after its restart instead of booting a VM nobody asked to boot.
+   * Not shown by the API (it is over by the time the create answers).
+   */
+  defineOnly?: true;
 }
 
 /** How long one step of a create or start took; `done` when it found its work already there. */

@@ -28,6 +28,7 @@ interface VmExtra {
   lastStart?: Vm['lastStart'];
   launch?: Vm['launch'];
   restoredFrom?: string;
+  defineOnly?: true;
 }
 
 function toVm(row: VmRow): Vm {
@@ -53,6 +54,7 @@ function toVm(row: VmRow): Vm {
   if (extra.lastStart) vm.lastStart = extra.lastStart;
   if (extra.launch) vm.launch = extra.launch;
   if (extra.restoredFrom) vm.restoredFrom = extra.restoredFrom;
+  if (extra.defineOnly) vm.defineOnly = true;
   return vm;
 }
 
@@ -69,8 +71,8 @@ function toRow(vm: Vm): VmRow {
     spec_json: JSON.stringify(vm.spec),
     error_json: vm.error ? JSON.stringify(vm.error) : null,
     extra_json:
-      vm.disks?.length || vm.imageDigest || vm.workloadExit || vm.network || vm.providerReason || vm.launch || vm.restoredFrom || vm.lastStart
-        ? JSON.stringify({ disks: vm.disks, imageDigest: vm.imageDigest, workloadExit: vm.workloadExit, network: vm.network, providerReason: vm.providerReason, launch: vm.launch, restoredFrom: vm.restoredFrom, lastStart: vm.lastStart } satisfies VmExtra)
+      vm.disks?.length || vm.imageDigest || vm.workloadExit || vm.network || vm.providerReason || vm.launch || vm.restoredFrom || vm.lastStart || vm.defineOnly
+        ? JSON.stringify({ disks: vm.disks, imageDigest: vm.imageDigest, workloadExit: vm.workloadExit, network: vm.network, providerReason: vm.providerReason, launch: vm.launch, restoredFrom: vm.restoredFrom, lastStart: vm.lastStart, defineOnly: vm.defineOnly } satisfies VmExtra)
         : null,
   };
 }

@@ -5,6 +5,6 @@ import type { PlanContext } from '../context.js';
 export const definedStep: Step<PlanContext> = {
   name: 'defined',
   run: async ({ vm, services }) => {
-    if (vm.state !== 'created') services.records.transition(vm, 'created');
+    if (vm.state !== 'created') services.records.transition(vm, 'created', { defineOnly: undefined });
   },
 };
