@@ -17,8 +17,8 @@
  *  1. exec latency: `hypercore exec ID -- true` (a new CLI process each run), CLI start → exit; the
  *     same over one long-lived in-process gRPC client (Exec bidi stream: start, closeStdin → the
  *     `exited` message), and over in-process WebSockets (what the CLI uses), which leave out the
- *     CLI's node start-up. Pipe execs are forks of the workload's exec helper; an exec with a tty
- *     (`crun exec`, as every exec was before the helper) is timed over WebSockets for reference.
+ *     CLI's node start-up. Pipe and terminal execs are both forks of the workload's exec helper; an
+ *     exec with a tty is timed over WebSockets for reference.
  *  2. bare agent round trip on the same virtio-serial channel: QEMU's chardev serves one client, so
  *     the daemon is stopped (SIGTERM; VMs keep running), a TtrpcAgentConnector connects to
  *     `<run-dir>/vms/<id>/agent.sock`, and times hello() and createProcess({args:['true']}, true) +
@@ -329,7 +329,7 @@ async function main(): Promise<void> {
     console.log(pLine('hypercore exec ID -- true (CLI process)', execCli, opts.execRuns));
     console.log(pLine('gRPC Exec, in-process client (reused)', execGrpc, opts.execRuns));
     console.log(pLine('WebSocket exec, in-process', execWs, opts.execRuns));
-    console.log(pLine('reference: WebSocket exec -t (crun exec)', execTty, Math.min(opts.execRuns, 10)));
+    console.log(pLine('reference: WebSocket exec -t (helper, pty)', execTty, Math.min(opts.execRuns, 10)));
     console.log(mLine('reference: hypercore --help (CLI start-up)', cliHelp));
 
     // --- 2. bare agent round trip, daemon stopped -----------------------------------------------
@@ -495,14 +495,14 @@ async function main(): Promise<void> {
     console.log(pLine('  exec via CLI', execCli, opts.execRuns));
     console.log(pLine('  exec via gRPC (in-process)', execGrpc, opts.execRuns));
     console.log(pLine('  exec via WebSocket (in-process)', execWs, opts.execRuns));
-    console.log(pLine('  exec -t via WebSocket (crun exec)', execTty, Math.min(opts.execRuns, 10)));
+    console.log(pLine('  exec -t via WebSocket (helper, pty)', execTty, Math.min(opts.execRuns, 10)));
     console.log(pLine('  bare agent hello()', hello, opts.agentRuns));
     console.log(pLine('  bare agent createProcess+wait (true)', createWait, opts.agentRuns));
     console.log(pLine('  bare agent createProcess+wait, in the VM', plainProcess, Math.min(opts.agentRuns, 50)));
     const execRatio = p50(execGrpc) / p50(hello);
     console.log(`  ratio exec gRPC p50 / bare hello p50:                 ${execRatio.toFixed(2)}  target ≤ 3: ${execRatio <= 3 ? 'met' : 'NOT met'}`);
     console.log(`  ratio exec WebSocket p50 / bare hello p50:            ${(p50(execWs) / p50(hello)).toFixed(2)}`);
-    console.log(`  ratio exec -t (crun exec) p50 / exec (helper) p50:    ${(p50(execTty) / p50(execWs)).toFixed(2)}`);
+    console.log(`  ratio exec -t p50 / exec (pipes) p50:               ${(p50(execTty) / p50(execWs)).toFixed(2)}`);
     console.log(`  ratio exec gRPC p50 / bare createProcess+wait p50:    ${(p50(execGrpc) / p50(createWait)).toFixed(2)}`);
     console.log(`  ratio exec CLI p50 / exec gRPC p50:                   ${(p50(execCli) / p50(execGrpc)).toFixed(2)}`);
     if (opts.spawnRuns > 0) {
