@@ -71,7 +71,8 @@ export class Workload {
   private cwd = '/';
   private starting = false;
   private adopted = false;
-  private readonly helperBinary: string | null;
+  /** The exec helper's binary; null on a host without one (execs then go through `crun exec`). */
+  readonly helperBinary: string | null;
   /** The exec helper of the running container: starting, running, or undefined when it could not start. */
   private helper: Promise<ExecHelper | undefined> | undefined;
 
