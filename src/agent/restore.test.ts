@@ -14,7 +14,7 @@ function target(dir: string, pid: number | undefined) {
   const renamed: string[] = [];
   const t: RestoreTarget = {
     identity: async (fields) => void runs.push(['helper', ...fields]),
-    workloadPid: async () => pid,
+    workloadPid: () => pid,
     renamed: (name) => void renamed.push(name),
     hcDir: dir,
     proc: '/proc',

@@ -11,10 +11,11 @@
  * spare-process.ts) and a restore finds it running. It is given the guest's own clock reading at the
  * request's arrival, so the time until it reads its clock is added.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Code, TtrpcError } from '../ttrpc/index.js';
 import type { RestoredRequest } from './protocol/messages.js';
+import { readNow } from './read-now.js';
 
 /** The exec helper's argument for its restore mode. */
 export const RESTORE_ARG = 'restore';
@@ -29,7 +30,7 @@ export interface RestoreTarget {
    */
   identity(fields: readonly string[]): Promise<unknown>;
   /** The workload container's init pid while it runs (its UTS namespace gets the hostname too). */
-  workloadPid(): Promise<number | undefined>;
+  workloadPid(): number | undefined;
   /** The new hostname, for the HOSTNAME of processes started from now on. */
   renamed(hostname: string): void;
   /** /run/hc: machine-id and resolv.conf live there (bound into the workload, so rewritten in place). */
@@ -69,20 +70,21 @@ function check(req: RestoredRequest): void {
 export async function applyRestore(req: RestoredRequest, target: RestoreTarget): Promise<void> {
   const seen = target.now();
   check(req);
-  const pid = await target.workloadPid();
+  const pid = target.workloadPid();
   const ns = pid === undefined ? '' : join(target.proc, String(pid), 'ns', 'uts');
   const n = req.network;
   await target.identity([String(req.unixTimeMs), String(seen), Buffer.from(req.entropy).toString('hex'), req.hostname, ns, n?.mac ?? '', n?.address ?? '', n?.gateway ?? '']);
   target.renamed(req.hostname);
-  // writeFile truncates the same inode, which is what the workload's bind mount shows.
-  await writeFile(join(target.hcDir, 'machine-id'), `${req.machineId}\n`);
+  // writeFile truncates the same inode, which is what the workload's bind mount shows. Synchronous,
+  // as every file access on this path (see read-now.ts).
+  writeFileSync(join(target.hcDir, 'machine-id'), `${req.machineId}\n`);
   if (!n) return;
-  await writeFile(join(target.hcDir, 'resolv.conf'), n.dns.map((d) => `nameserver ${d}\n`).join(''));
+  writeFileSync(join(target.hcDir, 'resolv.conf'), n.dns.map((d) => `nameserver ${d}\n`).join(''));
 }
 
-/** The container init's pid from crun's pid file, while that process exists. */
-export async function pidFromFile(pidFile: string, proc: string): Promise<number | undefined> {
-  const pid = Number((await readFile(pidFile, 'utf8').catch(() => '')).trim());
+/** The container init's pid from crun's pid file, while that process exists (read synchronously: see read-now.ts). */
+export function pidFromFile(pidFile: string, proc: string): number | undefined {
+  const pid = Number((readNow(pidFile) ?? '').trim());
   if (!Number.isInteger(pid) || pid <= 0) return undefined;
-  return (await readFile(join(proc, String(pid), 'stat'), 'utf8').catch(() => undefined)) === undefined ? undefined : pid;
+  return readNow(join(proc, String(pid), 'stat')) === undefined ? undefined : pid;
 }
