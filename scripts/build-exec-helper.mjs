@@ -1,4 +1,4 @@
-// Compiles the agent's exec helper (src/agent/exec-helper.c) into dist/agent/exec-helper, next to
+// Compiles the agent's exec helper (src/agent/exec-helper*.c) into dist/agent/exec-helper, next to
 // the agent bundle; the guest system image ships both in /agent. Static, so it runs in any
 // workload's container whatever libc the image has (or none), and stripped, so the same source and
 // compiler give the same bytes (the file is an input of the system image's cache key).
@@ -8,12 +8,12 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const source = join(root, 'src/agent/exec-helper.c');
+const sources = ['exec-helper.c', 'exec-helper-restore.c'].map((file) => join(root, 'src/agent', file));
 const output = join(root, 'dist/agent/exec-helper');
 const tmp = `${output}.tmp-${process.pid}`;
 mkdirSync(dirname(output), { recursive: true });
 try {
-  execFileSync('gcc', ['-static', '-Os', '-s', '-std=gnu11', '-Wall', '-Wextra', '-Werror', '-o', tmp, source], { stdio: ['ignore', 'inherit', 'inherit'] });
+  execFileSync('gcc', ['-static', '-Os', '-s', '-std=gnu11', '-Wall', '-Wextra', '-Werror', '-o', tmp, ...sources], { stdio: ['ignore', 'inherit', 'inherit'] });
   renameSync(tmp, output);
 } catch (err) {
   rmSync(tmp, { force: true });

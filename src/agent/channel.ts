@@ -83,8 +83,11 @@ export async function serveHostConnection(server: TtrpcServer, source: PushbackS
     closeInput();
     return 'no-host';
   }
+  // The reply first: the host waits for it, and a console line costs a booting or just-restored guest
+  // milliseconds under TCG.
+  const replied = write(syncReply(sync.nonce));
   log(`host connected (sync ${sync.nonce})`);
-  await write(syncReply(sync.nonce));
+  await replied;
   const watch = new FrameBoundaryWatch();
   let end = 'eof' as ConnectionEnd;
   const first = sync.rest;

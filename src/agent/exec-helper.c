@@ -33,6 +33,9 @@
  *
  * Run as `exec-helper mount STEP...` (by the agent itself, outside any container) it mounts the
  * workload's root filesystem: see mount_steps below.
+ *
+ * Run as `exec-helper restore` (by the agent, outside any container) it applies the identity of a
+ * guest restored from a snapshot: see exec-helper-restore.c.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -55,6 +58,7 @@
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
+#include "exec-helper.h"
 
 #define HELPER_VERSION "2"
 /* Largest request: the agent refuses bigger command lines before sending them. */
@@ -477,6 +481,7 @@ static int tty_session(char **argv) {
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "tty-session") == 0) return tty_session(argv + 2);
   if (argc > 1 && strcmp(argv[1], "mount") == 0) return mount_steps(argv + 2);
+  if (argc == 2 && strcmp(argv[1], "restore") == 0) return restore_identity();
   prctl(PR_SET_DUMPABLE, 0);
   signal(SIGPIPE, SIG_IGN);
   sigset_t chld;

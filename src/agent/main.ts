@@ -18,8 +18,9 @@ import { MetadataStore } from './metadata-store.js';
 import { AGENT_PORT_NAME } from './protocol/schema.js';
 import { parseVsockPort, VsockRelay } from './vsock-relay.js';
 import { registerAgentService, type PowerOff } from './service.js';
-import { PERL, RESTORE_PERL, RESTORE_TIMEOUT_MS } from './restore.js';
+import { RESTORE_ARG, RESTORE_TIMEOUT_MS } from './restore.js';
 import { SpareProcess } from './spare-process.js';
+import { defaultExecHelper } from './terminal-session.js';
 import { AGENT_VERSION } from './stats.js';
 
 interface Args {
@@ -83,7 +84,7 @@ async function serveMetadata(store: MetadataStore, address: string | undefined):
 /**
  * The restore spare starts this long after the agent, when the boot's work (workload start, first
  * execs) is done, so it does not slow a cold start; a snapshot taken before it is ready restores
- * with a perl started on demand.
+ * with a helper started on demand.
  */
 const FIRST_SPARE_AFTER_MS = 8_000;
 /** After a restore, the next spare waits until the restored VM's first execs are through. */
@@ -104,8 +105,10 @@ async function main(): Promise<void> {
   // values kept from before.
   let metadataServing: Promise<void> | undefined;
   const serveOnce = (): Promise<void> => (metadataServing ??= serveMetadata(metadata, metadataAddress));
-  // In the guest: a perl for the Restored request, started ahead of need (see spare-process.ts).
-  const restoreSpare = args.listen === undefined ? new SpareProcess(PERL, ['-e', RESTORE_PERL], { timeoutMs: RESTORE_TIMEOUT_MS, respareAfterMs: RESPARE_AFTER_MS, log: consoleLog }) : undefined;
+  // In the guest: the exec helper in its restore mode for the Restored request, started ahead of
+  // need (see spare-process.ts).
+  const helper = args.listen === undefined ? defaultExecHelper() : null;
+  const restoreSpare = helper !== null ? new SpareProcess(helper, [RESTORE_ARG], { timeoutMs: RESTORE_TIMEOUT_MS, respareAfterMs: RESPARE_AFTER_MS, log: consoleLog }) : undefined;
   const agent = registerAgentService(server, {
     log: consoleLog,
     powerOff: args.listen !== undefined ? devPowerOff : guestPowerOff,

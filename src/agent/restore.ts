@@ -5,87 +5,32 @@
  *   two guests restored from one snapshot never read the same random bytes;
  * - hostname (the VM's and the workload's UTS namespace), machine id and eth0's MAC, address,
  *   route and DNS become this VM's.
- * Node has no settimeofday, ioctl or setns, so a short Perl program (perl is in the guest system
- * image; the program uses no modules, which the image lacks) makes those calls. It reads its one
- * request from stdin, so it can be started ahead of need (see spare-process.ts) and a restore finds
- * it running. It is given the guest's own clock reading at the request's arrival, so the time until
- * perl reads its clock is added. The same program runs the `ip` commands of the network identity:
- * under TCG a process forked by perl costs the just-restored guest less than one forked by the
- * agent (node); the four cost it about 0.2 s more CPU that way.
+ * Node has no settimeofday, ioctl or setns, so the exec helper's `restore` mode (exec-helper-restore.c,
+ * a static C program already in the guest for execs) makes those calls and runs the `ip` commands of
+ * the network identity. It reads its one request from stdin, so it can be started ahead of need (see
+ * spare-process.ts) and a restore finds it running. It is given the guest's own clock reading at the
+ * request's arrival, so the time until it reads its clock is added.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Code, TtrpcError } from '../ttrpc/index.js';
 import type { RestoredRequest } from './protocol/messages.js';
+import { readNow } from './read-now.js';
 
-export const PERL = '/usr/bin/perl';
+/** The exec helper's argument for its restore mode. */
+export const RESTORE_ARG = 'restore';
 
-/** Restoring waits at most this long for the perl program. */
+/** Restoring waits at most this long for the helper. */
 export const RESTORE_TIMEOUT_MS = 30_000;
 
-/**
- * Reads the request: one stdin line of tab-separated fields: host time (ms), the guest's clock when
- * the request arrived (ms), entropy (hex), hostname, the workload's UTS namespace file ('' without a
- * workload), then eth0's MAC, address (A.B.C.D/N) and default gateway ('' when the VM has no network,
- * or no gateway). No line (stdin closed without a request): exits 0 having changed nothing.
- */
-const READ_REQUEST = String.raw`
-my $line = <STDIN>;
-exit 0 unless defined $line;
-chomp $line;
-my ($host_ms, $seen_ms, $hex, $name, $ns, $mac, $addr, $gw) = split(/\t/, $line, -1);
-defined $gw or die "restore request: 8 tab-separated fields expected\n";
-`;
-
-/**
- * The network identity: eth0's MAC, its one address (the source VM's goes) and default route, by
- * busybox `ip` (list form: no shell); a failed command ends the program with ip's stderr and its
- * status. Nothing without a MAC.
- */
-const NETWORK_PERL = String.raw`
-sub ip {
-  system('ip', @_) == 0 and return;
-  die 'ip ' . join(' ', @_) . ($? == -1 ? ": $!" : ' failed with status ' . ($? >> 8)) . "\n";
-}
-if ($mac ne "") {
-  ip('link', 'set', 'dev', 'eth0', 'address', $mac);
-  ip('addr', 'flush', 'dev', 'eth0');
-  ip('addr', 'add', $addr, 'dev', 'eth0');
-  ip('route', 'replace', 'default', 'via', $gw, 'dev', 'eth0') if $gw ne "";
-}
-`;
-
-/**
- * The whole program: the request, then clock, entropy and hostnames, then the network. Syscall
- * numbers are x86_64's: gettimeofday 96, settimeofday 164, sethostname 170, setns 308;
- * RNDRESEEDCRNG is _IO('R', 7).
- */
-export const RESTORE_PERL = READ_REQUEST + String.raw`
-my $buf = "\0" x 16;
-syscall(96, $buf, 0) == 0 or die "gettimeofday: $!\n";
-my ($s, $us) = unpack("q q", $buf);
-my $t = $host_ms + ($s * 1000 + int($us / 1000) - $seen_ms);
-syscall(164, pack("q q", int($t / 1000), ($t % 1000) * 1000), 0) == 0 or die "settimeofday: $!\n";
-open(my $r, "+<", "/dev/urandom") or die "/dev/urandom: $!\n";
-my $bytes = pack("H*", $hex);
-syswrite($r, $bytes) == length($bytes) or die "writing /dev/urandom: $!\n";
-ioctl($r, 0x5207, 0) or die "RNDRESEEDCRNG: $!\n";
-syscall(170, $name, length($name)) == 0 or die "sethostname: $!\n";
-if ($ns ne "") {
-  open(my $f, "<", $ns) or die "$ns: $!\n";
-  syscall(308, fileno($f), 0x04000000) == 0 or die "setns $ns: $!\n";
-  syscall(170, $name, length($name)) == 0 or die "sethostname in the workload: $!\n";
-}
-` + NETWORK_PERL;
-
-/** The request and the network part alone, without the clock and hostname calls (tests). */
-export const RESTORE_NETWORK_ONLY_PERL = READ_REQUEST + NETWORK_PERL;
-
 export interface RestoreTarget {
-  /** Runs RESTORE_PERL with its request's fields (a spare perl where there is one). */
+  /**
+   * Runs `exec-helper restore` with its request's fields: clock, entropy (hex), hostname, UTS
+   * namespace, MAC, address, gateway (a spare helper where there is one).
+   */
   identity(fields: readonly string[]): Promise<unknown>;
   /** The workload container's init pid while it runs (its UTS namespace gets the hostname too). */
-  workloadPid(): Promise<number | undefined>;
+  workloadPid(): number | undefined;
   /** The new hostname, for the HOSTNAME of processes started from now on. */
   renamed(hostname: string): void;
   /** /run/hc: machine-id and resolv.conf live there (bound into the workload, so rewritten in place). */
@@ -125,20 +70,21 @@ function check(req: RestoredRequest): void {
 export async function applyRestore(req: RestoredRequest, target: RestoreTarget): Promise<void> {
   const seen = target.now();
   check(req);
-  const pid = await target.workloadPid();
+  const pid = target.workloadPid();
   const ns = pid === undefined ? '' : join(target.proc, String(pid), 'ns', 'uts');
   const n = req.network;
   await target.identity([String(req.unixTimeMs), String(seen), Buffer.from(req.entropy).toString('hex'), req.hostname, ns, n?.mac ?? '', n?.address ?? '', n?.gateway ?? '']);
   target.renamed(req.hostname);
-  // writeFile truncates the same inode, which is what the workload's bind mount shows.
-  await writeFile(join(target.hcDir, 'machine-id'), `${req.machineId}\n`);
+  // writeFile truncates the same inode, which is what the workload's bind mount shows. Synchronous,
+  // as every file access on this path (see read-now.ts).
+  writeFileSync(join(target.hcDir, 'machine-id'), `${req.machineId}\n`);
   if (!n) return;
-  await writeFile(join(target.hcDir, 'resolv.conf'), n.dns.map((d) => `nameserver ${d}\n`).join(''));
+  writeFileSync(join(target.hcDir, 'resolv.conf'), n.dns.map((d) => `nameserver ${d}\n`).join(''));
 }
 
-/** The container init's pid from crun's pid file, while that process exists. */
-export async function pidFromFile(pidFile: string, proc: string): Promise<number | undefined> {
-  const pid = Number((await readFile(pidFile, 'utf8').catch(() => '')).trim());
+/** The container init's pid from crun's pid file, while that process exists (read synchronously: see read-now.ts). */
+export function pidFromFile(pidFile: string, proc: string): number | undefined {
+  const pid = Number((readNow(pidFile) ?? '').trim());
   if (!Number.isInteger(pid) || pid <= 0) return undefined;
-  return (await readFile(join(proc, String(pid), 'stat'), 'utf8').catch(() => undefined)) === undefined ? undefined : pid;
+  return readNow(join(proc, String(pid), 'stat')) === undefined ? undefined : pid;
 }

@@ -4,12 +4,13 @@
  * image, so writes stay private — or, with a scratch disk, the image read-only joined with the
  * scratch disk (formatted on first use) by overlayfs.
  */
-import { existsSync } from 'node:fs';
-import { mkdir, open, readdir, readFile } from 'node:fs/promises';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Code, TtrpcError } from '../ttrpc/index.js';
 import { errorText, type Log } from './log.js';
 import { commandMounts, type MountRunner, type RootfsStep } from './mount-steps.js';
+import { readNow } from './read-now.js';
 
 /** Runs a command; rejects with a message that includes its stderr when it fails. */
 export type CommandRunner = (file: string, args: readonly string[]) => Promise<unknown>;
@@ -57,11 +58,16 @@ export function parseDiskMap(cmdline: string): Record<string, string> {
 /** The virtio-blk disks and their serials: {vda: 'image', ...}; `hc.disks=` names disks that have no serial. */
 export async function diskSerials(sysBlock: string, cmdline?: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
-  const named = cmdline ? parseDiskMap(await readFile(cmdline, 'utf8').catch(() => '')) : {};
-  const names = await readdir(sysBlock).catch(() => [] as string[]);
+  // Synchronous: sysfs and /proc answer at once (see read-now.ts); this is on the boot path.
+  const named = cmdline ? parseDiskMap(readNow(cmdline) ?? '') : {};
+  let names: string[] = [];
+  try {
+    names = readdirSync(sysBlock);
+  } catch {
+    // no block devices (yet)
+  }
   for (const name of names.filter((n) => /^vd[a-z]+$/.test(n)).sort()) {
-    const serial = await readFile(join(sysBlock, name, 'serial'), 'utf8').catch(() => '');
-    out[name] = named[name] ?? serial.trim();
+    out[name] = named[name] ?? (readNow(join(sysBlock, name, 'serial')) ?? '').trim();
   }
   return out;
 }
@@ -95,7 +101,7 @@ export async function hasExtFilesystem(device: string): Promise<boolean> {
 
 /** True when `path` is a mount point according to /proc/mounts. */
 export async function isMounted(mounts: string, path: string): Promise<boolean> {
-  const text = await readFile(mounts, 'utf8').catch(() => '');
+  const text = readNow(mounts) ?? '';
   return text.split('\n').some((line) => line.split(' ')[1] === path);
 }
 
@@ -128,7 +134,7 @@ export async function prepareRootfs(paths: RootfsPaths, req: RootfsRequest, run:
   if (await isMounted(paths.mounts, rootfs)) return rootfs;
   if (!req.imageDiskSerial) throw new TtrpcError(Code.INVALID_ARGUMENT, 'image_disk_serial is required');
   const image = await findDisk(paths, req.imageDiskSerial);
-  await mkdir(rootfs, { recursive: true });
+  mkdirSync(rootfs, { recursive: true });
   if (!req.scratchDiskSerial) {
     await mountOrFail(mounts, [mountOf('ext4', image, rootfs, 'the image disk', 'rw')]);
     log(`rootfs: ${image} mounted read-write at ${rootfs}`);
@@ -136,8 +142,8 @@ export async function prepareRootfs(paths: RootfsPaths, req: RootfsRequest, run:
   }
   const lower = join(paths.runDir, 'image');
   const scratch = join(paths.runDir, 'scratch');
-  await mkdir(lower, { recursive: true });
-  await mkdir(scratch, { recursive: true });
+  mkdirSync(lower, { recursive: true });
+  mkdirSync(scratch, { recursive: true });
   const imageMount = mountOf('ext4', image, lower, 'the image disk', 'ro');
   const scratchDev = await findDisk(paths, req.scratchDiskSerial);
   let unusable: string | undefined;

@@ -1,6 +1,6 @@
 /**
- * A one-shot helper process started ahead of need. Under TCG starting a process such as perl costs
- * the guest hundreds of milliseconds, and a restored guest needs its helper at once; a spare started
+ * A one-shot helper process started ahead of need. Under TCG the agent (node) forking and executing
+ * a process costs the guest tens of milliseconds, and a restored guest needs its helper at once; a spare started
  * while the VM idles is in every snapshot taken later, so a restore finds it already running,
  * blocked on its first stdin line. A request is that one line (tab-separated fields); the helper
  * answers by its exit: 0 is done, anything else fails with its stderr. Without a live spare the

@@ -25,7 +25,7 @@ test('readStats and helloResponse read a /proc tree', async () => {
     await mkdir(join(proc, 'sys/kernel/random'), { recursive: true });
     await writeFile(join(proc, 'sys/kernel/random/boot_id'), 'b00t-1d\n');
     assert.deepEqual(await readStats(proc), { uptimeMs: 5500, load1: 1.5, memTotalBytes: 2097152, memAvailableBytes: 1048576, processes: 3 });
-    const hello = await helloResponse(true, proc);
+    const hello = helloResponse(true, proc);
     assert.equal(hello.bootId, 'b00t-1d');
     assert.equal(hello.uptimeMs, 5500);
     assert.equal(hello.workloadStarted, true);

@@ -5,6 +5,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { release } from 'node:os';
 import type { HelloResponse, Stats } from './protocol/messages.js';
+import { readNow } from './read-now.js';
 
 /** Version of this agent (reported by Hello; bump with protocol-visible changes). */
 export const AGENT_VERSION = '0.1.0';
@@ -60,15 +61,14 @@ export async function readStats(proc = '/proc'): Promise<Stats> {
   };
 }
 
-/** Hello's answer. */
-export async function helloResponse(workloadStarted: boolean, proc = '/proc'): Promise<HelloResponse> {
-  const [uptime, bootId] = await Promise.all([read(`${proc}/uptime`), read(`${proc}/sys/kernel/random/boot_id`)]);
+/** Hello's answer; its two /proc files are read synchronously (see read-now.ts). */
+export function helloResponse(workloadStarted: boolean, proc = '/proc'): HelloResponse {
   return {
     agentVersion: AGENT_VERSION,
     nodeVersion: process.version,
     kernel: release(),
-    uptimeMs: parseUptimeMs(uptime),
-    bootId: bootId.trim(),
+    uptimeMs: parseUptimeMs(readNow(`${proc}/uptime`) ?? ''),
+    bootId: (readNow(`${proc}/sys/kernel/random/boot_id`) ?? '').trim(),
     workloadStarted,
   };
 }

@@ -8,8 +8,8 @@
  * `tty-session` before the command), as runc and crun do for `exec -t`: its shell has job control.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runCommand } from '../system/command.js';
 import { Code, TtrpcError } from '../ttrpc/index.js';
@@ -71,7 +71,8 @@ export class Workload {
   private cwd = '/';
   private starting = false;
   private adopted = false;
-  private readonly helperBinary: string | null;
+  /** The exec helper's binary; null on a host without one (execs then go through `crun exec`). */
+  readonly helperBinary: string | null;
   /** The exec helper of the running container: starting, running, or undefined when it could not start. */
   private helper: Promise<ExecHelper | undefined> | undefined;
 
@@ -147,12 +148,13 @@ export class Workload {
       const session = this.terminalSession(req.process);
       if (session) config.process.args = [...session, ...config.process.args];
       const bundle = this.bundleDir();
-      await mkdir(bundle, { recursive: true });
-      await writeFile(join(bundle, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+      // Synchronous: /run is a tmpfs, and this is on the boot path (see read-now.ts).
+      mkdirSync(bundle, { recursive: true });
+      writeFileSync(join(bundle, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
       const pidFile = join(bundle, 'main.pid');
       const logFile = join(bundle, 'crun.log');
-      await rm(pidFile, { force: true });
-      await rm(logFile, { force: true });
+      rmSync(pidFile, { force: true });
+      rmSync(logFile, { force: true });
       // A container left by a run that ended (crun run normally deletes it) would block the id. Only
       // then is crun started for it: at boot there is none, and a crun run costs the boot time.
       if (existsSync(join(this.crunStateDir, CONTAINER_ID))) await this.run(this.crun, ['delete', '-f', CONTAINER_ID]).catch(() => undefined);
@@ -164,9 +166,12 @@ export class Workload {
       const main = await this.table.start(launch, MAIN_PROCESS_ID);
       this.table.setWorkloadLauncher((s) => this.execLaunch(s));
       await this.confirmStarted(main, pidFile, logFile);
-      this.log(`workload started: pid ${main.pid}`);
-      // After the answer's way is clear: the helper's own crun exec must not delay the workload's start.
-      setImmediate(() => this.startHelper());
+      // After the answer's way is clear: the helper's own crun exec must not delay the workload's
+      // start, nor a console line (costly under TCG) its answer.
+      setImmediate(() => {
+        this.log(`workload started: pid ${main.pid}`);
+        this.startHelper();
+      });
       return { processId: MAIN_PROCESS_ID, pid: main.pid };
     } finally {
       this.starting = false;

@@ -111,10 +111,12 @@ export class AgentSupervisor {
     // order) and starts a workload once per boot, so when Hello says an earlier daemon already
     // started it (it died before recording that), this request's refusal is expected and ignored.
     let startFailure: { err: unknown } | undefined;
-    const { info, helloMs } = await this.connect(vm, endpoint, signal, this.bootTimeoutMs, async (s) => {
-      await s.startWorkload(request).catch((err: unknown) => void (startFailure = { err }));
+    const { info, helloMs } = await this.connect(vm, endpoint, signal, this.bootTimeoutMs, {
+      alongHello: async (s) => {
+        await s.startWorkload(request).catch((err: unknown) => void (startFailure = { err }));
+      },
     });
-    if (startFailure && !info.workloadStarted) {
+    if (startFailure && !info?.workloadStarted) {
       this.forget(vm.id);
       throw startFailure.err;
     }
@@ -124,19 +126,23 @@ export class AgentSupervisor {
 
   /**
    * Restore path: the guest resumed from a snapshot, its workload running. Its agent is told the
-   * VM's identity (`identity` is called once the agent answers) before anything else, then its
-   * metadata, then the workload's output is copied into this VM's log.
+   * VM's identity (`identity` is called once the channel's handshake is done) before anything else,
+   * then its metadata, then the workload's output is copied into this VM's log.
    */
   async resumeRestored(vm: Vm, endpoint: AgentEndpoint, identity: () => GuestIdentity, signal?: AbortSignal): Promise<void> {
     // A channel opened by openEarly was connected before the guest ran: its handshake is under way.
-    // Sent with Hello, not after its answer: under TCG a round trip to the guest costs ~100 ms. The
-    // identity is made only once the channel is open: its host time must not age while the agent is reached.
-    const { session, info } = await this.connect(vm, endpoint, signal, RESTORED_AGENT_TIMEOUT_MS, (s) => s.restored(identity()));
+    // No Hello: what it tells is known (the snapshot's guest runs the workload), and under TCG each
+    // call costs a just-restored guest, whose every code path is translated anew, tens of ms; the
+    // Restored call's answer shows the agent is there. The identity is made only once the channel
+    // is open: its host time must not age while the agent is reached.
+    const { session } = await this.connect(vm, endpoint, signal, RESTORED_AGENT_TIMEOUT_MS, { instead: (s) => s.restored(identity()) });
     // The guest serves what the source's guest held when the snapshot was taken; this VM's record is
     // what `metadata get` shows and what its next start sends, so the guest gets exactly that.
     const m = vm.spec.metadata;
     if (m) await session.setMetadata({ values: m.values, secrets: m.secrets });
-    if (info.workloadStarted) this.pumpLogs(vm);
+    // A snapshot is only taken of a running VM, whose workload was started (its output and exit, if it
+    // ended since, are in the agent's table and go to this VM's log).
+    this.pumpLogs(vm);
   }
 
   /**
@@ -201,7 +207,12 @@ export class AgentSupervisor {
   }
 
   /** `alongHello`: a first call sent right after Hello, without waiting for its answer. */
-  private async connect(vm: Vm, endpoint: AgentEndpoint, signal?: AbortSignal, timeoutMs = this.bootTimeoutMs, alongHello?: (session: AgentSession) => Promise<void>): Promise<{ session: AgentSession; info: AgentInfo; helloMs: number }> {
+  /**
+   * Connects to the VM's agent and says Hello, sending `alongHello`'s calls right behind it. With
+   * `instead` (a restored guest) no Hello is sent: `instead`'s calls are the first, and their answers
+   * show the agent is there.
+   */
+  private async connect(vm: Vm, endpoint: AgentEndpoint, signal?: AbortSignal, timeoutMs = this.bootTimeoutMs, calls: { alongHello?: (session: AgentSession) => Promise<void>; instead?: (session: AgentSession) => Promise<void> } = {}): Promise<{ session: AgentSession; info: AgentInfo | undefined; helloMs: number }> {
     const early = this.early.get(vm.id);
     this.early.delete(vm.id);
     this.forget(vm.id);
@@ -215,21 +226,25 @@ export class AgentSupervisor {
     } finally {
       signal?.removeEventListener('abort', stopEarly);
     }
-    let info: AgentInfo;
+    let info: AgentInfo | undefined;
     let helloMs = 0;
     try {
-      [info] = await Promise.all([
-        session.hello().then((i) => {
-          helloMs = performance.now();
-          return i;
-        }),
-        alongHello?.(session),
-      ]);
+      if (calls.instead) await calls.instead(session);
+      else {
+        [info] = await Promise.all([
+          session.hello().then((i) => {
+            helloMs = performance.now();
+            return i;
+          }),
+          calls.alongHello?.(session),
+        ]);
+      }
     } catch (err) {
       session.close();
       throw err;
     }
-    this.logger.child({ vmId: vm.id }).info({ agentVersion: info.agentVersion, uptimeMs: info.uptimeMs, workloadStarted: info.workloadStarted }, 'agent connected');
+    if (info) this.logger.child({ vmId: vm.id }).info({ agentVersion: info.agentVersion, uptimeMs: info.uptimeMs, workloadStarted: info.workloadStarted }, 'agent connected');
+    else this.logger.child({ vmId: vm.id }).info({}, 'agent reconnected');
     this.tracked.set(vm.id, { session, logged: 0 });
     return { session, info, helloMs };
   }

@@ -224,13 +224,13 @@ test('a restore whose early channel waits for a silent agent is cut short by a s
   assert.equal(stopped.state, 'stopped');
 });
 
-test('a restored guest is told its identity along with Hello, not one round trip after it', async () => {
+test("a restored guest's first call is Restored: no Hello, whose answers are known and cost the guest a call", async () => {
   await service.create(imageSpec('web'));
   await service.snapshot('web', { name: 's' });
   agents.calls.length = 0;
-  agents.helloDelayMs = 300;
-  await service.restore('s');
-  assert.deepEqual(agents.calls, ['hello', 'restored', 'hello answered']);
+  const vm = await service.restore('s');
+  assert.deepEqual(agents.calls, ['restored']);
+  assert.equal(vm.state, 'running');
 });
 
 const metadata = { values: { region: 'eu-1' }, secrets: { api_key: 's3cr3t' }, sshAuthorizedKeys: [], files: [] };

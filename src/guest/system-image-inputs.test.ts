@@ -7,21 +7,19 @@ import { join } from 'node:path';
 import { ProviderUnavailableError } from '../core/errors.js';
 import { parseLdd, sharedLibraries, SYSTEM_IMAGE_FORMAT, systemImageInputs, systemImageKey } from './system-image-inputs.js';
 
-/** Fake node/crun/perl/socat (scripts: no ELF, so no libraries), agent and init; busybox is the host's real one. */
-async function fakeInputs(dir: string): Promise<{ nodeBinary: string; crunBinary: string; perlBinary: string; socatBinary: string; agentBundle: string; initScript: string }> {
+/** Fake node/crun/socat (scripts: no ELF, so no libraries), agent and init; busybox is the host's real one. */
+async function fakeInputs(dir: string): Promise<{ nodeBinary: string; crunBinary: string; socatBinary: string; agentBundle: string; initScript: string }> {
   await mkdir(dir, { recursive: true });
   const files = {
     nodeBinary: join(dir, 'node'),
     crunBinary: join(dir, 'crun'),
     socatBinary: join(dir, 'socat'),
-    perlBinary: join(dir, 'perl'),
     agentBundle: join(dir, 'agent.js'),
     initScript: join(dir, 'init.sh'),
   };
   await writeFile(files.socatBinary, '#!/bin/sh\necho fake socat\n', { mode: 0o755 });
   await writeFile(files.nodeBinary, '#!/bin/sh\necho fake node\n', { mode: 0o755 });
   await writeFile(files.crunBinary, '#!/bin/sh\necho fake crun\n', { mode: 0o755 });
-  await writeFile(files.perlBinary, '#!/bin/sh\necho fake perl\n', { mode: 0o755 });
   await writeFile(files.agentBundle, 'console.log("agent v1");\n');
   // The exec helper is found next to the bundle.
   await writeFile(join(dir, 'exec-helper'), '#!/bin/sh\necho fake helper\n', { mode: 0o755 });
@@ -45,7 +43,6 @@ test('inputs list every file with its guest path, mode and sha256; the key is st
         ['init', '/sbin/init', '755'],
         ['crun', '/usr/bin/crun', '755'],
         ['node', '/usr/bin/node', '755'],
-        ['perl', '/usr/bin/perl', '755'],
         ['socat', '/usr/bin/socat', '755'],
       ],
     );

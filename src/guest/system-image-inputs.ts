@@ -27,8 +27,6 @@ export const GUEST_PATHS = {
   /** The agent's vsock relay (agent/vsock-relay.ts). */
   socat: '/usr/bin/socat',
   busybox: '/bin/busybox',
-  /** The agent's restore helper (settimeofday, RNDRESEEDCRNG, setns; see agent/restore.ts). */
-  perl: '/usr/bin/perl',
   agent: '/agent/agent.js',
   /** The agent's exec helper (static), found by the agent next to its script. */
   execHelper: '/agent/exec-helper',
@@ -40,7 +38,7 @@ export const GUEST_PATHS = {
 /** Where crun usually is; Debian's package installs /usr/bin/crun. */
 export const CRUN_CANDIDATES: readonly string[] = ['/usr/bin/crun', '/usr/local/bin/crun'];
 
-export type SystemImageInputRole = 'node' | 'crun' | 'perl' | 'socat' | 'lib' | 'busybox' | 'agent' | 'agent-module' | 'exec-helper' | 'init';
+export type SystemImageInputRole = 'node' | 'crun' | 'socat' | 'lib' | 'busybox' | 'agent' | 'agent-module' | 'exec-helper' | 'init';
 
 /** One file copied into the image. */
 export interface SystemImageInput {
@@ -72,8 +70,6 @@ export interface SystemImageInputOptions {
   crunBinary?: string;
   /** Default: /usr/bin/socat. */
   socatBinary?: string;
-  /** Default: /usr/bin/perl (perl-base, essential in Debian). */
-  perlBinary?: string;
   /** Default: the host's static busybox (see busybox.ts). */
   busyboxPath?: string;
   /** Override of /sbin/init (tests). Default: agent-init.sh next to this module. */
@@ -242,7 +238,6 @@ export async function systemImageInputs(options: SystemImageInputOptions = {}): 
   const node = await resolveExecutable(options.nodeBinary ?? process.execPath, 'node', 'install Node.js 20 or pass nodeBinary');
   const crun = await findCrun(options.crunBinary);
   const socat = await resolveExecutable(options.socatBinary ?? GUEST_PATHS.socat, 'socat', 'install socat: apt-get install socat (the agent relays vsock through it)');
-  const perl = await resolveExecutable(options.perlBinary ?? '/usr/bin/perl', 'perl', 'install perl-base: apt-get install perl-base');
   const busybox = (await loadStaticBusybox(options.busyboxPath)).path;
   const agent = await readableFile(options.agentBundle ?? defaultAgentBundlePath(), 'the agent bundle', 'build it first (npm run build, or bundleAgent())');
   const execHelper = await readableFile(options.execHelper ?? join(dirname(agent), 'exec-helper'), "the agent's exec helper", 'build it first (npm run build; it needs gcc and libc6-dev)');
@@ -252,7 +247,6 @@ export async function systemImageInputs(options: SystemImageInputOptions = {}): 
     { role: 'node', guestPath: GUEST_PATHS.node, hostPath: node, mode: 0o755 },
     { role: 'crun', guestPath: GUEST_PATHS.crun, hostPath: crun, mode: 0o755 },
     { role: 'socat', guestPath: GUEST_PATHS.socat, hostPath: socat, mode: 0o755 },
-    { role: 'perl', guestPath: GUEST_PATHS.perl, hostPath: perl, mode: 0o755 },
     { role: 'busybox', guestPath: GUEST_PATHS.busybox, hostPath: await realpath(busybox), mode: 0o755 },
     { role: 'agent', guestPath: GUEST_PATHS.agent, hostPath: agent, mode: 0o644 },
     { role: 'exec-helper', guestPath: GUEST_PATHS.execHelper, hostPath: execHelper, mode: 0o755 },
@@ -262,7 +256,7 @@ export async function systemImageInputs(options: SystemImageInputOptions = {}): 
   // Libraries go to the path ldd printed (what the loader searches in the guest), with the bytes of
   // the file it resolves to; the binaries share libc and the loader, so dedupe by guest path.
   const libs = new Map<string, string>();
-  for (const binary of [node, crun, perl, socat]) {
+  for (const binary of [node, crun, socat]) {
     for (const lib of await sharedLibraries(binary)) {
       const host = await realpath(lib);
       const seen = libs.get(lib);
