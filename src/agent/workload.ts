@@ -16,6 +16,7 @@ import { Code, TtrpcError } from '../ttrpc/index.js';
 import { ExecHelper, type PipedChild } from './exec-helper.js';
 import { buildEnv, checkSpec, envList, parseUser, resolveUser, type Launch } from './launch.js';
 import { errorText, silentLog, type Log } from './log.js';
+import { fileAppears } from './file-wait.js';
 import { writeMetadataFiles } from './metadata-files.js';
 import { CONTAINER_ID, workloadConfig } from './oci-config.js';
 import type { ManagedProcess } from './process.js';
@@ -56,6 +57,8 @@ const BIND_CANDIDATES: Record<string, readonly string[]> = {
 };
 
 /** Environment crun itself runs with (the container's comes from config.json or --env). */
+/** How often the wait for crun's pid file looks again should its directory watch miss the file. */
+const PID_FILE_FALLBACK_MS = 250;
 const CRUN_ENV = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' };
 
 /** Starts and tracks the workload container. */
@@ -180,7 +183,7 @@ export class Workload {
 
   /** Waits until crun wrote the pid file (the container exists) or exited; a crun failure fails the RPC. */
   private async confirmStarted(main: ManagedProcess, pidFile: string, logFile: string): Promise<void> {
-    while (main.running && !existsSync(pidFile)) await new Promise((r) => setTimeout(r, 20));
+    while (main.running && !existsSync(pidFile)) await fileAppears(pidFile, main.wait(), PID_FILE_FALLBACK_MS);
     if (existsSync(pidFile) || !main.exit) return;
     // 126/127: the command or its cwd is missing, which the filter turned into Docker's result.
     if (main.exit.exitCode === 126 || main.exit.exitCode === 127) return;
