@@ -2,6 +2,7 @@
  * Typed encoders/decoders for the agent protocol's messages (agent.proto). Field names are the
  * protobuf names in lowerCamelCase, as everywhere in Hypercore's APIs.
  */
+import { messageCodec, type MessageCodec } from '../../ttrpc/message-codec.js';
 import agentPb from './generated/agent-pb.js';
 
 export interface ProcessSpec {
@@ -52,20 +53,14 @@ export type Empty = Record<string, never>;
  */
 const types = agentPb.hypercore.agent.v1;
 
-export interface Codec<T> {
-  encode(message: T): Uint8Array;
-  decode(bytes: Uint8Array): T;
-}
+export type Codec<T> = MessageCodec<T>;
 
 export function codec<T>(name: string): Codec<T> {
   const type = Object.hasOwn(types, name) ? types[name] : undefined;
   // Called with constant names when the module loads: a name agent.proto lacks is a programming error.
   if (!type) throw new Error(`agent.proto defines no message hypercore.agent.v1.${name}`);
-  return {
-    encode: (message) => type.encode(type.fromObject(message as Record<string, unknown>)).finish(),
-    // longs as numbers, bytes as Buffers, unset scalars as their defaults, arrays always present.
-    decode: (bytes) => type.toObject(type.decode(bytes), { longs: Number, bytes: Buffer, defaults: true, arrays: true }) as T,
-  };
+  // longs as numbers, bytes as Buffers, unset scalars as their defaults, arrays always present.
+  return messageCodec<T>(type, { longs: Number, bytes: Buffer, defaults: true, arrays: true });
 }
 
 /**

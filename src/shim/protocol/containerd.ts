@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import protobuf from 'protobufjs';
+import { messageCodec, type MessageCodec } from '../../ttrpc/message-codec.js';
 
 const descriptor = JSON.parse(readFileSync(new URL('./containerd.json', import.meta.url), 'utf8')) as { sources: Record<string, string>; root: protobuf.INamespace };
 const root = protobuf.Root.fromJSON(descriptor.root);
@@ -18,20 +19,13 @@ export const EVENTS_SERVICE = 'containerd.services.events.ttrpc.v1.Events';
 /** The metadata key containerd reads the namespace of a TTRPC call from. */
 export const NAMESPACE_METADATA_KEY = 'containerd-namespace-ttrpc';
 
-export interface Codec<T> {
-  encode(message: T): Uint8Array;
-  decode(bytes: Uint8Array): T;
+export interface Codec<T> extends MessageCodec<T> {
   /** The full message name, as an Any's type URL names it. */
   readonly typeName: string;
 }
 
 export function codec<T>(name: string): Codec<T> {
-  const type = root.lookupType(name);
-  return {
-    typeName: name,
-    encode: (message) => type.encode(type.fromObject(message as Record<string, unknown>)).finish(),
-    decode: (bytes) => type.toObject(type.decode(bytes), { longs: Number, bytes: Buffer, defaults: true, arrays: true, enums: Number }) as T,
-  };
+  return { typeName: name, ...messageCodec<T>(root.lookupType(name), { longs: Number, bytes: Buffer, defaults: true, arrays: true, enums: Number }) };
 }
 
 export interface Timestamp { seconds: number; nanos: number }
