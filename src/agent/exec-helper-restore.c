@@ -112,7 +112,7 @@ static long long now_ms(void) {
 static int ip(char *const args[]) {
   char *argv[10] = {"ip"};
   int n = 1;
-  for (; args[n - 1] && n < 9; n++) argv[n] = args[n - 1];
+  for (; n < 9 && args[n - 1]; n++) argv[n] = args[n - 1];
   argv[n] = NULL;
   pid_t pid;
   int err = posix_spawnp(&pid, "ip", NULL, NULL, argv, environ);
@@ -152,7 +152,8 @@ int restore_identity(void) {
   if (count != FIELD_COUNT) return bad_request("8 tab-separated fields expected", NULL);
   for (int i = 0; i < FIELD_COUNT; i++)
     if (!printable(f[i])) return bad_request("not printable", field_names[i]);
-  if (*f[HOST_MS] && (!digits_only(f[HOST_MS]) || !digits_only(f[SEEN_MS]))) return bad_request("not a time in ms", field_names[HOST_MS]);
+  if (*f[HOST_MS] && !digits_only(f[HOST_MS])) return bad_request("not a time in ms", field_names[HOST_MS]);
+  if (*f[HOST_MS] && !digits_only(f[SEEN_MS])) return bad_request("not a time in ms", field_names[SEEN_MS]);
   size_t hex_len = strlen(f[ENTROPY]);
   if (hex_len % 2 != 0 || hex_len / 2 > MAX_ENTROPY) return bad_request("not an even number of hex digits within the limit", field_names[ENTROPY]);
   for (size_t i = 0; i < hex_len; i += 2) {
@@ -170,7 +171,7 @@ int restore_identity(void) {
   if (*f[HOST_MS]) {
     long long t = atoll(f[HOST_MS]) + (now_ms() - atoll(f[SEEN_MS]));
     struct timespec ts = {.tv_sec = t / 1000, .tv_nsec = (t % 1000) * 1000000};
-    if (clock_settime(CLOCK_REALTIME, &ts) < 0) return fail("settimeofday", NULL);
+    if (clock_settime(CLOCK_REALTIME, &ts) < 0) return fail("setting the clock (clock_settime)", NULL);
   }
   if (hex_len > 0) {
     int fd = open("/dev/urandom", O_RDWR | O_CLOEXEC);

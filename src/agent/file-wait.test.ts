@@ -42,7 +42,9 @@ test('fileAppears resolves when `end` settles first, or at once when the file ex
     writeFileSync(join(dir, 'there'), '');
     await fileAppears(join(dir, 'there'), never, HOUR_MS);
     // A directory that cannot be watched: the fallback paces the caller.
+    const t0 = performance.now();
     await fileAppears(join(dir, 'missing-dir', 'f'), never, 30);
+    assert.ok(performance.now() - t0 >= 25, 'it waited for the fallback, not returned at once');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

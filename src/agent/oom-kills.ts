@@ -59,10 +59,12 @@ export function kmsgReader(path = '/dev/kmsg'): RecordReader | undefined {
 export class OomKills {
   private readonly counts = new Map<string, number>();
 
-  /** Reads past what the log holds already: kills before now are not any container's of this agent. */
+  /**
+   * Reads past what the log holds already, without parsing it: kills before now are not any
+   * container's of this agent. Bounded as a drain is (the kernel's ring holds fewer records).
+   */
   constructor(private readonly next: RecordReader | undefined) {
-    this.drain();
-    this.counts.clear();
+    for (let i = 0; next && i < MAX_RECORDS_PER_DRAIN && next() !== undefined; i++);
   }
 
   private drain(): void {

@@ -11,7 +11,7 @@ import { CommandFailedError } from '../core/errors.js';
 import { describeCommand, tailLines } from '../system/command.js';
 import { errorText, silentLog, type Log } from './log.js';
 
-/** stderr kept for the error message: the helper's own die lines are short. */
+/** stderr kept for the error message: the helper's own error lines are short. */
 const STDERR_LIMIT = 4096;
 
 export interface SpareProcessOptions {

@@ -56,9 +56,9 @@ const BIND_CANDIDATES: Record<string, readonly string[]> = {
   '/etc/machine-id': ['/run/hc/machine-id'],
 };
 
-/** Environment crun itself runs with (the container's comes from config.json or --env). */
 /** How often the wait for crun's pid file looks again should its directory watch miss the file. */
 const PID_FILE_FALLBACK_MS = 250;
+/** Environment crun itself runs with (the container's comes from config.json or --env). */
 const CRUN_ENV = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' };
 
 /** Starts and tracks the workload container. */

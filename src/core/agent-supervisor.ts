@@ -13,7 +13,7 @@ import type { Vm } from './vm.js';
 export const MAIN_PROCESS = 'main';
 /** Under TCG a guest needs 5–8 s to run its agent; leave room for a loaded host. */
 export const AGENT_BOOT_TIMEOUT_MS = 120_000;
-/** A restored guest's agent is already running: it answers as soon as it polls its channel again. */
+/** A restored guest's agent is already running: it reads the handshake as soon as the guest resumes. */
 const RESTORED_AGENT_TIMEOUT_MS = 30_000;
 
 export interface WorkloadLog {
@@ -151,8 +151,8 @@ export class AgentSupervisor {
    * guest when its host end connects or goes away; connected before the guest resumes, the port
    * looks to it as it was when the snapshot was taken (connected), so the agent never sees a
    * disconnect and reads the new host's handshake at once, instead of noticing an end of input and
-   * polling for the next host. Resolves once the socket is connected (at once for channels that
-   * need the guest to connect at all); a failure after that surfaces in resumeRestored.
+   * polling for the next host. Resolves once the socket is connected (at once for endpoints other
+   * than `unix`, where there is nothing to open early); a failure after that surfaces in resumeRestored.
    */
   async openEarly(vm: Vm, endpoint: AgentEndpoint): Promise<void> {
     this.forget(vm.id);
@@ -206,7 +206,6 @@ export class AgentSupervisor {
     return (await this.log.tail(vm, 2048).catch(() => '')).trim();
   }
 
-  /** `alongHello`: a first call sent right after Hello, without waiting for its answer. */
   /**
    * Connects to the VM's agent and says Hello, sending `alongHello`'s calls right behind it. With
    * `instead` (a restored guest) no Hello is sent: `instead`'s calls are the first, and their answers
@@ -244,7 +243,7 @@ export class AgentSupervisor {
       throw err;
     }
     if (info) this.logger.child({ vmId: vm.id }).info({ agentVersion: info.agentVersion, uptimeMs: info.uptimeMs, workloadStarted: info.workloadStarted }, 'agent connected');
-    else this.logger.child({ vmId: vm.id }).info({}, 'agent reconnected');
+    else this.logger.child({ vmId: vm.id }).info({}, "a restored guest's agent answered");
     this.tracked.set(vm.id, { session, logged: 0 });
     return { session, info, helloMs };
   }

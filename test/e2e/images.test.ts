@@ -251,7 +251,6 @@ test('a blob that does not match its digest is an error and nothing is kept', as
 test('a workload VM has disk_size of room on / and cannot write more than that onto the host', async (t) => {
   const busybox = buildImage([await buildLayer(busyboxLayerEntries())], { cmd: ['/bin/sh'] });
   await push('hc/busybox', '1', busybox);
-  process.env['HYPERCORE_AGENT_TIMEOUT'] = '120';
   const hac = join(daemon.dir, 'disk-vm.toml');
   writeFileSync(hac, `[spacecore]\nname = "diskvm"\n[hardware]\nmemory = 256\ndisk_size = 96\nref = "${registry.host}/hc/busybox:1"\n[workload]\ncommand = ["sleep", "100000"]\n[hypervisor]\nprovider = "qemu"\n[network]\nmode = "none"\n`);
   const spawn = cli(['spawn', '--hac', hac]);
@@ -302,7 +301,6 @@ test('a workload VM has disk_size of room on / and cannot write more than that o
 test('a blank scratch disk is formatted in the guest; one that cannot be mounted leaves the writable layer on tmpfs', async () => {
   const busybox = buildImage([await buildLayer(busyboxLayerEntries())], { cmd: ['/bin/sh'] });
   await push('hc/busybox', '1', busybox);
-  process.env['HYPERCORE_AGENT_TIMEOUT'] = '120';
   /** Creates a VM, puts `scratch` (raw bytes, or undefined for a blank disk) in place of its scratch disk, starts it. */
   const bootWith = (name: string, scratch: Buffer | undefined): { id: string; console: () => string } => {
     const hac = join(daemon.dir, `${name}.toml`);
