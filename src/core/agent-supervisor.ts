@@ -90,7 +90,7 @@ export class AgentSupervisor {
     // A pod VM has no workload of its own: its containers come later, through the pod service.
     if (vm.spec.pod) {
       const started = performance.now();
-      await this.connect(vm, endpoint, signal);
+      await this.connect(vm, endpoint, signal, this.bootTimeoutMs, (s) => this.hello(vm, s));
       return { agentMs: performance.now() - started };
     }
     const process = workloadProcess(vm, image);
@@ -111,17 +111,18 @@ export class AgentSupervisor {
     // order) and starts a workload once per boot, so when Hello says an earlier daemon already
     // started it (it died before recording that), this request's refusal is expected and ignored.
     let startFailure: { err: unknown } | undefined;
-    const { info, helloMs } = await this.connect(vm, endpoint, signal, this.bootTimeoutMs, {
-      alongHello: async (s) => {
-        await s.startWorkload(request).catch((err: unknown) => void (startFailure = { err }));
-      },
-    });
-    if (startFailure && !info?.workloadStarted) {
+    const [{ info, answeredAt }] = await this.connect(vm, endpoint, signal, this.bootTimeoutMs, (s) =>
+      Promise.all([
+        this.hello(vm, s).then((answer) => ({ info: answer, answeredAt: performance.now() })),
+        s.startWorkload(request).catch((err: unknown) => void (startFailure = { err })),
+      ]),
+    );
+    if (startFailure && !info.workloadStarted) {
       this.forget(vm.id);
       throw startFailure.err;
     }
     this.pumpLogs(vm);
-    return { agentMs: helloMs - started };
+    return { agentMs: answeredAt - started };
   }
 
   /**
@@ -135,7 +136,10 @@ export class AgentSupervisor {
     // call costs a just-restored guest, whose every code path is translated anew, tens of ms; the
     // Restored call's answer shows the agent is there. The identity is made only once the channel
     // is open: its host time must not age while the agent is reached.
-    const { session } = await this.connect(vm, endpoint, signal, RESTORED_AGENT_TIMEOUT_MS, { instead: (s) => s.restored(identity()) });
+    const session = await this.connect(vm, endpoint, signal, RESTORED_AGENT_TIMEOUT_MS, async (s) => {
+      await s.restored(identity());
+      return s;
+    });
     // The guest serves what the source's guest held when the snapshot was taken; this VM's record is
     // what `metadata get` shows and what its next start sends, so the guest gets exactly that.
     const m = vm.spec.metadata;
@@ -172,7 +176,7 @@ export class AgentSupervisor {
 
   /** Restart path: reconnect to a running guest; the workload keeps running there. */
   async reattach(vm: Vm, endpoint: AgentEndpoint): Promise<void> {
-    await this.connect(vm, endpoint, undefined, 15_000);
+    await this.connect(vm, endpoint, undefined, 15_000, (s) => this.hello(vm, s));
     if (vm.spec.pod) return;
     // Resume after what the previous daemon recorded, so buffered output is not logged twice.
     this.tracked.get(vm.id)!.logged = await this.log.resumeOffset(vm).catch(() => 0);
@@ -207,11 +211,11 @@ export class AgentSupervisor {
   }
 
   /**
-   * Connects to the VM's agent and says Hello, sending `alongHello`'s calls right behind it. With
-   * `instead` (a restored guest) no Hello is sent: `instead`'s calls are the first, and their answers
-   * show the agent is there.
+   * Connects to the VM's agent and makes `first`'s calls, whose answers show the agent is there (Hello,
+   * with StartWorkload right behind it at boot; Restored alone for a restored guest). Then the VM's
+   * session is tracked; `first`'s result is returned.
    */
-  private async connect(vm: Vm, endpoint: AgentEndpoint, signal?: AbortSignal, timeoutMs = this.bootTimeoutMs, calls: { alongHello?: (session: AgentSession) => Promise<void>; instead?: (session: AgentSession) => Promise<void> } = {}): Promise<{ session: AgentSession; info: AgentInfo | undefined; helloMs: number }> {
+  private async connect<T>(vm: Vm, endpoint: AgentEndpoint, signal: AbortSignal | undefined, timeoutMs: number, first: (session: AgentSession) => Promise<T>): Promise<T> {
     const early = this.early.get(vm.id);
     this.early.delete(vm.id);
     this.forget(vm.id);
@@ -225,27 +229,22 @@ export class AgentSupervisor {
     } finally {
       signal?.removeEventListener('abort', stopEarly);
     }
-    let info: AgentInfo | undefined;
-    let helloMs = 0;
+    let result: T;
     try {
-      if (calls.instead) await calls.instead(session);
-      else {
-        [info] = await Promise.all([
-          session.hello().then((i) => {
-            helloMs = performance.now();
-            return i;
-          }),
-          calls.alongHello?.(session),
-        ]);
-      }
+      result = await first(session);
     } catch (err) {
       session.close();
       throw err;
     }
-    if (info) this.logger.child({ vmId: vm.id }).info({ agentVersion: info.agentVersion, uptimeMs: info.uptimeMs, workloadStarted: info.workloadStarted }, 'agent connected');
-    else this.logger.child({ vmId: vm.id }).info({}, "a restored guest's agent answered");
     this.tracked.set(vm.id, { session, logged: 0 });
-    return { session, info, helloMs };
+    return result;
+  }
+
+  /** Hello, logged with what the agent tells. */
+  private async hello(vm: Vm, session: AgentSession): Promise<AgentInfo> {
+    const info = await session.hello();
+    this.logger.child({ vmId: vm.id }).info({ agentVersion: info.agentVersion, uptimeMs: info.uptimeMs, workloadStarted: info.workloadStarted }, 'agent connected');
+    return info;
   }
 
   /** Copies the main process's output to the VM log until it exits or the session ends. */
