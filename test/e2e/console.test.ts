@@ -58,7 +58,10 @@ async function until(what: string, fn: string, timeout = 60_000): Promise<void> 
     await page.waitForFunction(fn, { timeout, polling: 200 });
   } catch (err) {
     await shot(`failed-${what.replace(/\W+/g, '-')}`);
-    throw new Error(`${what}: ${(err as Error).message}\npage: ${await text('body')}\n${daemon.log().slice(-3000)}`);
+    // The terminal first: a failure report may be cut after its first lines.
+    const terminal = await text('#terminal').catch(() => '(none)');
+    const state = await text('#terminal-state').catch(() => '');
+    throw new Error(`${what}: ${(err as Error).message}\nterminal (${state}): ${terminal}\npage: ${await text('body')}\n${daemon.log().slice(-3000)}`);
   }
 }
 
@@ -108,6 +111,8 @@ test('the serial console and an exec terminal: echo $((6*7)) reads back 42', asy
   await until('the serial console output', `document.querySelector('#serial .xterm-rows')?.innerText.trim().length > 0`);
   // Keys typed into the serial console reach the guest's ttyS0: its line discipline echoes them
   // (init holds the console open), and the echo comes back through the console log.
+  // The agent's last boot line ends its console output: keys echoed before it could be split by it.
+  await until('the exec helper ready (the last boot line)', `document.querySelector('#serial .xterm-rows').innerText.includes('exec helper ready')`, 30_000);
   await page.click('#serial-type');
   await until('the serial console taking keys', `document.getElementById('serial-state').textContent === 'typing'`);
   await page.focus('#serial .xterm-helper-textarea');
@@ -117,6 +122,9 @@ test('the serial console and an exec terminal: echo $((6*7)) reads back 42', asy
   await page.click('#terminal-open');
   await until('the exec terminal connected', `document.getElementById('terminal-state').textContent === 'connected'`);
   await page.waitForSelector('#terminal .xterm-helper-textarea');
+  // As a person would, type at the prompt: busybox's line editor asks the terminal where its cursor
+  // is after drawing the prompt, and a line typed ahead of that answer gets the answer echoed into it.
+  await until('the shell prompt', `[...document.querySelectorAll('#terminal .xterm-rows > div')].some((row) => row.textContent.trim() === '/ #')`, 30_000);
   await page.focus('#terminal .xterm-helper-textarea');
   await page.keyboard.type('echo $((6*7))\n');
   await until('42 in the terminal', `[...document.querySelectorAll('#terminal .xterm-rows > div')].some((row) => row.textContent.trim() === '42')`, 30_000);

@@ -236,8 +236,8 @@ test('ctr: a task that joins the pod VM; hypercore ls shows the pod VM, exec, ps
   assert.match(containerd.ctr(['-n', 'k8s.io', 'task', 'ls']).stdout, /long\s+\d+\s+RUNNING/);
 });
 
-test('ctr run -t: the process has a terminal, and leads a session in the container with it as the controlling terminal', () => {
-  const r = containerd.ctrInTerminal(['-n', 'k8s.io', 'run', '--fifo-dir', fifoDir, '--runtime', RUNTIME, ...joinPod(), '-t', '--rm', busybox, 'tty1', 'sh', '-c', 'tty; [ -t 0 ] && [ -t 1 ] && echo both-ttys; stty size; read -r s < /proc/$$/stat; echo "stat=$s"; exit 5']);
+test('ctr run -t: the process has a terminal, and leads a session in the container with it as the controlling terminal', async () => {
+  const r = await containerd.ctrInTerminal(['-n', 'k8s.io', 'run', '--fifo-dir', fifoDir, '--runtime', RUNTIME, ...joinPod(), '-t', '--rm', busybox, 'tty1', 'sh', '-c', 'tty; [ -t 0 ] && [ -t 1 ] && echo both-ttys; stty size; read -r s < /proc/$$/stat; echo "stat=$s"; exit 5']);
   assert.equal(r.code, 5, r.stdout);
   assert.match(r.stdout, /\/dev\/pts\/\d+/);
   assert.match(r.stdout, /both-ttys/);

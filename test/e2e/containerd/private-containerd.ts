@@ -128,11 +128,27 @@ export class PrivateContainerd {
     return { code: r.status ?? -1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
   }
 
-  /** ctr in a pseudo-terminal (script(1)), for `-t`. */
-  ctrInTerminal(args: readonly string[], timeoutMs = 240_000): CtrResult {
+  /**
+   * ctr in a pseudo-terminal (script(1)), for `-t`. script's stdin stays open until ctr has exited:
+   * when its stdin ends, script types the terminal's end-of-file character, which ctr's raw terminal
+   * would pass to the container's (where it is echoed as ^@ into the output under test).
+   */
+  ctrInTerminal(args: readonly string[], timeoutMs = 240_000): Promise<CtrResult> {
     const command = ['ctr', '--address', this.socket, ...args].map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(' ');
-    const r = spawnSync('script', ['-qec', command, '/dev/null'], { encoding: 'utf8', timeout: timeoutMs });
-    return { code: r.status ?? -1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+    const proc = spawn('script', ['-qec', command, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    proc.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
+    proc.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+    const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
+    return new Promise((resolve, reject) => {
+      proc.on('error', reject);
+      proc.on('close', (code) => {
+        clearTimeout(timer);
+        proc.stdin!.destroy();
+        resolve({ code: code ?? -1, stdout, stderr });
+      });
+    });
   }
 
   /** Starts `ctr ... args` in the background (e.g. `events`), collecting its output. */
