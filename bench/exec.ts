@@ -46,10 +46,9 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { TtrpcAgentConnector } from '../src/agent-client/agent-session.js';
+import { TtrpcAgentConnector, type TtrpcAgentSession } from '../src/agent-client/agent-session.js';
 import { READY_LINE } from '../src/agent/log.js';
 import { loadHacFile } from '../src/config/index.js';
-import type { AgentSession } from '../src/core/agent.js';
 import type { VmDisk } from '../src/core/image.js';
 import type { Vm } from '../src/core/vm.js';
 import { ensureSystemImage, type SystemImage } from '../src/guest/system-image.js';
@@ -233,7 +232,7 @@ async function main(): Promise<void> {
   const daemon = new TestDaemon('hc-bench-exec-');
   const rawDir = join(daemon.dir, 'raw');
   let grpcClient: ExecClient | undefined;
-  let agentSession: AgentSession | undefined;
+  let agentSession: TtrpcAgentSession | undefined;
   let vmId: string | undefined;
   const spawnedIds = new Set<string>();
 
@@ -428,64 +427,64 @@ async function main(): Promise<void> {
         const a = await rawArgsFor(0);
         console.log(`\n3. spawn → agent vs raw QEMU boot → agent ready (accel ${accel} on both sides, as the daemon chose)`);
         console.log(`  raw QEMU command line: ${rawQemuCommandLine(a)}`);
-    }
-    const spawnAccels = new Set<string>();
-    /** One `hypercore spawn` of a fresh VM, timed to the ready line and to the CLI's return; then rm -f. */
-    const hypercoreSpawn = async (name: string): Promise<{ readyMs: number; spawnMs: number; rmMs: number }> => {
-      const abort: { reason?: string } = {};
-      const exclude = new Set(spawnedIds);
-      const t0 = performance.now();
-      const cli = runCli(daemon, ['spawn', '--hac', hacFile, '--name', name]);
-      void cli.then((r) => {
-        if (r.code !== 0) abort.reason = `hypercore spawn failed (${r.code}): ${r.stderr}\n${daemon.log().slice(-3000)}`;
-      });
-      let readyMs: number | undefined;
-      let readyErr: unknown;
-      try {
-        readyMs = await waitForReadyInConsole(daemon.root, exclude, t0, abort);
-      } catch (err) {
-        readyErr = err;
       }
-      const r = await cli;
-      const id = r.code === 0 ? lastLine(r.stdout) : undefined;
-      let rmMs = NaN;
-      if (id) {
-        spawnedIds.add(id);
-        const a = launchOf(daemon, id)?.accel;
-        if (a) spawnAccels.add(a);
-        if (!name.includes('warmup')) traces.add((JSON.parse((await cliOk(daemon, ['inspect', '--json', id])).stdout) as Vm).lastStart);
-        rmMs = (await cliOk(daemon, ['rm', '-f', id])).ms;
-        spawnedIds.delete(id);
+      const spawnAccels = new Set<string>();
+      /** One `hypercore spawn` of a fresh VM, timed to the ready line and to the CLI's return; then rm -f. */
+      const hypercoreSpawn = async (name: string): Promise<{ readyMs: number; spawnMs: number; rmMs: number }> => {
+        const abort: { reason?: string } = {};
+        const exclude = new Set(spawnedIds);
+        const t0 = performance.now();
+        const cli = runCli(daemon, ['spawn', '--hac', hacFile, '--name', name]);
+        void cli.then((r) => {
+          if (r.code !== 0) abort.reason = `hypercore spawn failed (${r.code}): ${r.stderr}\n${daemon.log().slice(-3000)}`;
+        });
+        let readyMs: number | undefined;
+        let readyErr: unknown;
+        try {
+          readyMs = await waitForReadyInConsole(daemon.root, exclude, t0, abort);
+        } catch (err) {
+          readyErr = err;
+        }
+        const r = await cli;
+        const id = r.code === 0 ? lastLine(r.stdout) : undefined;
+        let rmMs = NaN;
+        if (id) {
+          spawnedIds.add(id);
+          const a = launchOf(daemon, id)?.accel;
+          if (a) spawnAccels.add(a);
+          if (!name.includes('warmup')) traces.add((JSON.parse((await cliOk(daemon, ['inspect', '--json', id])).stdout) as Vm).lastStart);
+          rmMs = (await cliOk(daemon, ['rm', '-f', id])).ms;
+          spawnedIds.delete(id);
+        }
+        if (readyErr) throw readyErr;
+        if (r.code !== 0) throw new Error(abort.reason ?? `hypercore spawn failed (${r.code})`);
+        return { readyMs: readyMs!, spawnMs: r.ms, rmMs };
+      };
+      // Warm-up, not counted: the restarted daemon's first launch re-runs the accel probe (cached per daemon process).
+      {
+        rmSync(rawAgentSocket, { force: true });
+        const raw = await rawBootToReady(await rawArgsFor(0));
+        const hc = await hypercoreSpawn('bench-spawn-warmup');
+        console.log(`  warm-up (not counted; the daemon's first launch after its restart re-runs the accel probe): raw ${fmtMs(raw)}, spawn → ready ${fmtMs(hc.readyMs)}, → returned ${fmtMs(hc.spawnMs)}`);
       }
-      if (readyErr) throw readyErr;
-      if (r.code !== 0) throw new Error(abort.reason ?? `hypercore spawn failed (${r.code})`);
-      return { readyMs: readyMs!, spawnMs: r.ms, rmMs };
-    };
-    // Warm-up, not counted: the restarted daemon's first launch re-runs the accel probe (cached per daemon process).
-    {
-      rmSync(rawAgentSocket, { force: true });
-      const raw = await rawBootToReady(await rawArgsFor(0));
-      const hc = await hypercoreSpawn('bench-spawn-warmup');
-      console.log(`  warm-up (not counted; the daemon's first launch after its restart re-runs the accel probe): raw ${fmtMs(raw)}, spawn → ready ${fmtMs(hc.readyMs)}, → returned ${fmtMs(hc.spawnMs)}`);
-    }
-    const tSpawnPhase = performance.now();
-    for (let i = 1; i <= opts.spawnRuns; i++) {
-      if (i > 1 && performance.now() - tSpawnPhase > BUDGET.spawn) {
-        console.log(`  stopped at the time budget after ${i - 1} runs`);
-        break;
+      const tSpawnPhase = performance.now();
+      for (let i = 1; i <= opts.spawnRuns; i++) {
+        if (i > 1 && performance.now() - tSpawnPhase > BUDGET.spawn) {
+          console.log(`  stopped at the time budget after ${i - 1} runs`);
+          break;
+        }
+        rmSync(rawAgentSocket, { force: true });
+        const raw = await rawBootToReady(await rawArgsFor(i));
+        rawReady.push(raw);
+        const hc = await hypercoreSpawn(`bench-spawn-${i}`);
+        hcSpawn.push(hc.spawnMs);
+        hcReady.push(hc.readyMs);
+        hcRm.push(hc.rmMs);
+        console.log(
+          `  run ${i}: raw qemu → agent ready ${fmtMs(raw).padStart(9)}   hypercore spawn → agent ready (console) ${fmtMs(hc.readyMs).padStart(9)}   → spawn returned ${fmtMs(hc.spawnMs).padStart(9)}   rm -f ${fmtMs(hc.rmMs).padStart(8)}`,
+        );
       }
-      rmSync(rawAgentSocket, { force: true });
-      const raw = await rawBootToReady(await rawArgsFor(i));
-      rawReady.push(raw);
-      const hc = await hypercoreSpawn(`bench-spawn-${i}`);
-      hcSpawn.push(hc.spawnMs);
-      hcReady.push(hc.readyMs);
-      hcRm.push(hc.rmMs);
-      console.log(
-        `  run ${i}: raw qemu → agent ready ${fmtMs(raw).padStart(9)}   hypercore spawn → agent ready (console) ${fmtMs(hc.readyMs).padStart(9)}   → spawn returned ${fmtMs(hc.spawnMs).padStart(9)}   rm -f ${fmtMs(hc.rmMs).padStart(8)}`,
-      );
-    }
-    if ([...spawnAccels].some((a) => a !== accel)) console.log(`  WARNING: spawned VMs used accel ${[...spawnAccels].join('/')}, raw used ${accel}`);
+      if ([...spawnAccels].some((a) => a !== accel)) console.log(`  WARNING: spawned VMs used accel ${[...spawnAccels].join('/')}, raw used ${accel}`);
     }
 
     // --- summary ----------------------------------------------------------------------------------

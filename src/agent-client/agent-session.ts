@@ -224,7 +224,8 @@ export class TtrpcAgentSession implements AgentSession {
 export class TtrpcAgentConnector implements AgentConnector {
   constructor(private readonly observe?: AgentCallObserver) {}
 
-  async connect(endpoint: AgentEndpoint, options: AgentConnectOptions): Promise<AgentSession> {
+  /** The session's own type, for tools and tests that use the agent's calls the core does not (CreateProcess). */
+  async connect(endpoint: AgentEndpoint, options: AgentConnectOptions): Promise<TtrpcAgentSession> {
     const transport = endpoint.kind === 'unix' ? await openAgentChannel(endpoint.path, options) : await openHybridVsockChannel(endpoint.path, endpoint.port, options);
     return new TtrpcAgentSession(new TtrpcClient(transport), this.observe);
   }

@@ -11,7 +11,7 @@
  * Missing or foreign executables are refused at create, with runc's words, because crun would
  * only fail after the container has started.
  */
-import { existsSync, openSync, readSync, closeSync } from 'node:fs';
+import { openSync, readSync, closeSync } from 'node:fs';
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runCommand } from '../system/command.js';
@@ -23,6 +23,8 @@ import type { ProcessTable } from './processes.js';
 import { containerProcessId, identifierProblem, type ContainerStatsResponse, type ContainerStatus, type CreateContainerRequest, type ExecContainerRequest, type KillContainerRequest, type StartContainerRequest, type UpdateContainerRequest } from './protocol/container-messages.js';
 import type { ProcessStarted } from './protocol/messages.js';
 import { findExecutable } from './root-path.js';
+import { pidFileWritten } from './file-wait.js';
+import { pidInFile } from './read-now.js';
 import { kmsgReader, OomKills, type RecordReader } from './oom-kills.js';
 import { findDisk, isMounted, type CommandRunner } from './rootfs.js';
 import { crunOnTerminal, defaultExecHelper, terminalSessionArgs } from './terminal-session.js';
@@ -308,7 +310,7 @@ export class PodContainers {
     if (types.length === 0) return shared;
     if (!req.sandboxId) throw new TtrpcError(Code.INVALID_ARGUMENT, 'share_namespaces needs sandbox_id');
     const sandbox = this.table.find(containerProcessId(req.sandboxId));
-    const pid = sandbox?.running ? readPidFileSync(join(this.paths.baseDir, req.sandboxId, 'init.pid')) : undefined;
+    const pid = sandbox?.running ? pidInFile(join(this.paths.baseDir, req.sandboxId, 'init.pid')) : undefined;
     if (pid === undefined) throw new TtrpcError(Code.FAILED_PRECONDITION, `sandbox container ${req.sandboxId} is not running; its namespaces cannot be joined`);
     for (const type of types) {
       if (!SHAREABLE.has(type)) throw new TtrpcError(Code.INVALID_ARGUMENT, `namespace "${type}" cannot be shared with the sandbox`);
@@ -366,12 +368,8 @@ export class PodContainers {
 
   /** Waits for crun's pid file (the process exists); a crun that failed first fails the call with its error. */
   private async confirmStarted(proc: ManagedProcess, pidFile: string, logFile: string | undefined, what: string): Promise<number> {
-    for (;;) {
-      const pid = readPidFileSync(pidFile);
-      if (pid !== undefined) return pid;
-      if (!proc.running) break;
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    const pid = await pidFileWritten(pidFile, proc.wait());
+    if (pid !== undefined) return pid;
     const logged = logFile ? await crunLogMessages(logFile) : [];
     const output = proc.output.read(0, 4096).chunks.map((c) => c.data.toString('utf8')).join('').trim();
     this.table.remove(proc.id);
@@ -416,23 +414,6 @@ function joinNamespaces(namespaces: { type: string; path?: string }[], shared: M
     else out.push({ type, path } as { type: string; path?: string });
   }
   return out;
-}
-
-function readPidFileSync(path: string): number | undefined {
-  if (!existsSync(path)) return undefined;
-  try {
-    const fd = openSync(path, 'r');
-    try {
-      const buf = Buffer.alloc(32);
-      const n = readSync(fd, buf, 0, 32, 0);
-      const pid = Number(buf.subarray(0, n).toString('utf8').trim());
-      return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    return undefined;
-  }
 }
 
 function readHead(file: string): Buffer {

@@ -11,13 +11,14 @@
  * its controlling terminal in a session of its own, so its shell has job control.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { EventEmitter } from 'node:events';
+import { EventEmitter, once } from 'node:events';
 import { openSync, closeSync, constants as fsConstants } from 'node:fs';
-import { readFile, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { Socket } from 'node:net';
 import { constants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import { Code, TtrpcError } from '../ttrpc/index.js';
+import { pidFileWritten } from './file-wait.js';
 import { errorText, silentLog, type Log } from './log.js';
 
 /** Largest request the helper reads (exec-helper.c's MAX_FRAME): the command line and environment. */
@@ -160,14 +161,14 @@ export function spawnCrunWithHelper(crun: string, args: string[], binary: string
   }
 }
 
-/** The helper's pid as crun wrote it (crun may write it just after the helper said it is ready). */
-async function helperPid(pidFile: string): Promise<number> {
-  for (let i = 0; ; i++) {
-    const pid = Number((await readFile(pidFile, 'utf8').catch(() => '')).trim());
-    if (Number.isInteger(pid) && pid > 0) return pid;
-    if (i === 250) throw new Error(`crun wrote no pid to ${pidFile}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+/**
+ * The helper's pid from crun's pid file (crun may write it just after the helper said it is ready);
+ * `exited` is crun's own end, after which no pid comes.
+ */
+async function helperPid(pidFile: string, exited: Promise<unknown>): Promise<number> {
+  const pid = await pidFileWritten(pidFile, exited);
+  if (pid === undefined) throw new Error(`crun wrote no pid to ${pidFile}`);
+  return pid;
 }
 
 function signalName(n: number): NodeJS.Signals | null {
@@ -256,7 +257,7 @@ export class ExecHelper {
           for (const f of frames) {
             if (f[0] === 'ready' && !this.pid) {
               if (f[1] !== HELPER_VERSION) return fail(`it speaks protocol ${JSON.stringify(f[1] ?? '')}, not ${HELPER_VERSION} (an exec-helper of another build)`);
-              void helperPid(pidFile).then(
+              void helperPid(pidFile, once(this.proc, 'exit')).then(
                 (pid) => {
                   clearTimeout(timer);
                   this.pid = pid;

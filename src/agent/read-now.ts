@@ -13,3 +13,9 @@ export function readNow(path: string): string | undefined {
     return undefined;
   }
 }
+
+/** A pid file's process id; undefined while the file is missing, empty or partly written. */
+export function pidInFile(path: string): number | undefined {
+  const pid = Number((readNow(path) ?? '').trim());
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}

@@ -15,7 +15,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Code, TtrpcError } from '../ttrpc/index.js';
 import type { RestoredRequest } from './protocol/messages.js';
-import { readNow } from './read-now.js';
+import { pidInFile, readNow } from './read-now.js';
 
 /** The exec helper's argument for its restore mode. */
 export const RESTORE_ARG = 'restore';
@@ -84,7 +84,6 @@ export async function applyRestore(req: RestoredRequest, target: RestoreTarget):
 
 /** The container init's pid from crun's pid file, while that process exists (read synchronously: see read-now.ts). */
 export function pidFromFile(pidFile: string, proc: string): number | undefined {
-  const pid = Number((readNow(pidFile) ?? '').trim());
-  if (!Number.isInteger(pid) || pid <= 0) return undefined;
-  return readNow(join(proc, String(pid), 'stat')) === undefined ? undefined : pid;
+  const pid = pidInFile(pidFile);
+  return pid === undefined || readNow(join(proc, String(pid), 'stat')) === undefined ? undefined : pid;
 }

@@ -10,13 +10,13 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { runCommand } from '../system/command.js';
 import { Code, TtrpcError } from '../ttrpc/index.js';
 import { ExecHelper, type PipedChild } from './exec-helper.js';
 import { buildEnv, checkSpec, envList, parseUser, resolveUser, type Launch } from './launch.js';
 import { errorText, silentLog, type Log } from './log.js';
-import { fileAppears } from './file-wait.js';
+import { PID_FILE_FALLBACK_MS, watchFor } from './file-wait.js';
 import { writeMetadataFiles } from './metadata-files.js';
 import { CONTAINER_ID, workloadConfig } from './oci-config.js';
 import type { ManagedProcess } from './process.js';
@@ -56,8 +56,6 @@ const BIND_CANDIDATES: Record<string, readonly string[]> = {
   '/etc/machine-id': ['/run/hc/machine-id'],
 };
 
-/** How often the wait for crun's pid file looks again should its directory watch miss the file. */
-const PID_FILE_FALLBACK_MS = 250;
 /** Environment crun itself runs with (the container's comes from config.json or --env). */
 const CRUN_ENV = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' };
 
@@ -183,7 +181,7 @@ export class Workload {
 
   /** Waits until crun wrote the pid file (the container exists) or exited; a crun failure fails the RPC. */
   private async confirmStarted(main: ManagedProcess, pidFile: string, logFile: string): Promise<void> {
-    while (main.running && !existsSync(pidFile)) await fileAppears(pidFile, main.wait(), PID_FILE_FALLBACK_MS);
+    await watchFor(dirname(pidFile), () => (existsSync(pidFile) ? true : undefined), main.wait(), PID_FILE_FALLBACK_MS);
     if (existsSync(pidFile) || !main.exit) return;
     // 126/127: the command or its cwd is missing, which the filter turned into Docker's result.
     if (main.exit.exitCode === 126 || main.exit.exitCode === 127) return;

@@ -73,14 +73,13 @@ export interface AgentInfo {
 export interface AgentSession {
   hello(): Promise<AgentInfo>;
   startWorkload(start: WorkloadStart): Promise<{ processId: string; pid: number }>;
-  createProcess(spec: ProcessSpec, inWorkload: boolean): Promise<{ processId: string; pid: number }>;
   /**
    * The process's IO from output offset `fromOffset`. The process waits for this reader (its output
    * pauses while the reader is behind, nothing is lost) unless `follow` is set: a follower that falls
    * behind skips output instead, so a slow follower never slows the process.
    */
   io(processId: string, fromOffset?: number, options?: { follow?: boolean }): ProcessIo;
-  /** createProcess, then io from offset 0, in one round trip where the agent can. */
+  /** Starts a process (in the workload's container when `inWorkload`) and opens its IO from offset 0, in one round trip where the agent can. */
   exec(spec: ProcessSpec, inWorkload: boolean): Promise<{ processId: string; pid: number; io: ProcessIo }>;
   signal(processId: string, signal: string): Promise<void>;
   resize(processId: string, rows: number, cols: number): Promise<void>;

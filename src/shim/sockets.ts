@@ -96,7 +96,7 @@ export class ShimSockets {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     const server = new TtrpcServer();
     const onIdle = (): void => void this.close(ctx).catch((err: unknown) => this.logger.warn({ socket: path, err: String(err) }, 'closing a shim socket failed'));
-    server.register(TASK_SERVICE, taskService(this.engine, ctx, onIdle, () => this.keeper?.pid ?? process.pid));
+    server.register(TASK_SERVICE, taskService(this.engine, ctx, onIdle, () => (this.keeper ? this.keeper.keeperPid() : process.pid)));
     if (this.keeper) {
       await mkdir(join(this.dir, 'back'), { recursive: true, mode: 0o700 });
       await server.listen(this.backOf(path), { mode: 0o600 });

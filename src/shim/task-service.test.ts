@@ -8,7 +8,7 @@ import type { ShimContext, TaskEngine } from './tasks.js';
 const ctx: ShimContext = { owner: '/run/containerd/containerd.sock', events: '/run/containerd/containerd.sock.ttrpc', namespace: 'k8s.io', sandboxId: 'sb1' };
 const call: CallContext = { service: 'containerd.task.v2.Task', method: 'Connect', streamId: 1, metadata: {}, signal: new AbortController().signal };
 
-async function connect(shimPid?: () => number): Promise<{ shimPid: number; taskPid: number; version: string }> {
+async function connect(shimPid?: () => number | Promise<number>): Promise<{ shimPid: number; taskPid: number; version: string }> {
   const engine = { taskPid: (_c: ShimContext, id: string) => (id === 'sb1' ? 4321 : 0) } as unknown as TaskEngine;
   const service = taskService(engine, ctx, () => {}, shimPid);
   const handler = service['Connect'] as UnaryHandler;
@@ -18,6 +18,8 @@ async function connect(shimPid?: () => number): Promise<{ shimPid: number; taskP
 
 test('Connect reports the process that holds containerd\'s connection as the shim (the keeper), and the task\'s pid', async () => {
   assert.deepEqual(await connect(() => 777), { shimPid: 777, taskPid: 4321, version: SHIM_VERSION });
+  // A keeper's pid may have to be waited for (a new keeper that has not said hello yet).
+  assert.equal((await connect(() => new Promise((r) => setTimeout(() => r(778), 20)))).shimPid, 778);
   // Without a keeper, hypercored itself holds the connection.
   assert.equal((await connect()).shimPid, process.pid);
 });

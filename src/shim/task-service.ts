@@ -52,7 +52,7 @@ const empty = {} as Record<string, never>;
  * connection (the shim keeper when there is one), so that whoever acts on that pid (e.g. kills
  * a shim that hangs) reaches the shim, not hypercored and every VM with it.
  */
-export function taskService(engine: TaskEngine, ctx: ShimContext, onIdle: () => void, shimPid: () => number = () => process.pid): ServiceMethods {
+export function taskService(engine: TaskEngine, ctx: ShimContext, onIdle: () => void, shimPid: () => number | Promise<number> = () => process.pid): ServiceMethods {
   const m = messages;
   return {
     Create: unary(m.CreateTaskRequest, m.CreateTaskResponse, (r) =>
@@ -119,7 +119,7 @@ export function taskService(engine: TaskEngine, ctx: ShimContext, onIdle: () => 
       return { exitStatus: exit.status, exitedAt: timestamp(exit.at)! };
     }),
     Stats: unary(m.StatsRequest, m.StatsResponse, async (r) => ({ stats: await engine.stats(ctx, r.id) })),
-    Connect: unary(m.ConnectRequest, m.ConnectResponse, (r) => ({ shimPid: shimPid(), taskPid: engine.taskPid(ctx, r.id), version: SHIM_VERSION })),
+    Connect: unary(m.ConnectRequest, m.ConnectResponse, async (r) => ({ shimPid: await shimPid(), taskPid: engine.taskPid(ctx, r.id), version: SHIM_VERSION })),
     Shutdown: unary(m.ShutdownRequest, m.Empty, () => {
       // Like runc's shim: keep serving while the pod has tasks; otherwise go, after this answer.
       if (!engine.hasTasks(ctx)) setImmediate(onIdle);

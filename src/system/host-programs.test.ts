@@ -56,13 +56,16 @@ test('each listed program comes from the Debian package the list names', () => {
   assert.deepEqual(wrong, []);
 });
 
-/** Source files that run programs on the host (the agent runs inside the guest, on the guest's busybox). */
-function hostSources(dir: string, out: string[] = []): string[] {
+/**
+ * Source files that run programs on the host. The agent's own modules run inside the guest, on the
+ * guest's busybox; its tests and their helpers run on the host, so they are searched too.
+ */
+function hostSources(dir: string, out: string[] = [], guestDir = false): string[] {
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
     const path = join(dir, entry.name);
     if (entry.isDirectory()) {
-      if (!['node_modules', 'dist', 'agent'].includes(entry.name)) hostSources(path, out);
-    } else if (/\.(ts|mjs)$/.test(entry.name)) out.push(path);
+      if (!['node_modules', 'dist'].includes(entry.name)) hostSources(path, out, guestDir || entry.name === 'agent');
+    } else if (/\.(ts|mjs)$/.test(entry.name) && (!guestDir || /(\.test|^test-helpers)\.ts$/.test(entry.name))) out.push(path);
   }
   return out;
 }

@@ -77,7 +77,6 @@ test('hypercore ls of 100 VMs lists them all, in order, with their columns', (t)
   t.diagnostic(`hypercore ls of 100 VMs: fastest of 4 ${ls.toFixed(1)} ms; node -e 0 ${nodeFastest.toFixed(1)} ms`);
 });
 
-// Before the 1000 VMs: TestDaemon.start reads `ls --json`, which is larger than spawnSync's buffer then.
 test('a VM created without boot survives kill -9 of the daemon, owns no directory, and rm removes it', async () => {
   const spec = { name: 'defined', description: '', cores: 1, memoryMib: 128, kernelArgs: '', drive, driveReadOnly: true, provider: 'qemu' as const, hypervisor: { qemu: { accel: 'tcg' as const }, firecracker: {}, cloudHypervisor: {} } };
   const vm = await client.createVm(spec, { start: false });

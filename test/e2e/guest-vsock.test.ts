@@ -16,7 +16,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SyncReplyScanner, syncRequest } from '../../src/agent/protocol/channel-sync.js';
 import { TtrpcAgentConnector, TtrpcAgentSession } from '../../src/agent-client/agent-session.js';
-import type { AgentSession, ProcessEvent } from '../../src/core/agent.js';
+import type { ProcessEvent } from '../../src/core/agent.js';
 import type { LaunchRequest, Logger, VmPaths } from '../../src/core/ports.js';
 import { bootAssetPaths, readBootManifest } from '../../src/guest/boot-assets.js';
 import { ensureSystemImage } from '../../src/guest/system-image.js';
@@ -65,7 +65,7 @@ async function boot(name: string, args: string[], agent: boolean): Promise<{ id:
 }
 
 /** A byte pipe through a guest process's stdin and stdout, as a TTRPC transport after the HCSYNC handshake. */
-async function tunnel(session: AgentSession, args: string[]): Promise<Transport | undefined> {
+async function tunnel(session: TtrpcAgentSession, args: string[]): Promise<Transport | undefined> {
   const { processId } = await session.createProcess({ args }, false);
   const io = session.io(processId);
   const events = io[Symbol.asyncIterator]();

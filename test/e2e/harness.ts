@@ -77,7 +77,8 @@ export class TestDaemon {
   }
 
   cli(args: readonly string[], input?: string): CliResult {
-    const r = spawnSync(process.execPath, [join(repoRoot, 'bin', 'hypercore'), ...args], { env: this.env, encoding: 'utf8', input, timeout: 120_000 });
+    // maxBuffer: `ls --json` of a thousand VMs (control-plane.test.ts) is larger than node's 1 MiB default.
+    const r = spawnSync(process.execPath, [join(repoRoot, 'bin', 'hypercore'), ...args], { env: this.env, encoding: 'utf8', input, timeout: 120_000, maxBuffer: 64 << 20 });
     return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
   }
 

@@ -71,14 +71,11 @@ class FakeSession implements AgentSession {
     this.connector.workloadRunning = true;
     return { processId: 'main', pid: 1 };
   }
-  async createProcess() {
-    return { processId: 'p1', pid: 2 };
-  }
   io(): ProcessIo {
     return silentIo();
   }
   async exec() {
-    return { ...(await this.createProcess()), io: this.io() };
+    return { processId: 'p1', pid: 2, io: this.io() };
   }
   async signal(): Promise<void> {}
   async resize(): Promise<void> {}

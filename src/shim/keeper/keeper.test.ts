@@ -101,8 +101,8 @@ test('hypercored starts a keeper process when none answers, and another when it 
   const dir = tmp();
   const link = new KeeperLink(dir, quiet);
   await link.start();
-  await until('the keeper to say hello', () => link.pid !== undefined);
-  const pid = link.pid!;
+  const pid = await link.keeperPid();
+  assert.notEqual(pid, process.pid, 'the keeper is a process of its own');
   cleanups.push(() => {
     for (const p of [pid, link.pid]) {
       try {
@@ -119,6 +119,7 @@ test('hypercored starts a keeper process when none answers, and another when it 
   await link.listen(join(dir, 'p.sock'), join(dir, 'back', 'p.sock'));
   process.kill(pid, 'SIGKILL');
   await until('a new keeper', () => link.pid !== undefined && link.pid !== pid);
+  assert.equal(await link.keeperPid(), link.pid);
   // The new keeper was told the pod socket again.
   await until('the pod socket again', () => existsSync(join(dir, 'p.sock')));
   let client: TtrpcClient | undefined;
@@ -126,6 +127,13 @@ test('hypercored starts a keeper process when none answers, and another when it 
   cleanups.push(() => client?.close());
   assert.equal(Buffer.from(await client!.call(TASK, 'State', new Uint8Array(0))).toString(), 'ok');
   link.stop();
+});
+
+test('a keeper that went away is forgotten: its pid (which the system may give to another process) is never reported again', async () => {
+  const { keeper, link } = await keeperWithLink();
+  assert.equal(await link.keeperPid(), process.pid, 'the in-process keeper said hello');
+  await keeper.stop();
+  await until('the link to see the keeper go', () => link.pid === undefined);
 });
 
 test('a hypercored without pods starts no keeper: reconnect only meets one that runs', async () => {

@@ -40,8 +40,10 @@ export class KeeperLink {
   private socket: net.Socket | undefined;
   private connecting: Promise<net.Socket> | undefined;
   private stopped = false;
-  /** The keeper's pid, once it said hello. */
+  /** The pid of the keeper connected now, once it said hello; undefined between keepers. */
   pid: number | undefined;
+  /** Waiting for the connected keeper's hello (see keeperPid). */
+  private helloWaiters: ((pid: number) => void)[] = [];
 
   constructor(
     private readonly dir: string,
@@ -63,6 +65,23 @@ export class KeeperLink {
     if (this.socket && !this.socket.destroyed) return;
     const socket = await dial(this.controlPath).catch(() => undefined);
     if (socket) this.attach(socket);
+  }
+
+  /**
+   * The pid of the keeper holding containerd's connections: the one connected now (a keeper is
+   * started if none runs), once it said hello. Never a gone keeper's pid, which the system may have
+   * given to another process by now.
+   */
+  async keeperPid(): Promise<number> {
+    await this.connection();
+    if (this.pid !== undefined) return this.pid;
+    return new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new KeeperLinkError(`the shim keeper did not say its pid within ${REPLY_TIMEOUT_MS} ms`)), REPLY_TIMEOUT_MS);
+      this.helloWaiters.push((pid) => {
+        clearTimeout(timer);
+        resolve(pid);
+      });
+    });
   }
 
   /** Has the keeper listen on `front` and relay it to `back`; resolves once it listens. */
@@ -148,6 +167,7 @@ export class KeeperLink {
           const m = parseFromKeeper(line);
           if (m.op === 'hello') {
             this.pid = m.pid;
+            for (const resolve of this.helloWaiters.splice(0)) resolve(m.pid);
             continue;
           }
           const list = this.waiting.get(m.front);
@@ -165,11 +185,13 @@ export class KeeperLink {
     socket.on('close', () => {
       if (this.socket !== socket) return;
       this.socket = undefined;
+      const gone = this.pid;
+      this.pid = undefined;
       for (const list of this.waiting.values()) for (const w of list) w.reject(new KeeperLinkError('the shim keeper went away'));
       this.waiting.clear();
       // Without pods no keeper is needed: the next pod's socket starts one.
       if (this.stopped || this.fronts.size === 0) return;
-      this.logger.warn({ pid: this.pid }, 'the shim keeper went away; starting another (containerd loses the connections it held)');
+      this.logger.warn({ pid: gone }, 'the shim keeper went away; starting another (containerd loses the connections it held)');
       setTimeout(() => {
         void this.connection().then(
           () => this.synced(),
