@@ -147,6 +147,14 @@ test('exec -it under tmux: a real tty whose size follows the pane, and a shell w
   const env = Object.entries(daemon.env).filter(([k]) => k.startsWith('HYPERCORE_')).map(([k, v]) => `${k}=${v}`).join(' ');
   tmux('new-session', '-d', '-s', 'hc', '-x', '100', '-y', '30', `env ${env} ${hypercore} exec -it ${vmId} -- sh`);
   const screen = () => tmux('capture-pane', '-p', '-t', 'hc');
+  // Keys go in at a prompt, as a person types them: busybox's line editor asks the terminal where its
+  // cursor is after each prompt, and a line typed ahead of tmux's answer gets that answer echoed into it.
+  const atPrompt = (after: string) =>
+    waitFor(`a prompt after "${after}"`, 20_000, () => {
+      const lines = screen().trimEnd().split('\n');
+      const last = lines.map((l) => l.includes(after)).lastIndexOf(true);
+      return last >= 0 && last < lines.length - 1 && /[#$] *$/.test(lines.at(-1)!) ? true : undefined;
+    });
   await waitFor('a shell prompt', 30_000, () => (/[#$] *$/m.test(screen()) ? true : undefined));
   // The shell leads a session inside the container whose controlling terminal is the pty.
   assert.doesNotMatch(screen(), /job control turned off/);
@@ -155,19 +163,25 @@ test('exec -it under tmux: a real tty whose size follows the pane, and a shell w
   await sleep(1000);
   tmux('send-keys', '-t', 'hc', 'C-z');
   await waitFor('the stopped job', 20_000, () => (/Stopped\s+sleep 100/.test(screen()) ? true : undefined));
+  await atPrompt('Stopped');
   tmux('send-keys', '-t', 'hc', 'fg', 'Enter');
   await sleep(1000);
   tmux('send-keys', '-t', 'hc', 'C-c');
+  await atPrompt('fg');
   tmux('send-keys', '-t', 'hc', 'echo "status=$?"', 'Enter');
   await waitFor('the interrupted job to end with 130, the shell alive', 20_000, () => (/^status=130/m.test(screen()) ? true : undefined));
+  await atPrompt('status=130');
   tmux('send-keys', '-t', 'hc', 'sleep 100 &', 'Enter');
+  await atPrompt('sleep 100 &');
   tmux('send-keys', '-t', 'hc', 'jobs; kill %1', 'Enter');
   await waitFor('the background job listed', 20_000, () => (/^\[1\][ +]*Running +sleep 100/m.test(screen()) ? true : undefined));
+  await atPrompt('Running');
   tmux('send-keys', '-t', 'hc', 'clear; tty; stty size', 'Enter');
   await waitFor('tty output', 20_000, () => (/\/dev\/pts\/\d+/.test(screen()) && /\d+ \d+/.test(screen()) ? true : undefined));
   assert.match(screen(), /30 100/);
   tmux('resize-window', '-t', 'hc', '-x', '120', '-y', '40');
   await sleep(500);
+  await atPrompt('30 100');
   tmux('send-keys', '-t', 'hc', 'clear; stty size', 'Enter');
   await waitFor('the new size', 20_000, () => (/40 120/.test(screen()) ? true : undefined));
   tmux('send-keys', '-t', 'hc', 'exit', 'Enter');
