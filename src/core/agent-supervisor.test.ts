@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mergeEnv, workloadProcess } from './agent-supervisor.js';
+import { AgentSupervisor, mergeEnv, workloadProcess } from './agent-supervisor.js';
 import type { Image } from './image.js';
-import { fakeImage } from './testing/fake-agent.js';
+import { FakeAgentConnector, fakeImage, MemoryWorkloadLog } from './testing/fake-agent.js';
 import type { Vm, VmSpec } from './vm.js';
 
 const image: Image = { ...fakeImage, config: { entrypoint: ['/entry'], cmd: ['--serve'], env: ['PATH=/bin', 'MODE=image'], workingDir: '/srv', user: '1000' } };
@@ -35,4 +35,30 @@ test('an image without any command and no override is a clear error', () => {
 
 test('mergeEnv keeps one entry per key, the later one', () => {
   assert.deepEqual(mergeEnv(['A=1', 'B=2'], ['A=3']), ['A=3', 'B=2']);
+});
+
+const silent = { info() {}, warn() {}, error() {}, debug() {}, child() { return silent; } };
+
+test('only a restore goes on with the channel openEarly opened: a reattach connects anew and closes the early one', async () => {
+  const agents = new FakeAgentConnector();
+  const supervisor = new AgentSupervisor(agents, new MemoryWorkloadLog(), silent, () => undefined);
+  const endpoint = { kind: 'unix' as const, path: '/nowhere/agent.sock' };
+  const target = vm();
+  await supervisor.openEarly(target, endpoint);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(agents.sessions.length, 1, 'the early channel');
+  const earlyClosed = agents.sessions[0]!.closed.then(() => true);
+  await supervisor.reattach(target, endpoint);
+  assert.equal(agents.connects, 2, 'the reattach opened its own channel');
+  assert.equal(await Promise.race([earlyClosed, new Promise((r) => setTimeout(() => r(false), 1000))]), true, 'the early channel was closed');
+  assert.equal(supervisor.session(target), agents.sessions[1]);
+
+  // A restore takes it: no second connect.
+  const restored = vm();
+  restored.id = 'y';
+  await supervisor.openEarly(restored, endpoint);
+  await supervisor.resumeRestored(restored, endpoint, () => ({ unixTimeMs: 0, entropy: new Uint8Array(0), hostname: 'y', machineId: 'm' }));
+  assert.equal(agents.connects, 3);
+  assert.equal(supervisor.session(restored), agents.sessions[2]);
+  supervisor.forgetAll();
 });

@@ -136,10 +136,17 @@ export class AgentSupervisor {
     // call costs a just-restored guest, whose every code path is translated anew, tens of ms; the
     // Restored call's answer shows the agent is there. The identity is made only once the channel
     // is open: its host time must not age while the agent is reached.
-    const session = await this.connect(vm, endpoint, signal, RESTORED_AGENT_TIMEOUT_MS, async (s) => {
-      await s.restored(identity());
-      return s;
-    });
+    const session = await this.connect(
+      vm,
+      endpoint,
+      signal,
+      RESTORED_AGENT_TIMEOUT_MS,
+      async (s) => {
+        await s.restored(identity());
+        return s;
+      },
+      { early: true },
+    );
     // The guest serves what the source's guest held when the snapshot was taken; this VM's record is
     // what `metadata get` shows and what its next start sends, so the guest gets exactly that.
     const m = vm.spec.metadata;
@@ -213,11 +220,20 @@ export class AgentSupervisor {
   /**
    * Connects to the VM's agent and makes `first`'s calls, whose answers show the agent is there (Hello,
    * with StartWorkload right behind it at boot; Restored alone for a restored guest). Then the VM's
-   * session is tracked; `first`'s result is returned.
+   * session is tracked; `first`'s result is returned. With `early`, the channel openEarly opened is
+   * used if there is one.
    */
-  private async connect<T>(vm: Vm, endpoint: AgentEndpoint, signal: AbortSignal | undefined, timeoutMs: number, first: (session: AgentSession) => Promise<T>): Promise<T> {
-    const early = this.early.get(vm.id);
-    this.early.delete(vm.id);
+  private async connect<T>(
+    vm: Vm,
+    endpoint: AgentEndpoint,
+    signal: AbortSignal | undefined,
+    timeoutMs: number,
+    first: (session: AgentSession) => Promise<T>,
+    options: { early?: boolean } = {},
+  ): Promise<T> {
+    // Only a restore goes on with the channel openEarly opened; any other connect closes it (forget).
+    const early = options.early ? this.early.get(vm.id) : undefined;
+    if (early) this.early.delete(vm.id);
     this.forget(vm.id);
     // An early channel's wait ends with this caller's too.
     const stopEarly = (): void => early?.cancel.abort();
