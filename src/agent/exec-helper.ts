@@ -11,7 +11,7 @@
  * its controlling terminal in a session of its own, so its shell has job control.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { EventEmitter, once } from 'node:events';
+import { EventEmitter } from 'node:events';
 import { openSync, closeSync, constants as fsConstants } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { Socket } from 'node:net';
@@ -229,6 +229,8 @@ export class ExecHelper {
   }
 
   private ready(pidFile: string): Promise<void> {
+    // Made before any output is read: node may emit 'exit' before the last of the helper's output.
+    const exited = new Promise<void>((resolve) => this.proc.once('exit', () => resolve()));
     return new Promise<void>((resolve, reject) => {
       let stderr = '';
       const timer = setTimeout(() => fail(`it did not start within ${START_TIMEOUT_MS / 1000} s`), START_TIMEOUT_MS);
@@ -257,7 +259,7 @@ export class ExecHelper {
           for (const f of frames) {
             if (f[0] === 'ready' && !this.pid) {
               if (f[1] !== HELPER_VERSION) return fail(`it speaks protocol ${JSON.stringify(f[1] ?? '')}, not ${HELPER_VERSION} (an exec-helper of another build)`);
-              void helperPid(pidFile, once(this.proc, 'exit')).then(
+              void helperPid(pidFile, exited).then(
                 (pid) => {
                   clearTimeout(timer);
                   this.pid = pid;

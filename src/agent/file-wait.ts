@@ -14,17 +14,22 @@ import { pidInFile } from './read-now.js';
  * or failed watch. Resolves undefined once `end` settles and a last look finds nothing.
  */
 export function watchFor<T>(dir: string, look: () => T | undefined, end: Promise<unknown>, fallbackMs: number): Promise<T | undefined> {
+  // Handled whatever happens below: a rejection of `end` (a process's error) must not go unhandled.
+  end.catch(() => undefined);
   const found = look();
   if (found !== undefined) return Promise.resolve(found);
   return new Promise((resolve) => {
     let watcher: FSWatcher | undefined;
     let ended = false;
+    let done = false;
     const finish = (value: T | undefined): void => {
+      done = true;
       clearInterval(timer);
       watcher?.close();
       resolve(value);
     };
     const again = (): void => {
+      if (done) return;
       const value = look();
       if (value !== undefined || ended) finish(value);
     };

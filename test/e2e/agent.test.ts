@@ -181,9 +181,11 @@ test('exec -it under tmux: a real tty whose size follows the pane, and a shell w
   assert.match(screen(), /30 100/);
   tmux('resize-window', '-t', 'hc', '-x', '120', '-y', '40');
   await sleep(500);
+  // The prompt after the last command (the resize itself prints nothing).
   await atPrompt('30 100');
   tmux('send-keys', '-t', 'hc', 'clear; stty size', 'Enter');
   await waitFor('the new size', 20_000, () => (/40 120/.test(screen()) ? true : undefined));
+  await atPrompt('40 120');
   tmux('send-keys', '-t', 'hc', 'exit', 'Enter');
 });
 

@@ -111,8 +111,9 @@ test('the serial console and an exec terminal: echo $((6*7)) reads back 42', asy
   await until('the serial console output', `document.querySelector('#serial .xterm-rows')?.innerText.trim().length > 0`);
   // Keys typed into the serial console reach the guest's ttyS0: its line discipline echoes them
   // (init holds the console open), and the echo comes back through the console log.
-  // The agent's last boot line ends its console output: keys echoed before it could be split by it.
-  await until('the exec helper ready (the last boot line)', `document.querySelector('#serial .xterm-rows').innerText.includes('exec helper ready')`, 30_000);
+  // The agent's last boot line (its exec helper started, or not) ends its console output: keys echoed
+  // before it could be split by it.
+  await until('the last boot line (exec helper ready, or exec uses crun exec)', `/exec helper ready|exec uses crun exec/.test(document.querySelector('#serial .xterm-rows').innerText)`, 30_000);
   await page.click('#serial-type');
   await until('the serial console taking keys', `document.getElementById('serial-state').textContent === 'typing'`);
   await page.focus('#serial .xterm-helper-textarea');

@@ -103,8 +103,9 @@ test('hypercored starts a keeper process when none answers, and another when it 
   await link.start();
   const pid = await link.keeperPid();
   assert.notEqual(pid, process.pid, 'the keeper is a process of its own');
+  let next: number | undefined;
   cleanups.push(() => {
-    for (const p of [pid, link.pid]) {
+    for (const p of [pid, next]) {
       try {
         if (p) process.kill(p, 'SIGKILL');
       } catch {
@@ -119,7 +120,8 @@ test('hypercored starts a keeper process when none answers, and another when it 
   await link.listen(join(dir, 'p.sock'), join(dir, 'back', 'p.sock'));
   process.kill(pid, 'SIGKILL');
   await until('a new keeper', () => link.pid !== undefined && link.pid !== pid);
-  assert.equal(await link.keeperPid(), link.pid);
+  next = link.pid;
+  assert.equal(await link.keeperPid(), next);
   // The new keeper was told the pod socket again.
   await until('the pod socket again', () => existsSync(join(dir, 'p.sock')));
   let client: TtrpcClient | undefined;
@@ -134,6 +136,10 @@ test('a keeper that went away is forgotten: its pid (which the system may give t
   assert.equal(await link.keeperPid(), process.pid, 'the in-process keeper said hello');
   await keeper.stop();
   await until('the link to see the keeper go', () => link.pid === undefined);
+  // A stopping hypercored names no keeper, and starts none to name.
+  link.stop();
+  await assert.rejects(link.keeperPid(), /stopping/);
+  assert.equal(link.pid, undefined);
 });
 
 test('a hypercored without pods starts no keeper: reconnect only meets one that runs', async () => {

@@ -23,6 +23,11 @@ interface Waiting {
   reject: (err: Error) => void;
 }
 
+interface HelloWaiter {
+  resolve: (pid: number) => void;
+  reject: (err: Error) => void;
+}
+
 /** The shim keeper cannot be reached or started (the shim's `start` fails with it). */
 export class KeeperLinkError extends HypercoreError {
   constructor(message: string) {
@@ -43,7 +48,7 @@ export class KeeperLink {
   /** The pid of the keeper connected now, once it said hello; undefined between keepers. */
   pid: number | undefined;
   /** Waiting for the connected keeper's hello (see keeperPid). */
-  private helloWaiters: ((pid: number) => void)[] = [];
+  private helloWaiters: HelloWaiter[] = [];
 
   constructor(
     private readonly dir: string,
@@ -73,14 +78,24 @@ export class KeeperLink {
    * given to another process by now.
    */
   async keeperPid(): Promise<number> {
+    if (this.stopped) throw new KeeperLinkError('hypercored is stopping; it has no shim keeper to name');
     await this.connection();
     if (this.pid !== undefined) return this.pid;
     return new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new KeeperLinkError(`the shim keeper did not say its pid within ${REPLY_TIMEOUT_MS} ms`)), REPLY_TIMEOUT_MS);
-      this.helloWaiters.push((pid) => {
-        clearTimeout(timer);
-        resolve(pid);
-      });
+      const waiter: HelloWaiter = {
+        resolve: (pid) => {
+          clearTimeout(timer);
+          resolve(pid);
+        },
+        reject: (err) => {
+          clearTimeout(timer);
+          this.helloWaiters = this.helloWaiters.filter((w) => w !== waiter);
+          reject(err);
+        },
+      };
+      const timer = setTimeout(() => waiter.reject(new KeeperLinkError(`the shim keeper did not say its pid within ${REPLY_TIMEOUT_MS} ms`)), REPLY_TIMEOUT_MS);
+      timer.unref();
+      this.helloWaiters.push(waiter);
     });
   }
 
@@ -167,7 +182,7 @@ export class KeeperLink {
           const m = parseFromKeeper(line);
           if (m.op === 'hello') {
             this.pid = m.pid;
-            for (const resolve of this.helloWaiters.splice(0)) resolve(m.pid);
+            for (const w of this.helloWaiters.splice(0)) w.resolve(m.pid);
             continue;
           }
           const list = this.waiting.get(m.front);
@@ -190,7 +205,10 @@ export class KeeperLink {
       for (const list of this.waiting.values()) for (const w of list) w.reject(new KeeperLinkError('the shim keeper went away'));
       this.waiting.clear();
       // Without pods no keeper is needed: the next pod's socket starts one.
-      if (this.stopped || this.fronts.size === 0) return;
+      if (this.stopped || this.fronts.size === 0) {
+        for (const w of this.helloWaiters.splice(0)) w.reject(new KeeperLinkError('the shim keeper went away before it said its pid'));
+        return;
+      }
       this.logger.warn({ pid: gone }, 'the shim keeper went away; starting another (containerd loses the connections it held)');
       setTimeout(() => {
         void this.connection().then(

@@ -138,11 +138,14 @@ export class PrivateContainerd {
     const proc = spawn('script', ['-qec', command, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    proc.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
-    proc.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+    proc.stdout!.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+    proc.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
     const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
     return new Promise((resolve, reject) => {
-      proc.on('error', reject);
+      proc.on('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
       proc.on('close', (code) => {
         clearTimeout(timer);
         proc.stdin!.destroy();
