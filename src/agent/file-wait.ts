@@ -51,7 +51,7 @@ export function watchFor<T>(dir: string, look: () => T | undefined, end: Promise
 }
 
 /** How often a wait for crun's pid file looks again should its directory watch miss the file. */
-export const PID_FILE_FALLBACK_MS = 250;
+const PID_FILE_FALLBACK_MS = 250;
 
 /** The pid crun writes to `path`, once written; undefined if `end` (crun's exit) comes first. */
 export function pidFileWritten(path: string, end: Promise<unknown>, fallbackMs = PID_FILE_FALLBACK_MS): Promise<number | undefined> {

@@ -10,13 +10,13 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { runCommand } from '../system/command.js';
 import { Code, TtrpcError } from '../ttrpc/index.js';
 import { ExecHelper, type PipedChild } from './exec-helper.js';
 import { buildEnv, checkSpec, envList, parseUser, resolveUser, type Launch } from './launch.js';
 import { errorText, silentLog, type Log } from './log.js';
-import { PID_FILE_FALLBACK_MS, watchFor } from './file-wait.js';
+import { pidFileWritten } from './file-wait.js';
 import { writeMetadataFiles } from './metadata-files.js';
 import { CONTAINER_ID, workloadConfig } from './oci-config.js';
 import type { ManagedProcess } from './process.js';
@@ -181,8 +181,8 @@ export class Workload {
 
   /** Waits until crun wrote the pid file (the container exists) or exited; a crun failure fails the RPC. */
   private async confirmStarted(main: ManagedProcess, pidFile: string, logFile: string): Promise<void> {
-    await watchFor(dirname(pidFile), () => (existsSync(pidFile) ? true : undefined), main.wait(), PID_FILE_FALLBACK_MS);
-    if (existsSync(pidFile) || !main.exit) return;
+    const pid = await pidFileWritten(pidFile, main.wait());
+    if (pid !== undefined || !main.exit) return;
     // 126/127: the command or its cwd is missing, which the filter turned into Docker's result.
     if (main.exit.exitCode === 126 || main.exit.exitCode === 127) return;
     const logged = await crunLogMessages(logFile);
@@ -331,15 +331,20 @@ export class Workload {
   }
 }
 
+/** How long a signal to a `crun exec` process waits for crun to name the process. */
+const EXEC_PID_WAIT_MS = 1000;
+
 /** The pid in a crun pid file, waiting briefly for crun to write it. */
 async function readPid(pidFile: string): Promise<number> {
-  for (let i = 0; i < 50; i++) {
-    const text = await readFile(pidFile, 'utf8').catch(() => '');
-    const pid = Number(text.trim());
-    if (Number.isInteger(pid) && pid > 0) return pid;
-    await new Promise((r) => setTimeout(r, 20));
+  let timer: NodeJS.Timeout | undefined;
+  const waited = new Promise((r) => (timer = setTimeout(r, EXEC_PID_WAIT_MS)));
+  try {
+    const pid = await pidFileWritten(pidFile, waited);
+    if (pid === undefined) throw new TtrpcError(Code.FAILED_PRECONDITION, 'the process has not started yet (no pid from crun)');
+    return pid;
+  } finally {
+    clearTimeout(timer);
   }
-  throw new TtrpcError(Code.FAILED_PRECONDITION, 'the process has not started yet (no pid from crun)');
 }
 
 /** The messages of crun's JSON log (`--log-format=json`), oldest first. */
