@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { PassThrough, Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { TtrpcClient, TtrpcServer } from '../ttrpc/index.js';
+import { FrameDecoder } from '../ttrpc/framing.js';
 import { findVirtioPort, readSync, servePort, type PortChannel } from './channel.js';
 import { READY_LINE } from './log.js';
 import { registerAgentService } from './service.js';
@@ -60,6 +61,17 @@ class FakePort implements PortChannel {
     return { toAgent: this.input, fromAgent: this.output };
   }
 
+  /**
+   * A new host on a live stream, as a restored guest's port sees it: no end of input, the agent's
+   * input goes on (the new host writes its handshake into it), and what the agent writes from now
+   * on reaches only the new host.
+   */
+  newHost(): { toAgent: PassThrough; fromAgent: PassThrough } {
+    if (!this.input) throw new Error('no host connected');
+    this.output = new PassThrough();
+    return { toAgent: this.input, fromAgent: this.output };
+  }
+
   disconnect(): void {
     this.input?.end();
     this.output?.end();
@@ -97,6 +109,66 @@ test('virtio-style port: EOF polling while no host, reconnect with a new handsha
       assert.equal(r.stdout.toString(), 'one\ntwo\n');
     } finally {
       b.close();
+    }
+  } finally {
+    stop.abort();
+    port.disconnect();
+    await serving;
+    await server.close();
+  }
+});
+
+test('a new host on a live connection (a restored guest) is answered at once; the old connection is muted, then torn down later', async () => {
+  const server = new TtrpcServer();
+  registerAgentService(server, { powerOff: () => undefined });
+  const port = new FakePort();
+  const stop = new AbortController();
+  const lines: string[] = [];
+  const retireAfterMs = 600;
+  const serving = servePort(server, port, { pollMs: 10, signal: stop.signal, log: (l) => lines.push(l), retireAfterMs, connectedLineAfterMs: 0 });
+  try {
+    // The old host just vanishes (a restored guest's old host is another VM's daemon connection).
+    const old = port.connect();
+    const a = new AgentTestClient(new TtrpcClient(await hostSync(old.fromAgent, (x) => old.toAgent.write(x), () => undefined)));
+    const { processId } = await a.call('CreateProcess', { process: { args: ['sleep', '0.3'] } });
+    // The old host's call is still pending when the new host comes: its answer is due in 0.3 s.
+    let oldAnswered = false;
+    void a.call('Wait', { processId }).then(
+      () => (oldAnswered = true),
+      () => undefined,
+    );
+    await new Promise((r) => setTimeout(r, 50));
+
+    const { toAgent, fromAgent } = port.newHost();
+    const received: Buffer[] = [];
+    fromAgent.on('data', (b: Buffer) => received.push(b));
+    const seen = new PassThrough();
+    fromAgent.pipe(seen);
+    const started = Date.now();
+    const b = new AgentTestClient(new TtrpcClient(await hostSync(seen, (x) => toAgent.write(x), () => port.disconnect())));
+    try {
+      assert.ok((await b.call('ListProcesses', {})).processes.some((p) => p.processId === processId));
+      const answeredMs = Date.now() - started;
+      assert.ok(answeredMs < retireAfterMs, `the new host was answered before the old connection was torn down (${answeredMs} ms)`);
+      assert.ok(!lines.some((l) => l.startsWith('host disconnected')), `the old connection is not torn down yet: ${lines.join(' | ')}`);
+
+      // Past the old call's answer and the retirement: nothing of the old connection reached the new host.
+      await new Promise((r) => setTimeout(r, retireAfterMs + 200));
+      assert.ok(lines.includes('host disconnected (a new host connected)'), `the old connection was torn down: ${lines.join(' | ')}`);
+      const bytes = Buffer.concat(received);
+      const afterReply = bytes.indexOf(0x0a) + 1;
+      assert.match(bytes.subarray(0, afterReply).toString('latin1'), /^HCSYNC [0-9a-f]+ OK\n$/, 'the handshake reply comes first');
+      const frames = new FrameDecoder().push(bytes.subarray(afterReply));
+      assert.deepEqual(
+        frames.map((f) => (f.kind === 'frame' ? f.frame.streamId : -1)),
+        [1],
+        'the new host got its handshake reply and the answer to its one call, no answer of the old host\'s Wait',
+      );
+      assert.equal(oldAnswered, false, 'the old host got no answer after the new one came');
+      assert.equal(lines.filter((l) => l.startsWith('host connected')).length, 2);
+    } finally {
+      b.close();
+      a.close();
     }
   } finally {
     stop.abort();

@@ -68,11 +68,37 @@ export class PushbackSource implements AsyncIterator<Chunk> {
 /** How a host connection ended: EOF, a new host's handshake in the stream, or no host at all. */
 export type ConnectionEnd = 'eof' | 'resync' | 'no-host';
 
+/** Timing of {@link serveHostConnection} (tests shorten it). */
+export interface HostConnectionTiming {
+  /**
+   * A connection a new host's handshake replaced is torn down this much later (default
+   * RETIRE_AFTER_MS); it is muted at once.
+   */
+  retireAfterMs?: number;
+  /** "host connected" reaches the console this much later (default CONNECTED_LINE_AFTER_MS). */
+  connectedLineAfterMs?: number;
+}
+
+/**
+ * A new host's handshake on a live connection is how a restored guest meets its new host: the
+ * restored VM's first calls follow at once. Tearing the old connection down (every pending call's
+ * signal aborted, errors built) took a just-restored TCG guest 50-120 ms, all of it translated anew,
+ * before the new handshake was answered; so the new host is served first, the old connection
+ * muted (its late answers dropped, never written to the new host) and torn down later.
+ */
+export const RETIRE_AFTER_MS = 2_000;
+/**
+ * A console line costs a TCG guest 10-30 ms of CPU. Written at once, "host connected" lands on the
+ * boot's and the restore's critical path (the host's first calls wait behind it); later it does not.
+ */
+export const CONNECTED_LINE_AFTER_MS = 3_000;
+
 /**
  * Serves one host connection from `source`: handshake, then TTRPC until the input ends or a new
- * host's HCSYNC appears at a frame boundary (then those bytes are pushed back for the next round).
+ * host's HCSYNC appears at a frame boundary (then those bytes are pushed back for the next round,
+ * and this returns at once while the replaced connection is retired in the background).
  */
-export async function serveHostConnection(server: TtrpcServer, source: PushbackSource, write: (chunk: Uint8Array) => boolean | Promise<unknown>, closeInput: () => void, log: Log): Promise<ConnectionEnd> {
+export async function serveHostConnection(server: TtrpcServer, source: PushbackSource, write: (chunk: Uint8Array) => boolean | Promise<unknown>, closeInput: () => void, log: Log, timing: HostConnectionTiming = {}): Promise<ConnectionEnd> {
   let sync: Awaited<ReturnType<typeof readSync>>;
   try {
     sync = await readSync(source);
@@ -86,10 +112,14 @@ export async function serveHostConnection(server: TtrpcServer, source: PushbackS
   // The reply first: the host waits for it, and a console line costs a booting or just-restored guest
   // milliseconds under TCG.
   const replied = write(syncReply(sync.nonce));
-  log(`host connected (sync ${sync.nonce})`);
+  const nonce = sync.nonce;
+  setTimeout(() => log(`host connected (sync ${nonce})`), timing.connectedLineAfterMs ?? CONNECTED_LINE_AFTER_MS).unref();
   await replied;
   const watch = new FrameBoundaryWatch();
   let end = 'eof' as ConnectionEnd;
+  let handOver = (): void => undefined;
+  const handedOver = new Promise<ConnectionEnd>((resolve) => (handOver = () => resolve('resync')));
+  const retireAfterMs = timing.retireAfterMs ?? RETIRE_AFTER_MS;
   const first = sync.rest;
   const transport: Transport = {
     // The same source the handshake read from, cut where a new host's handshake begins.
@@ -108,23 +138,32 @@ export async function serveHostConnection(server: TtrpcServer, source: PushbackS
         if (seen.resync) {
           source.unshift(seen.resync);
           end = 'resync';
+          handOver();
+          // The input is the next host's from here; this connection ends (and is torn down) later.
+          await new Promise((resolve) => setTimeout(resolve, retireAfterMs).unref());
           return;
         }
       }
     })(),
-    write,
+    // Muted once replaced: a late answer of the old host's call must not reach the new host.
+    write: (chunk) => (end === 'resync' ? true : write(chunk)),
     // On a resync the input stays open for the next host; only EOF or a failure closes it.
     close: () => {
       if (end !== 'resync') closeInput();
     },
   };
-  const reason = await server.serve(transport).whenClosed();
-  log(`host disconnected (${end === 'resync' ? 'a new host connected' : reason.message})`);
-  return end;
+  const closed = server
+    .serve(transport)
+    .whenClosed()
+    .then((reason) => {
+      log(`host disconnected (${end === 'resync' ? 'a new host connected' : reason.message})`);
+      return end;
+    });
+  return Promise.race([closed, handedOver]);
 }
 
 /** Options of {@link servePort}. */
-export interface ServePortOptions {
+export interface ServePortOptions extends HostConnectionTiming {
   /** Delay between polls while no host is connected (default 100 ms, guest.md §3a). */
   pollMs?: number;
   log?: Log;
@@ -145,7 +184,7 @@ export async function servePort(server: TtrpcServer, port: PortChannel, options:
     options.signal?.addEventListener('abort', stop, { once: true });
     const source = new PushbackSource(readable[Symbol.asyncIterator]() as AsyncIterator<Chunk>);
     try {
-      while ((await serveHostConnection(server, source, write, stop, log)) === 'resync');
+      while ((await serveHostConnection(server, source, write, stop, log, options)) === 'resync');
     } catch (err) {
       log(`host connection failed: ${errorText(err)}`);
     } finally {
