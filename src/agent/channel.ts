@@ -140,6 +140,8 @@ export async function serveHostConnection(server: TtrpcServer, source: PushbackS
           end = 'resync';
           handOver();
           // The input is the next host's from here; this connection ends (and is torn down) later.
+          // Until then its calls run on muted, and an output hold of its Io streams stays: a
+          // process that writes a whole output buffer meanwhile waits for the teardown at most.
           await new Promise((resolve) => setTimeout(resolve, retireAfterMs).unref());
           return;
         }
