@@ -124,48 +124,49 @@ test('a new host on a live connection (a restored guest) is answered at once; th
   const port = new FakePort();
   const stop = new AbortController();
   const lines: string[] = [];
-  const retireAfterMs = 600;
+  const retireAfterMs = 1500;
   const serving = servePort(server, port, { pollMs: 10, signal: stop.signal, log: (l) => lines.push(l), retireAfterMs, connectedLineAfterMs: 0 });
   try {
     // The old host just vanishes (a restored guest's old host is another VM's daemon connection).
     const old = port.connect();
     const a = new AgentTestClient(new TtrpcClient(await hostSync(old.fromAgent, (x) => old.toAgent.write(x), () => undefined)));
-    const { processId } = await a.call('CreateProcess', { process: { args: ['sleep', '0.3'] } });
-    // The old host's call is still pending when the new host comes: its answer is due in 0.3 s.
+    const { processId } = await a.call('CreateProcess', { process: { args: ['sleep', '30'] } });
+    // The old host's Wait is pending when the new host comes; the new host ends the process, so
+    // the old Wait's answer is due after the new handshake for sure.
     let oldAnswered = false;
     void a.call('Wait', { processId }).then(
       () => (oldAnswered = true),
       () => undefined,
     );
-    await new Promise((r) => setTimeout(r, 50));
 
     const { toAgent, fromAgent } = port.newHost();
     const received: Buffer[] = [];
     fromAgent.on('data', (b: Buffer) => received.push(b));
     const seen = new PassThrough();
     fromAgent.pipe(seen);
-    const started = Date.now();
     const b = new AgentTestClient(new TtrpcClient(await hostSync(seen, (x) => toAgent.write(x), () => port.disconnect())));
     try {
       assert.ok((await b.call('ListProcesses', {})).processes.some((p) => p.processId === processId));
-      const answeredMs = Date.now() - started;
-      assert.ok(answeredMs < retireAfterMs, `the new host was answered before the old connection was torn down (${answeredMs} ms)`);
-      assert.ok(!lines.some((l) => l.startsWith('host disconnected')), `the old connection is not torn down yet: ${lines.join(' | ')}`);
-
-      // Past the old call's answer and the retirement: nothing of the old connection reached the new host.
-      await new Promise((r) => setTimeout(r, retireAfterMs + 200));
-      assert.ok(lines.includes('host disconnected (a new host connected)'), `the old connection was torn down: ${lines.join(' | ')}`);
+      assert.ok(!lines.some((l) => l.startsWith('host disconnected')), `the new host is answered before the old connection is torn down: ${lines.join(' | ')}`);
+      await b.call('Signal', { processId, signal: 'SIGKILL' });
+      await b.call('Wait', { processId });
+      await new Promise((r) => setTimeout(r, 100));
       const bytes = Buffer.concat(received);
       const afterReply = bytes.indexOf(0x0a) + 1;
       assert.match(bytes.subarray(0, afterReply).toString('latin1'), /^HCSYNC [0-9a-f]+ OK\n$/, 'the handshake reply comes first');
-      const frames = new FrameDecoder().push(bytes.subarray(afterReply));
       assert.deepEqual(
-        frames.map((f) => (f.kind === 'frame' ? f.frame.streamId : -1)),
-        [1],
-        'the new host got its handshake reply and the answer to its one call, no answer of the old host\'s Wait',
+        new FrameDecoder().push(bytes.subarray(afterReply)).map((f) => (f.kind === 'frame' ? f.frame.streamId : -1)),
+        [1, 3, 5],
+        "the new host got the answers to its three calls and nothing else: not the old host's Wait answer",
       );
       assert.equal(oldAnswered, false, 'the old host got no answer after the new one came');
-      assert.equal(lines.filter((l) => l.startsWith('host connected')).length, 2);
+
+      await new Promise((r) => setTimeout(r, retireAfterMs));
+      assert.deepEqual(
+        lines.map((l) => l.replace(/sync [0-9a-f]+/, 'sync N')),
+        ['host connected (sync N)', 'host connected (sync N)', 'host disconnected (a new host connected)'],
+        'the old connection was torn down later',
+      );
     } finally {
       b.close();
       a.close();

@@ -112,13 +112,22 @@ export async function serveHostConnection(server: TtrpcServer, source: PushbackS
   // The reply first: the host waits for it, and a console line costs a booting or just-restored guest
   // milliseconds under TCG.
   const replied = write(syncReply(sync.nonce));
-  const nonce = sync.nonce;
-  setTimeout(() => log(`host connected (sync ${nonce})`), timing.connectedLineAfterMs ?? CONNECTED_LINE_AFTER_MS).unref();
+  // Written later, or at the end of a shorter connection (before its "host disconnected"); a new
+  // host cancels the timer, which a snapshot taken meanwhile would carry into the restored guest.
+  let connectedLine: string | undefined = `host connected (sync ${sync.nonce})`;
+  const logConnected = (): void => {
+    if (connectedLine !== undefined) log(connectedLine);
+    connectedLine = undefined;
+  };
+  const connectedTimer = setTimeout(logConnected, timing.connectedLineAfterMs ?? CONNECTED_LINE_AFTER_MS).unref();
   await replied;
   const watch = new FrameBoundaryWatch();
   let end = 'eof' as ConnectionEnd;
   let handOver = (): void => undefined;
-  const handedOver = new Promise<ConnectionEnd>((resolve) => (handOver = () => resolve('resync')));
+  const handedOver = new Promise<ConnectionEnd>((resolve) => (handOver = () => {
+    clearTimeout(connectedTimer);
+    resolve('resync');
+  }));
   const retireAfterMs = timing.retireAfterMs ?? RETIRE_AFTER_MS;
   const first = sync.rest;
   const transport: Transport = {
@@ -158,9 +167,13 @@ export async function serveHostConnection(server: TtrpcServer, source: PushbackS
     .serve(transport)
     .whenClosed()
     .then((reason) => {
+      clearTimeout(connectedTimer);
+      logConnected();
       log(`host disconnected (${end === 'resync' ? 'a new host connected' : reason.message})`);
       return end;
-    });
+    })
+    // Once handed over, nobody awaits this: a failing log must not become an unhandled rejection.
+    .catch(() => end);
   return Promise.race([closed, handedOver]);
 }
 
