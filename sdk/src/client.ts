@@ -14,6 +14,7 @@ import type {
   CreateSnapshotOptions,
   CreateTokenRequest,
   CreateTokenResponse,
+  CreateVmFromHacOptions,
   DoctorResponse,
   ExecStart,
   Image,
@@ -68,9 +69,11 @@ export class HypercoreClient {
   }
   /**
    * Creates a VM from the text of a hac.toml (the daemon reads and checks it: each problem comes
-   * back as a ConfigInvalidError naming its hac.toml:line:column); boots it unless `start: false`.
+   * back as a ConfigInvalidError naming its hac.toml:line:column); boots it unless `start: false`,
+   * in the background unless `detach: false`. `file` and `cwd` (the local socket only) make relative
+   * paths start where the CLI's would; `pull: false` fails with ImageNotFound instead of pulling.
    */
-  createVmFromHac(hac: string, options: { start?: boolean } = {}): Promise<Vm> {
+  createVmFromHac(hac: string, options: CreateVmFromHacOptions = {}): Promise<Vm> {
     return this.connection.call('POST', '/v1/vms/hac', { hac, ...options });
   }
   async listVms(): Promise<Vm[]> {

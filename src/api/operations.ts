@@ -2,6 +2,7 @@
  * The API's operations, written once and called by both transports (gRPC and HTTP/JSON), so the two
  * cannot drift apart: same names, same fields, same validation, same errors.
  */
+import { isAbsolute } from 'node:path';
 import { ErrorCodes, HypercoreError, InvalidArgumentError } from '../core/errors.js';
 import type { MetadataValues } from '../core/metadata.js';
 import type { Logger, ProviderReport } from '../core/ports.js';
@@ -9,6 +10,8 @@ import type { Vm, VmEvent } from '../core/vm.js';
 import { HYPERCORE_VERSION, type GuestKernelReport, type VersionReport } from '../core/version.js';
 import type { Snapshot } from '../core/snapshot.js';
 import { DEFAULT_STOP_TIMEOUT_MS, type VmService } from '../core/vm-service.js';
+import { MAX_HAC_TEXT_CHARS } from '../config/hac-text-limit.js';
+import { overrideTargets, type HacOverrides } from '../config/overrides.js';
 import { parseHac } from '../config/parse.js';
 import { readConsoleLog } from '../providers/console-log.js';
 import type { HostPathPolicy } from './auth/host-paths.js';
@@ -32,8 +35,39 @@ export interface StopVmRequest {
 }
 
 const MAX_STOP_TIMEOUT_S = 3600;
-/** A hac.toml is a few hundred bytes; this bounds what the parser is handed. */
-const MAX_HAC_TEXT_CHARS = 64 * 1024;
+
+/** The body of `POST /v1/vms/hac`. */
+export interface HacCreateRequest {
+  hac?: unknown;
+  start?: boolean;
+  detach?: boolean;
+  pull?: boolean;
+  file?: unknown;
+  cwd?: unknown;
+  overrides?: unknown;
+}
+
+/** An optional absolute path of the caller's host (`file`, `cwd` of a hac create): local callers only. */
+function absolutePathField(value: unknown, field: string, local: boolean): string | undefined {
+  if (value === undefined) return undefined;
+  if (!local) throw new InvalidArgumentError(`${field} names a path on the caller's host: only callers on the local socket may send it`, [{ path: field, message: 'local socket only' }]);
+  if (typeof value !== 'string' || !isAbsolute(value) || value.length > 4096 || value.includes('\0')) {
+    throw new InvalidArgumentError(`${field} = ${JSON.stringify(value)}: expected an absolute path`, [{ path: field, message: 'an absolute path', value }]);
+  }
+  return value;
+}
+
+/** The CLI flags of a hac create (HacOverrides): known keys only; the hac.toml schema judges the values. */
+function overridesField(value: unknown): HacOverrides | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new InvalidArgumentError('overrides must be an object of hac.toml overrides', [{ path: 'overrides', message: 'an object' }]);
+  for (const [key, v] of Object.entries(value)) {
+    if (!Object.hasOwn(overrideTargets, key)) throw new InvalidArgumentError(`overrides.${key}: no such override; known: ${Object.keys(overrideTargets).join(', ')}`, [{ path: `overrides.${key}`, message: 'unknown override' }]);
+    const plain = ['string', 'number', 'boolean'].includes(typeof v) || (Array.isArray(v) && v.every((x) => typeof x === 'string'));
+    if (!plain) throw new InvalidArgumentError(`overrides.${key}: expected a string, number, boolean or list of strings`, [{ path: `overrides.${key}`, message: 'a plain value', value: v }]);
+  }
+  return value as HacOverrides;
+}
 
 function requireId(id: unknown, what = 'a VM id, unique id prefix, or name'): string {
   if (typeof id !== 'string' || id.length === 0) throw new InvalidArgumentError(`id is required (${what})`, [{ path: 'id', message: 'required' }]);
@@ -89,21 +123,33 @@ export class VmOperations {
 
   // Every VM leaves through publicVm: no response shows a secret.
 
-  async createVm(req: { spec?: unknown; detach?: boolean; start?: boolean }): Promise<PublicVm> {
+  /** `hac` (not a field of CreateVm's request): what only a create from hac.toml text may ask. */
+  async createVm(req: { spec?: unknown; detach?: boolean; start?: boolean }, hac: { pull?: boolean } = {}): Promise<PublicVm> {
     const spec = validateVmSpec(req.spec, this.ctx.hostCpus, this.ctx.hostPaths);
-    return publicVm(await this.ctx.service.create(spec, { detach: req.detach === true, start: req.start !== false }));
+    return publicVm(await this.ctx.service.create(spec, { detach: req.detach === true, start: req.start !== false, ...(hac.pull === false ? { pull: false } : {}) }));
   }
 
   /**
-   * Creates a VM from hac.toml text (the web console's spawn form). Problems come back as one
-   * HC_CONFIG_INVALID error, each with its `hac.toml:line:column`. Host files are checked only by
-   * the spec validation (after the host-path policy), so a refused caller learns nothing of them.
+   * Creates a VM from hac.toml text (the web console's spawn form, and `hypercore spawn` on the
+   * local socket, which so never loads the schema itself). Problems come back as one
+   * HC_CONFIG_INVALID error, each with its `hac.toml:line:column`. Boots in the background unless
+   * `detach: false`.
+   *
+   * A remote caller's host files are checked only by the spec validation (after the host-path
+   * policy), so a refused caller learns nothing of them, and `file` and `cwd` (paths on the
+   * caller's host) are refused. On the local socket, `file` names the hac.toml (in messages, and as
+   * the base of its relative paths), `cwd` is the base of relative override paths, and the files
+   * it names must exist, exactly as the CLI checks a file it reads itself.
    */
-  createVmFromHac(req: { hac?: unknown; start?: boolean }): Promise<PublicVm> {
+  async createVmFromHac(req: HacCreateRequest): Promise<PublicVm> {
     if (typeof req.hac !== 'string' || req.hac.trim() === '') throw new InvalidArgumentError('hac is required: the text of a hac.toml', [{ path: 'hac', message: 'required' }]);
     if (req.hac.length > MAX_HAC_TEXT_CHARS) throw new InvalidArgumentError(`hac is ${req.hac.length} characters; at most ${MAX_HAC_TEXT_CHARS}`, [{ path: 'hac', message: 'too long' }]);
-    const spec = parseHac(req.hac, { file: 'hac.toml', hostCpus: this.ctx.hostCpus, cwd: '/', fileExists: () => true });
-    return this.createVm({ spec, detach: true, ...(req.start !== undefined ? { start: req.start } : {}) });
+    const local = this.ctx.hostPaths === undefined;
+    const file = absolutePathField(req.file, 'file', local);
+    const cwd = absolutePathField(req.cwd, 'cwd', local);
+    const overrides = overridesField(req.overrides);
+    const spec = parseHac(req.hac, { file: file ?? 'hac.toml', hostCpus: this.ctx.hostCpus, cwd: cwd ?? '/', overrides, ...(file !== undefined ? {} : { fileExists: () => true }) });
+    return this.createVm({ spec, detach: req.detach !== false, ...(req.start !== undefined ? { start: req.start } : {}) }, { ...(req.pull === false ? { pull: false } : {}) });
   }
 
   getVm(req: { id?: string }): PublicVm {

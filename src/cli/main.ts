@@ -4,9 +4,11 @@
  * for its own modules: the bundle (scripts/bundle-cli.mjs) keeps each of them in its own chunk.
  */
 import { Command, InvalidArgumentError as CommanderArgError } from 'commander';
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { HypercoreError, asHypercoreError } from '../core/errors.js';
+import { ErrorCodes, HypercoreError, asHypercoreError } from '../core/errors.js';
 import type { HacOverrides } from '../config/index.js';
+import { MAX_HAC_TEXT_CHARS } from '../config/hac-text-limit.js';
 import { HYPERCORE_VERSION } from '../core/version.js';
 import { hostCpuCount } from '../system/host.js';
 import type { HypercoreClient } from '../../sdk/src/index.js';
@@ -79,14 +81,47 @@ function hacCommand(name: string, description: string): Command {
 
 type HacOptions = { hac: string; memory?: number } & Omit<HacOverrides, 'memoryMib'>;
 
+/** The command line's overrides of hac.toml values. */
+function hacOverrides(opts: HacOptions): HacOverrides {
+  const { hac: _file, memory, ...rest } = opts;
+  return { ...rest, ...(memory === undefined ? {} : { memoryMib: memory }) };
+}
+
 /** Reads the hac.toml with the command line's overrides, and pulls its image if it is missing. */
 async function specFrom(opts: HacOptions) {
-  const { hac, memory, ...rest } = opts;
-  const overrides: HacOverrides = { ...rest, ...(memory === undefined ? {} : { memoryMib: memory }) };
   const { loadHacFile } = await import('../config/index.js');
-  const spec = await loadHacFile(resolve(hac), { hostCpus: hostCpuCount(), overrides, cwd: process.cwd() });
+  const spec = await loadHacFile(resolve(opts.hac), { hostCpus: hostCpuCount(), overrides: hacOverrides(opts), cwd: process.cwd() });
   if (spec.image) await (await import('./image-pull.js')).pullIfMissing(await api(program), spec.image);
   return spec;
+}
+
+/**
+ * Creates a VM from the hac.toml `opts` name. On the local socket the daemon reads the text (it has
+ * the schema loaded; loading and building it here cost each spawn ~60 ms), with the file's path
+ * and the working directory so that relative paths and messages are the same as here. An image the
+ * daemon lacks comes back as HC_IMAGE_NOT_FOUND with nothing created: then, as before, this reads
+ * the file, pulls the image showing progress, and creates. A remote daemon cannot see this host's
+ * files: this reads and checks the file itself.
+ */
+async function createFromHac(opts: HacOptions, options: { start?: boolean; detach?: boolean }) {
+  const client = await api(program);
+  const endpoint = resolveEndpoint(program.opts<EndpointFlags>(), process.env);
+  const file = resolve(opts.hac);
+  let text: string | undefined;
+  try {
+    text = endpoint.kind === 'unix' ? readFileSync(file, 'utf8') : undefined;
+  } catch {
+    // Read again below, where a missing or unreadable file gets its proper error (as does a longer one).
+  }
+  if (text !== undefined && text.length <= MAX_HAC_TEXT_CHARS) {
+    try {
+      return await client.createVmFromHac(text, { file, cwd: process.cwd(), overrides: hacOverrides(opts), pull: false, detach: options.detach === true, ...(options.start === false ? { start: false } : {}) });
+    } catch (err) {
+      // Its code, not its class: importing the SDK here would split it out of the client's chunk.
+      if ((err as { code?: unknown }).code !== ErrorCodes.imageNotFound) throw err;
+    }
+  }
+  return client.createVm(await specFrom(opts), options);
 }
 
 hacCommand('spawn', 'create and boot a VM from a hac.toml (or resume one from a snapshot); prints the VM id last')
@@ -94,13 +129,13 @@ hacCommand('spawn', 'create and boot a VM from a hac.toml (or resume one from a 
   .option('--from-snapshot <snapshot>', 'resume a new VM from this snapshot (id, id prefix or name) instead of booting one; only --name applies')
   .action(async (opts: HacOptions & { detach?: boolean; fromSnapshot?: string }) => {
     const { detach, fromSnapshot, ...hac } = opts;
-    const vm = fromSnapshot !== undefined ? await (await api(program)).restoreSnapshot(fromSnapshot, hac.name === undefined ? {} : { name: hac.name }) : await (await api(program)).createVm(await specFrom(hac), detach === true ? { detach: true } : {});
+    const vm = fromSnapshot !== undefined ? await (await api(program)).restoreSnapshot(fromSnapshot, hac.name === undefined ? {} : { name: hac.name }) : await createFromHac(hac, detach === true ? { detach: true } : {});
     process.stderr.write(`spawned ${vm.name} (${vm.provider}, pid ${vm.pid ?? '-'}); follow its console with: hypercore logs -f ${shortId(vm.id)}\n`);
     process.stdout.write(`${vm.id}\n`);
   });
 
 hacCommand('create', 'define a VM from a hac.toml without booting it (state created); `start` boots it; prints the VM id last').action(async (opts: HacOptions) => {
-  const vm = await (await api(program)).createVm(await specFrom(opts), { start: false });
+  const vm = await createFromHac(opts, { start: false });
   process.stderr.write(`created ${vm.name}; boot it with: hypercore start ${shortId(vm.id)}\n`);
   process.stdout.write(`${vm.id}\n`);
 });

@@ -11,7 +11,7 @@ import type { PlanContext, PlanServices } from './create/context.js';
 import { runPlan, type StepTiming } from './create/plan.js';
 import { createPlan, definePlan, restorePlan, startPlan } from './create/plans.js';
 import { bootWorkload, resumeWorkload } from './create/workload.js';
-import { asHypercoreError, InvalidArgumentError, ProviderUnavailableError, SnapshotUnsupportedError, VmNameTakenError, VmStateConflictError } from './errors.js';
+import { asHypercoreError, ImageNotFoundError, InvalidArgumentError, ProviderUnavailableError, SnapshotUnsupportedError, VmNameTakenError, VmStateConflictError } from './errors.js';
 import type { EventHub } from './event-hub.js';
 import type { Image, PullProgress } from './image.js';
 import { KeyedLock } from './keyed-lock.js';
@@ -64,6 +64,12 @@ export interface CreateOptions {
   detach?: boolean;
   /** false: define the VM (record, directories, image disk) without booting it; `start` boots it. */
   start?: boolean;
+  /**
+   * false: an image the store lacks fails the create at once with HC_IMAGE_NOT_FOUND (nothing is
+   * made), instead of being pulled without progress: the CLI then pulls it showing progress, and
+   * creates again (Docker's CLI does the same).
+   */
+  pull?: boolean;
 }
 
 export type StopOptions = HaltOptions;
@@ -144,6 +150,7 @@ export class VmService {
     if (agent) this.requireAgentSupport();
     const taken = this.records.findByName(spec.name);
     if (taken) throw new VmNameTakenError(spec.name, taken.id);
+    if (options.pull === false && spec.image !== undefined && this.deps.images?.find(spec.image) === undefined) throw new ImageNotFoundError(spec.image);
     const { provider, reason } = await this.chooseProvider(spec);
     const now = this.records.now();
     const vm: Vm = { id: this.deps.ids.newVmId(), name: spec.name, state: 'creating', provider: provider.name, providerReason: reason, createdAt: now, updatedAt: now, spec, disks: [], ...(options.start === false ? { defineOnly: true as const } : {}) };

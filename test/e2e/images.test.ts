@@ -340,3 +340,27 @@ test('a blank scratch disk is formatted in the guest; one that cannot be mounted
 
   for (const id of [blank.id, broken.id]) assert.equal(cli(['rm', '-f', id]).code, 0);
 });
+
+test('create from a hac.toml: the daemon reads it as the CLI would (relative paths from its directory, --name over it); an image it lacks is pulled with progress first', async () => {
+  await push('hc/test', 'first-use', image);
+  const ref = `${registry.host}/hc/test:first-use`;
+  assert.ok(!images().some((i) => i.reference === ref), 'not stored yet');
+  const project = join(daemon.dir, 'first-use');
+  mkdirSync(join(project, 'disks'), { recursive: true });
+  writeFileSync(join(project, 'disks', 'root.ext4'), '');
+  const hac = join(project, 'vm.toml');
+  writeFileSync(hac, `[spacecore]\nname = "in-file"\n[hardware]\nmemory = 128\ndrive = "disks/root.ext4"\nref = "${ref}"\n[hypervisor]\nprovider = "qemu"\n[network]\nmode = "none"\n`);
+  const created = cli(['create', '--hac', hac, '--name', 'first-use']);
+  assert.equal(created.code, 0, `${created.stderr}\n${daemon.log().slice(-2000)}`);
+  assert.match(created.stderr, new RegExp(`${ref.replace(/[.:/]/g, '\\$&')}: (resolving|unpacking|building|done)`), 'the pull showed its progress');
+  assert.ok(images().some((i) => i.reference === ref), 'pulled');
+  const vm = JSON.parse(cli(['inspect', '--json', 'first-use']).stdout) as { state: string; spec: { drive: string } };
+  assert.equal(vm.state, 'created');
+  assert.equal(vm.spec.drive, join(project, 'disks', 'root.ext4'), "relative to the hac.toml's directory, not the CLI's");
+  // Stored now: the second create is the daemon's alone.
+  const again = cli(['create', '--hac', hac]);
+  assert.equal(again.code, 0, again.stderr);
+  assert.doesNotMatch(again.stderr, /resolving|downloading/);
+  for (const name of ['first-use', 'in-file']) assert.equal(cli(['rm', name]).code, 0);
+  assert.equal(cli(['image', 'rm', ref]).code, 0);
+});
