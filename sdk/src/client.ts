@@ -14,7 +14,7 @@ import type {
   CreateSnapshotOptions,
   CreateTokenRequest,
   CreateTokenResponse,
-  CreateVmFromHacOptions,
+  CreateVmFromHacFileOptions,
   DoctorResponse,
   ExecStart,
   Image,
@@ -69,12 +69,19 @@ export class HypercoreClient {
   }
   /**
    * Creates a VM from the text of a hac.toml (the daemon reads and checks it: each problem comes
-   * back as a ConfigInvalidError naming its hac.toml:line:column); boots it unless `start: false`,
-   * in the background unless `detach: false`. `file` and `cwd` (the local socket only) make relative
-   * paths start where the CLI's would; `pull: false` fails with ImageNotFound instead of pulling.
+   * back as a ConfigInvalidError naming its hac.toml:line:column); boots it unless `start: false`.
    */
-  createVmFromHac(hac: string, options: CreateVmFromHacOptions = {}): Promise<Vm> {
+  createVmFromHac(hac: string, options: { start?: boolean } = {}): Promise<Vm> {
     return this.connection.call('POST', '/v1/vms/hac', { hac, ...options });
+  }
+  /**
+   * Local socket only: creates a VM from the text of the hac.toml file `options.file` of the
+   * daemon's host, read as `hypercore spawn` reads it (relative paths from its directory, the files
+   * it names checked, `overrides` as the CLI's flags); `pull: false` fails with ImageNotFound
+   * instead of pulling.
+   */
+  createVmFromHacFile(hac: string, options: CreateVmFromHacFileOptions): Promise<Vm> {
+    return this.connection.call('POST', '/v1/vms/hac-file', { hac, ...options });
   }
   async listVms(): Promise<Vm[]> {
     return (await this.connection.call<{ vms?: Vm[] }>('GET', '/v1/vms')).vms ?? [];

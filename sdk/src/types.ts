@@ -34,7 +34,7 @@ export type ErrorCode = ErrorBody['error']['code'];
 /** The JSON body an operation takes (from the document's requestBody). */
 export type RequestBody<Op extends keyof operations> = operations[Op] extends { requestBody?: { content: { 'application/json': infer B } } } ? B : never;
 export type StopVmOptions = RequestBody<'StopVm'>;
-/** The options of a create from hac.toml text (its body without the text). */
-export type CreateVmFromHacOptions = Omit<RequestBody<'CreateVmFromHac'>, 'hac'>;
+/** The options of a create from a hac.toml file of the daemon's host (its body without the text). */
+export type CreateVmFromHacFileOptions = Omit<RequestBody<'CreateVmFromHacFile'>, 'hac'>;
 export type CreateSnapshotOptions = RequestBody<'CreateSnapshot'>;
 export type SetMetadataRequest = RequestBody<'SetMetadata'>;

@@ -10,7 +10,7 @@ import { httpRouteScopes, httpScope, publicHttpRoutes } from './auth/scopes.js';
 import { eventsTooSlow, MAX_QUEUED_EVENT_BYTES, pacedProgress } from './client-pace.js';
 import { errorBody, statusFor } from './error-status.js';
 import { openApiDocument } from './openapi.js';
-import type { HacCreateRequest, VmOperations } from './operations.js';
+import type { HacFileCreateRequest, VmOperations } from './operations.js';
 import type { ImageOperations, ProgressMessage } from './image-operations.js';
 import { registerShimRoutes, type ShimOperations } from './shim-operations.js';
 import type { TokenOperations } from './token-operations.js';
@@ -149,7 +149,8 @@ export function buildHttpApi(ops: VmOperations, imageOps?: ImageOperations, opti
   app.get('/v1/vms', async (_req, reply) => reply.type('application/json; charset=utf-8').send(ops.listVmsJson()));
   // A spec may carry 1 MiB of metadata files and 64 KiB of values, which JSON escaping can make up to six times larger.
   app.post<{ Body: { spec?: unknown; detach?: boolean; start?: boolean } }>('/v1/vms', { bodyLimit: CREATE_BODY_LIMIT }, async (req, reply) => reply.code(201).send(await ops.createVm(req.body ?? {})));
-  app.post<{ Body: HacCreateRequest }>('/v1/vms/hac', async (req, reply) => reply.code(201).send(await ops.createVmFromHac(req.body ?? {})));
+  app.post<{ Body: { hac?: unknown; start?: boolean } }>('/v1/vms/hac', async (req, reply) => reply.code(201).send(await ops.createVmFromHac(req.body ?? {})));
+  app.post<{ Body: HacFileCreateRequest }>('/v1/vms/hac-file', async (req, reply) => reply.code(201).send(await ops.createVmFromHacFile(req.body ?? {})));
   app.get<{ Params: IdParams }>('/v1/vms/:id', async (req) => ops.getVm(req.params));
   app.post<{ Params: IdParams }>('/v1/vms/:id/start', async (req) => ops.startVm(req.params));
   app.post<{ Params: IdParams }>('/v1/vms/:id/pause', async (req) => ops.pauseVm(req.params));

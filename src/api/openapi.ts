@@ -217,18 +217,26 @@ function routeDocs(p: ProtoSource): Record<string, Operation> {
       summary: 'create (and boot, unless "start": false) a VM from the text of a hac.toml; each problem comes back with its hac.toml:line:column',
       requestBody: {
         required: true,
+        content: { 'application/json': { schema: { type: 'object', required: ['hac'], properties: { hac: { type: 'string', maxLength: 65536, description: 'the hac.toml text' }, start: { type: 'boolean' } } } } },
+      },
+      responses: { '201': json(ref('Vm'), 'created; booting in the background'), ...failure },
+    },
+    'POST /v1/vms/hac-file': {
+      operationId: 'CreateVmFromHacFile',
+      tags: ['vms'],
+      summary:
+        "local socket only (`hypercore spawn`/`create`): create a VM from the text of a hac.toml file of the daemon's host, read as the CLI reads it: messages name the file, its relative paths start from its directory, the files it names must exist",
+      requestBody: {
+        required: true,
         content: {
           'application/json': {
             schema: {
               type: 'object',
-              required: ['hac'],
+              required: ['hac', 'file'],
               properties: {
                 hac: { type: 'string', maxLength: 65536, description: 'the hac.toml text' },
-                start: { type: 'boolean' },
-                detach: { type: 'boolean', description: 'default true: answer once the VMM runs; false: once the agent and workload run, as POST /v1/vms does' },
-                pull: { type: 'boolean', description: 'false: an image the daemon lacks fails at once with HC_IMAGE_NOT_FOUND (nothing created) instead of being pulled' },
-                file: { type: 'string', description: "local socket only: the hac.toml's absolute path (messages name it; its relative paths start from its directory; the files it names must exist)" },
-                cwd: { type: 'string', description: 'local socket only: absolute base of relative override paths' },
+                file: { type: 'string', description: "the hac.toml's absolute path" },
+                cwd: { type: 'string', description: 'absolute base of relative override paths (default: the directory of file)' },
                 overrides: {
                   type: 'object',
                   additionalProperties: false,
@@ -252,12 +260,15 @@ function routeDocs(p: ProtoSource): Record<string, Operation> {
                     network: { type: 'string' },
                   },
                 },
+                start: { type: 'boolean', description: 'false: define the VM without booting it' },
+                detach: { type: 'boolean', description: 'answer once the VMM runs, without waiting for the agent and the workload' },
+                pull: { type: 'boolean', description: 'false: an image the daemon lacks fails at once with HC_IMAGE_NOT_FOUND (nothing created) instead of being pulled' },
               },
             },
           },
         },
       },
-      responses: { '201': json(ref('Vm'), 'created; booting in the background unless "detach": false'), ...failure },
+      responses: { '201': json(ref('Vm'), 'created (and running, unless "start": false or "detach": true)'), ...failure },
     },
     'GET /v1/vms/:id': { operationId: 'GetVm', tags: ['vms'], parameters: [vmId], responses: { '200': json(ref('Vm')), ...failure } },
     'DELETE /v1/vms/:id': { operationId: 'DeleteVm', tags: ['vms'], parameters: [vmId, ...p.query('DeleteVmRequest', 'force')], responses: { '200': json(ref('DeleteVmResponse')), ...failure } },

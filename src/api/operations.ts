@@ -2,8 +2,8 @@
  * The API's operations, written once and called by both transports (gRPC and HTTP/JSON), so the two
  * cannot drift apart: same names, same fields, same validation, same errors.
  */
-import { isAbsolute } from 'node:path';
-import { ErrorCodes, HypercoreError, InvalidArgumentError } from '../core/errors.js';
+import { dirname, isAbsolute } from 'node:path';
+import { ErrorCodes, HypercoreError, InvalidArgumentError, PermissionDeniedError } from '../core/errors.js';
 import type { MetadataValues } from '../core/metadata.js';
 import type { Logger, ProviderReport } from '../core/ports.js';
 import type { Vm, VmEvent } from '../core/vm.js';
@@ -36,21 +36,27 @@ export interface StopVmRequest {
 
 const MAX_STOP_TIMEOUT_S = 3600;
 
-/** The body of `POST /v1/vms/hac`. */
-export interface HacCreateRequest {
+/** The body of `POST /v1/vms/hac-file`. */
+export interface HacFileCreateRequest {
   hac?: unknown;
-  start?: boolean;
-  detach?: boolean;
-  pull?: boolean;
   file?: unknown;
   cwd?: unknown;
   overrides?: unknown;
+  start?: boolean;
+  detach?: boolean;
+  pull?: boolean;
 }
 
-/** An optional absolute path of the caller's host (`file`, `cwd` of a hac create): local callers only. */
-function absolutePathField(value: unknown, field: string, local: boolean): string | undefined {
+/** The hac.toml text of a request, bounded. */
+function hacText(hac: unknown): string {
+  if (typeof hac !== 'string' || hac.trim() === '') throw new InvalidArgumentError('hac is required: the text of a hac.toml', [{ path: 'hac', message: 'required' }]);
+  if (hac.length > MAX_HAC_TEXT_CHARS) throw new InvalidArgumentError(`hac is ${hac.length} characters; at most ${MAX_HAC_TEXT_CHARS}`, [{ path: 'hac', message: 'too long' }]);
+  return hac;
+}
+
+/** An optional absolute path (`file`, `cwd` of a hac-file create). */
+function absolutePathField(value: unknown, field: string): string | undefined {
   if (value === undefined) return undefined;
-  if (!local) throw new InvalidArgumentError(`${field} names a path on the caller's host: only callers on the local socket may send it`, [{ path: field, message: 'local socket only' }]);
   if (typeof value !== 'string' || !isAbsolute(value) || value.length > 4096 || value.includes('\0')) {
     throw new InvalidArgumentError(`${field} = ${JSON.stringify(value)}: expected an absolute path`, [{ path: field, message: 'an absolute path', value }]);
   }
@@ -130,26 +136,34 @@ export class VmOperations {
   }
 
   /**
-   * Creates a VM from hac.toml text (the web console's spawn form, and `hypercore spawn` on the
-   * local socket, which so never loads the schema itself). Problems come back as one
-   * HC_CONFIG_INVALID error, each with its `hac.toml:line:column`. Boots in the background unless
-   * `detach: false`.
-   *
-   * A remote caller's host files are checked only by the spec validation (after the host-path
-   * policy), so a refused caller learns nothing of them, and `file` and `cwd` (paths on the
-   * caller's host) are refused. On the local socket, `file` names the hac.toml (in messages, and as
-   * the base of its relative paths), `cwd` is the base of relative override paths, and the files
-   * it names must exist, exactly as the CLI checks a file it reads itself.
+   * Creates a VM from hac.toml text (`POST /v1/vms/hac`, the web console's spawn form); boots it in
+   * the background unless `start: false`. Problems come back as one HC_CONFIG_INVALID error, each
+   * with its `hac.toml:line:column`. Host files are checked only by the spec validation (after the
+   * host-path policy), so a refused caller learns nothing of them.
    */
-  async createVmFromHac(req: HacCreateRequest): Promise<PublicVm> {
-    if (typeof req.hac !== 'string' || req.hac.trim() === '') throw new InvalidArgumentError('hac is required: the text of a hac.toml', [{ path: 'hac', message: 'required' }]);
-    if (req.hac.length > MAX_HAC_TEXT_CHARS) throw new InvalidArgumentError(`hac is ${req.hac.length} characters; at most ${MAX_HAC_TEXT_CHARS}`, [{ path: 'hac', message: 'too long' }]);
-    const local = this.ctx.hostPaths === undefined;
-    const file = absolutePathField(req.file, 'file', local);
-    const cwd = absolutePathField(req.cwd, 'cwd', local);
-    const overrides = overridesField(req.overrides);
-    const spec = parseHac(req.hac, { file: file ?? 'hac.toml', hostCpus: this.ctx.hostCpus, cwd: cwd ?? '/', overrides, ...(file !== undefined ? {} : { fileExists: () => true }) });
-    return this.createVm({ spec, detach: req.detach !== false, ...(req.start !== undefined ? { start: req.start } : {}) }, { ...(req.pull === false ? { pull: false } : {}) });
+  async createVmFromHac(req: { hac?: unknown; start?: boolean }): Promise<PublicVm> {
+    const spec = parseHac(hacText(req.hac), { file: 'hac.toml', hostCpus: this.ctx.hostCpus, cwd: '/', fileExists: () => true });
+    return this.createVm({ spec, detach: true, ...(req.start !== undefined ? { start: req.start } : {}) });
+  }
+
+  /**
+   * Creates a VM from the text of a hac.toml file of the daemon's own host (`POST
+   * /v1/vms/hac-file`: `hypercore spawn` and `create` on the local socket, which so never load the
+   * schema): read as the CLI would read the file itself. `file` is its absolute path (messages name
+   * it, its relative paths start from its directory, the files it names must exist), `cwd` the base
+   * of relative override paths, `overrides` the CLI's flags (errors name the flag). `pull: false`:
+   * an image the daemon lacks fails at once with HC_IMAGE_NOT_FOUND, nothing made. Its own route,
+   * so that a daemon older than it answers 404 instead of ignoring the fields. Callers of the
+   * remote listener are refused: the paths are of the caller's host.
+   */
+  async createVmFromHacFile(req: HacFileCreateRequest): Promise<PublicVm> {
+    if (this.ctx.hostPaths !== undefined) throw new PermissionDeniedError("a hac.toml file names paths of the caller's host: only callers on the local socket may create from one; send its text to POST /v1/vms/hac");
+    const text = hacText(req.hac);
+    const file = absolutePathField(req.file, 'file');
+    if (file === undefined) throw new InvalidArgumentError('file is required: the absolute path of the hac.toml', [{ path: 'file', message: 'required' }]);
+    const cwd = absolutePathField(req.cwd, 'cwd');
+    const spec = parseHac(text, { file, hostCpus: this.ctx.hostCpus, cwd: cwd ?? dirname(file), overrides: overridesField(req.overrides) });
+    return this.createVm({ spec, detach: req.detach === true, start: req.start !== false }, { ...(req.pull === false ? { pull: false } : {}) });
   }
 
   getVm(req: { id?: string }): PublicVm {

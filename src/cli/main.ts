@@ -87,41 +87,46 @@ function hacOverrides(opts: HacOptions): HacOverrides {
   return { ...rest, ...(memory === undefined ? {} : { memoryMib: memory }) };
 }
 
-/** Reads the hac.toml with the command line's overrides, and pulls its image if it is missing. */
-async function specFrom(opts: HacOptions) {
-  const { loadHacFile } = await import('../config/index.js');
-  const spec = await loadHacFile(resolve(opts.hac), { hostCpus: hostCpuCount(), overrides: hacOverrides(opts), cwd: process.cwd() });
+/**
+ * Reads the hac.toml (or parses its `text` already read: a pipe cannot be read twice) with the
+ * command line's overrides, and pulls its image if it is missing.
+ */
+async function specFrom(opts: HacOptions, text?: string) {
+  const { loadHacFile, parseHac } = await import('../config/index.js');
+  const options = { hostCpus: hostCpuCount(), overrides: hacOverrides(opts), cwd: process.cwd() };
+  const spec = text !== undefined ? parseHac(text, { file: resolve(opts.hac), ...options }) : await loadHacFile(resolve(opts.hac), options);
   if (spec.image) await (await import('./image-pull.js')).pullIfMissing(await api(program), spec.image);
   return spec;
 }
 
 /**
- * Creates a VM from the hac.toml `opts` name. On the local socket the daemon reads the text (it has
- * the schema loaded; loading and building it here cost each spawn ~60 ms), with the file's path
- * and the working directory so that relative paths and messages are the same as here. An image the
- * daemon lacks comes back as HC_IMAGE_NOT_FOUND with nothing created: then, as before, this reads
- * the file, pulls the image showing progress, and creates. A remote daemon cannot see this host's
- * files: this reads and checks the file itself.
+ * Creates a VM from the hac.toml `opts` name. On the local socket the daemon parses its text (it has
+ * the schema loaded; loading and building it here cost each spawn ~45 ms), with the file's path and
+ * the working directory, so that relative paths and messages are the same as here. An image the
+ * daemon lacks comes back as HC_IMAGE_NOT_FOUND with nothing created, and a daemon older than that
+ * route answers HC_NOT_FOUND: then, as before, this parses the same text, pulls the image showing
+ * progress, and creates. A remote daemon cannot see this host's files: this parses the file itself.
  */
 async function createFromHac(opts: HacOptions, options: { start?: boolean; detach?: boolean }) {
   const client = await api(program);
-  const endpoint = resolveEndpoint(program.opts<EndpointFlags>(), process.env);
   const file = resolve(opts.hac);
   let text: string | undefined;
   try {
-    text = endpoint.kind === 'unix' ? readFileSync(file, 'utf8') : undefined;
+    text = readFileSync(file, 'utf8');
   } catch {
-    // Read again below, where a missing or unreadable file gets its proper error (as does a longer one).
+    // loadHacFile reads it again below, for its error that names the file.
   }
-  if (text !== undefined && text.length <= MAX_HAC_TEXT_CHARS) {
+  const local = resolveEndpoint(program.opts<EndpointFlags>(), process.env).kind === 'unix';
+  if (local && text !== undefined && text.length <= MAX_HAC_TEXT_CHARS) {
     try {
-      return await client.createVmFromHac(text, { file, cwd: process.cwd(), overrides: hacOverrides(opts), pull: false, detach: options.detach === true, ...(options.start === false ? { start: false } : {}) });
+      return await client.createVmFromHacFile(text, { file, cwd: process.cwd(), overrides: hacOverrides(opts), pull: false, detach: options.detach === true, start: options.start !== false });
     } catch (err) {
       // Its code, not its class: importing the SDK here would split it out of the client's chunk.
-      if ((err as { code?: unknown }).code !== ErrorCodes.imageNotFound) throw err;
+      const code = (err as { code?: unknown }).code;
+      if (code !== ErrorCodes.imageNotFound && code !== ErrorCodes.notFound) throw err;
     }
   }
-  return client.createVm(await specFrom(opts), options);
+  return client.createVm(await specFrom(opts, text), options);
 }
 
 hacCommand('spawn', 'create and boot a VM from a hac.toml (or resume one from a snapshot); prints the VM id last')

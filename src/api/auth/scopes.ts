@@ -25,6 +25,8 @@ export const httpRouteScopes: Readonly<Record<string, TokenScope>> = {
   'GET /v1/vms/:id/metadata/:key': 'read',
   'POST /v1/vms': 'write',
   'POST /v1/vms/hac': 'write',
+  // Refused on the remote listener by the operation itself (its paths are of the caller's host).
+  'POST /v1/vms/hac-file': 'write',
   'POST /v1/vms/:id/start': 'write',
   'POST /v1/vms/:id/pause': 'write',
   'POST /v1/vms/:id/resume': 'write',
