@@ -9,7 +9,7 @@ import { PassThrough, Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { TtrpcClient, TtrpcServer } from '../ttrpc/index.js';
 import { FrameDecoder } from '../ttrpc/framing.js';
-import { findVirtioPort, readSync, servePort, type PortChannel } from './channel.js';
+import { findVirtioPort, readSync, servePort, type PortChannel, type ServePortOptions } from './channel.js';
 import { READY_LINE } from './log.js';
 import { registerAgentService } from './service.js';
 import { AgentTestClient, hostSync } from './test-helpers.js';
@@ -86,13 +86,25 @@ async function hostClient(port: FakePort, staleFromHost?: Buffer): Promise<Agent
   return new AgentTestClient(new TtrpcClient(transport));
 }
 
-test('virtio-style port: EOF polling while no host, reconnect with a new handshake, process survives', async () => {
+/** Runs `body` with an agent serving a FakePort (polling every 10 ms), and stops it afterwards. */
+async function withServedPort(options: Omit<ServePortOptions, 'pollMs' | 'signal'>, body: (port: FakePort) => Promise<void>): Promise<void> {
   const server = new TtrpcServer();
   registerAgentService(server, { powerOff: () => undefined });
   const port = new FakePort();
   const stop = new AbortController();
-  const serving = servePort(server, port, { pollMs: 10, signal: stop.signal });
+  const serving = servePort(server, port, { ...options, pollMs: 10, signal: stop.signal });
   try {
+    await body(port);
+  } finally {
+    stop.abort();
+    port.disconnect();
+    await serving;
+    await server.close();
+  }
+}
+
+test('virtio-style port: EOF polling while no host, reconnect with a new handshake, process survives', () =>
+  withServedPort({}, async (port) => {
     const a = await hostClient(port);
     const { processId } = await a.call('CreateProcess', { process: { args: ['sh', '-c', 'echo one; sleep 0.3; echo two'] } });
     port.disconnect();
@@ -110,23 +122,12 @@ test('virtio-style port: EOF polling while no host, reconnect with a new handsha
     } finally {
       b.close();
     }
-  } finally {
-    stop.abort();
-    port.disconnect();
-    await serving;
-    await server.close();
-  }
-});
+  }));
 
 test('a new host on a live connection (a restored guest) is answered at once; the old connection is muted, then torn down later', async () => {
-  const server = new TtrpcServer();
-  registerAgentService(server, { powerOff: () => undefined });
-  const port = new FakePort();
-  const stop = new AbortController();
   const lines: string[] = [];
   const retireAfterMs = 1500;
-  const serving = servePort(server, port, { pollMs: 10, signal: stop.signal, log: (l) => lines.push(l), retireAfterMs, connectedLineAfterMs: 0 });
-  try {
+  await withServedPort({ log: (l) => lines.push(l), retireAfterMs, connectedLineAfterMs: 0 }, async (port) => {
     // The old host just vanishes (a restored guest's old host is another VM's daemon connection).
     const old = port.connect();
     const a = new AgentTestClient(new TtrpcClient(await hostSync(old.fromAgent, (x) => old.toAgent.write(x), () => undefined)));
@@ -171,12 +172,7 @@ test('a new host on a live connection (a restored guest) is answered at once; th
       b.close();
       a.close();
     }
-  } finally {
-    stop.abort();
-    port.disconnect();
-    await serving;
-    await server.close();
-  }
+  });
 });
 
 test('findVirtioPort finds the port by its name in sysfs', async () => {

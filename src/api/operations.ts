@@ -163,7 +163,7 @@ export class VmOperations {
     if (file === undefined) throw new InvalidArgumentError('file is required: the absolute path of the hac.toml', [{ path: 'file', message: 'required' }]);
     const cwd = absolutePathField(req.cwd, 'cwd');
     const spec = parseHac(text, { file, hostCpus: this.ctx.hostCpus, cwd: cwd ?? dirname(file), overrides: overridesField(req.overrides) });
-    return this.createVm({ spec, detach: req.detach === true, start: req.start !== false }, { ...(req.pull === false ? { pull: false } : {}) });
+    return this.createVm({ spec, detach: req.detach === true, start: req.start !== false }, req.pull === false ? { pull: false } : {});
   }
 
   getVm(req: { id?: string }): PublicVm {

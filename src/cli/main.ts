@@ -12,7 +12,7 @@ import { MAX_HAC_TEXT_CHARS } from '../config/hac-text-limit.js';
 import { HYPERCORE_VERSION } from '../core/version.js';
 import { hostCpuCount } from '../system/host.js';
 import type { HypercoreClient } from '../../sdk/src/index.js';
-import { resolveEndpoint, type EndpointFlags } from './endpoint.js';
+import { resolveEndpoint, type Endpoint, type EndpointFlags } from './endpoint.js';
 import { shortId } from './ids.js';
 import { registerImageCommands } from './image-commands.js';
 import { registerMetadataCommands } from './metadata-commands.js';
@@ -26,6 +26,12 @@ function integer(value: string): number {
   return n;
 }
 
+let endpoint: Endpoint | undefined;
+/** The daemon the command line names (the socket, or a remote --host). */
+function daemonEndpoint(program: Command): Endpoint {
+  return (endpoint ??= resolveEndpoint(program.opts<EndpointFlags>(), process.env));
+}
+
 let client: HypercoreClient | undefined;
 let loading: Promise<HypercoreClient> | undefined;
 /** Tells the SDK's errors in the CLI's words, once the SDK is loaded. */
@@ -33,8 +39,7 @@ let translate: ((err: unknown) => unknown) | undefined;
 /** The SDK's client of the daemon the command line names; loaded by the commands that call the daemon only (`--help` and `config` never load it). */
 function api(program: Command): Promise<HypercoreClient> {
   return (loading ??= (async () => {
-    const endpoint = resolveEndpoint(program.opts<EndpointFlags>(), process.env);
-    const connected = (await import('./daemon-client.js')).connect(endpoint);
+    const connected = (await import('./daemon-client.js')).connect(daemonEndpoint(program));
     translate = connected.reported;
     return (client = connected.client);
   })());
@@ -116,7 +121,7 @@ async function createFromHac(opts: HacOptions, options: { start?: boolean; detac
   } catch {
     // loadHacFile reads it again below, for its error that names the file.
   }
-  const local = resolveEndpoint(program.opts<EndpointFlags>(), process.env).kind === 'unix';
+  const local = daemonEndpoint(program).kind === 'unix';
   if (local && text !== undefined && text.length <= MAX_HAC_TEXT_CHARS) {
     try {
       return await client.createVmFromHacFile(text, { file, cwd: process.cwd(), overrides: hacOverrides(opts), pull: false, detach: options.detach === true, start: options.start !== false });
